@@ -1,0 +1,55 @@
+"""Schema migrations (Alembic). `HEAD` is the revision this code expects; a test
+checks it matches the newest migration, so opening a directory does not need to
+import Alembic unless the schema must change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+
+from casarray.directory.errors import SchemaOutOfDateError
+from casarray.directory.store import Store
+
+HEAD = "0001"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def current_revision(store: Store) -> str | None:
+    """The schema revision in the database, or None for an empty database."""
+    with store.engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        return row[0] if row else None
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    """Bring the schema to `revision` (default: the newest)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def ensure_schema(store: Store) -> None:
+    """Create the schema in an empty database; refuse an older or unknown one."""
+    revision = current_revision(store)
+    if revision == HEAD:
+        return
+    if revision is None:
+        try:
+            upgrade(store)
+        except Exception:
+            # Another process may have created it at the same moment.
+            if current_revision(store) != HEAD:
+                raise
+        return
+    raise SchemaOutOfDateError(
+        f"The directory at {store.url} has schema revision {revision}, this casarray expects "
+        f"{HEAD}. Run `casarray directory upgrade` to bring it up to date."
+    )

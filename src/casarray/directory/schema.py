@@ -1,0 +1,164 @@
+"""The directory's tables (SQLAlchemy 2 declarative models).
+
+Rows are storage only; the domain rules are in the service modules and callers get
+immutable records from `objects.py`. Every name-like column has a lower-case `*_key`
+twin with a unique index, so lookups are case-insensitive and indexed on SQLite and
+PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no
+    zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TopologyRow(Base):
+    """One row: the topology version, bumped by every change."""
+
+    __tablename__ = "topology"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class OrganizationRow(Base):
+    __tablename__ = "organization"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    ad_domain: Mapped[str] = mapped_column(String(255), nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class AcceptedDomainRow(Base):
+    __tablename__ = "accepted_domain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class SiteRow(Base):
+    __tablename__ = "site"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    subnets: Mapped[list[SubnetRow]] = relationship(back_populates="site", order_by="SubnetRow.id")
+
+
+class SubnetRow(Base):
+    __tablename__ = "subnet"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    cidr: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), nullable=False, index=True)
+    site: Mapped[SiteRow] = relationship(back_populates="subnets")
+
+
+class ServerRow(Base):
+    __tablename__ = "server"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(15), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(15), nullable=False, unique=True)
+    fqdn: Mapped[str] = mapped_column(String(255), nullable=False)
+    fqdn_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    ip_address: Mapped[str] = mapped_column(String(45), nullable=False, unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), nullable=False, index=True)
+    client_access: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    mailbox: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    hub_transport: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    install_order: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
+    version: Mapped[str] = mapped_column(String(32), nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    site: Mapped[SiteRow] = relationship()
+
+
+class ClientAccessArrayRow(Base):
+    __tablename__ = "client_access_array"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    fqdn: Mapped[str] = mapped_column(String(255), nullable=False)
+    fqdn_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"), nullable=False, unique=True)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    site: Mapped[SiteRow] = relationship()
+
+
+class MailboxDatabaseRow(Base):
+    __tablename__ = "mailbox_database"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("server.id"), nullable=False, index=True)
+    rpc_client_access_server: Mapped[str] = mapped_column(String(255), nullable=False)
+    rpc_client_access_server_key: Mapped[str] = mapped_column(
+        String(255), nullable=False, index=True
+    )
+    store_location: Mapped[str] = mapped_column(Text, nullable=False)
+    mounted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    server: Mapped[ServerRow] = relationship()
+
+
+class MailboxRow(Base):
+    __tablename__ = "mailbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    alias: Mapped[str] = mapped_column(String(64), nullable=False)
+    alias_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    display_name: Mapped[str] = mapped_column(String(256), nullable=False)
+    display_name_key: Mapped[str] = mapped_column(String(256), nullable=False, index=True)
+    primary_smtp_address: Mapped[str] = mapped_column(String(320), nullable=False)
+    smtp_key: Mapped[str] = mapped_column(String(320), nullable=False, unique=True)
+    database_id: Mapped[int] = mapped_column(
+        ForeignKey("mailbox_database.id"), nullable=False, index=True
+    )
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    database: Mapped[MailboxDatabaseRow] = relationship()

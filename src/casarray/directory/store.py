@@ -1,0 +1,103 @@
+"""Connections to the directory database: SQLite (default) or PostgreSQL.
+
+SQLite runs in WAL mode with foreign keys on and a busy timeout, so the shell, the
+servers and the balancer can share one file. Every write transaction begins by bumping
+the topology version: on SQLite that is `BEGIN IMMEDIATE`, on PostgreSQL a row lock on
+the version row, so directory writes are serialised and every rule checked inside a
+write sees the latest committed topology. PostgreSQL writes also `NOTIFY` the new
+version so watchers learn of it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from casarray.directory.schema import TopologyRow
+
+NOTIFY_CHANNEL = "casarray_topology"
+BUSY_TIMEOUT_MS = 15_000
+
+
+def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        immediate = conn.get_execution_options().get("casarray_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """The engine and the two kinds of transaction the directory uses."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        if self.dialect == "sqlite":
+            self.engine = _sqlite_engine(url)
+        elif self.dialect == "postgresql":
+            self.engine = create_engine(url, pool_pre_ping=True)
+        else:
+            raise ValueError(
+                f"unsupported directory URL '{url}': use sqlite:///FILE or postgresql+psycopg://"
+            )
+        self._write_engine = self.engine.execution_options(casarray_write=True)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A serialised write transaction that bumps the topology version."""
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            version = session.execute(
+                update(TopologyRow)
+                .where(TopologyRow.id == 1)
+                .values(version=TopologyRow.version + 1)
+                .returning(TopologyRow.version)
+            ).scalar_one()
+            session.info["topology_version"] = version
+            yield session
+            session.flush()
+            if self.is_postgres:
+                session.execute(
+                    text("SELECT pg_notify(:channel, :version)"),
+                    {"channel": NOTIFY_CHANNEL, "version": str(version)},
+                )
+
+    def topology_version(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(select(TopologyRow.version).where(TopologyRow.id == 1))
+            result = value.scalar_one_or_none()
+            conn.rollback()
+        return int(result or 0)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
