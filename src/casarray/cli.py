@@ -1,0 +1,102 @@
+"""The `casarray` command. Sub-commands import only what they need, so that a short
+command starts fast."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from casarray import __version__
+
+
+def _add_directory_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--directory",
+        metavar="URL",
+        help="directory database: sqlite:///FILE, a file path, or postgresql+psycopg://... "
+        "(default: $CASARRAY_DIRECTORY, else $CASARRAY_HOME/directory.db)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="casarray",
+        description="The Exchange 2010 client access tier: CAS arrays behind one name.",
+    )
+    parser.add_argument("--version", action="version", version=f"casarray {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    directory = commands.add_parser("directory", help="the topology store (Active Directory)")
+    dir_commands = directory.add_subparsers(dest="action", metavar="ACTION", required=True)
+    upgrade = dir_commands.add_parser("upgrade", help="bring the schema to the newest revision")
+    _add_directory_option(upgrade)
+    init = dir_commands.add_parser("init", help="create an empty organization")
+    _add_directory_option(init)
+    init.add_argument("--organization", default="Lab", help="organization name (default Lab)")
+    init.add_argument("--domain", default="lab.net", help="first accepted domain (lab.net)")
+    show = dir_commands.add_parser("show", help="print the organization's topology")
+    _add_directory_option(show)
+
+    demo = commands.add_parser(
+        "demo", help="build the seed's sample organization in a temporary folder and print it"
+    )
+    demo.add_argument("--home", metavar="DIR", help="keep the organization in DIR instead")
+    return parser
+
+
+def _directory_command(args: argparse.Namespace) -> int:
+    from casarray.config import directory_url
+    from casarray.directory import Directory, migrate
+    from casarray.directory.store import Store
+
+    url = directory_url(args.directory)
+    if args.action == "upgrade":
+        store = Store(url)
+        before = migrate.current_revision(store)
+        migrate.upgrade(store)
+        after = migrate.current_revision(store)
+        store.dispose()
+        if before == after:
+            print(f"The directory is at the newest schema revision ({after}).")
+        else:
+            print(f"Upgraded the directory schema from {before or 'empty'} to {after}.")
+        with Directory.open(url):
+            pass
+        return 0
+    if args.action == "init":
+        with Directory.open(url, organization=args.organization, domain=args.domain) as d:
+            org = d.organization()
+            print(f"Organization '{org.name}' ({org.default_domain}) at {url}")
+        return 0
+    if args.action == "show":
+        from casarray.report import print_topology
+
+        with Directory.open(url) as d:
+            print_topology(d)
+        return 0
+    raise AssertionError(args.action)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    from casarray.directory.errors import DirectoryError
+
+    try:
+        if args.command == "directory":
+            return _directory_command(args)
+        if args.command == "demo":
+            from casarray.demo import run_demo
+
+            return run_demo(args.home)
+    except DirectoryError as exc:
+        print(f"casarray: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2

@@ -1,0 +1,1 @@
+"""The lab: a whole organization on one machine (DESIGN.md, "The lab")."""
