@@ -36,14 +36,16 @@ class ArrayService:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
 
-    def record(self, session: Session, row: ClientAccessArrayRow) -> ClientAccessArray:
+    def record(
+        self, session: Session, row: ClientAccessArrayRow, site_name: str | None = None
+    ) -> ClientAccessArray:
         names = self.dir.names
         members = tuple(r.name for r in self.dir.servers.client_access_rows(session, row.site_id))
         return ClientAccessArray(
             guid=row.guid,
             name=row.name,
             fqdn=row.fqdn,
-            site=self.dir.servers.site_name(session, row.site_id),
+            site=site_name or self.dir.servers.site_name(session, row.site_id),
             members=members,
             exchange_legacy_dn=names.array_legacy_dn(row.fqdn),
             distinguished_name=names.array_dn(row.name),
@@ -61,13 +63,13 @@ class ArrayService:
         stmt = select(ClientAccessArrayRow).where(
             or_(
                 ClientAccessArrayRow.fqdn_key.in_(keys),
-                ClientAccessArrayRow.name_key == name.lower(),
+                ClientAccessArrayRow.name_key.in_(keys),
             )
         )
         for other in session.scalars(stmt):
             if other.id == exclude_id:
                 continue
-            what = "FQDN" if other.fqdn_key in keys else "name"
+            what = "FQDN" if fqdn.lower() in (other.fqdn_key, other.name_key) else "name"
             raise ConflictError(
                 f"The {what} is already used by the client access array '{other.name}' "
                 f"({other.fqdn}) in site '{other.site.name}'.",
@@ -127,15 +129,19 @@ class ArrayService:
         self, array: object | None = None, *, site: object | None = None
     ) -> list[ClientAccessArray]:
         with self.dir.store.read() as session:
+            stmt = (
+                select(ClientAccessArrayRow, SiteRow.name)
+                .join(SiteRow, ClientAccessArrayRow.site_id == SiteRow.id)
+                .order_by(ClientAccessArrayRow.name_key)
+            )
             if array is not None:
-                rows = [self.resolve_row(session, array)]
+                rows = [identity.resolve(session, self.dir.names, ARRAY, array, stmt)]
             else:
-                stmt = select(ClientAccessArrayRow).order_by(ClientAccessArrayRow.name_key)
                 if site is not None:
                     site_id = self.dir.sites.resolve_row(session, site).id
                     stmt = stmt.where(ClientAccessArrayRow.site_id == site_id)
-                rows = list(session.scalars(stmt))
-            return [self.record(session, r) for r in rows]
+                rows = list(session.execute(stmt))
+            return [self.record(session, row, site_name) for row, site_name in rows]
 
     def one(self, array: object) -> ClientAccessArray:
         return self.get(array)[0]
@@ -167,7 +173,7 @@ class ArrayService:
                 site_row = self.dir.sites.resolve_row(session, site)
                 self._check_site_free(session, site_row, row.id)
                 row.site_id = site_row.id
-            if new_fqdn is not None and new_fqdn.lower() != row.fqdn_key:
+            if new_fqdn is not None and new_fqdn != row.fqdn:
                 session.execute(
                     update(MailboxDatabaseRow)
                     .where(MailboxDatabaseRow.rpc_client_access_server_key == row.fqdn_key)

@@ -23,6 +23,7 @@ from casarray.directory.errors import (
     ConflictError,
     InUseError,
     InvalidValueError,
+    NotFoundError,
 )
 from casarray.directory.objects import MailboxDatabase
 from casarray.directory.schema import (
@@ -134,6 +135,13 @@ class DatabaseService:
             "is not the FQDN of a Client Access server or of a client access array.",
         )
 
+    def check_rpc_client_access_server(self, value: str) -> str:
+        """The canonical FQDN `value` names if it may be a database's
+        RpcClientAccessServer (a Client Access server's or an array's FQDN); else the
+        InvalidValueError that Set-MailboxDatabase would raise. Reads only."""
+        with self.dir.store.read() as session:
+            return self.rpc_client_access_target(session, value)
+
     def new(
         self,
         name: str,
@@ -196,6 +204,9 @@ class DatabaseService:
     ) -> list[MailboxDatabase]:
         with self.dir.store.read() as session:
             stmt = _joined(select(*_COLUMNS)).order_by(MailboxDatabaseRow.name_key)
+            if database is not None and server is None and site is None:
+                hit = identity.resolve(session, self.dir.names, DATABASE, database, stmt)
+                return [self._record(*hit)]
             if database is not None:
                 stmt = stmt.where(MailboxDatabaseRow.id == self.resolve_row(session, database).id)
             if server is not None:
@@ -228,7 +239,7 @@ class DatabaseService:
                 return int(result.rowcount or 0)
             if isinstance(databases, (str, MailboxDatabase)) or not isinstance(databases, Iterable):
                 databases = [databases]
-            ids = {self.resolve_row(session, db).id for db in databases}
+            ids = self._resolve_ids(session, databases)
             for chunk in _chunks(sorted(ids), 500):
                 session.execute(
                     update(MailboxDatabaseRow)
@@ -236,6 +247,34 @@ class DatabaseService:
                     .values(**values)
                 )
             return len(ids)
+
+    def _resolve_ids(self, session: Session, databases: Iterable[object]) -> set[int]:
+        """Row ids of many identities; objects and GUIDs are looked up 500 at a time."""
+        ids: set[int] = set()
+        by_guid: dict[str, object] = {}
+        for db in databases:
+            guid = getattr(db, "guid", None)
+            text = str(guid) if guid is not None else identity.parse_guid(str(db))
+            if text is None:
+                ids.add(self.resolve_row(session, db).id)
+            else:
+                by_guid[text] = db
+        guids = list(by_guid)
+        for start in range(0, len(guids), 500):
+            chunk = guids[start : start + 500]
+            found = dict(
+                session.execute(
+                    select(MailboxDatabaseRow.guid, MailboxDatabaseRow.id).where(
+                        MailboxDatabaseRow.guid.in_(chunk)
+                    )
+                ).all()
+            )
+            for guid in chunk:
+                if guid not in found:
+                    shown = getattr(by_guid[guid], "name", None) or guid
+                    raise NotFoundError(DATABASE.label, str(shown))
+                ids.add(found[guid])
+        return ids
 
     def set(
         self,

@@ -88,52 +88,74 @@ def looks_like_dn(text: str) -> bool:
     return head in ("cn=", "ou=", "dc=") and "," in text
 
 
-def _candidates(session: Session, kind: Kind, value: str) -> list[Any]:
+def _entity(hit: Any) -> Any:
+    """The ORM row of a hit (a hit is the row, or a result tuple whose first item is)."""
+    return hit if hasattr(hit, "id") and not isinstance(hit, tuple) else hit[0]
+
+
+def _execute(session: Session, stmt: Any, tuples: bool) -> list[Any]:
+    return list(session.execute(stmt)) if tuples else list(session.scalars(stmt))
+
+
+def _candidates(session: Session, kind: Kind, value: str, stmt: Any, tuples: bool) -> list[Any]:
     key = value.strip().lower()
     conditions = [getattr(kind.row, column) == key for column in kind.keys]
-    stmt = select(kind.row).where(or_(*conditions) if len(conditions) > 1 else conditions[0])
-    return list(session.scalars(stmt))
+    return _execute(
+        session, stmt.where(or_(*conditions) if len(conditions) > 1 else conditions[0]), tuples
+    )
 
 
-def find(session: Session, names: Names, kind: Kind, identity: object) -> list[Any]:
-    """Every row the identity matches (zero, one, or several when it is ambiguous)."""
+def find(
+    session: Session, names: Names, kind: Kind, identity: object, stmt: Any = None
+) -> list[Any]:
+    """Every row the identity matches (zero, one, or several when it is ambiguous).
+
+    With `stmt` (a select whose first column is the kind's row, e.g. joined with the
+    names a record needs) the matching result tuples are returned instead, so a lookup
+    and the data for its record take one query."""
+    tuples = stmt is not None
+    if stmt is None:
+        stmt = select(kind.row)
     guid = getattr(identity, "guid", None)
     text = str(guid) if guid is not None else str(identity).strip()
     if not text:
         return []
     as_guid = parse_guid(text)
     if as_guid is not None:
-        row = session.scalars(select(kind.row).where(kind.row.guid == as_guid)).first()
-        if row is not None or guid is not None:
-            return [row] if row is not None else []
+        hits = _execute(session, stmt.where(kind.row.guid == as_guid), tuples)
+        if hits or guid is not None:
+            return hits
     if text.lower().startswith("/o=") and kind.legacy_dn is not None:
         cut = text.lower().rfind("/cn=")
         leaf = text[cut + 4 :] if cut >= 0 else ""
         wanted = text.lower()
         return [
-            row
-            for row in _candidates(session, kind, leaf)
-            if kind.legacy_dn(names, row).lower() == wanted
+            hit
+            for hit in _candidates(session, kind, leaf, stmt, tuples)
+            if kind.legacy_dn(names, _entity(hit)).lower() == wanted
         ]
     if looks_like_dn(text):
         wanted = normalize_dn(text)
         return [
-            row
-            for row in _candidates(session, kind, first_rdn_value(text))
-            if normalize_dn(kind.dn(names, row)) == wanted
+            hit
+            for hit in _candidates(session, kind, first_rdn_value(text), stmt, tuples)
+            if normalize_dn(kind.dn(names, _entity(hit))) == wanted
         ]
-    return _candidates(session, kind, text)
+    return _candidates(session, kind, text, stmt, tuples)
 
 
-def resolve(session: Session, names: Names, kind: Kind, identity: object) -> Any:
-    """The one row the identity names; NotFoundError or AmbiguousIdentityError otherwise."""
-    rows = find(session, names, kind, identity)
-    if not rows:
+def resolve(session: Session, names: Names, kind: Kind, identity: object, stmt: Any = None) -> Any:
+    """The one row (or result tuple, with `stmt`) the identity names; NotFoundError or
+    AmbiguousIdentityError otherwise."""
+    hits = find(session, names, kind, identity, stmt)
+    if not hits:
         shown = getattr(identity, "name", None) or str(identity)
         raise NotFoundError(kind.label, str(shown))
-    unique = {row.id: row for row in rows}
+    unique = {_entity(hit).id: hit for hit in hits}
     if len(unique) > 1:
         raise AmbiguousIdentityError(
-            kind.label, str(identity), (kind.describe(row) for row in unique.values())
+            kind.label,
+            str(identity),
+            (kind.describe(_entity(hit)) for hit in unique.values()),
         )
-    return rows[0]
+    return hits[0]

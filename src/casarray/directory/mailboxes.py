@@ -4,6 +4,7 @@ Passwords are stored as argon2 hashes only."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,16 @@ def hash_password(password: str) -> str:
     return password_hasher().hash(password)
 
 
+def default_alias(display_name: str) -> str:
+    """An alias from a display name, as Exchange makes one: ASCII letters and digits
+    (accents dropped), dots and hyphens kept, spaces removed."""
+    ascii_text = (
+        unicodedata.normalize("NFKD", display_name).encode("ascii", "ignore").decode("ascii")
+    )
+    alias = "".join(ch for ch in ascii_text if ch.isalnum() or ch in "._-").strip(".")
+    return alias or display_name
+
+
 @dataclass(frozen=True)
 class MailboxSpec:
     """One mailbox to create in bulk (`MailboxService.new_many`)."""
@@ -87,12 +98,13 @@ class MailboxService:
         return identity.resolve(session, self.dir.names, MAILBOX, mailbox)
 
     def _check_unique(self, session: Session, alias: str, smtp: str, exclude: int | None) -> None:
-        clash = session.scalars(
-            select(MailboxRow).where(
-                or_(MailboxRow.alias_key == alias.lower(), MailboxRow.smtp_key == smtp.lower())
-            )
-        ).first()
-        if clash is not None and clash.id != exclude:
+        stmt = select(MailboxRow).where(
+            or_(MailboxRow.alias_key == alias.lower(), MailboxRow.smtp_key == smtp.lower())
+        )
+        if exclude is not None:
+            stmt = stmt.where(MailboxRow.id != exclude)
+        clash = session.scalars(stmt).first()
+        if clash is not None:
             what = "alias" if clash.alias_key == alias.lower() else "e-mail address"
             raise ConflictError(
                 f"The {what} is already used by mailbox '{clash.alias}' "
@@ -140,7 +152,7 @@ class MailboxService:
             if primary_smtp_address:
                 alias = validate.smtp_address("PrimarySmtpAddress", primary_smtp_address)[1]
             else:
-                alias = "".join(ch for ch in display if ch.isalnum() or ch in "._-") or display
+                alias = default_alias(display)
         alias = validate.alias("Alias", alias)
         if primary_smtp_address is None:
             primary_smtp_address = f"{alias}@{self.dir.organization().default_domain}"
@@ -251,6 +263,9 @@ class MailboxService:
     ) -> list[Mailbox]:
         with self.dir.store.read() as session:
             stmt = _joined(select(*_COLUMNS)).order_by(MailboxRow.alias_key)
+            if mailbox is not None and database is None and server is None:
+                hit = identity.resolve(session, self.dir.names, MAILBOX, mailbox, stmt)
+                return [self._record(*hit)]
             if mailbox is not None:
                 stmt = stmt.where(MailboxRow.id == self.resolve_row(session, mailbox).id)
             if database is not None:

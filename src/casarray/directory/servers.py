@@ -38,6 +38,8 @@ SERVER = identity.Kind(
 def parse_roles(roles: ServerRole | Iterable[str] | str) -> ServerRole:
     """ServerRole from a flag, 'ClientAccess,Mailbox', or a list of names (any case)."""
     if isinstance(roles, ServerRole):
+        if roles == ServerRole.NONE:
+            raise InvalidValueError("Roles", roles, "names no role.")
         return roles
     items = roles.split(",") if isinstance(roles, str) else list(roles)
     result = ServerRole.NONE
@@ -203,16 +205,20 @@ class ServerService:
     ) -> list[Server]:
         """Servers, oldest install first; filtered by identity, site and role."""
         with self.dir.store.read() as session:
+            stmt = (
+                select(ServerRow, SiteRow.name)
+                .join(SiteRow, ServerRow.site_id == SiteRow.id)
+                .order_by(ServerRow.install_order)
+            )
             if server is not None:
-                rows = [self.resolve_row(session, server)]
+                rows = [identity.resolve(session, self.dir.names, SERVER, server, stmt)]
             else:
-                stmt = select(ServerRow).order_by(ServerRow.install_order)
                 if site is not None:
                     stmt = stmt.where(
                         ServerRow.site_id == self.dir.sites.resolve_row(session, site).id
                     )
-                rows = list(session.scalars(stmt))
-            records = [self.record(r) for r in rows]
+                rows = list(session.execute(stmt))
+            records = [self.record(row, site_name) for row, site_name in rows]
         if role is not None:
             records = [r for r in records if role in r.roles]
         return records

@@ -155,6 +155,17 @@ class SiteService:
                 for r in session.scalars(stmt)
             ]
 
+    def subnet(self, subnet: object) -> Subnet:
+        """The one subnet `subnet` names (its CIDR, GUID or distinguished name)."""
+        with self.dir.store.read() as session:
+            row = identity.resolve(session, self.dir.names, SUBNET, subnet)
+            return Subnet(
+                guid=row.guid,
+                name=row.cidr,
+                site=row.site.name,
+                distinguished_name=self.dir.names.subnet_dn(row.cidr),
+            )
+
     def remove_subnet(self, subnet: object) -> None:
         with self.dir.store.write() as session:
             row = identity.resolve(session, self.dir.names, SUBNET, subnet)

@@ -28,7 +28,7 @@ def fqdn(parameter: str, value: str) -> str:
             parameter, value, "is not a fully qualified domain name (for example cas.lab.net)."
         )
     for label in labels:
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise InvalidValueError(
                 parameter,
                 value,
@@ -55,7 +55,7 @@ def display_name(parameter: str, value: str, max_length: int = 64) -> str:
 
 def server_name(parameter: str, value: str) -> str:
     text = str(value).strip()
-    if not _NETBIOS.match(text) or text.isdigit():
+    if not _NETBIOS.fullmatch(text) or text.isdigit():
         raise InvalidValueError(
             parameter,
             value,
@@ -94,7 +94,7 @@ def cidr(parameter: str, value: str) -> str:
 
 def alias(parameter: str, value: str) -> str:
     text = str(value).strip()
-    if not text or len(text) > 64 or not _ALIAS.match(text):
+    if not text or len(text) > 64 or not _ALIAS.fullmatch(text):
         raise InvalidValueError(
             parameter,
             value,
@@ -112,7 +112,7 @@ def smtp_address(parameter: str, value: str) -> tuple[str, str, str]:
     local, at, domain = text.rpartition("@")
     if not at or not local:
         raise InvalidValueError(parameter, value, "is not an SMTP address (user@domain).")
-    if not _ALIAS.match(local) or len(local) > 64:
+    if not _ALIAS.fullmatch(local) or len(local) > 64:
         raise InvalidValueError(parameter, value, f"has an invalid local part '{local}'.")
     try:
         fqdn(parameter, domain)
