@@ -18,8 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from casarray.directory import Directory
+
+# Property tests run the same examples every time (derandomized), and write no example
+# database; HYPOTHESIS_PROFILE=explore searches afresh on each run.
+settings.register_profile("casarray", derandomize=True, database=None)
+settings.register_profile("explore", database=None, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "casarray"))
 
 PG_PACKAGE_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl) were not found; install the Debian "
@@ -162,6 +169,15 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
 
 def _start_postgres(initdb: str, pg_ctl: str) -> PostgresServer:
     base = Path(tempfile.mkdtemp(prefix="casarray-pg-", dir=_scratch_folder()))
+    try:
+        return _start_postgres_in(base, initdb, pg_ctl)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
+
+
+def _start_postgres_in(base: Path, initdb: str, pg_ctl: str) -> PostgresServer:
+    """initdb a cluster in `base` and start it on a free port (three tries)."""
     run_as: list[str] = []
     if os.geteuid() == 0:
         # initdb refuses to run as root: hand the folder to an unprivileged user.
@@ -223,7 +239,6 @@ def _start_postgres(initdb: str, pg_ctl: str) -> PostgresServer:
             time.sleep(0.2)
     log = base / "server.log"
     text = log.read_text(errors="replace") if log.exists() else ""
-    shutil.rmtree(base, ignore_errors=True)
     raise RuntimeError(f"could not start PostgreSQL: {last_error}\n{text}")
 
 
@@ -298,7 +313,12 @@ def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
 
     def make(topology: str) -> str:
         path = folder / f"{topology}.db"
-        _prepare(f"sqlite:///{path}", topology)
+        try:
+            _prepare(f"sqlite:///{path}", topology)
+        except BaseException:
+            for leftover in folder.glob(f"{topology}.db*"):
+                leftover.unlink()
+            raise
         return str(path)
 
     return Templates(make)
@@ -309,7 +329,11 @@ def postgres_templates(postgres_server: PostgresServer) -> Templates:
     def make(topology: str) -> str:
         name = f"template_{topology}"
         postgres_server.create_database(name=name)
-        _prepare(postgres_server.url(name), topology)
+        try:
+            _prepare(postgres_server.url(name), topology)
+        except BaseException:
+            postgres_server.drop_database(name)
+            raise
         return name
 
     return Templates(make)
@@ -352,7 +376,11 @@ def directory_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) 
     if backend == "sqlite":
         templates: Templates = request.getfixturevalue("sqlite_templates")
         path = tmp_path / "directory.db"
-        shutil.copyfile(templates.get(topology), path)
+        template = Path(templates.get(topology))
+        shutil.copyfile(template, path)
+        wal = template.with_name(template.name + "-wal")  # normally checkpointed away
+        if wal.exists():
+            shutil.copyfile(wal, path.with_name(path.name + "-wal"))
         yield f"sqlite:///{path}"
         return
     server: PostgresServer = request.getfixturevalue("postgres_server")

@@ -38,6 +38,18 @@ def build_parser() -> argparse.ArgumentParser:
     show = dir_commands.add_parser("show", help="print the organization's topology")
     _add_directory_option(show)
 
+    shell = commands.add_parser(
+        "shell",
+        help="the Exchange Management Shell (PowerShell syntax)",
+        description="Run cmdlets: interactively, with -c, from a script file, or from "
+        "standard input. Exits 1 when any command wrote an error.",
+    )
+    _add_directory_option(shell)
+    shell.add_argument(
+        "-c", "--command", dest="command_text", metavar="COMMANDS", help="run COMMANDS and exit"
+    )
+    shell.add_argument("file", nargs="?", metavar="FILE.ps1", help="run a script file")
+
     demo = commands.add_parser(
         "demo", help="build the seed's sample organization in a temporary folder and print it"
     )
@@ -89,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "directory":
             return _directory_command(args)
+        if args.command == "shell":
+            from casarray.shell.cli import run
+
+            return run(args.directory, args.command_text, args.file)
         if args.command == "demo":
             from casarray.demo import run_demo
 

@@ -188,8 +188,9 @@ def test_alias_equal_to_another_display_name_is_ambiguous(
     assert len(err.value.candidates) == 2
 
 
-def test_guid_is_preferred_when_a_name_looks_like_a_guid(org: Directory) -> None:
-    # A database named like another object's GUID is still found by that name.
+def test_a_name_that_looks_like_a_guid_is_still_found(org: Directory) -> None:
+    # A database named like another object's GUID is found by that name, and by its
+    # own GUID.
     guid = org.servers.one("CAS01").guid
     db = org.databases.new(guid, "MBX01")
     assert org.databases.one(guid) == db

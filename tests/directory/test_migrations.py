@@ -4,8 +4,11 @@ revision, and an older or unknown schema is refused with the way out."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -136,3 +139,23 @@ def test_processes_opening_an_empty_database_at_once(empty_directory_url: str) -
         assert migrate.current_revision(d.store) == migrate.HEAD
         assert d.organization().guid in guids
         assert d.organization().accepted_domains == ("lab.net",)
+
+
+def test_first_open_waits_for_a_writer_holding_the_lock(tmp_path: Path) -> None:
+    """SQLite: while another process holds the write lock (say, it is creating the
+    schema), opening the directory waits for it (busy timeout) instead of failing
+    with 'database is locked'."""
+    path = tmp_path / "directory.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE scratch (x)")
+    release = threading.Timer(0.5, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        with Directory.open(f"sqlite:///{path}") as d:
+            assert migrate.current_revision(d.store) == migrate.HEAD
+            assert d.organization().name == "Lab"
+    finally:
+        release.join()
+        holder.close()

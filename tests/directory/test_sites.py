@@ -223,3 +223,14 @@ def test_remove_site_after_its_servers(bj: Directory) -> None:
     bj.sites.remove("SH")
     assert [s.name for s in bj.sites.get()] == ["BJ"]
     assert bj.sites.for_address("127.77.2.11") is None
+
+
+def test_subnet_identity(bj: Directory) -> None:
+    subnet = bj.sites.subnet("127.77.1.0/24")
+    assert (subnet.name, subnet.site) == ("127.77.1.0/24", "BJ")
+    assert bj.sites.subnet(subnet.guid.upper()) == subnet
+    assert bj.sites.subnet(subnet.distinguished_name.lower()) == subnet
+    assert bj.sites.subnet(subnet) == subnet
+    with pytest.raises(NotFoundError) as err:
+        bj.sites.subnet("10.0.0.0/8")
+    assert 'subnet "10.0.0.0/8"' in str(err.value)

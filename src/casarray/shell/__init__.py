@@ -1,0 +1,1 @@
+"""The Exchange Management Shell of casarray: a PowerShell-syntax language and the cmdlets."""

@@ -1,0 +1,1 @@
+"""The cmdlets, one module per noun family."""

@@ -1,0 +1,980 @@
+"""How output looks: Out-Default and the layouts of Format-Table and Format-List.
+
+Out-Default (`out_default`) is what PowerShell runs at the end of every top-level
+pipeline. It reads the stream lazily and writes as it goes:
+
+- a `FormattedOutput` (what Format-Table, Format-List and Get-Help produce) prints
+  its lines as they are;
+- strings, numbers, booleans, dates print one per line;
+- a PSObject prints with the default view of its type (`views.view_for`) as a table,
+  else with all its properties: a table when it has at most 4, a list otherwise;
+  consecutive objects of the same type share one table header, a change of type
+  starts a new block.
+
+A table prints its header once it has seen the first objects (up to
+`STREAM_BUFFER` objects or `STREAM_DELAY` seconds, whichever comes first), sizes its
+columns from them, then prints each further row as it arrives, cut to those widths
+with "...", as PowerShell does. Collections show as `{a, b, c}` (at most
+`$FormatEnumerationLimit` items, 4 by default, then "..."), $null as nothing.
+
+Everything is plain text; on a terminal only the table headers are coloured.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from casarray.shell.operators import wildcard_regex
+from casarray.shell.psobject import PSObject
+from casarray.shell.values import (
+    ScriptBlockValue,
+    ShellRuntimeError,
+    get_member,
+    is_collection,
+    to_string,
+    type_name,
+)
+from casarray.shell.views import view_for
+
+ENUMERATION_LIMIT = 4
+STREAM_BUFFER = 50
+STREAM_DELAY = 0.3
+MIN_COLUMN = 5  # a column cut narrower than this is dropped instead
+HASHTABLE_ENTRY = "System.Collections.DictionaryEntry"
+_ACCENT_ON = "\x1b[32;1m"
+_ACCENT_OFF = "\x1b[0m"
+
+# Types shown in groups: a change of the property's value starts a new table with a
+# "   Property: value" line (Get-Member's "TypeName: System.String").
+GROUP_BY: dict[str, str] = {}
+
+
+def register_group(type_name: str, property_name: str) -> None:
+    """Show objects of `type_name` grouped by `property_name`, as Get-Member's are."""
+    GROUP_BY[type_name] = property_name
+
+
+@dataclass(frozen=True)
+class FormattedOutput:
+    """Text that is already laid out (the output of Format-Table, Format-List,
+    Get-Help): Out-Default prints its lines as they are."""
+
+    lines: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+class _Heading(str):
+    """A table header or dash line: coloured when written to a terminal."""
+
+    __slots__ = ()
+
+
+# -- values as text ------------------------------------------------------------------
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def cell_text(value: Any, limit: int = ENUMERATION_LIMIT) -> str:
+    """A value as a table cell or list entry shows it: collections as `{a, b, c}`."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if is_collection(value):
+        items = list(value)
+        shown = items if limit < 0 else items[:limit]
+        text = ", ".join(to_string(item) for item in shown)
+        if 0 <= limit < len(items):
+            text += "..."
+        return "{" + text + "}"
+    return to_string(value)
+
+
+def enumeration_limit(session: Any) -> int:
+    """$FormatEnumerationLimit of the session (4 unless set; -1: no limit)."""
+    if session is None:
+        return ENUMERATION_LIMIT
+    try:
+        value = session.get_variable("FormatEnumerationLimit")
+    except Exception:
+        return ENUMERATION_LIMIT
+    if is_number(value):
+        return int(value)
+    return ENUMERATION_LIMIT
+
+
+_DOTNET_NUMBER = re.compile(r"([NnFfDdPpXxEeCc])(\d{0,2})")
+
+
+def apply_format(value: Any, format_string: str | None, limit: int = ENUMERATION_LIMIT) -> str:
+    """A value through a .NET format string ("N2", "F1", "D5", "P0", "X", "yyyy-MM-dd")
+    as a calculated property's FormatString gives it; other values as `cell_text`."""
+    if not format_string or value is None:
+        return cell_text(value, limit)
+    if isinstance(value, datetime):
+        return format_datetime(value, format_string)
+    match = _DOTNET_NUMBER.fullmatch(format_string)
+    if match and is_number(value):
+        code, digits = match.group(1), match.group(2)
+        upper = code.upper()
+        places = int(digits) if digits else (0 if upper in "DX" else 2)
+        if upper == "N":
+            return f"{value:,.{places}f}"
+        if upper == "F":
+            return f"{value:.{places}f}"
+        if upper == "C":
+            return f"${value:,.{places}f}"
+        if upper == "P":
+            return f"{value * 100:,.{places}f} %"
+        if upper == "E":
+            text = f"{value:.{places if digits else 6}e}"
+            return text.upper() if code == "E" else text
+        if upper == "D" and isinstance(value, int):
+            return f"{value:0{places}d}"
+        if upper == "X" and isinstance(value, int):
+            return f"{value:0{places}{'X' if code == 'X' else 'x'}}"
+    return cell_text(value, limit)
+
+
+# -- .NET date format strings (Get-Date -Format, FormatString) ------------------------
+
+_STANDARD_DATE = {
+    "d": "M/d/yyyy",
+    "D": "dddd, MMMM d, yyyy",
+    "t": "h:mm tt",
+    "T": "h:mm:ss tt",
+    "f": "dddd, MMMM d, yyyy h:mm tt",
+    "F": "dddd, MMMM d, yyyy h:mm:ss tt",
+    "g": "M/d/yyyy h:mm tt",
+    "G": "M/d/yyyy h:mm:ss tt",
+    "s": "yyyy'-'MM'-'dd'T'HH':'mm':'ss",
+    "u": "yyyy'-'MM'-'dd HH':'mm':'ss'Z'",
+    "o": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
+    "O": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
+    "r": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
+    "R": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
+    "m": "MMMM d",
+    "M": "MMMM d",
+    "y": "MMMM yyyy",
+    "Y": "MMMM yyyy",
+}
+_DATE_TOKEN = re.compile(
+    r"'[^']*'|\"[^\"]*\"|\\.|%|y{1,5}|M{1,4}|d{1,4}|H{1,2}|h{1,2}|m{1,2}|s{1,2}"
+    r"|f{1,7}|F{1,7}|t{1,2}|z{1,3}|K|g{1,2}|.",
+    re.DOTALL,
+)
+
+
+def _offset(value: datetime, token: str) -> str:
+    delta = value.utcoffset()
+    if delta is None:
+        return ""
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    if token == "z":
+        return f"{sign}{hours}"
+    if token == "zz":
+        return f"{sign}{hours:02d}"
+    return f"{sign}{hours:02d}:{rest:02d}"
+
+
+def format_datetime(value: datetime, fmt: str) -> str:
+    """`value` through a .NET date format: a standard one ("d", "G", "s", "o", ...) or
+    a custom pattern ("yyyy-MM-dd HH:mm:ss", "dddd", "MMM d", with 'quoted' text)."""
+    if fmt in ("u", "r", "R") and value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    pattern = _STANDARD_DATE.get(fmt, fmt)
+    out: list[str] = []
+    for token in _DATE_TOKEN.findall(pattern):
+        first = token[0]
+        if first in "'\"" and len(token) >= 2:
+            out.append(token[1:-1])
+        elif first == "\\" and len(token) == 2:
+            out.append(token[1])
+        elif token == "%":
+            continue
+        elif first == "y":
+            if len(token) == 1:
+                out.append(str(value.year % 100))
+            elif len(token) == 2:
+                out.append(f"{value.year % 100:02d}")
+            else:
+                out.append(f"{value.year:0{len(token)}d}")
+        elif first == "M":
+            names = (str(value.month), f"{value.month:02d}", f"{value:%b}", f"{value:%B}")
+            out.append(names[len(token) - 1])
+        elif first == "d":
+            names = (str(value.day), f"{value.day:02d}", f"{value:%a}", f"{value:%A}")
+            out.append(names[len(token) - 1])
+        elif first == "H":
+            out.append(f"{value.hour:0{len(token)}d}")
+        elif first == "h":
+            hour = value.hour % 12 or 12
+            out.append(f"{hour:0{len(token)}d}")
+        elif first == "m":
+            out.append(f"{value.minute:0{len(token)}d}")
+        elif first == "s":
+            out.append(f"{value.second:0{len(token)}d}")
+        elif first in "fF":
+            digits = f"{value.microsecond:06d}0"[: len(token)]
+            out.append(digits.rstrip("0") if first == "F" else digits)
+        elif first == "t":
+            marker = "AM" if value.hour < 12 else "PM"
+            out.append(marker[: len(token)])
+        elif first == "z":
+            out.append(_offset(value, token))
+        elif token == "K":
+            out.append(_offset(value, "zzz"))
+        elif first == "g":
+            out.append("A.D.")
+        else:
+            out.append(token)
+    return "".join(out)
+
+
+# -- properties: names, wildcards and calculated properties --------------------------
+
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def has_wildcard(text: str) -> bool:
+    return bool(_WILDCARD.search(text))
+
+
+def wildcard_match(pattern: str, text: str, case_sensitive: bool = False) -> bool:
+    return bool(wildcard_regex(pattern, case_sensitive).match(text))
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def property_names(value: Any) -> list[str]:
+    """The properties an object shows: a PSObject's, a hashtable's keys, a string's
+    Length, a dataclass record's fields."""
+    if isinstance(value, PSObject):
+        return value.property_names()
+    if isinstance(value, Mapping):
+        return [to_string(key) for key in value]
+    if isinstance(value, str):
+        return ["Length"]
+    if is_dataclass(value) and not isinstance(value, type):
+        return [_pascal(f.name) for f in fields(value) if not f.name.startswith("_")]
+    return []
+
+
+def property_value(value: Any, name: str) -> Any:
+    return get_member(value, name)
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """One property to show or select: a name, or a calculated property (a hashtable
+    with Name/Label and Expression, as `@{n='Members';e={$_.Members.Count}}`)."""
+
+    label: str
+    expression: str | ScriptBlockValue
+    width: int | None = None
+    alignment: str | None = None  # "Left", "Right", "Center"; None: numbers go right
+    format_string: str | None = None
+    descending: bool | None = None  # Sort-Object's Ascending/Descending keys
+
+    def value(self, item: Any, session: Any) -> Any:
+        if isinstance(self.expression, ScriptBlockValue):
+            if session is None:
+                raise ShellRuntimeError("A script block needs a session to run.")
+            return session.scriptblock_value(self.expression, item)
+        return property_value(item, self.expression)
+
+
+SELECT_KEYS = ("Name", "Label", "Expression")
+TABLE_KEYS = ("Name", "Label", "Expression", "Width", "Alignment", "FormatString")
+LIST_KEYS = ("Name", "Label", "Expression", "FormatString")
+SORT_KEYS = ("Expression", "Ascending", "Descending")
+GROUP_KEYS = ("Name", "Label", "Expression", "FormatString")
+
+
+def calculated_property(table: Mapping[Any, Any], allowed: Sequence[str]) -> PropertySpec:
+    """A calculated property from its hashtable. Keys may be abbreviated (n, e, l)."""
+    found: dict[str, Any] = {}
+    for key, value in table.items():
+        written = to_string(key)
+        lower = written.lower()
+        matches = [a for a in allowed if a.lower() == lower] or [
+            a for a in allowed if a.lower().startswith(lower) and lower
+        ]
+        if len(matches) != 1:
+            raise ShellRuntimeError(f"The {written} key is not valid.", category="InvalidArgument")
+        canonical = "Name" if matches[0] == "Label" else matches[0]
+        if canonical in found:
+            raise ShellRuntimeError(
+                f"The {written} key has already been specified.", category="InvalidArgument"
+            )
+        found[canonical] = value
+    if "Expression" not in found:
+        raise ShellRuntimeError(
+            "The Expression key is missing: a calculated property needs an Expression "
+            "(a script block or a property name).",
+            category="InvalidArgument",
+        )
+    expression = found["Expression"]
+    if not isinstance(expression, ScriptBlockValue):
+        expression = to_string(expression)
+    if "Name" in found:
+        label = to_string(found["Name"])
+    elif isinstance(expression, ScriptBlockValue):
+        label = str(expression).strip()
+    else:
+        label = expression
+    width = found.get("Width")
+    if width is not None:
+        if not is_number(width) or int(width) < 1:
+            raise ShellRuntimeError(
+                f'The Width key value "{to_string(width)}" is not valid: use a number above 0.',
+                category="InvalidArgument",
+            )
+        width = int(width)
+    alignment = found.get("Alignment")
+    if alignment is not None:
+        text = to_string(alignment).strip().lower()
+        if text not in ("left", "right", "center"):
+            raise ShellRuntimeError(
+                f'The Alignment key value "{to_string(alignment)}" is not valid: use Left, '
+                "Right or Center.",
+                category="InvalidArgument",
+            )
+        alignment = text.capitalize()
+    descending: bool | None = None
+    if "Descending" in found:
+        descending = bool(found["Descending"])
+    elif "Ascending" in found:
+        descending = not bool(found["Ascending"])
+    format_string = found.get("FormatString")
+    return PropertySpec(
+        label=label,
+        expression=expression,
+        width=width,
+        alignment=alignment,
+        format_string=to_string(format_string) if format_string is not None else None,
+        descending=descending,
+    )
+
+
+def property_arguments(values: Iterable[Any], allowed: Sequence[str]) -> list[str | PropertySpec]:
+    """-Property arguments as given: names (maybe wildcards), calculated properties,
+    and script blocks (a calculated property labelled with the script's text)."""
+    out: list[str | PropertySpec] = []
+    for value in values:
+        if isinstance(value, Mapping):
+            out.append(calculated_property(value, allowed))
+        elif isinstance(value, ScriptBlockValue):
+            out.append(PropertySpec(str(value).strip(), value))
+        elif isinstance(value, PropertySpec):
+            out.append(value)
+        else:
+            out.append(to_string(value))
+    return out
+
+
+def expand_properties(
+    specs: Sequence[str | PropertySpec], sample: Any, exclude: Sequence[str] = ()
+) -> list[PropertySpec]:
+    """Names and wildcards resolved against `sample`'s properties (a name the object
+    has takes its spelling from the object)."""
+    available = property_names(sample)
+    by_lower = {name.lower(): name for name in available}
+    out: list[PropertySpec] = []
+    seen: set[str] = set()
+
+    def add(spec: PropertySpec) -> None:
+        key = spec.label.lower()
+        if key in seen or any(wildcard_match(x, spec.label) for x in exclude):
+            return
+        seen.add(key)
+        out.append(spec)
+
+    for spec in specs:
+        if isinstance(spec, PropertySpec):
+            add(spec)
+        elif has_wildcard(spec):
+            for name in available:
+                if wildcard_match(spec, name):
+                    add(PropertySpec(name, name))
+        else:
+            name = by_lower.get(spec.lower(), spec)
+            add(PropertySpec(name, name))
+    return out
+
+
+def default_properties(item: Any) -> tuple[list[PropertySpec], str]:
+    """The columns Out-Default shows for `item` and how: ("table" or "list")."""
+    if isinstance(item, PSObject):
+        view = view_for(item.type_name)
+        if view is not None:
+            return [PropertySpec(name, name) for name in view.table], "table"
+    if isinstance(item, PSObject) and item.type_name == HASHTABLE_ENTRY:
+        return [PropertySpec("Name", "Name"), PropertySpec("Value", "Value", alignment="Left")], (
+            "table"
+        )
+    names = property_names(item)
+    specs = [PropertySpec(name, name) for name in names]
+    return specs, "table" if len(names) <= 4 else "list"
+
+
+# -- tables ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    cells: list[str]
+    numeric: list[bool | None]  # None: the value was $null
+
+
+def _row(item: Any, specs: Sequence[PropertySpec], session: Any, limit: int) -> _Row:
+    cells: list[str] = []
+    numeric: list[bool | None] = []
+    for spec in specs:
+        value = spec.value(item, session)
+        cells.append(apply_format(value, spec.format_string, limit))
+        numeric.append(None if value is None else is_number(value) or isinstance(value, bool))
+    return _Row(cells, numeric)
+
+
+def _alignments(specs: Sequence[PropertySpec], rows: Sequence[_Row]) -> list[str]:
+    """Each column's alignment: as asked, else right for numbers and booleans (judged
+    by the first value that is not $null), else left."""
+    out: list[str] = []
+    for i, spec in enumerate(specs):
+        if spec.alignment:
+            out.append(spec.alignment)
+            continue
+        first = next((row.numeric[i] for row in rows if row.numeric[i] is not None), False)
+        out.append("Right" if first else "Left")
+    return out
+
+
+def _cap(widths: Sequence[int], budget: int) -> int:
+    """The largest C such that sum(min(w, C)) <= budget."""
+    ordered = sorted(widths)
+    used = 0
+    for i, width in enumerate(ordered):
+        remaining = len(ordered) - i
+        if used + width * remaining <= budget:
+            used += width
+            continue
+        return (budget - used) // remaining
+    return ordered[-1] if ordered else 0
+
+
+def fit_widths(natural: Sequence[int], limit: int, *, autosize: bool = False) -> list[int]:
+    """Column widths that fit in `limit` characters (one space between columns).
+    Without autosize the widest columns are cut evenly; with it the columns keep their
+    width and those that do not fit are dropped (the last kept one may be cut). Fewer
+    widths than columns means the rest are dropped."""
+    widths = list(natural)
+    while widths:
+        count = len(widths)
+        if sum(widths) + count - 1 <= limit:
+            return widths
+        if count == 1:
+            return [max(1, limit)]
+        if autosize:
+            used = 0
+            for i, width in enumerate(widths):
+                start = used + (1 if i else 0)
+                if start + width > limit:
+                    room = limit - start
+                    if room >= min(width, MIN_COLUMN):
+                        return [*widths[:i], room]
+                    return widths[:i] or [max(1, limit)]
+                used = start + width
+            return widths
+        cap = _cap(widths, limit - (count - 1))
+        if cap >= MIN_COLUMN:
+            return [min(width, cap) for width in widths]
+        widths.pop()
+    return widths
+
+
+def _clip(text: str, width: int) -> str:
+    if "\n" in text or "\r" in text:
+        text = text.splitlines()[0] + "..." if text.strip() else ""
+    if len(text) <= width:
+        return text
+    if width <= 3:
+        return text[:width]
+    return text[: width - 3] + "..."
+
+
+def _pad(text: str, width: int, alignment: str) -> str:
+    if alignment == "Right":
+        return text.rjust(width)
+    if alignment == "Center":
+        return text.center(width)
+    return text.ljust(width)
+
+
+def _wrap_cell(text: str, width: int) -> list[str]:
+    pieces: list[str] = []
+    for line in text.splitlines() or [""]:
+        if not line:
+            pieces.append("")
+            continue
+        while len(line) > width:
+            cut = line.rfind(" ", 0, width + 1)
+            if cut <= 0:
+                cut = width
+            pieces.append(line[:cut].rstrip())
+            line = line[cut:].lstrip()
+        pieces.append(line)
+    return pieces
+
+
+@dataclass
+class _TableLayout:
+    labels: list[str]
+    widths: list[int]
+    alignments: list[str]
+    limit: int
+
+    @property
+    def count(self) -> int:
+        return len(self.widths)
+
+    def _last_width(self) -> int:
+        """A last left-aligned column may use the rest of the line."""
+        width = self.widths[-1]
+        if self.alignments[self.count - 1] != "Left":
+            return width
+        start = sum(self.widths[:-1]) + self.count - 1
+        return max(width, self.limit - start)
+
+    def header(self) -> list[str]:
+        labels, dashes = [], []
+        for i in range(self.count):
+            width = self.widths[i]
+            label = _clip(self.labels[i], width)
+            labels.append(_pad(label, width, self.alignments[i]))
+            dashes.append(_pad("-" * len(label), width, self.alignments[i]))
+        return [_Heading(" ".join(labels).rstrip()), _Heading(" ".join(dashes).rstrip())]
+
+    def row(self, row: _Row, *, wrap: bool = False) -> list[str]:
+        widths = [*self.widths[:-1], self._last_width()]
+        if not wrap:
+            parts = [
+                _pad(_clip(row.cells[i], widths[i]), widths[i], self.alignments[i])
+                for i in range(self.count)
+            ]
+            return [" ".join(parts).rstrip()]
+        columns = [_wrap_cell(row.cells[i], widths[i]) for i in range(self.count)]
+        lines = []
+        for pieces in itertools.zip_longest(*columns, fillvalue=""):
+            parts = [_pad(pieces[i], widths[i], self.alignments[i]) for i in range(self.count)]
+            lines.append(" ".join(parts).rstrip())
+        return lines
+
+
+def _layout(
+    specs: Sequence[PropertySpec], rows: Sequence[_Row], limit: int, *, autosize: bool = False
+) -> _TableLayout:
+    natural = []
+    for i, spec in enumerate(specs):
+        if spec.width is not None:
+            natural.append(spec.width)
+            continue
+        longest = max((len(_clip(row.cells[i], 10**6)) for row in rows), default=0)
+        natural.append(max(len(spec.label), longest, 1))
+    widths = fit_widths(natural, limit, autosize=autosize)
+    if not widths:  # not even one column fits: show the first, cut
+        widths = [max(1, limit)]
+    return _TableLayout(
+        [spec.label for spec in specs[: len(widths)]],
+        widths,
+        _alignments(specs, rows)[: len(widths)],
+        limit,
+    )
+
+
+def _group_heading(label: str, value: str) -> list[str]:
+    return ["", f"   {label}: {value}"]
+
+
+def _limit(width: int) -> int:
+    """Lines stay one character short of the width, so a terminal never wraps them."""
+    return max(width - 1, 20)
+
+
+def format_table(
+    objects: Iterable[Any],
+    properties: Sequence[Any] | None = None,
+    *,
+    autosize: bool = False,
+    width: int = 120,
+    wrap: bool = False,
+    hide_headers: bool = False,
+    group_by: Any = None,
+    session: Any = None,
+) -> list[str]:
+    """Format-Table's text for `objects`: one table for the given properties (names,
+    wildcards, calculated properties), else a table per run of objects of one type
+    with their default columns. Strings and numbers without properties print as
+    lines."""
+    limit = _limit(width)
+    enum_limit = enumeration_limit(session)
+    specs = property_arguments(properties, TABLE_KEYS) if properties else None
+    items = list(objects) if specs is not None else list(_entries(objects))
+    group = _group_spec(group_by)
+    lines: list[str] = []
+    for group_value, members in _groups(items, group, session):
+        if group is not None:
+            lines.extend(_group_heading(group.label, group_value))
+        for kind, run in _runs(members, explicit=specs is not None):
+            if kind == "scalar":
+                lines.extend(_scalar_lines(run))
+                continue
+            columns = (
+                expand_properties(specs, run[0])
+                if specs is not None
+                else default_properties(run[0])[0]
+            )
+            if not columns:
+                continue
+            rows = [_row(item, columns, session, enum_limit) for item in run]
+            layout = _layout(columns, rows, limit, autosize=autosize)
+            lines.append("")
+            if not hide_headers:
+                lines.extend(layout.header())
+            for row in rows:
+                lines.extend(layout.row(row, wrap=wrap))
+            lines.append("")
+    return lines
+
+
+def _entries(objects: Iterable[Any]) -> Iterable[Any]:
+    """Hashtables shown as PowerShell shows them: a Name/Value row per entry."""
+    for item in objects:
+        if isinstance(item, Mapping):
+            for key, value in item.items():
+                yield PSObject({"Name": key, "Value": value}, type_name=HASHTABLE_ENTRY)
+        else:
+            yield item
+
+
+def _group_spec(group_by: Any) -> PropertySpec | None:
+    if group_by is None:
+        return None
+    specs = property_arguments([group_by], GROUP_KEYS)
+    spec = specs[0]
+    return spec if isinstance(spec, PropertySpec) else PropertySpec(spec, spec)
+
+
+def _groups(
+    items: list[Any], group: PropertySpec | None, session: Any
+) -> Iterable[tuple[str, list[Any]]]:
+    """Consecutive runs of equal group values (Format-Table -GroupBy does not sort)."""
+    if group is None:
+        yield "", items
+        return
+    current: list[Any] = []
+    current_value: str | None = None
+    for item in items:
+        value = apply_format(group.value(item, session), group.format_string)
+        if current and value != current_value:
+            yield current_value or "", current
+            current = []
+        current_value = value
+        current.append(item)
+    if current:
+        yield current_value or "", current
+
+
+def _is_scalar(item: Any) -> bool:
+    return not isinstance(item, (PSObject, Mapping)) and not (
+        is_dataclass(item) and not isinstance(item, type)
+    )
+
+
+def _runs(items: list[Any], *, explicit: bool) -> Iterable[tuple[str, list[Any]]]:
+    """Runs of items that share a table: with explicit properties every object shares
+    one; otherwise a run per type name. Scalars (without properties) print alone."""
+    run: list[Any] = []
+    run_key: Any = None
+    for item in items:
+        if not explicit and _is_scalar(item):
+            key: Any = "scalar"
+        elif explicit:
+            key = "all"
+        else:
+            key = _shape_key(_as_object(item))
+        if run and key != run_key:
+            yield ("scalar" if run_key == "scalar" else "table"), run
+            run = []
+        run_key = key
+        run.append(item if key == "scalar" or explicit else _as_object(item))
+    if run:
+        yield ("scalar" if run_key == "scalar" else "table"), run
+
+
+def _scalar_lines(items: Iterable[Any]) -> list[str]:
+    lines: list[str] = []
+    for item in items:
+        text = to_string(item)
+        if text.endswith("\n"):
+            text = text[:-1]
+        lines.extend(text.split("\n"))
+    return lines
+
+
+def _as_object(item: Any) -> Any:
+    """A record that is not a PSObject, shown by its fields."""
+    if is_dataclass(item) and not isinstance(item, type) and not isinstance(item, PSObject):
+        return PSObject(
+            [(_pascal(f.name), getattr(item, f.name)) for f in fields(item)],
+            type_name=type(item).__name__,
+            base=item,
+        )
+    return item
+
+
+def _shape_key(item: Any) -> Any:
+    if isinstance(item, PSObject):
+        view = view_for(item.type_name)
+        if view is not None:
+            return ("view", view.table)
+        return ("type", item.type_name)
+    return ("type", type_name(item))
+
+
+# -- lists -----------------------------------------------------------------------------
+
+
+def _list_entry(pairs: Sequence[tuple[str, str]], limit: int) -> list[str]:
+    if not pairs:
+        return []
+    name_width = max(len(name) for name, _ in pairs)
+    lines: list[str] = []
+    for name, text in pairs:
+        prefix = f"{name.ljust(name_width)} : "
+        indent = " " * len(prefix)
+        room = limit - len(prefix)
+        pieces: list[str] = []
+        for part in text.splitlines() or [""]:
+            if room >= 10:
+                while len(part) > room:
+                    pieces.append(part[:room])
+                    part = part[room:]
+            pieces.append(part)
+        lines.append((prefix + pieces[0]).rstrip())
+        lines.extend((indent + piece).rstrip() for piece in pieces[1:])
+    return lines
+
+
+def _list_pairs(
+    item: Any, specs: Sequence[PropertySpec], session: Any, enum_limit: int
+) -> list[tuple[str, str]]:
+    return [
+        (spec.label, apply_format(spec.value(item, session), spec.format_string, enum_limit))
+        for spec in specs
+    ]
+
+
+def format_list(
+    objects: Iterable[Any],
+    properties: Sequence[Any] | None = None,
+    *,
+    width: int = 120,
+    session: Any = None,
+) -> list[str]:
+    """Format-List's text: each object as `Name : value` lines (names padded to the
+    longest), a blank line between objects. Without properties every property is
+    shown; strings and numbers print as they are."""
+    limit = _limit(width)
+    enum_limit = enumeration_limit(session)
+    specs = property_arguments(properties, LIST_KEYS) if properties else None
+    lines: list[str] = []
+    listed = False
+    for raw in objects:
+        if specs is None and _is_scalar(raw):
+            if listed:
+                lines.append("")
+                listed = False
+            lines.extend(_scalar_lines([raw]))
+            continue
+        item = _as_object(raw)
+        if isinstance(item, Mapping) and specs is None:
+            for key, value in item.items():
+                pairs = [("Name", to_string(key)), ("Value", cell_text(value, enum_limit))]
+                lines.append("")
+                lines.extend(_list_entry(pairs, limit))
+                listed = True
+            continue
+        columns = expand_properties(specs if specs is not None else ["*"], item)
+        lines.append("")
+        lines.extend(_list_entry(_list_pairs(item, columns, session, enum_limit), limit))
+        listed = True
+    if listed:
+        lines.append("")
+    return lines
+
+
+# -- Out-Default: a streaming formatter ---------------------------------------------------
+
+
+class _Block:
+    """Consecutive objects shown together (one table, or one run of list entries)."""
+
+    def __init__(
+        self,
+        formatter: Formatter,
+        key: Any,
+        specs: list[PropertySpec],
+        kind: str,
+        heading: list[str],
+    ) -> None:
+        self.formatter = formatter
+        self.key = key
+        self.specs = specs
+        self.kind = kind
+        self.heading = heading
+        self.rows: list[_Row] = []
+        self.layout: _TableLayout | None = None
+        self.started = formatter.clock()
+
+    def add(self, item: Any) -> list[str]:
+        f = self.formatter
+        if not self.specs:
+            return []
+        if self.kind == "list":
+            lines = [*self.heading, ""] if self.heading else [""]
+            self.heading = []
+            pairs = _list_pairs(item, self.specs, f.session, f.enum_limit)
+            return lines + _list_entry(pairs, f.limit)
+        row = _row(item, self.specs, f.session, f.enum_limit)
+        if self.layout is not None:
+            return self.layout.row(row)
+        self.rows.append(row)
+        full = f.buffer_size is not None and len(self.rows) >= f.buffer_size
+        late = f.delay is not None and f.clock() - self.started >= f.delay
+        return self._flush() if full or late else []
+
+    def _flush(self) -> list[str]:
+        if not self.rows and self.layout is None:
+            return []
+        self.layout = _layout(self.specs, self.rows, self.formatter.limit)
+        lines = [*self.heading, "", *self.layout.header()]
+        for row in self.rows:
+            lines.extend(self.layout.row(row))
+        self.rows = []
+        return lines
+
+    def close(self) -> list[str]:
+        if not self.specs:
+            return []
+        if self.kind == "list":
+            return [""]
+        lines = self._flush() if self.layout is None else []
+        return [*lines, ""] if self.layout is not None else lines
+
+
+class Formatter:
+    """Turns a stream of objects into lines as Out-Default shows them; `feed` each
+    object, then `finish`. Each call returns the lines ready to be written."""
+
+    def __init__(
+        self,
+        *,
+        width: int = 120,
+        session: Any = None,
+        buffer_size: int | None = STREAM_BUFFER,
+        delay: float | None = STREAM_DELAY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = _limit(width)
+        self.session = session
+        self.enum_limit = enumeration_limit(session)
+        self.buffer_size = buffer_size
+        self.delay = delay
+        self.clock = clock
+        self.block: _Block | None = None
+
+    def feed(self, item: Any) -> list[str]:
+        if item is None:
+            return []
+        if isinstance(item, FormattedOutput):
+            return self._close() + list(item.lines)
+        if type(item).__name__ == "ErrorRecord" and hasattr(item, "format"):
+            return self._close() + item.format().split("\n")
+        if isinstance(item, Mapping):
+            lines: list[str] = []
+            for entry in _entries([item]):
+                lines.extend(self._feed_object(entry))
+            return lines
+        item = _as_object(item)
+        if isinstance(item, PSObject):
+            return self._feed_object(item)
+        return self._close() + _scalar_lines([item])
+
+    def finish(self) -> list[str]:
+        return self._close()
+
+    def _close(self) -> list[str]:
+        if self.block is None:
+            return []
+        block, self.block = self.block, None
+        return block.close()
+
+    def _feed_object(self, item: PSObject) -> list[str]:
+        key: Any = _shape_key(item)
+        heading: list[str] = []
+        group = GROUP_BY.get(item.type_name)
+        if group is not None:
+            value = cell_text(item.get(group), self.enum_limit)
+            key = (key, value)
+            heading = _group_heading(group, value)
+        lines: list[str] = []
+        if self.block is None or self.block.key != key:
+            lines = self._close()
+            specs, kind = default_properties(item)
+            self.block = _Block(self, key, specs, kind, heading)
+        return lines + self.block.add(item)
+
+
+def write_lines(host: Any, lines: Iterable[str]) -> None:
+    terminal = bool(getattr(host, "is_terminal", False))
+    for line in lines:
+        if terminal and isinstance(line, _Heading) and line:
+            line = f"{_ACCENT_ON}{line}{_ACCENT_OFF}"
+        host.write(str(line))
+
+
+def out_default(session: Any, stream: Iterable[Any]) -> None:
+    """PowerShell's Out-Default: write `stream` to the session's host as it comes."""
+    host = session.host
+    formatter = Formatter(width=getattr(host, "width", 120) or 120, session=session)
+    try:
+        for item in stream:
+            write_lines(host, formatter.feed(item))
+    finally:
+        write_lines(host, formatter.finish())
+
+
+def out_string(objects: Iterable[Any], *, width: int = 120, session: Any = None) -> list[str]:
+    """The lines Out-String makes of `objects` (all of them read first, so every row
+    counts for the column widths)."""
+    formatter = Formatter(width=width, session=session, buffer_size=None, delay=None)
+    lines: list[str] = []
+    for item in objects:
+        lines.extend(formatter.feed(item))
+    lines.extend(formatter.finish())
+    return [str(line) for line in lines]
