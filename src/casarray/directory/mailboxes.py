@@ -161,6 +161,8 @@ class MailboxService:
         if password_hash is None:
             if password is None:
                 raise InvalidValueError("Password", "", "is required for a new mailbox.")
+            with self.dir.store.read() as session:  # refuse a clash before the costly hash
+                self._check_unique(session, alias, smtp, None)
             password_hash = hash_password(password)
         with self.dir.store.write() as session:
             if database is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from casarray.directory.errors import SchemaOutOfDateError
 from casarray.directory.store import Store
@@ -18,9 +19,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def current_revision(store: Store) -> str | None:
     """The schema revision in the database, or None for an empty database."""
     with store.engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
+        try:
+            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+        except DBAPIError:
+            conn.rollback()
+            if inspect(conn).has_table("alembic_version"):
+                raise
             return None
-        row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
         return row[0] if row else None
 
 

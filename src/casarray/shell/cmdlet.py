@@ -123,6 +123,20 @@ class Cmdlet:
     def write_verbose(self, message: str) -> None:
         self.session.write_verbose(message)
 
+    def write_error(self, exc: Exception) -> None:
+        """Report a non-terminating error (as an exception raised from process() is):
+        -ErrorAction and -ErrorVariable apply; under -ErrorAction Stop it terminates."""
+        self.session.cmdlet_error(self, exc, terminating=False)
+
+    def terminate(self, exc: Exception) -> Exception:
+        """An exception that stops the whole command with `exc`'s error: `raise
+        self.terminate(exc)`."""
+        return self.session.terminating_error(self, exc)
+
+    def stopped(self) -> None:
+        """Called instead of end() when the pipeline stops early (a terminating error
+        elsewhere, Ctrl+C): finish what was acknowledged, write nothing new."""
+
 
 COMMANDS: dict[str, type[Cmdlet]] = {}
 

@@ -276,11 +276,6 @@ def identity_arg(value: Any, record_type: type | tuple[type, ...]) -> Any:
     return value
 
 
-def shown(value: Any) -> str:
-    """An identity as the What if: line and messages show it."""
-    return str(value)
-
-
 def name_list(names: list[str] | tuple[str, ...], limit: int = 10) -> str:
     """'DB01, DB02 and 3 more': names for a message, at most `limit` of them."""
     if len(names) <= limit:

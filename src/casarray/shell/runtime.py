@@ -240,6 +240,7 @@ class Invocation:
     static: dict[str, Any] = field(default_factory=dict)
     common: dict[str, Any] = field(default_factory=dict)
     confirm_state: str | None = None  # "all" or "none" after Yes/No to All
+    began: bool = False  # begin() ran, so stopped() or end() is owed
 
     @property
     def name(self) -> str:
@@ -642,31 +643,32 @@ class Session:
         return self._run_command(invocation, upstream)
 
     def _run_command(self, invocation: Invocation, upstream: Iterator[Any] | None) -> Iterator[Any]:
-        cls = invocation.cls
-        node = invocation.node
-        error_action = invocation.common.get(
-            "ErrorAction", str(self.global_scope.lookup("ErrorActionPreference") or "Continue")
-        )
-        cmdlet = cls(self, invocation)
+        cmdlet = invocation.cls(self, invocation)
 
         def fail(exc: BaseException, terminating: bool) -> None:
-            record = record_from_exception(exc, cls.name, node.pos, self.source)
-            if record.command is None:
-                record.command = cls.name
-            if terminating or error_action == "Stop":
-                if error_action in ("SilentlyContinue", "Ignore") and not terminating:
-                    record.category = "_silent"
-                raise TerminatingError(record)
-            self._report(record, silent=error_action in ("SilentlyContinue", "Ignore"))
-            variable = invocation.common.get("ErrorVariable")
-            if variable:
-                self.scope.set(variable.lstrip("+"), [record])
+            self.cmdlet_error(cmdlet, exc, terminating=terminating)
 
+        ended = False
+        try:
+            yield from self._run_blocks(cmdlet, invocation, upstream, fail)
+            ended = True
+        finally:
+            if not ended and invocation.began:
+                cmdlet.stopped()
+
+    def _run_blocks(
+        self,
+        cmdlet: Cmdlet,
+        invocation: Invocation,
+        upstream: Iterator[Any] | None,
+        fail: Callable[[BaseException, bool], None],
+    ) -> Iterator[Any]:
         try:
             if upstream is None:
                 self._check_mandatory(invocation, invocation.static, piped=False)
             else:
                 self._check_mandatory(invocation, invocation.static, piped=True)
+            invocation.began = True
             yield from self._outputs(invocation, cmdlet.begin(invocation.static))
         except TerminatingError:
             raise
@@ -703,6 +705,35 @@ class Session:
             raise
         except Exception as exc:
             fail(exc, True)
+
+    def _error_record(self, cmdlet: Cmdlet, exc: BaseException) -> ErrorRecord:
+        node = getattr(cmdlet.invocation, "node", None)
+        record = record_from_exception(exc, cmdlet.name, getattr(node, "pos", None), self.source)
+        if record.command is None:
+            record.command = cmdlet.name
+        return record
+
+    def terminating_error(self, cmdlet: Cmdlet, exc: BaseException) -> TerminatingError:
+        return TerminatingError(self._error_record(cmdlet, exc))
+
+    def cmdlet_error(self, cmdlet: Cmdlet, exc: BaseException, *, terminating: bool) -> None:
+        """Write a cmdlet's error, honouring -ErrorAction and -ErrorVariable; raise
+        TerminatingError when it is terminating or under -ErrorAction Stop."""
+        invocation: Invocation | None = cmdlet.invocation
+        common = invocation.common if invocation is not None else {}
+        error_action = common.get(
+            "ErrorAction", str(self.global_scope.lookup("ErrorActionPreference") or "Continue")
+        )
+        record = self._error_record(cmdlet, exc)
+        silent = error_action in ("SilentlyContinue", "Ignore")
+        if terminating or error_action == "Stop":
+            if silent and not terminating:
+                record.category = "_silent"
+            raise TerminatingError(record)
+        self._report(record, silent=silent)
+        variable = common.get("ErrorVariable")
+        if variable:
+            self.scope.set(str(variable).lstrip("+"), [record])
 
     def _outputs(self, invocation: Invocation, produced: Iterable[Any] | None) -> Iterator[Any]:
         if produced is None:

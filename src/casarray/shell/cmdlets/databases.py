@@ -19,38 +19,9 @@ from casarray.directory.errors import DirectoryError, InvalidValueError
 from casarray.directory.objects import MailboxDatabase, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.objects import database_object, identity_arg, name_list
-from casarray.shell.runtime import TerminatingError, record_from_exception
 
 IDENTITY_HELP = "The database's name, GUID, distinguished name or legacyExchangeDN."
 RPC_PARAMETER = "RpcClientAccessServer"
-
-
-def write_error(cmdlet: Cmdlet, exc: Exception) -> None:
-    """Report `exc` as a non-terminating error of `cmdlet`, as the runtime does for an
-    error raised from `process()`: -ErrorAction and -ErrorVariable apply. For errors
-    found outside `process()` (a batch written in `end()`), several per call."""
-    session = cmdlet.session
-    invocation = cmdlet.invocation
-    node = getattr(invocation, "node", None)
-    record = record_from_exception(exc, cmdlet.name, getattr(node, "pos", None), session.source)
-    common: Mapping[str, Any] = getattr(invocation, "common", {}) or {}
-    action = common.get(
-        "ErrorAction", str(session.global_scope.lookup("ErrorActionPreference") or "Continue")
-    )
-    if action == "Stop":
-        raise TerminatingError(record)
-    session._report(record, silent=action in ("SilentlyContinue", "Ignore"))
-    variable = common.get("ErrorVariable")
-    if variable:
-        session.scope.set(str(variable).lstrip("+"), [record])
-
-
-def terminate(cmdlet: Cmdlet, exc: Exception) -> TerminatingError:
-    """A terminating error of `cmdlet` for `exc`: it stops the whole command."""
-    node = getattr(cmdlet.invocation, "node", None)
-    return TerminatingError(
-        record_from_exception(exc, cmdlet.name, getattr(node, "pos", None), cmdlet.session.source)
-    )
 
 
 def _database(cmdlet: Cmdlet, identity: Any) -> MailboxDatabase:
@@ -240,6 +211,9 @@ class SetMailboxDatabase(Cmdlet):
             self.directory.databases.set(database, rpc_client_access_server=self._target, name=name)
         return ()
 
+    def stopped(self) -> None:
+        self._flush()  # databases already confirmed are written even if the pipeline stops
+
     def end(self) -> Iterable[Any]:
         self._flush()
         if self._unchanged:
@@ -265,7 +239,7 @@ class SetMailboxDatabase(Cmdlet):
             return
         except InvalidValueError as exc:
             if exc.parameter == RPC_PARAMETER:  # the array or server went away meanwhile
-                raise terminate(self, exc) from None
+                raise self.terminate(exc) from None
         except DirectoryError:
             pass
         for database in batch:  # retried one by one: each error names its database
@@ -273,10 +247,10 @@ class SetMailboxDatabase(Cmdlet):
                 databases.set_rpc_client_access_server(database, self._target)
             except InvalidValueError as exc:
                 if exc.parameter == RPC_PARAMETER:
-                    raise terminate(self, exc) from None
-                write_error(self, exc)
+                    raise self.terminate(exc) from None
+                self.write_error(exc)
             except DirectoryError as exc:
-                write_error(self, exc)
+                self.write_error(exc)
 
 
 @register
