@@ -36,7 +36,8 @@ def upgrade(store: Store, revision: str = "head") -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with store.engine.begin() as conn:
+    # BEGIN IMMEDIATE on SQLite: a second process opening an empty directory waits.
+    with store.engine.execution_options(casarray_write=True).begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
