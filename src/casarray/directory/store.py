@@ -63,6 +63,14 @@ class Store:
                 f"unsupported directory URL '{url}': use sqlite:///FILE or postgresql+psycopg://"
             )
         self._write_engine = self.engine.execution_options(casarray_write=True)
+        # PostgreSQL reads run in autocommit: under READ COMMITTED a transaction gives a
+        # multi-statement read no common snapshot anyway, and BEGIN/COMMIT cost two round
+        # trips per lookup.
+        self._read_engine = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql"
+            else self.engine
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -70,7 +78,7 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        with Session(self._read_engine, expire_on_commit=False) as session, session.begin():
             yield session
 
     @contextmanager
