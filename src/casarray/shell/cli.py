@@ -97,7 +97,7 @@ class ShellCompleter:
         cls = COMMANDS.get(previous[0].lower())
         if cls is None:
             return word, []
-        if word[:1] in "-–—―":
+        if word[:1] and word[0] in "-–—―":
             stem = word[1:].lower()
             return word, [
                 "-" + p.name for p in all_parameters(cls) if p.name.lower().startswith(stem)
@@ -134,7 +134,8 @@ class ShellCompleter:
             yield Completion(option, start_position=-len(word))
 
 
-def repl(session: Session) -> int:
+def repl(session: Session, *, input: Any = None, output: Any = None) -> int:
+    """The interactive prompt. `input`/`output` are prompt_toolkit's (for tests)."""
     from prompt_toolkit import PromptSession
     from prompt_toolkit.completion import Completer, ThreadedCompleter
     from prompt_toolkit.history import FileHistory
@@ -151,12 +152,16 @@ def repl(session: Session) -> int:
 
     home = casarray_home()
     home.mkdir(parents=True, exist_ok=True)
-    prompt = PromptSession(
+    prompt: PromptSession[str] = PromptSession(
         history=FileHistory(str(home / "shell_history")),
         completer=ThreadedCompleter(_Completer()),
         complete_while_typing=False,
+        input=input,
+        output=output,
     )
-    print("casarray Exchange Management Shell. Get-Command lists the cmdlets; exit to leave.")
+    session.host.write(
+        "casarray Exchange Management Shell. Get-Command lists the cmdlets; exit to leave."
+    )
     failed = False
     while True:
         lines: list[str] = []

@@ -145,11 +145,11 @@ def get_member(value: Any, name: str) -> Any:
     if isinstance(value, str):
         if lower == "length":
             return len(value)
-        return None
+        return 1 if lower == "count" else None
+    if lower in ("count", "length"):
+        return 0 if value is None else 1  # PowerShell 3: $null.Count is 0, a scalar's 1
     if value is None:
         return None
-    if lower in ("count", "length"):
-        return 1
     for attr in (name, pascal_to_snake(name), lower):
         if hasattr(value, attr) and not attr.startswith("_"):
             member = getattr(value, attr)
