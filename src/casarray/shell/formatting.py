@@ -47,8 +47,6 @@ STREAM_BUFFER = 50
 STREAM_DELAY = 0.3
 MIN_COLUMN = 5  # a column cut narrower than this is dropped instead
 HASHTABLE_ENTRY = "System.Collections.DictionaryEntry"
-_ACCENT_ON = "\x1b[32;1m"
-_ACCENT_OFF = "\x1b[0m"
 
 # Types shown in groups: a change of the property's value starts a new table with a
 # "   Property: value" line (Get-Member's "TypeName: System.String").
@@ -950,12 +948,37 @@ class Formatter:
         return lines + self.block.add(item)
 
 
+def _terminal_console(host: Any) -> Any:
+    """A rich console on the host's terminal (made once per host)."""
+    console = getattr(host, "_rich_console", None)
+    if console is None:
+        from rich.console import Console
+
+        console = Console(
+            file=host.out,
+            width=getattr(host, "width", None),
+            highlight=False,
+            soft_wrap=True,
+            force_terminal=True,  # the host said it is one
+        )
+        host._rich_console = console
+    return console
+
+
 def write_lines(host: Any, lines: Iterable[str]) -> None:
-    terminal = bool(getattr(host, "is_terminal", False))
+    """Write formatted lines. The layout is PowerShell's, so output reads and pastes as
+    in the Exchange Management Shell; on a terminal it goes through rich, with table
+    headings styled."""
+    if not getattr(host, "is_terminal", False) or not hasattr(host, "out"):
+        for line in lines:
+            host.write(str(line))
+        return
+    from rich.text import Text
+
+    console = _terminal_console(host)
     for line in lines:
-        if terminal and isinstance(line, _Heading) and line:
-            line = f"{_ACCENT_ON}{line}{_ACCENT_OFF}"
-        host.write(str(line))
+        style = "bold green" if isinstance(line, _Heading) and line else ""
+        console.print(Text(str(line), style=style))
 
 
 def out_default(session: Any, stream: Iterable[Any]) -> None:
