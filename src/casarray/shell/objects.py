@@ -276,6 +276,16 @@ def identity_arg(value: Any, record_type: type | tuple[type, ...]) -> Any:
     return value
 
 
+def left_pointing_warning(databases: list[str], fqdn: str) -> str:
+    """The warning after a forced removal left databases naming a gone `fqdn`."""
+    return (
+        f"The mailbox databases {name_list(databases)} still name {fqdn} as their "
+        "RpcClientAccessServer; their users can't connect until they are pointed at a "
+        "Client Access server or array that exists: Get-MailboxDatabase "
+        f"{databases[0]} | Set-MailboxDatabase -RpcClientAccessServer <FQDN>"
+    )
+
+
 def name_list(names: list[str] | tuple[str, ...], limit: int = 10) -> str:
     """'DB01, DB02 and 3 more': names for a message, at most `limit` of them."""
     if len(names) <= limit:

@@ -14,7 +14,7 @@ from typing import Any
 
 from casarray.directory.objects import ClientAccessArray, Site
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
-from casarray.shell.objects import array_object, identity_arg, name_list
+from casarray.shell.objects import array_object, identity_arg, left_pointing_warning, name_list
 
 IDENTITY_HELP = "The array's name, FQDN, GUID, distinguished name or legacyExchangeDN."
 
@@ -246,10 +246,5 @@ class RemoveClientAccessArray(Cmdlet):
             return ()
         pointing = self.directory.arrays.remove(array, force=bool(params.get("Force")))
         if pointing:
-            self.write_warning(
-                f"The mailbox databases {name_list(pointing)} still name {array.fqdn} as their "
-                "RpcClientAccessServer; their users can't connect until they are pointed at a "
-                "Client Access server or array that exists: Get-MailboxDatabase | "
-                "Set-MailboxDatabase -RpcClientAccessServer <FQDN>"
-            )
+            self.write_warning(left_pointing_warning(pointing, array.fqdn))
         return ()

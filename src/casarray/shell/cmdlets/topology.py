@@ -18,7 +18,7 @@ from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.objects import (
     client_access_server_object,
     identity_arg,
-    name_list,
+    left_pointing_warning,
     server_object,
     site_object,
     subnet_object,
@@ -401,10 +401,5 @@ class RemoveExchangeServer(Cmdlet):
             return ()
         pointing = self.directory.servers.remove(server, force=bool(params.get("Force")))
         if pointing:
-            self.write_warning(
-                f"The mailbox databases {name_list(pointing)} still name {server.fqdn} as "
-                "their RpcClientAccessServer; their users can't connect until they are "
-                "pointed at a Client Access server or array that exists: Get-MailboxDatabase "
-                f"{pointing[0]} | Set-MailboxDatabase -RpcClientAccessServer <FQDN>"
-            )
+            self.write_warning(left_pointing_warning(pointing, server.fqdn))
         return ()
