@@ -1,0 +1,1 @@
+"""The Client Access services every CAS runs, stateless: IMAP and HTTP."""

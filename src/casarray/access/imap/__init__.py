@@ -1,0 +1,2 @@
+"""The IMAP access service: a sans-IO protocol core (`parser`, `session`) and a thin
+asyncio server around it (`server`)."""

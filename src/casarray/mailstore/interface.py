@@ -1,0 +1,197 @@
+"""What the access services see of a mailbox database: typed Protocols and frozen
+records, never SQL. The IMAP and HTTP services program against these; the store
+(`mailstore.store`) implements them on SQLite or PostgreSQL.
+
+Names: a folder's `name` is its full path with "/" as the hierarchy delimiter; "INBOX"
+(any case) is the inbox. Flags are IMAP flag strings: system flags with a backslash
+("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft") and keywords without.
+Every change to a folder gets a new modification sequence (RFC 7162 style), so a
+session on any Client Access server learns what changed since it last looked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+SPECIAL_FOLDERS = (
+    ("Sent", "\\Sent"),
+    ("Drafts", "\\Drafts"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+DELIMITER = "/"
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+
+class MailstoreError(Exception):
+    """Base of the store's errors; `code` is an IMAP response code where one fits."""
+
+    code: str | None = None
+
+
+class FolderNotFound(MailstoreError):
+    code = "NONEXISTENT"
+
+
+class FolderExists(MailstoreError):
+    code = "ALREADYEXISTS"
+
+
+class FolderInUse(MailstoreError):
+    """E.g. deleting INBOX, or renaming onto itself."""
+
+    code = "CANNOT"
+
+
+class MessageTooLarge(MailstoreError):
+    code = "TOOBIG"
+
+
+@dataclass(frozen=True)
+class Folder:
+    name: str
+    uid_validity: int
+    uid_next: int
+    highest_modseq: int
+    exists: int
+    recent: int
+    unseen: int
+    special_use: str | None
+    subscribed: bool
+    has_children: bool
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """A message's metadata; the body is fetched separately."""
+
+    uid: int
+    flags: frozenset[str]
+    internal_date: datetime
+    size: int
+    modseq: int
+    recent: bool = False
+
+
+@dataclass(frozen=True)
+class CachedParts:
+    """What FETCH answers without reading the message: the ENVELOPE and BODYSTRUCTURE
+    (and BODY) of a message, already serialised in IMAP syntax."""
+
+    envelope: str
+    bodystructure: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed in a folder since a modseq: new or changed messages (with their
+    current state), UIDs expunged, and the folder's modseq now."""
+
+    changed: tuple[MessageInfo, ...]
+    expunged: tuple[int, ...]
+    highest_modseq: int
+    uid_validity: int
+
+
+@dataclass(frozen=True)
+class Appended:
+    uid_validity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class Copied:
+    uid_validity: int  # of the destination
+    pairs: tuple[tuple[int, int], ...]  # (source uid, destination uid)
+
+
+class MailboxStore(Protocol):
+    """One user's mailbox (all their folders) in one mailbox database."""
+
+    def folders(self) -> list[Folder]: ...
+
+    def folder(self, name: str) -> Folder:
+        """Raises FolderNotFound."""
+        ...
+
+    def create_folder(self, name: str, special_use: str | None = None) -> Folder:
+        """Creates missing parents too (RFC 3501 CREATE). Raises FolderExists."""
+        ...
+
+    def delete_folder(self, name: str) -> None: ...
+
+    def rename_folder(self, old: str, new: str) -> None:
+        """Renames its children too; renaming INBOX moves its messages (RFC 3501)."""
+        ...
+
+    def subscribe(self, name: str, subscribed: bool) -> None: ...
+
+    def subscriptions(self) -> list[str]: ...
+
+    def append(
+        self,
+        folder: str,
+        message: bytes,
+        flags: Iterable[str] = (),
+        internal_date: datetime | None = None,
+    ) -> Appended:
+        """Durable when it returns (it survives kill -9 of any process)."""
+        ...
+
+    def messages(self, folder: str) -> list[MessageInfo]:
+        """Every message of the folder, in UID order."""
+        ...
+
+    def changes_since(self, folder: str, modseq: int) -> Changes: ...
+
+    def take_recent(self, folder: str) -> list[int]:
+        """The UIDs that are \\Recent for the session that calls this (a read-write
+        SELECT): they stop being recent for every later caller."""
+        ...
+
+    def body(self, folder: str, uid: int) -> bytes:
+        """The raw RFC 5322 message."""
+        ...
+
+    def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]: ...
+
+    def store_flags(
+        self,
+        folder: str,
+        uids: Sequence[int],
+        mode: str,  # "set", "add" or "remove"
+        flags: Iterable[str],
+        unchanged_since: int | None = None,
+    ) -> list[MessageInfo]:
+        """The messages after the change (those changed)."""
+        ...
+
+    def copy(self, folder: str, uids: Sequence[int], destination: str) -> Copied: ...
+
+    def move(self, folder: str, uids: Sequence[int], destination: str) -> Copied: ...
+
+    def expunge(self, folder: str, uids: Sequence[int] | None = None) -> list[int]:
+        """Removes the messages flagged \\Deleted (only those in `uids`, if given);
+        returns the UIDs removed."""
+        ...
+
+
+class DatabaseStore(Protocol):
+    """A mailbox database: the mailboxes it holds."""
+
+    def mailbox(self, mailbox_guid: str) -> MailboxStore:
+        """The mailbox's store; its folders are created on first use."""
+        ...
+
+    def create_mailbox(self, mailbox_guid: str) -> MailboxStore:
+        """INBOX and the special folders (Sent, Drafts, Trash, Junk, Archive)."""
+        ...
+
+    def remove_mailbox(self, mailbox_guid: str) -> None: ...
+
+    def close(self) -> None: ...
