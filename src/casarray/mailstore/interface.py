@@ -51,6 +51,39 @@ class MessageTooLarge(MailstoreError):
     code = "TOOBIG"
 
 
+class FolderHasChildren(FolderInUse):
+    """DELETE of a folder that has subfolders: delete them first (RFC 5530)."""
+
+    code = "HASCHILDREN"
+
+
+class DestinationNotFound(FolderNotFound):
+    """APPEND, COPY or MOVE into a folder that doesn't exist: the client may CREATE it
+    and try again (RFC 3501 TRYCREATE)."""
+
+    code = "TRYCREATE"
+
+
+class InvalidFolderName(MailstoreError):
+    """Empty, an empty level ("a//b"), a control character, or a LIST wildcard."""
+
+    code = "CANNOT"
+
+
+class InvalidFlag(MailstoreError):
+    """Not a system flag and not a keyword atom (RFC 3501 flag syntax)."""
+
+
+class MessageNotFound(MailstoreError):
+    """No message with that UID in the folder (never was, or expunged meanwhile)."""
+
+
+class DatabaseUnavailable(MailstoreError):
+    """The mailbox database is dismounted (Dismount-Database) or can't be opened."""
+
+    code = "UNAVAILABLE"
+
+
 @dataclass(frozen=True)
 class Folder:
     name: str
@@ -63,6 +96,16 @@ class Folder:
     special_use: str | None
     subscribed: bool
     has_children: bool
+
+
+@dataclass(frozen=True)
+class FolderStatistics:
+    """What Get-MailboxFolderStatistics shows of a folder: its messages and their bytes."""
+
+    name: str
+    special_use: str | None
+    messages: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -178,6 +221,10 @@ class MailboxStore(Protocol):
     def expunge(self, folder: str, uids: Sequence[int] | None = None) -> list[int]:
         """Removes the messages flagged \\Deleted (only those in `uids`, if given);
         returns the UIDs removed."""
+        ...
+
+    def statistics(self) -> list[FolderStatistics]:
+        """Every folder's message count and size, in hierarchy order (INBOX first)."""
         ...
 
 

@@ -12,6 +12,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.arrays",
     "casarray.shell.cmdlets.databases",
     "casarray.shell.cmdlets.mailboxes",
+    "casarray.shell.cmdlets.messages",
 )
 
 _loaded = False

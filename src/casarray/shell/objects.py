@@ -138,6 +138,7 @@ def client_access_server_object(server: Server, array: str | None) -> PSObject:
             "Fqdn": server.fqdn,
             "Site": server.site,
             "ClientAccessArray": array,
+            "AllowCrossSiteRpcClientAccess": server.allow_cross_site_rpc_client_access,
             "OutlookAnywhereEnabled": False,
             "AutoDiscoverServiceInternalUri": (
                 f"https://{server.fqdn}/Autodiscover/Autodiscover.xml"

@@ -14,6 +14,7 @@ from typing import Any
 from casarray.directory.errors import InvalidValueError
 from casarray.directory.objects import Mailbox, MailboxDatabase, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
+from casarray.shell.cmdlets.messages import create_store_mailbox, purge_store_mailbox
 from casarray.shell.objects import ObjectRef, identity_arg, mailbox_object
 from casarray.shell.values import SecureString
 
@@ -110,6 +111,7 @@ class NewMailbox(Cmdlet):
             database=database_arg,
             password=_password(params["Password"]),
         )
+        create_store_mailbox(self, mailbox)
         yield mailbox_object(mailbox)
 
 
@@ -267,14 +269,28 @@ class RemoveMailbox(Cmdlet):
             identity_of="mailbox",
             help=IDENTITY_HELP,
         ),
+        Parameter(
+            "Permanent",
+            kind="bool",
+            help="$true also purges its folders and messages from its mailbox database; "
+            "by default they stay there, disconnected, as in Exchange.",
+        ),
     )
     synopsis = "Removes a mailbox and its user."
-    description = "Removes a mailbox and its user account from the directory."
+    description = (
+        "Removes a mailbox and its user account from the directory. As in Exchange, its "
+        "content stays in its mailbox database, disconnected, unless -Permanent $true "
+        "purges it."
+    )
     examples = (
         Example("Remove-Mailbox alice", "Removes Alice's mailbox after confirmation."),
         Example(
             "Get-Mailbox -Database DB02 | Remove-Mailbox -Confirm:$false",
             "Removes every mailbox of DB02 without asking.",
+        ),
+        Example(
+            "Remove-Mailbox bob -Permanent $true -Confirm:$false",
+            "Removes Bob's mailbox and purges its messages from its database.",
         ),
     )
     supports_should_process = True
@@ -284,4 +300,6 @@ class RemoveMailbox(Cmdlet):
         mailbox = _mailbox(self, params["Identity"])
         if self.should_process(mailbox.alias):
             self.directory.mailboxes.remove(ObjectRef(mailbox.guid, mailbox.alias))
+            if params.get("Permanent"):
+                purge_store_mailbox(self, mailbox)
         return ()

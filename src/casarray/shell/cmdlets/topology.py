@@ -1,7 +1,7 @@
 """Topology cmdlets: Active Directory sites and subnets (the AD module's
 *-ADReplicationSite and *-ADReplicationSubnet), and Exchange servers
 (New-ExchangeServer, our stand-in for `setup /mode:install`; Get-ExchangeServer,
-Get-ClientAccessServer, Remove-ExchangeServer).
+Get-ClientAccessServer, Set-ClientAccessServer, Remove-ExchangeServer).
 
 The cmdlets bind parameters and call `Directory.sites` and `Directory.servers`; the
 rules (unique names, a server's site from its address, what may be removed) live there.
@@ -358,6 +358,65 @@ class GetClientAccessServer(Cmdlet):
         arrays = {a.site.lower(): a.name for a in self.directory.arrays.get()}
         for server in servers:
             yield client_access_server_object(server, arrays.get(server.site.lower()))
+
+
+@register
+class SetClientAccessServer(Cmdlet):
+    name = "Set-ClientAccessServer"
+    parameters = (
+        Parameter(
+            "Identity",
+            kind="identity",
+            mandatory=True,
+            position=0,
+            from_pipeline=True,
+            identity_of="server",
+            help="The Client Access server's name, FQDN or GUID.",
+        ),
+        Parameter(
+            "AllowCrossSiteRpcClientAccess",
+            kind="bool",
+            help="$true: serve users whose database names a Client Access server or array "
+            "of another site, instead of referring them there. Default $false.",
+        ),
+    )
+    synopsis = "Changes the settings of a Client Access server."
+    description = (
+        "Changes a Client Access server. -AllowCrossSiteRpcClientAccess $true lets it "
+        "serve users whose database's RpcClientAccessServer is a Client Access server or "
+        "array of another site; with $false (the default) it refers them to that name. "
+        "Users whose database names another server of its own site are always referred. "
+        "(In Exchange 2010 SP2 RU3 this is a property of a database availability group, "
+        "Set-DatabaseAvailabilityGroup -AllowCrossSiteRpcClientAccess; casarray has no "
+        "DAGs, so it is set per Client Access server.) Running servers apply it at once."
+    )
+    examples = (
+        Example(
+            "Set-ClientAccessServer -Identity CAS01 -AllowCrossSiteRpcClientAccess $true",
+            "Lets CAS01 serve users whose databases name another site's array or server.",
+        ),
+        Example(
+            "Get-ClientAccessServer | Set-ClientAccessServer -AllowCrossSiteRpcClientAccess $false",
+            "Turns cross-site access off on every Client Access server.",
+        ),
+    )
+    supports_should_process = True
+
+    def process(self, params: Mapping[str, Any]) -> Iterable[Any]:
+        server = self.directory.servers.one(identity_arg(params["Identity"], Server))
+        if not server.is_client_access_server:
+            raise InvalidOperationError(
+                f"The server '{server.name}' isn't a Client Access server (its roles: "
+                f"{server.roles}).",
+                target=server.name,
+            )
+        allow = params.get("AllowCrossSiteRpcClientAccess")
+        if allow is None or not self.should_process(server.name):
+            return ()
+        self.directory.servers.set_client_access(
+            server, allow_cross_site_rpc_client_access=bool(allow)
+        )
+        return ()
 
 
 @register
