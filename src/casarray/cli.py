@@ -50,6 +50,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shell.add_argument("file", nargs="?", metavar="FILE.ps1", help="run a script file")
 
+    server = commands.add_parser("server", help="run the access services of a Client Access server")
+    server_commands = server.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = server_commands.add_parser(
+        "run",
+        help="serve IMAP (143 STARTTLS, 993 TLS) on the server's address until SIGTERM",
+        description="Serve IMAP on the server's address from the directory: 143 (STARTTLS) "
+        "and 993 (TLS), or 10143 and 10993 when the process may not bind ports below 1024.",
+    )
+    run.add_argument("name", metavar="SERVER", help="the Client Access server, e.g. CAS01")
+    _add_directory_option(run)
+    run.add_argument(
+        "--port-offset",
+        type=int,
+        metavar="N",
+        help="listen on 143+N and 993+N (default: 0, or 10000 when ports below 1024 "
+        "can't be bound)",
+    )
+    run.add_argument("--imap-port", type=int, metavar="PORT", help="STARTTLS port (0: any)")
+    run.add_argument("--imaps-port", type=int, metavar="PORT", help="TLS port (0: any)")
+    run.add_argument(
+        "--workers", type=int, default=16, metavar="N", help="worker threads (default 16)"
+    )
+    run.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+    run.add_argument(
+        "--allow-plaintext-login",
+        action="store_true",
+        help="allow LOGIN before STARTTLS (for benchmarks on loopback; never in production)",
+    )
+
     demo = commands.add_parser(
         "demo", help="build the seed's sample organization in a temporary folder and print it"
     )
@@ -105,6 +136,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             from casarray.shell.cli import run
 
             return run(args.directory, args.command_text, args.file)
+        if args.command == "server":
+            from casarray.access.runner import RunOptions
+            from casarray.access.runner import run as run_server
+
+            return run_server(
+                RunOptions(
+                    server=args.name,
+                    directory=args.directory,
+                    port_offset=args.port_offset,
+                    imap_port=args.imap_port,
+                    imaps_port=args.imaps_port,
+                    workers=args.workers,
+                    use_uvloop=not args.no_uvloop,
+                    allow_plaintext_login=args.allow_plaintext_login,
+                    log_file=args.log_file,
+                    log_level=args.log_level,
+                )
+            )
         if args.command == "demo":
             from casarray.demo import run_demo
 

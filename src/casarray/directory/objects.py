@@ -141,6 +141,9 @@ class Server:
     exchange_legacy_dn: str
     distinguished_name: str
     when_created: datetime
+    # A Client Access server setting: serve users whose database names a Client Access
+    # server or array of another site instead of referring them there.
+    allow_cross_site_rpc_client_access: bool = False
 
     @property
     def is_client_access_server(self) -> bool:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -112,6 +113,10 @@ class ServerRow(Base):
     install_order: Mapped[int] = mapped_column(Integer, nullable=False, unique=True)
     version: Mapped[str] = mapped_column(String(32), nullable=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # Set-ClientAccessServer -AllowCrossSiteRpcClientAccess (revision 0002).
+    allow_cross_site_rpc_client_access: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     site: Mapped[SiteRow] = relationship()
 
 

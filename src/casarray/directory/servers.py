@@ -13,8 +13,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
-from casarray.directory.errors import ConflictError, InUseError, InvalidValueError
+from casarray.directory.errors import (
+    ConflictError,
+    InUseError,
+    InvalidOperationError,
+    InvalidValueError,
+)
 from casarray.directory.objects import EXCHANGE_VERSION, Server, ServerRole
+from casarray.directory.rpc_access import RpcAccessPolicy, endpoint_key
 from casarray.directory.schema import (
     ClientAccessArrayRow,
     MailboxDatabaseRow,
@@ -95,6 +101,7 @@ class ServerService:
             exchange_legacy_dn=names.server_legacy_dn(row.name),
             distinguished_name=names.server_dn(row.name),
             when_created=row.when_created,
+            allow_cross_site_rpc_client_access=bool(row.allow_cross_site_rpc_client_access),
         )
 
     def resolve_row(self, session: Session, server: object) -> ServerRow:
@@ -225,6 +232,54 @@ class ServerService:
 
     def one(self, server: object) -> Server:
         return self.get(server)[0]
+
+    def _client_access_row(self, session: Session, server: object) -> ServerRow:
+        row = self.resolve_row(session, server)
+        if not row.client_access:
+            raise InvalidOperationError(
+                f"The server '{row.name}' isn't a Client Access server (its roles: "
+                f"{roles_of(row)}).",
+                target=row.name,
+            )
+        return row
+
+    def set_client_access(
+        self, server: object, *, allow_cross_site_rpc_client_access: bool | None = None
+    ) -> Server:
+        """Set-ClientAccessServer: the settings of a Client Access server."""
+        with self.dir.store.write() as session:
+            row = self._client_access_row(session, server)
+            if allow_cross_site_rpc_client_access is not None:
+                row.allow_cross_site_rpc_client_access = bool(allow_cross_site_rpc_client_access)
+            guid = row.guid
+        return self.one(guid)
+
+    def rpc_access_policy(self, server: object) -> RpcAccessPolicy:
+        """What the Client Access server `server` needs to decide whose mailboxes it
+        serves and whom it refers elsewhere (see `rpc_access`), read in one go."""
+        with self.dir.store.read() as session:
+            row = self._client_access_row(session, server)
+            site_names = dict(session.execute(select(SiteRow.id, SiteRow.name)).all())
+            sites: dict[str, str] = {}
+            for fqdn, site_id in session.execute(
+                select(ServerRow.fqdn, ServerRow.site_id).where(ServerRow.client_access.is_(True))
+            ).all():
+                sites[endpoint_key(fqdn)] = site_names[site_id]
+            array_fqdn: str | None = None
+            for fqdn, site_id in session.execute(
+                select(ClientAccessArrayRow.fqdn, ClientAccessArrayRow.site_id)
+            ).all():
+                sites[endpoint_key(fqdn)] = site_names[site_id]
+                if site_id == row.site_id:
+                    array_fqdn = fqdn
+            return RpcAccessPolicy(
+                server=row.name,
+                server_fqdn=row.fqdn,
+                site=site_names[row.site_id],
+                array_fqdn=array_fqdn,
+                allow_cross_site=bool(row.allow_cross_site_rpc_client_access),
+                sites=sites,
+            )
 
     def client_access_rows(self, session: Session, site_id: int) -> list[ServerRow]:
         return list(

@@ -15,10 +15,14 @@ counts of every body part and hands out exact byte ranges (`BODY[1.2]`, `BODY[1.
 so the parser must know where each part starts and ends in the original bytes.
 `email.parser` rebuilds a tree of objects, normalises line endings and whitespace,
 decodes along the way and keeps no offsets, so sizes computed from it drift from what
-the client fetches. The splitter here walks the bytes once (header lines, then RFC 2046
-delimiter lines found with `bytes.find`), records offsets, and never copies a body. The
-stdlib is still used where it fits: `email.utils` for dates; RFC 2047 and 2231 values
-are decoded with `codecs`/`base64`/`binascii`.
+the client fetches. It also decodes what IMAP must pass on as sent: encoded words in
+the ENVELOPE, RFC 2231 parameters (`email.utils.collapse_rfc2231_value` decodes them,
+where IMAP servers send `name*` with its percent-encoded value). And its address parser
+drops group syntax, routes and the missing-host cases ENVELOPE has to report. The
+splitter here walks the bytes once (header lines, then RFC 2046 delimiter lines found
+with `bytes.find`), records offsets and never copies a body. The stdlib is still used
+where it fits: `email.utils.parsedate_tz` for SENT* dates, `codecs`/`base64`/`binascii`
+to decode encoded words and text parts for SEARCH.
 
 Behaviour follows RFC 3501/2045/2046/2231 and, where those leave room, what Dovecot 2.3
 answers (the differential test in tests/mailstore compares the two):
@@ -52,6 +56,16 @@ Hostile input: nesting deeper than `MAX_DEPTH` and parts beyond `MAX_PARTS` are 
 split further (such a part is opaque application/octet-stream; after the part limit the
 rest of each open multipart counts as its epilogue). Parsing is linear in the size of
 the message.
+
+Where this module and Dovecot 2.3 knowingly differ (the differential test lists them):
+a syntactically invalid Content-Type ("text", ";;;") is text/plain here, ("text" "") or
+("" "") there; Dovecot counts the line break before a delimiter in a part whose own
+header runs into that delimiter (no blank line), here it belongs to the delimiter as
+everywhere else; Dovecot answers BODY[1.1] of a text part with that part, here a body
+part inside a multipart has no part 1 (""), as RFC 3501 numbers only messages so.
+
+The last few parses are cached (keyed by the message bytes), so a FETCH of several
+sections of one message parses it once.
 
 Strings in `CachedParts` may carry 8-bit header bytes (as IMAP literals, like Dovecot).
 They are the IMAP bytes decoded as UTF-8 with `surrogateescape`: `to_wire(s)` gives back
@@ -343,8 +357,14 @@ def _find_delimiter(raw: bytes, pos: int, prefixes: tuple[bytes, ...]) -> int:
             return i
 
 
+def _bytes(raw: bytes) -> bytes:
+    """bytearray or memoryview as bytes (hashable for the cache, slices as bytes)."""
+    return raw if type(raw) is bytes else bytes(raw)
+
+
 @lru_cache(maxsize=8)
 def _parse(raw: bytes) -> _Entity:
+    """The parsed message (cached for the last few messages)."""
     parser = _Parser(raw)
     root, _ = parser.entity(0, 0, ())
     root.end = len(raw)
@@ -543,6 +563,7 @@ def _content_type(e: _Entity, in_digest: bool) -> None:
 # -- IMAP serialisation ----------------------------------------------------------------
 
 _NEEDS_LITERAL = re.compile(rb"[\x00\r\n\x80-\xff]")
+_PLAIN_QUOTABLE = re.compile(rb'[^\x00\r\n\x80-\xff"\\]*')
 _NEWLINE = re.compile(rb"[\r\n]")
 _NEWLINE_NOT_BEFORE_BLANK = re.compile(rb"[\r\n](?![ \t\r\n]|\Z)")
 _BLANKS = re.compile(rb"[ \t\r\n]+")
@@ -550,6 +571,8 @@ _NIL = b"NIL"
 
 
 def _string(b: bytes) -> bytes:
+    if _PLAIN_QUOTABLE.fullmatch(b):
+        return b'"' + b + b'"'
     if b"\0" in b:
         b = b.replace(b"\0", "\ufffd".encode())  # no NUL in IMAP strings
     if _NEEDS_LITERAL.search(b):
@@ -727,15 +750,27 @@ def _domain(token: bytes) -> bytes:
     return _MISSING_DOMAIN
 
 
-def _addr_spec(tokens: list[tuple[int, bytes]]) -> tuple[bytes, bytes, bool]:
-    """(mailbox, host, valid) of local-part "@" domain; a domain of more than one
-    token makes the rest of the list unparseable, as in Dovecot."""
-    at = next((k for k, t in enumerate(tokens) if t == (_SPECIAL, b"@")), -1)
-    if at < 0:
-        return _joined(tokens) or _MISSING_MAILBOX, _MISSING_DOMAIN, True
-    domain = [t for kind, t in tokens[at + 1 :] if kind != _COMMENT]
-    local = _joined(tokens[:at]) or _MISSING_MAILBOX
-    return local, _domain(domain[0]) if domain else _MISSING_DOMAIN, len(domain) <= 1
+def _addr_spec(tokens: list[tuple[int, bytes]]) -> tuple[_Address, bool]:
+    """local-part "@" domain (a lone comment is the display name) and whether the list
+    may go on after it. As in Dovecot: several words before the "@" are a display name
+    without an address, a domain of more than one token or an unterminated comment
+    ends the list, and a part that cannot be read is MISSING_MAILBOX / MISSING_DOMAIN."""
+    comments = [t for kind, t in tokens if kind == _COMMENT and t.strip()]
+    name = comments[-1] if comments else None
+    at = next((k for k, t in enumerate(tokens) if t == (_SPECIAL, b"@")), len(tokens))
+    local = [t for t in tokens[:at] if t[0] != _COMMENT]
+    domain = [t for t in tokens[at + 1 :] if t[0] != _COMMENT]
+    if any(kind == _BROKEN for kind, _ in local):
+        return (name, None, _MISSING_MAILBOX, _MISSING_DOMAIN), False
+    if len(local) > 1:
+        return (_phrase(local), None, _MISSING_MAILBOX, _MISSING_DOMAIN), False
+    if at == len(tokens) and local and local[0][0] == _QUOTED:
+        return (local[0][1], None, _MISSING_MAILBOX, _MISSING_DOMAIN), True
+    mailbox = _joined(local) or _MISSING_MAILBOX
+    if any(kind == _BROKEN for kind, _ in domain):
+        return (name, None, mailbox, _MISSING_DOMAIN), False
+    host = _domain(domain[0][1]) if domain else _MISSING_DOMAIN
+    return (name, None, mailbox, host), len(domain) <= 1
 
 
 def _mailbox(tokens: list[tuple[int, bytes]]) -> tuple[_Address, bool]:
@@ -750,14 +785,9 @@ def _mailbox(tokens: list[tuple[int, bytes]]) -> tuple[_Address, bool]:
     first_special = next((k for k, (kind, _) in enumerate(tokens) if kind == _SPECIAL), -1)
     broken = any(kind == _BROKEN for kind, _ in tokens)
     if first_special < 0 or tokens[first_special][1] != b"<":
-        if broken:
-            return (None, None, _MISSING_MAILBOX, _MISSING_DOMAIN), False
-        comments = [t for kind, t in tokens if kind == _COMMENT and t.strip()]
-        name = comments[-1] if comments else None
-        if first_special < 0 and len(words) > 1:
+        if first_special < 0 and len(words) > 1 and not broken:
             return (_phrase(words), None, _MISSING_MAILBOX, _MISSING_DOMAIN), True
-        mailbox, host, valid = _addr_spec(tokens)
-        return (name, None, mailbox, host), valid
+        return _addr_spec(tokens)
     lt = first_special
     name = _phrase(tokens[:lt]) or None
     gt = next((k for k in range(lt + 1, len(tokens)) if tokens[k] == (_SPECIAL, b">")), None)
@@ -769,7 +799,7 @@ def _mailbox(tokens: list[tuple[int, bytes]]) -> tuple[_Address, bool]:
         if colon >= 0:
             route = _joined(inside[:colon]) or None
             inside = inside[colon + 1 :]
-    mailbox, host, valid = _addr_spec(inside)
+    (_, _, mailbox, host), valid = _addr_spec(inside)
     if gt is None or broken:
         return (name, route, mailbox, _SYNTAX_ERROR), False
     return (name, route, mailbox, host), valid and not after
@@ -817,6 +847,7 @@ def _address_list(v: bytes) -> list[_Address]:
                 address, valid = _mailbox(part)
                 out.append(address)
                 if not valid:
+                    out.append((None, None, None, None))
                     return out
                 if i < n and tokens[i] == comma:
                     i += 1
@@ -907,6 +938,7 @@ def normalize_newlines(raw: bytes) -> bytes:
 
 def cached_parts(raw: bytes) -> CachedParts:
     """ENVELOPE, BODYSTRUCTURE and BODY of a message, each in IMAP syntax."""
+    raw = _bytes(raw)
     root = _parse(raw)
     envelope: list[bytes] = []
     _write_envelope(root, envelope)
@@ -1045,6 +1077,7 @@ def fetch_section(raw: bytes, section: str) -> bytes:
     "1.2.HEADER", "1.2.TEXT", "2.HEADER.FIELDS (SUBJECT)". Raises ValueError when the
     spec is malformed.
     """
+    raw = _bytes(raw)
     numbers, kind, names = _parse_section(section)
     root = _parse(raw)
     if not numbers:
@@ -1082,6 +1115,7 @@ def _header_text(b: bytes) -> str:
 def header_values(raw: bytes, name: str) -> list[str]:
     """The values of the message's header fields called `name` (any case), unfolded
     and not decoded, in order."""
+    raw = _bytes(raw)
     key = name.strip().lower().encode("utf-8", "surrogateescape")
     return [_header_text(value) for field, value, _, _ in _parse(raw).fields if field == key]
 
@@ -1149,7 +1183,9 @@ def _decoded_body(raw: bytes, e: _Entity) -> str:
     encoding = _token_value(encoding).lower() if encoding is not None else b""
     if encoding == b"base64":
         cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4]
+        if len(cleaned) % 4 == 1:
+            cleaned = cleaned[:-1]  # a lone sextet carries no octet
+        cleaned += b"=" * (-len(cleaned) % 4)
         with contextlib.suppress(binascii.Error, ValueError):
             data = base64.b64decode(cleaned)
     elif encoding == b"quoted-printable":
@@ -1178,6 +1214,7 @@ def _texts(raw: bytes, e: _Entity, headers: bool) -> Iterator[str]:
 def search_text(raw: bytes, needle: str, *, body_only: bool) -> bool:
     """SEARCH BODY (`body_only`) / TEXT: whether the decoded text of the message
     contains `needle`, ignoring case."""
+    raw = _bytes(raw)
     wanted = needle.casefold()
     if not wanted:
         return True
@@ -1187,6 +1224,7 @@ def search_text(raw: bytes, needle: str, *, body_only: bool) -> bool:
 
 def sent_date(raw: bytes) -> datetime.date | None:
     """The date of the Date header, as written (time and zone disregarded, RFC 3501)."""
+    raw = _bytes(raw)
     dates = [value for name, value, _, _ in _parse(raw).fields if name == b"date"]
     if not dates:
         return None

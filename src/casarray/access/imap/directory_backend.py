@@ -1,0 +1,321 @@
+"""The real IMAP `Backend`: logins checked against the directory, the referral rule,
+and the user's mailbox opened in their mailbox database's store.
+
+A login goes: throttled? (failures per user and per client address) -> the password
+(`directory.mailboxes.authenticate`, argon2; the IMAP session calls `login` from its
+worker thread, so the hash never blocks the event loop) -> the user's database and
+this server's referral rule (`directory.rpc_access`): referred to the database's
+RpcClientAccessServer unless this server or its site's array is named (or cross-site
+access is allowed for another site's name) -> the database mounted? -> its store.
+
+Everything comes from the directory and the mailbox stores, so any number of Client
+Access processes serve the same users. What is cached here (the referral rule's view
+of the topology and the database records) is dropped as soon as the directory's
+topology version changes; every login reads the version, so a change made by any
+process applies to the next login. Failed-login counters live in this process's
+memory only: each Client Access process throttles on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.parse
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from casarray.access.imap.backend import (
+    LoginFailed,
+    LoginOk,
+    LoginReferred,
+    LoginResult,
+    LoginThrottled,
+    LoginUnavailable,
+)
+from casarray.directory.errors import DirectoryError
+from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
+
+if TYPE_CHECKING:
+    from casarray.directory import Directory, MailboxDatabase
+    from casarray.mailstore.interface import DatabaseStore
+
+log = logging.getLogger("casarray.imap")
+
+StoreOpener = Callable[["MailboxDatabase"], "DatabaseStore"]
+
+
+def referral_url(user: str, server: str) -> str:
+    """The RFC 2221 / RFC 5092 IMAP URL that sends `user` to `server`."""
+    enc_user = urllib.parse.quote(user, safe="!$&'()*+,=-._~")
+    return f"imap://{enc_user}@{server.rstrip('.')}/"
+
+
+# -- throttling ------------------------------------------------------------------------
+
+
+@dataclass
+class _Counter:
+    failures: deque[float] = field(default_factory=deque)
+    blocked_until: float = 0.0
+    strikes: int = 0  # how many times this key was blocked lately: the backoff grows
+    last: float = 0.0
+
+
+class LoginThrottle:
+    """Failed logins counted per user and per client address: `max_failures` within
+    `window` seconds block that user (or address) for `backoff` seconds, doubling with
+    each block in a row up to `max_backoff`; a quiet `forget_after` seconds forgets a
+    key. A successful login clears the user's counter (not the address's: one valid
+    account must not unlock guessing others from the same address).
+
+    In memory, per process; at most `max_keys` keys are kept (the stalest go first)."""
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        window: float = 60.0,
+        backoff: float = 30.0,
+        max_backoff: float = 900.0,
+        forget_after: float = 3600.0,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.forget_after = forget_after
+        self.max_keys = max_keys
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._counters: OrderedDict[str, _Counter] = OrderedDict()
+
+    @staticmethod
+    def _keys(user: str, address: str) -> tuple[str, str]:
+        return "user:" + user.strip().lower(), "addr:" + address
+
+    def _get(self, key: str, now: float) -> _Counter | None:
+        counter = self._counters.get(key)
+        if (
+            counter is not None
+            and now - counter.last > self.forget_after
+            and counter.blocked_until <= now
+        ):
+            del self._counters[key]
+            return None
+        return counter
+
+    def retry_after(self, user: str, address: str) -> float | None:
+        """Seconds until `user` may try again from `address`, or None if they may now."""
+        now = self.clock()
+        wait = 0.0
+        with self._lock:
+            for key in self._keys(user, address):
+                counter = self._get(key, now)
+                if counter is not None and counter.blocked_until > now:
+                    wait = max(wait, counter.blocked_until - now)
+        return wait or None
+
+    def failed(self, user: str, address: str) -> None:
+        now = self.clock()
+        with self._lock:
+            for key in self._keys(user, address):
+                counter = self._get(key, now)
+                if counter is None:
+                    counter = self._counters[key] = _Counter()
+                else:
+                    self._counters.move_to_end(key)
+                counter.last = now
+                failures = counter.failures
+                failures.append(now)
+                while failures and now - failures[0] > self.window:
+                    failures.popleft()
+                if len(failures) >= self.max_failures:
+                    failures.clear()
+                    counter.strikes += 1
+                    delay = min(self.backoff * 2 ** (counter.strikes - 1), self.max_backoff)
+                    counter.blocked_until = now + delay
+            while len(self._counters) > self.max_keys:
+                self._counters.popitem(last=False)
+
+    def succeeded(self, user: str) -> None:
+        with self._lock:
+            self._counters.pop(self._keys(user, "")[0], None)
+
+
+# -- the backend -----------------------------------------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    """Directory lookups valid for one topology version."""
+
+    version: int
+    policy: RpcAccessPolicy
+    databases: dict[str, MailboxDatabase] = field(default_factory=dict)
+
+
+def _default_opener(database: MailboxDatabase) -> DatabaseStore:
+    from casarray.mailstore.store import store_for
+
+    return store_for(database)
+
+
+class DirectoryBackend:
+    """The IMAP `Backend` of the Client Access server `server`."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        server: str,
+        *,
+        open_store: StoreOpener | None = None,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
+        self.directory = directory
+        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self._open_store = open_store or _default_opener
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._stores: dict[str, tuple[str, DatabaseStore]] = {}
+        self._retired: list[DatabaseStore] = []
+        policy = directory.servers.rpc_access_policy(server)
+        self._server = policy.server
+        self._server_fqdn = policy.server_fqdn
+
+    @property
+    def server_fqdn(self) -> str:
+        return self._server_fqdn
+
+    @property
+    def server_name(self) -> str:
+        return self._server
+
+    # -- directory lookups, cached per topology version -----------------------------
+
+    def topology_changed(self, version: int) -> None:
+        """Drop what was read from an older topology (the directory watcher calls it)."""
+        with self._lock:
+            if self._snapshot is not None and self._snapshot.version != version:
+                self._snapshot = None
+
+    def _current(self) -> _Snapshot:
+        version = self.directory.topology_version()
+        with self._lock:
+            snapshot = self._snapshot
+            if snapshot is not None and snapshot.version == version:
+                return snapshot
+        policy = self.directory.servers.rpc_access_policy(self._server)
+        snapshot = _Snapshot(version, policy)
+        with self._lock:
+            self._snapshot = snapshot
+        return snapshot
+
+    def policy(self) -> RpcAccessPolicy:
+        """This server's referral rule, as of the current topology."""
+        return self._current().policy
+
+    def _database(self, snapshot: _Snapshot, name: str) -> MailboxDatabase:
+        database = snapshot.databases.get(name)
+        if database is None:
+            database = self.directory.databases.one(name)
+            snapshot.databases[name] = database
+        return database
+
+    def _database_store(self, database: MailboxDatabase) -> DatabaseStore:
+        with self._lock:
+            held = self._stores.get(database.guid)
+            if held is not None and held[0] == database.store_location:
+                return held[1]
+        store = self._open_store(database)
+        with self._lock:
+            held = self._stores.get(database.guid)
+            if held is not None and held[0] == database.store_location:
+                self._retired.append(store)  # another thread opened it meanwhile
+                return held[1]
+            if held is not None:
+                self._retired.append(held[1])  # moved: sessions may still use the old one
+            self._stores[database.guid] = (database.store_location, store)
+        return store
+
+    # -- Backend ----------------------------------------------------------------------
+
+    def login(self, user: str, password: str, client_address: str) -> LoginResult:
+        """Check a login (blocking: argon2 and directory reads; call from a worker)."""
+        retry = self.throttle.retry_after(user, client_address)
+        if retry is not None:
+            log.info(
+                "%s login %r from %s: throttled (%.0f s)", self._server, user, client_address, retry
+            )
+            return LoginThrottled(retry_after=retry)
+        mailbox = self.directory.mailboxes.authenticate(user, password)
+        if mailbox is None:
+            self.throttle.failed(user, client_address)
+            log.info("%s login %r from %s: failed", self._server, user, client_address)
+            return LoginFailed()
+        self.throttle.succeeded(user)
+        try:
+            snapshot = self._current()
+            database = self._database(snapshot, mailbox.database)
+        except DirectoryError as exc:
+            log.warning("%s login %r: directory lookup failed: %s", self._server, user, exc)
+            return LoginUnavailable(f"The mailbox database can't be found: {exc.message}")
+        decision = snapshot.policy.decide(database.rpc_client_access_server)
+        if decision is RpcAccess.REFER:
+            rpc = database.rpc_client_access_server
+            log.info(
+                "%s login %r from %s: referred to %s (database %s)",
+                self._server,
+                user,
+                client_address,
+                rpc,
+                database.name,
+            )
+            return LoginReferred(url=referral_url(user, rpc), server=rpc)
+        if not database.mounted:
+            log.info(
+                "%s login %r from %s: database %s is dismounted",
+                self._server,
+                user,
+                client_address,
+                database.name,
+            )
+            return LoginUnavailable(f"The mailbox database {database.name} is dismounted.")
+        try:
+            store = self._database_store(database).mailbox(mailbox.guid)
+        except Exception as exc:
+            log.exception(
+                "%s login %r: mailbox database %s can't be opened",
+                self._server,
+                user,
+                database.name,
+            )
+            return LoginUnavailable(
+                f"The mailbox database {database.name} can't be reached ({type(exc).__name__})."
+            )
+        log.info(
+            "%s login %r from %s: ok (%s, database %s%s)",
+            self._server,
+            user,
+            client_address,
+            mailbox.primary_smtp_address,
+            database.name,
+            ", cross-site" if decision is RpcAccess.CROSS_SITE else "",
+        )
+        return LoginOk(user=mailbox.primary_smtp_address, mailbox=store)
+
+    def close(self) -> None:
+        """Close the mailbox database stores this backend opened."""
+        with self._lock:
+            stores = [store for _, store in self._stores.values()] + self._retired
+            self._stores.clear()
+            self._retired = []
+        for store in stores:
+            try:
+                store.close()
+            except Exception:
+                log.exception("closing a mailbox database store")

@@ -1,0 +1,36 @@
+"""What the IMAP session asks of its transport, as frozen dataclasses (as in h11): bytes
+to send, a TLS upgrade to start, IDLE beginning or ending (so the transport polls), and
+closing the connection. The session never touches a socket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Bytes for the client, complete response lines (CRLF included)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS:
+    """Upgrade the connection to TLS now; the tagged OK went out in a preceding Send.
+    When the handshake is done the transport calls `ImapSession.tls_started()`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Idling:
+    """The client entered (True) or left (False) IDLE: while active, the transport calls
+    `ImapSession.poll()` every ~200 ms."""
+
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection once everything sent before it is written."""
+
+
+Event = Send | StartTLS | Idling | Close

@@ -1,0 +1,956 @@
+"""The IMAP command parser, without I/O, in two layers.
+
+`CommandReader` frames the byte stream: it collects a command line with its literals
+(`{n}` synchronising, `{n+}` LITERAL+), asks for continuations, enforces the line and
+literal limits, and works whatever the chunk boundaries (byte by byte included).
+It yields `RawCommand`s, `NeedContinuation`, `LineTooLong` and `LiteralTooBig`; in raw
+line mode (AUTHENTICATE responses, IDLE's DONE) it yields lines.
+
+`CommandParser` turns one `RawCommand` into a typed command (`commands.py`), following
+the RFC 3501 grammar (with the extensions casarray implements) and raising `ParseError`
+with a reason that names what was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from casarray.access.imap import commands as c
+from casarray.access.imap import search as s
+from casarray.access.imap import utf7
+from casarray.access.imap.responses import MONTHS
+from casarray.access.imap.sequence import SequenceSet
+from casarray.mailstore.interface import DELIMITER, SYSTEM_FLAGS
+
+# -- framing ---------------------------------------------------------------------
+
+_LITERAL_MARK = re.compile(rb"\{(\d+)(\+?)\}\Z")
+_TAG = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\+\x80-\xff]+")
+
+
+@dataclass(frozen=True, slots=True)
+class RawCommand:
+    """A command line split at its literals: `segments[i]` ends with the marker of
+    `literals[i]`; the last segment ends the line (CRLF removed)."""
+
+    segments: tuple[bytes, ...]
+    literals: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NeedContinuation:
+    """The client announced a synchronising literal and waits for `+`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineTooLong:
+    tag: str | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiteralTooBig:
+    tag: str | None
+    command: str
+    size: int
+    limit: int
+    synchronizing: bool
+
+
+ReaderEvent = RawCommand | NeedContinuation | LineTooLong | LiteralTooBig
+
+
+def tag_of(line: bytes) -> str | None:
+    """The tag of a command line, or None when it has no valid one."""
+    head = line.split(b" ", 1)[0]
+    return head.decode("ascii") if _TAG.fullmatch(head) else None
+
+
+def command_of(line: bytes) -> str:
+    words = line.split(b" ", 3)[1:]
+    name = words[0].upper().decode("ascii", "replace") if words else ""
+    if name == "UID" and len(words) > 1:
+        name += " " + words[1].upper().decode("ascii", "replace")
+    return name
+
+
+class CommandReader:
+    """Frames commands out of the bytes received (sans-IO: feed bytes, take events)."""
+
+    __slots__ = (
+        "_buf",
+        "_line_total",
+        "_literal",
+        "_literal_total",
+        "_literals",
+        "_max_line",
+        "_max_literal",
+        "_overlong",
+        "_overlong_head",
+        "_rejected",
+        "_remaining",
+        "_scanned",
+        "_segments",
+    )
+
+    def __init__(self, max_line: int, max_literal: int) -> None:
+        self._max_line = max_line
+        self._max_literal = max_literal
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no LF
+        self._overlong = False  # discarding the rest of a too long line
+        self._overlong_head = b""
+        self._reset()
+
+    def _reset(self) -> None:
+        self._segments: list[bytes] = []
+        self._literals: list[bytes] = []
+        self._literal: bytearray | None = None
+        self._remaining = 0  # literal bytes still to come
+        self._line_total = 0
+        self._literal_total = 0
+        self._rejected: LiteralTooBig | None = None  # skipping a LITERAL+ command
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def clear(self) -> None:
+        """Forget everything buffered (at STARTTLS: plaintext sent after the command
+        must not be taken as commands; CVE-2011-0411)."""
+        self._buf.clear()
+        self._scanned = 0
+        self._overlong = False
+        self._reset()
+
+    @property
+    def max_literal(self) -> int:
+        return self._max_literal
+
+    @max_literal.setter
+    def max_literal(self, value: int) -> None:
+        """The literal limit for commands started from now on."""
+        self._max_literal = value
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    @property
+    def in_command(self) -> bool:
+        """A command has been started but not completed."""
+        return bool(self._segments) or bool(self._buf)
+
+    def _take_line(self, limit: int) -> bytes | LineTooLong | None:
+        """The next line without its CRLF (a lone LF is accepted too); LineTooLong once
+        a line over `limit` has been read to its end and dropped."""
+        buf = self._buf
+        while True:
+            idx = buf.find(b"\n", self._scanned)
+            if idx < 0:
+                if len(buf) > limit or self._overlong:
+                    if not self._overlong:
+                        self._overlong = True
+                        self._overlong_head = bytes(buf[:200])
+                    buf.clear()
+                    self._scanned = 0
+                else:
+                    self._scanned = len(buf)
+                return None
+            line = bytes(buf[:idx])
+            del buf[: idx + 1]
+            self._scanned = 0
+            if self._overlong:
+                self._overlong = False
+                head = self._overlong_head
+                self._overlong_head = b""
+                return LineTooLong(tag_of(head) if b" " in head else None, limit)
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                return LineTooLong(tag_of(line), limit)
+            return line
+
+    def next_line(self) -> bytes | LineTooLong | None:
+        """Raw line mode: the next line, or None until one is complete."""
+        return self._take_line(self._max_line)
+
+    def next_event(self) -> ReaderEvent | None:
+        """The next framed event, or None until more bytes arrive."""
+        while True:
+            if self._remaining:
+                if not self._buf:
+                    return None
+                take = min(self._remaining, len(self._buf))
+                if self._literal is not None:
+                    self._literal += self._buf[:take]
+                del self._buf[:take]
+                self._remaining -= take
+                if self._remaining:
+                    return None
+                if self._literal is not None:
+                    self._literals.append(bytes(self._literal))
+                    self._literal = None
+                continue
+            room = self._max_line - self._line_total
+            line = self._take_line(max(room, 0))
+            if line is None:
+                return None
+            if isinstance(line, LineTooLong):
+                head = self._segments[0] if self._segments else None
+                tag = tag_of(head) if head is not None else line.tag
+                self._reset()
+                return LineTooLong(tag, self._max_line)
+            self._line_total += len(line)
+            self._segments.append(line)
+            mark = _LITERAL_MARK.search(line)
+            if mark is None:
+                return self._finish()
+            digits, plus = mark.group(1), mark.group(2)
+            size = int(digits) if len(digits) <= 15 else 1 << 62
+            if self._rejected is not None:
+                if not plus:  # the client waits for a continuation we will not send
+                    return self._finish()
+                self._remaining = size  # discarded
+                continue
+            self._literal_total += size
+            if size > self._max_literal or self._literal_total > self._max_literal:
+                first = self._segments[0]
+                rejected = LiteralTooBig(
+                    tag_of(first), command_of(first), size, self._max_literal, not plus
+                )
+                if not plus:
+                    self._reset()
+                    return rejected
+                self._rejected = rejected
+                self._remaining = size
+                continue
+            self._remaining = size
+            self._literal = bytearray()
+            if size == 0:
+                self._literals.append(b"")
+                self._literal = None
+            if not plus:
+                return NeedContinuation()
+
+    def _finish(self) -> RawCommand | LiteralTooBig:
+        rejected = self._rejected
+        raw = RawCommand(tuple(self._segments), tuple(self._literals))
+        self._reset()
+        return rejected if rejected is not None else raw
+
+
+# -- grammar ---------------------------------------------------------------------
+
+
+class ParseError(Exception):
+    """The command is malformed: `<tag> BAD <message>`."""
+
+
+_ATOM_BYTES = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\\]\x80-\xff]+")
+# 8-bit bytes are not ASTRING-CHARs (RFC 3501), but clients send UTF-8 atoms: accepted.
+_ASTRING_BYTES = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\]+")
+_LIST_BYTES = re.compile(rb"[^(){ \x00-\x1f\x7f\"\\\x80-\xff]+")
+_NUMBER = re.compile(rb"\d+")
+_WORD = re.compile(rb"[A-Za-z]+")
+_NIL = re.compile(rb"NIL", re.I)
+_BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+_FETCH_WORD = re.compile(rb"[A-Za-z0-9.]+")
+_SEQ_SET = re.compile(rb"[0-9*:,]+")
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+_DATE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})")
+_DATE_TIME = re.compile(
+    r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
+)
+_MONTHS = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
+_SYSTEM = {f[1:].upper(): f for f in SYSTEM_FLAGS}
+MAX_NUMBER = 2**32 - 1
+MAX_DEPTH = 64
+
+_SIMPLE = frozenset(
+    {
+        "CAPABILITY",
+        "NOOP",
+        "LOGOUT",
+        "STARTTLS",
+        "CHECK",
+        "CLOSE",
+        "EXPUNGE",
+        "UNSELECT",
+        "IDLE",
+        "NAMESPACE",
+    }
+)
+_MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+_FETCH_MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+_FETCH_PLAIN = frozenset(
+    {
+        "ENVELOPE",
+        "FLAGS",
+        "INTERNALDATE",
+        "RFC822",
+        "RFC822.HEADER",
+        "RFC822.SIZE",
+        "RFC822.TEXT",
+        "UID",
+        "BODYSTRUCTURE",
+        "BODY",
+    }
+)
+_FLAG_SEARCH = {
+    "ANSWERED": ("\\Answered", True),
+    "DELETED": ("\\Deleted", True),
+    "DRAFT": ("\\Draft", True),
+    "FLAGGED": ("\\Flagged", True),
+    "SEEN": ("\\Seen", True),
+    "UNANSWERED": ("\\Answered", False),
+    "UNDELETED": ("\\Deleted", False),
+    "UNDRAFT": ("\\Draft", False),
+    "UNFLAGGED": ("\\Flagged", False),
+    "UNSEEN": ("\\Seen", False),
+}
+_HEADER_SEARCH = {"BCC": "Bcc", "CC": "Cc", "FROM": "From", "SUBJECT": "Subject", "TO": "To"}
+_DATE_SEARCH = {
+    "BEFORE": (False, "before"),
+    "ON": (False, "on"),
+    "SINCE": (False, "since"),
+    "SENTBEFORE": (True, "before"),
+    "SENTON": (True, "on"),
+    "SENTSINCE": (True, "since"),
+}
+SEARCH_CHARSETS = ("UTF-8", "US-ASCII")
+
+
+def normalise_mailbox(name: str) -> str:
+    """INBOX in any case (also as the first level of a path) becomes "INBOX"."""
+    head, sep, rest = name.partition(DELIMITER)
+    if head.upper() == "INBOX" and head != "INBOX":
+        return "INBOX" + sep + rest
+    return name
+
+
+class CommandParser:
+    """Reads one RawCommand: `tag()`, then `command_name()`, then `arguments(name)`."""
+
+    def __init__(self, raw: RawCommand) -> None:
+        self._segments = raw.segments
+        self._literals = raw.literals
+        self._index = 0
+        self._data = raw.segments[0]
+        self._pos = 0
+        self._tag = ""
+
+    # -- low level
+
+    def _peek(self) -> int:
+        return self._data[self._pos] if self._pos < len(self._data) else -1
+
+    def at_end(self) -> bool:
+        return self._pos >= len(self._data) and self._index == len(self._segments) - 1
+
+    def _rest(self) -> str:
+        rest = self._data[self._pos : self._pos + 20].decode("ascii", "replace")
+        return repr(rest) if rest else "the end of the line"
+
+    def _match(self, pattern: re.Pattern[bytes]) -> bytes | None:
+        m = pattern.match(self._data, self._pos)
+        if m is None:
+            return None
+        self._pos = m.end()
+        return m.group()
+
+    def sp(self, after: str) -> None:
+        if self._peek() != 0x20:
+            raise ParseError(f"Expected a space after {after}, found {self._rest()}")
+        self._pos += 1
+
+    def expect_end(self, what: str) -> None:
+        if not self.at_end():
+            raise ParseError(f"Unexpected {self._rest()} after {what}")
+
+    def char(self, ch: str, what: str) -> None:
+        if self._peek() != ord(ch):
+            raise ParseError(f"Expected '{ch}' {what}, found {self._rest()}")
+        self._pos += 1
+
+    def try_char(self, ch: str) -> bool:
+        if self._peek() == ord(ch):
+            self._pos += 1
+            return True
+        return False
+
+    def atom(self, what: str) -> str:
+        value = self._match(_ATOM_BYTES)
+        if value is None:
+            raise ParseError(f"Expected {what}, found {self._rest()}")
+        return value.decode("ascii")
+
+    def _literal(self) -> bytes | None:
+        if self._peek() != 0x7B:  # "{"
+            return None
+        if self._index >= len(self._segments) - 1:
+            return None
+        mark = _LITERAL_MARK.search(self._data)
+        if mark is None or mark.start() != self._pos:
+            return None
+        value = self._literals[self._index]
+        self._index += 1
+        self._data = self._segments[self._index]
+        self._pos = 0
+        return value
+
+    def _quoted(self, what: str) -> bytes | None:
+        if self._peek() != 0x22:
+            return None
+        data = self._data
+        out = bytearray()
+        i = self._pos + 1
+        n = len(data)
+        while i < n:
+            ch = data[i]
+            if ch == 0x22:
+                self._pos = i + 1
+                return bytes(out)
+            if ch == 0x5C:
+                i += 1
+                if i >= n or data[i] not in (0x22, 0x5C):
+                    raise ParseError(f"Invalid escape in the quoted {what}")
+                ch = data[i]
+            elif ch in (0x00, 0x0D, 0x0A):
+                raise ParseError(f"Invalid character in the quoted {what}")
+            out.append(ch)
+            i += 1
+        raise ParseError(f"Unterminated quoted {what}")
+
+    def string(self, what: str) -> bytes:
+        value = self._quoted(what)
+        if value is None:
+            value = self._literal()
+        if value is None:
+            raise ParseError(f"Expected {what} as a quoted string or literal, found {self._rest()}")
+        return value
+
+    def astring_bytes(self, what: str) -> bytes:
+        value = self._quoted(what)
+        if value is None:
+            value = self._literal()
+        if value is None:
+            value = self._match(_ASTRING_BYTES)
+        if value is None:
+            raise ParseError(f"Expected {what}, found {self._rest()}")
+        return value
+
+    def astring(self, what: str) -> str:
+        return self.astring_bytes(what).decode("utf-8", "replace")
+
+    def number(self, what: str, nonzero: bool = False) -> int:
+        value = self._match(_NUMBER)
+        if value is None:
+            raise ParseError(f"Expected a number for {what}, found {self._rest()}")
+        if len(value) > 10 or int(value) > MAX_NUMBER:
+            raise ParseError(f"The number for {what} is too large")
+        n = int(value)
+        if nonzero and n == 0:
+            raise ParseError(f"The number for {what} must not be 0")
+        return n
+
+    # -- IMAP values
+
+    def _mailbox_text(self, raw: bytes, what: str) -> str:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            try:
+                return raw.decode("utf-8")  # lenient: UTF-8 as clients often send it
+            except UnicodeDecodeError:
+                raise ParseError(f"The {what} is neither modified UTF-7 nor UTF-8") from None
+        try:
+            return utf7.decode(text)
+        except utf7.Utf7Error as exc:
+            raise ParseError(f"The {what} is not valid modified UTF-7: {exc}") from None
+
+    def mailbox(self, what: str = "mailbox name") -> str:
+        name = self._mailbox_text(self.astring_bytes(what), what)
+        if "\x00" in name or "\r" in name or "\n" in name:
+            raise ParseError(f"The {what} contains a control character")
+        return normalise_mailbox(name)
+
+    def list_mailbox(self, what: str) -> str:
+        value = self._quoted(what)
+        if value is None:
+            value = self._literal()
+        if value is None:
+            value = self._match(_LIST_BYTES)
+        if value is None:
+            raise ParseError(f"Expected {what}, found {self._rest()}")
+        return self._mailbox_text(value, what)
+
+    def flag(self, allow_recent: bool = False) -> str:
+        if self.try_char("\\"):
+            name = self._match(_ATOM_BYTES)
+            if name is None:
+                raise ParseError(f"Expected a flag name after '\\', found {self._rest()}")
+            upper = name.decode("ascii").upper()
+            if upper in _SYSTEM:
+                return _SYSTEM[upper]
+            if upper == "RECENT" and allow_recent:
+                return "\\Recent"
+            raise ParseError(f"Unknown system flag \\{name.decode('ascii')}")
+        value = self._match(_ATOM_BYTES)
+        if value is None:
+            raise ParseError(f"Expected a flag, found {self._rest()}")
+        return value.decode("ascii")
+
+    def flag_list(self) -> tuple[str, ...]:
+        self.char("(", "to open the flag list")
+        flags: list[str] = []
+        if self.try_char(")"):
+            return ()
+        while True:
+            flags.append(self.flag(allow_recent=True))
+            if self.try_char(")"):
+                return tuple(dict.fromkeys(flags))
+            self.sp("a flag")
+
+    def sequence_set(self) -> SequenceSet:
+        raw = self._match(_SEQ_SET)
+        if raw is None:
+            raise ParseError(f"Expected a message set, found {self._rest()}")
+        text = raw.decode("ascii")
+        ranges: list[tuple[int, int]] = []
+        for part in text.split(","):
+            ends = part.split(":")
+            if len(ends) > 2 or not all(ends):
+                raise ParseError(f"Invalid message set {text!r}")
+            values: list[int] = []
+            for end in ends:
+                if end == "*":
+                    values.append(0)
+                elif end.isdigit() and len(end) <= 10 and 0 < int(end) <= MAX_NUMBER:
+                    values.append(int(end))
+                else:
+                    raise ParseError(f"Invalid message set {text!r}: {end!r} is not a number")
+            ranges.append((values[0], values[-1]))
+        return SequenceSet(tuple(ranges))
+
+    def date(self) -> date:
+        raw = self.astring_bytes("a date")
+        m = _DATE.fullmatch(raw.decode("ascii", "replace"))
+        month = _MONTHS.get(m.group(2).upper()) if m else None
+        if m is None or month is None:
+            raise ParseError(f"Invalid date {raw!r}; expected e.g. 1-Feb-2024")
+        try:
+            return date(int(m.group(3)), month, int(m.group(1)))
+        except ValueError:
+            raise ParseError(f"Invalid date {raw!r}") from None
+
+    def date_time(self) -> datetime:
+        raw = self._quoted("date-time")
+        if raw is None:
+            raise ParseError("Expected a quoted date-time")
+        m = _DATE_TIME.fullmatch(raw.decode("ascii", "replace"))
+        month = _MONTHS.get(m.group(2).upper()) if m else None
+        if m is None or month is None:
+            raise ParseError(
+                f'Invalid date-time "{raw.decode("ascii", "replace")}"; '
+                'expected e.g. "17-Jul-1996 02:44:25 -0700"'
+            )
+        sign = -1 if m.group(7) == "-" else 1
+        offset = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
+        try:
+            return datetime(
+                int(m.group(3)),
+                month,
+                int(m.group(1).strip()),
+                int(m.group(4)),
+                int(m.group(5)),
+                int(m.group(6)),
+                tzinfo=timezone(sign * offset),
+            )
+        except ValueError:
+            raise ParseError(f"Invalid date-time {raw!r}") from None
+
+    # -- the command
+
+    def tag(self) -> str:
+        raw = _TAG.match(self._data)
+        if raw is None:
+            raise ParseError("Missing or invalid tag")
+        self._pos = raw.end()
+        self._tag = raw.group().decode("ascii")
+        return self._tag
+
+    def command_name(self) -> str:
+        if self._peek() != 0x20:
+            raise ParseError("Missing command")
+        self._pos += 1
+        name = self._match(_WORD)
+        if name is None:
+            raise ParseError(f"Expected a command name, found {self._rest()}")
+        upper = name.decode("ascii").upper()
+        if upper == "UID":
+            self.sp("UID")
+            sub = self._match(_WORD)
+            if sub is None:
+                raise ParseError(f"Expected a command after UID, found {self._rest()}")
+            upper += " " + sub.decode("ascii").upper()
+        return upper
+
+    def arguments(self, name: str) -> c.Command:
+        """The typed command; ParseError if the arguments are malformed."""
+        tag = self._tag
+        if name in _SIMPLE:
+            self.expect_end(name)
+            return c.Simple(tag, name)
+        if name in _MAILBOX_COMMANDS:
+            self.sp(name)
+            mailbox = self.mailbox()
+            self.expect_end("the mailbox name")
+            return c.MailboxCommand(tag, name, mailbox)
+        method = getattr(self, "_cmd_" + name.replace(" ", "_"), None)
+        if method is None:
+            raise ParseError(f"Unknown command {name}")
+        command: c.Command = method(tag, name)
+        return command
+
+    def _cmd_AUTHENTICATE(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mechanism = self.atom("an authentication mechanism").upper()
+        initial: bytes | None = None
+        if not self.at_end():
+            self.sp("the mechanism")
+            initial = self._match(_BASE64)
+            if not initial:
+                raise ParseError("Invalid initial response; expected base64 or '='")
+        self.expect_end("the initial response")
+        return c.Authenticate(tag, name, mechanism, initial)
+
+    def _cmd_LOGIN(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        user = self.astring("a user name")
+        self.sp("the user name")
+        password = self.astring("a password")
+        self.expect_end("the password")
+        return c.Login(tag, name, user, password)
+
+    def _cmd_RENAME(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        old = self.mailbox("existing mailbox name")
+        self.sp("the existing mailbox name")
+        new = self.mailbox("new mailbox name")
+        self.expect_end("the new mailbox name")
+        return c.Rename(tag, name, old, new)
+
+    def _cmd_LIST(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        reference = self._mailbox_text(self.astring_bytes("a reference name"), "reference name")
+        self.sp("the reference name")
+        pattern = self.list_mailbox("a mailbox name pattern")
+        self.expect_end("the mailbox name pattern")
+        return c.ListCommand(tag, name, reference, pattern)
+
+    _cmd_LSUB = _cmd_LIST
+
+    def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        self.sp("the mailbox name")
+        self.char("(", "to open the status item list")
+        items: list[str] = []
+        while True:
+            item = self.atom("a status item").upper()
+            if item not in STATUS_ITEMS:
+                raise ParseError(f"Unknown status item {item}")
+            items.append(item)
+            if self.try_char(")"):
+                break
+            self.sp("a status item")
+        self.expect_end("the status item list")
+        return c.Status(tag, name, mailbox, tuple(items))
+
+    def _cmd_APPEND(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        self.sp("the mailbox name")
+        flags: tuple[str, ...] = ()
+        when: datetime | None = None
+        if self._peek() == 0x28:  # "("
+            flags = self.flag_list()
+            self.sp("the flag list")
+        if self._peek() == 0x22:  # '"'
+            when = self.date_time()
+            self.sp("the date-time")
+        if self._peek() == 0x7E:  # "~"
+            raise ParseError("Binary literals (~{n}) are not supported")
+        message = self._literal()
+        if message is None:
+            raise ParseError(f"Expected the message as a literal, found {self._rest()}")
+        self.expect_end("the message literal")
+        return c.Append(
+            tag, name, mailbox, tuple(f for f in flags if f != "\\Recent"), when, message
+        )
+
+    def _search(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        charset: str | None = None
+        if self._data[self._pos : self._pos + 8].upper() == b"CHARSET ":
+            self._pos += 8
+            charset = self.astring("a charset").upper()
+            self.sp("the charset")
+        keys = [self.search_key(charset, 0)]
+        while not self.at_end():
+            self.sp("a search key")
+            keys.append(self.search_key(charset, 0))
+        key = keys[0] if len(keys) == 1 else s.And(tuple(keys))
+        return c.Search(tag, name, uid, charset, key)
+
+    def _cmd_SEARCH(self, tag: str, name: str) -> c.Command:
+        return self._search(tag, name, False)
+
+    def _cmd_UID_SEARCH(self, tag: str, name: str) -> c.Command:
+        return self._search(tag, name, True)
+
+    def _search_string(self, charset: str | None, what: str) -> str:
+        raw = self.astring_bytes(what)
+        if charset in (None, "US-ASCII", "UTF-8"):
+            return raw.decode("utf-8", "replace")
+        return raw.decode("latin-1")  # an unsupported charset: refused by the session
+
+    def search_key(self, charset: str | None, depth: int) -> s.SearchKey:
+        if depth > MAX_DEPTH:
+            raise ParseError("Search keys nested too deeply")
+        if self.try_char("("):
+            keys = [self.search_key(charset, depth + 1)]
+            while not self.try_char(")"):
+                self.sp("a search key")
+                keys.append(self.search_key(charset, depth + 1))
+            return keys[0] if len(keys) == 1 else s.And(tuple(keys))
+        first = self._peek()
+        if first == 0x2A or 0x30 <= first <= 0x39:  # "*" or a digit
+            return s.SequenceKey(self.sequence_set())
+        word = self.atom("a search key").upper()
+        if word in _FLAG_SEARCH:
+            flag, present = _FLAG_SEARCH[word]
+            return s.FlagKey(flag, present)
+        if word == "ALL":
+            return s.All()
+        if word in ("KEYWORD", "UNKEYWORD"):
+            self.sp(word)
+            keyword = self.atom("a keyword")
+            return s.FlagKey(keyword, word == "KEYWORD")
+        if word == "RECENT":
+            return s.RecentKey(True)
+        if word == "OLD":
+            return s.RecentKey(False)
+        if word == "NEW":
+            return s.And((s.RecentKey(True), s.FlagKey("\\Seen", False)))
+        if word in _HEADER_SEARCH:
+            self.sp(word)
+            return s.HeaderKey(_HEADER_SEARCH[word], self._search_string(charset, "a string"))
+        if word == "HEADER":
+            self.sp(word)
+            field = self.astring("a header field name")
+            self.sp("the header field name")
+            return s.HeaderKey(field, self._search_string(charset, "a string"))
+        if word in ("BODY", "TEXT"):
+            self.sp(word)
+            return s.TextKey(self._search_string(charset, "a string"), word == "BODY")
+        if word in _DATE_SEARCH:
+            self.sp(word)
+            sent, op = _DATE_SEARCH[word]
+            return s.DateKey(sent, op, self.date())
+        if word in ("LARGER", "SMALLER"):
+            self.sp(word)
+            return s.SizeKey(word == "LARGER", self.number("the size"))
+        if word == "NOT":
+            self.sp(word)
+            return s.Not(self.search_key(charset, depth + 1))
+        if word == "OR":
+            self.sp(word)
+            left = self.search_key(charset, depth + 1)
+            self.sp("the first key of OR")
+            return s.Or(left, self.search_key(charset, depth + 1))
+        if word == "UID":
+            self.sp(word)
+            return s.UidKey(self.sequence_set())
+        raise ParseError(f"Unknown search key {word}")
+
+    def _fetch(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        messages = self.sequence_set()
+        self.sp("the message set")
+        items: list[c.FetchAttribute] = []
+        if self.try_char("("):
+            while True:
+                items.append(self.fetch_attribute())
+                if self.try_char(")"):
+                    break
+                self.sp("a fetch item")
+        else:
+            word = self._data[self._pos : self._pos + 5].upper()
+            macro = next((m for m in _FETCH_MACROS if word.startswith(m.encode())), None)
+            if macro is not None and (self._pos + len(macro) == len(self._data)):
+                self._pos += len(macro)
+                items.extend(c.FetchAttribute(n) for n in _FETCH_MACROS[macro])
+            else:
+                items.append(self.fetch_attribute())
+        self.expect_end("the fetch items")
+        return c.Fetch(tag, name, uid, messages, tuple(dict.fromkeys(items)))
+
+    def _cmd_FETCH(self, tag: str, name: str) -> c.Command:
+        return self._fetch(tag, name, False)
+
+    def _cmd_UID_FETCH(self, tag: str, name: str) -> c.Command:
+        return self._fetch(tag, name, True)
+
+    def fetch_attribute(self) -> c.FetchAttribute:
+        raw = self._match(_FETCH_WORD)
+        if raw is None:
+            raise ParseError(f"Expected a fetch item, found {self._rest()}")
+        word = raw.decode("ascii").upper()
+        if word in ("BODY", "BODY.PEEK") and self._peek() == 0x5B:  # "["
+            section = self.section()
+            partial = None
+            if self.try_char("<"):
+                origin = self.number("the partial origin")
+                self.char(".", "between the partial origin and length")
+                length = self.number("the partial length", nonzero=True)
+                self.char(">", "to close the partial range")
+                partial = (origin, length)
+            return c.FetchAttribute("BODY[]", section, partial, word == "BODY.PEEK")
+        if word in _FETCH_PLAIN:
+            return c.FetchAttribute(word)
+        if word in _FETCH_MACROS:
+            raise ParseError(f"The macro {word} cannot be used inside a list")
+        raise ParseError(f"Unknown fetch item {word}")
+
+    def section(self) -> c.Section:
+        self.char("[", "to open the section")
+        parts: list[int] = []
+        text: str | None = None
+        fields: tuple[str, ...] = ()
+        while True:
+            if self.try_char("]"):
+                break
+            if 0x30 <= self._peek() <= 0x39 and text is None:
+                parts.append(self.number("a section part", nonzero=True))
+                if self.try_char("."):
+                    if self._peek() == 0x5D:
+                        raise ParseError("Invalid section: '.' before ']'")
+                    continue
+                self.char("]", "to close the section")
+                break
+            word = self.atom("a section").upper()
+            if word in ("HEADER", "TEXT") or (word == "MIME" and parts):
+                text = word
+            elif word in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+                text = word
+                self.sp(word)
+                self.char("(", "to open the header field list")
+                names = [self._field_name()]
+                while not self.try_char(")"):
+                    self.sp("a header field name")
+                    names.append(self._field_name())
+                fields = tuple(n.upper() for n in names)
+            else:
+                raise ParseError(f"Invalid section {word}")
+            self.char("]", "to close the section")
+            break
+        return c.Section(tuple(parts), text, fields)
+
+    def _field_name(self) -> str:
+        name = self.astring("a header field name")
+        if not _FIELD_NAME.fullmatch(name):
+            raise ParseError(f"Invalid header field name {name!r}")
+        return name
+
+    def _store(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        messages = self.sequence_set()
+        self.sp("the message set")
+        item = self.atom("FLAGS, +FLAGS or -FLAGS").upper()
+        modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
+        base, _, suffix = item.partition(".")
+        if base not in modes or suffix not in ("", "SILENT"):
+            raise ParseError(f"Unknown store item {item}; expected FLAGS, +FLAGS or -FLAGS")
+        self.sp(item)
+        if self._peek() == 0x28:
+            flags = self.flag_list()
+        else:
+            found = [self.flag(allow_recent=True)]
+            while not self.at_end():
+                self.sp("a flag")
+                found.append(self.flag(allow_recent=True))
+            flags = tuple(dict.fromkeys(found))
+        self.expect_end("the flags")
+        flags = tuple(f for f in flags if f != "\\Recent")
+        return c.Store(tag, name, uid, messages, modes[base], suffix == "SILENT", flags)
+
+    def _cmd_STORE(self, tag: str, name: str) -> c.Command:
+        return self._store(tag, name, False)
+
+    def _cmd_UID_STORE(self, tag: str, name: str) -> c.Command:
+        return self._store(tag, name, True)
+
+    def _copy(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        messages = self.sequence_set()
+        self.sp("the message set")
+        mailbox = self.mailbox()
+        self.expect_end("the mailbox name")
+        return c.CopyMove(tag, name, uid, messages, mailbox)
+
+    def _cmd_COPY(self, tag: str, name: str) -> c.Command:
+        return self._copy(tag, name, False)
+
+    _cmd_MOVE = _cmd_COPY
+
+    def _cmd_UID_COPY(self, tag: str, name: str) -> c.Command:
+        return self._copy(tag, name, True)
+
+    _cmd_UID_MOVE = _cmd_UID_COPY
+
+    def _cmd_UID_EXPUNGE(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        messages = self.sequence_set()
+        self.expect_end("the message set")
+        return c.UidExpunge(tag, name, messages)
+
+    def _cmd_ID(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        if self._match(_NIL) is not None:
+            self.expect_end("NIL")
+            return c.Id(tag, name, None)
+        self.char("(", "to open the ID parameter list")
+        pairs: list[tuple[str, str | None]] = []
+        if not self.try_char(")"):
+            while True:
+                field = self.string("an ID field name").decode("utf-8", "replace")
+                self.sp("the ID field name")
+                if self._match(_NIL) is not None:
+                    value: str | None = None
+                else:
+                    value = self.string("an ID value").decode("utf-8", "replace")
+                pairs.append((field[:1024], None if value is None else value[:1024]))
+                if len(pairs) > 30:
+                    raise ParseError("Too many ID parameters (at most 30)")
+                if self.try_char(")"):
+                    break
+                self.sp("an ID value")
+        self.expect_end("the ID parameter list")
+        return c.Id(tag, name, tuple(pairs))
+
+    def _cmd_ENABLE(self, tag: str, name: str) -> c.Command:
+        caps: list[str] = []
+        while not self.at_end():
+            self.sp(name if not caps else "a capability")
+            caps.append(self.atom("a capability").upper())
+        if not caps:
+            raise ParseError("ENABLE needs at least one capability")
+        return c.Enable(tag, name, tuple(caps))

@@ -1,0 +1,247 @@
+"""The session's view of its selected mailbox: the message sequence number map (UIDs in
+order, each with its flags) and what the client has been told, kept in step with the
+store through `changes_since`.
+
+The map is all that is kept per message: UIDs in an `array('I')` (4 bytes each) and a
+parallel list of flag sets, interned so messages with the same flags share one
+frozenset. Messages expunged by other sessions stay in the map (and keep their sequence
+numbers) until an EXPUNGE response may be sent (RFC 3501 7.4.1: never while answering
+FETCH, STORE or SEARCH); then they are announced and removed together.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
+from casarray.access.imap import responses as r
+from casarray.mailstore.interface import (
+    SYSTEM_FLAGS,
+    Changes,
+    FolderNotFound,
+    MailboxStore,
+    MessageInfo,
+)
+
+
+class MailboxGone(Exception):
+    """The selected folder was deleted, or its UIDVALIDITY changed, under the session."""
+
+
+class SelectedMailbox:
+    __slots__ = (
+        "_intern",
+        "flags",
+        "keywords",
+        "modseq",
+        "name",
+        "pending_expunge",
+        "readonly",
+        "recent",
+        "uid_next",
+        "uid_validity",
+        "uids",
+    )
+
+    def __init__(self, name: str, readonly: bool, uid_validity: int, modseq: int) -> None:
+        self.name = name
+        self.readonly = readonly
+        self.uid_validity = uid_validity
+        self.uid_next = 1
+        self.modseq = modseq
+        self.uids: array[int] = array("I")
+        self.flags: list[frozenset[str]] = []
+        self.recent: set[int] = set()
+        self.pending_expunge: set[int] = set()
+        self.keywords: frozenset[str] = frozenset()
+        self._intern: dict[frozenset[str], frozenset[str]] = {}
+
+    @classmethod
+    def open(
+        cls, store: MailboxStore, name: str, readonly: bool
+    ) -> tuple[SelectedMailbox, list[bytes]]:
+        """Selects `name`: the view and the untagged SELECT responses (FLAGS, EXISTS,
+        RECENT, UNSEEN, PERMANENTFLAGS, UIDVALIDITY, UIDNEXT)."""
+        folder = store.folder(name)  # first: its modseq is the baseline for changes
+        infos = store.messages(folder.name)
+        view = cls(folder.name, readonly, folder.uid_validity, folder.highest_modseq)
+        view.uids = array("I", [i.uid for i in infos])
+        intern = view._intern_flags
+        view.flags = [intern(i.flags) for i in infos]
+        last = view.uids[-1] if view.uids else 0
+        view.uid_next = max(folder.uid_next, last + 1)
+        if readonly:
+            view.recent = {i.uid for i in infos if i.recent}
+        else:
+            view.recent = set(store.take_recent(folder.name))
+        first_unseen = next((n for n, f in enumerate(view.flags, 1) if "\\Seen" not in f), None)
+        del infos
+        view.keywords = view._all_keywords()
+        lines = [
+            view.flags_response(),
+            b"* %d EXISTS\r\n" % len(view.uids),
+            b"* %d RECENT\r\n" % len(view.recent),
+        ]
+        if first_unseen is not None:
+            n = first_unseen
+            lines.append(b"* OK [UNSEEN %d] Message %d is the first unseen\r\n" % (n, n))
+        if readonly:
+            lines.append(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n")
+        else:
+            lines.append(view.permanent_flags_response())
+        lines.append(b"* OK [UIDVALIDITY %d] UIDs valid\r\n" % view.uid_validity)
+        lines.append(b"* OK [UIDNEXT %d] Predicted next UID\r\n" % view.uid_next)
+        return view, lines
+
+    # -- the map
+
+    def _intern_flags(self, flags: frozenset[str]) -> frozenset[str]:
+        return self._intern.setdefault(flags, flags)
+
+    def _all_keywords(self) -> frozenset[str]:
+        seen: set[str] = set()
+        for flags in self._intern:
+            seen.update(f for f in flags if not f.startswith("\\"))
+        return frozenset(seen)
+
+    def flags_response(self) -> bytes:
+        names = " ".join((*SYSTEM_FLAGS, *sorted(self.keywords)))
+        return f"* FLAGS ({names})\r\n".encode("utf-8", "replace")
+
+    def permanent_flags_response(self) -> bytes:
+        names = " ".join((*SYSTEM_FLAGS, *sorted(self.keywords), "\\*"))
+        return f"* OK [PERMANENTFLAGS ({names})] Flags permitted\r\n".encode("utf-8", "replace")
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def index_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i
+        return None
+
+    def flag_list(self, index: int) -> bytes:
+        return r.flag_list(self.flags[index], self.uids[index] in self.recent)
+
+    def set_flags(self, infos: Iterable[MessageInfo]) -> list[int]:
+        """Records flags the session itself changed; the indexes whose flags differ."""
+        changed = []
+        for info in infos:
+            i = self.index_of(info.uid)
+            if i is not None and self.flags[i] != info.flags:
+                self.flags[i] = self._intern_flags(info.flags)
+                changed.append(i)
+        return changed
+
+    def new_keywords(self) -> list[bytes]:
+        """FLAGS and PERMANENTFLAGS again when keywords appeared since they were sent."""
+        keywords = self._all_keywords()
+        if keywords <= self.keywords:
+            return []
+        self.keywords = self.keywords | keywords
+        lines = [self.flags_response()]
+        if not self.readonly:
+            lines.append(self.permanent_flags_response())
+        return lines
+
+    # -- updates
+
+    def update(
+        self, store: MailboxStore, *, expunge: bool, uid_command: bool = False
+    ) -> list[bytes]:
+        """Untagged responses for what changed in the store since the last look, in an
+        order that keeps sequence numbers right: EXPUNGE (only when `expunge`), FLAGS
+        when new keywords appeared, EXISTS and RECENT for new messages, FETCH FLAGS for
+        flag changes (numbered after the expunges). Raises MailboxGone."""
+        try:
+            changes = store.changes_since(self.name, self.modseq)
+        except FolderNotFound as exc:
+            raise MailboxGone(str(exc)) from exc
+        added = 0
+        flag_changes: list[int] = []
+        if changes.highest_modseq != self.modseq or changes.changed or changes.expunged:
+            added, flag_changes = self._apply(store, changes)
+        lines: list[bytes] = []
+        if expunge and self.pending_expunge:
+            lines = self.announce_expunges()
+        if added or flag_changes:
+            lines.extend(self.new_keywords())
+        if added:
+            lines.append(b"* %d EXISTS\r\n" % len(self.uids))
+            lines.append(b"* %d RECENT\r\n" % len(self.recent))
+        for uid in flag_changes:
+            i = self.index_of(uid)
+            if i is not None:
+                lines.append(self.fetch_flags(i, uid_command))
+        return lines
+
+    def _apply(self, store: MailboxStore, changes: Changes) -> tuple[int, list[int]]:
+        """Takes `changes` into the map: expunged messages become pending, new ones are
+        appended, flags updated. Returns how many messages were added and the UIDs
+        whose flags changed."""
+        if changes.uid_validity != self.uid_validity:
+            raise MailboxGone("the mailbox's UIDVALIDITY changed")
+        self.modseq = changes.highest_modseq
+        gone = set(changes.expunged)
+        for uid in gone:
+            if self.index_of(uid) is not None:
+                self.pending_expunge.add(uid)
+        last = self.uids[-1] if self.uids else 0
+        new: list[MessageInfo] = []
+        flag_changes: list[int] = []
+        for info in changes.changed:
+            if info.uid in gone:
+                continue
+            i = self.index_of(info.uid)
+            if i is None:
+                if info.uid > last:
+                    new.append(info)
+                continue
+            if info.uid in self.pending_expunge:
+                continue
+            if self.flags[i] != info.flags:
+                self.flags[i] = self._intern_flags(info.flags)
+                flag_changes.append(info.uid)
+        if new:
+            new.sort(key=lambda info: info.uid)
+            self.uids.extend(info.uid for info in new)
+            self.flags.extend(self._intern_flags(info.flags) for info in new)
+            self.uid_next = max(self.uid_next, new[-1].uid + 1)
+            if self.readonly:
+                self.recent.update(info.uid for info in new if info.recent)
+            else:
+                self.recent.update(store.take_recent(self.name))
+        return len(new), flag_changes
+
+    def fetch_flags(self, index: int, with_uid: bool) -> bytes:
+        if with_uid:
+            return b"* %d FETCH (UID %d FLAGS %s)\r\n" % (
+                index + 1,
+                self.uids[index],
+                self.flag_list(index),
+            )
+        return b"* %d FETCH (FLAGS %s)\r\n" % (index + 1, self.flag_list(index))
+
+    def announce_expunges(self, also: Iterable[int] = ()) -> list[bytes]:
+        """EXPUNGE responses for the messages expunged meanwhile (and `also`, UIDs the
+        session expunged itself), removing them from the map."""
+        doomed = self.pending_expunge.union(also)
+        self.pending_expunge = set()
+        positions = sorted(i for i in map(self.index_of, doomed) if i is not None)
+        if not positions:
+            return []
+        # RFC 3501's example order: ascending, each number as it is after the ones before.
+        lines = [b"* %d EXPUNGE\r\n" % (pos + 1 - k) for k, pos in enumerate(positions)]
+        drop = set(positions)
+        keep = [i for i in range(len(self.uids)) if i not in drop]
+        self.uids = array("I", [self.uids[i] for i in keep])
+        self.flags = [self.flags[i] for i in keep]
+        self.recent.difference_update(doomed)
+        return lines
+
+    def uids_of(self, indexes: Sequence[int]) -> list[int]:
+        uids = self.uids
+        return [uids[i] for i in indexes]

@@ -1,0 +1,578 @@
+"""The asyncio IMAP server around the sans-IO session (`session.ImapSession`).
+
+One `asyncio.Protocol` object per connection and no thread of its own: the session's
+`feed()` (which may block on the mailbox store) runs in a shared worker pool, one call
+at a time per connection, and the socket's reading is paused meanwhile (backpressure:
+a client can't make the server buffer more than one read ahead of the session). When
+the client doesn't read what it is sent, the transport's write buffer pauses the
+session in turn. STARTTLS upgrades the connection in place (`loop.start_tls`); the
+implicit-TLS listener (993) starts TLS before the greeting. A session in IDLE is polled
+every `poll_interval` seconds (a message appended through another Client Access server
+shows within a second), and a connection silent for the session's idle timeout is
+handed to `session.timed_out()`.
+
+Per idle connection the server keeps the protocol object (slots only), the transport
+and the session; reads go through the event loop's buffer, so nothing large stays
+allocated per connection.
+
+    server = ImapServer(backend, name="CAS01", host="127.77.1.11", ssl_context=ctx)
+    await server.start(port=143, tls_port=993)
+    ...
+    await server.shutdown()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from casarray.access.imap.backend import Backend
+from casarray.access.imap.events import Close, Idling, Send, StartTLS
+
+if TYPE_CHECKING:
+    from casarray.access.imap.session import Limits
+
+log = logging.getLogger("casarray.imap")
+
+BYE_SHUTDOWN = b"* BYE Server shutting down\r\n"
+BYE_ERROR = b"* BYE Internal server error\r\n"
+TLS_HANDSHAKE_TIMEOUT = 30.0
+# After our close_notify, how long to wait for the client's before dropping the
+# connection (the default, 30 s, keeps sessions that said BYE around at shutdown).
+TLS_SHUTDOWN_TIMEOUT = 1.0
+SWEEP_INTERVAL = 1.0
+# Data that arrives while the session is busy is held up to this much before reading
+# is paused (it normally isn't: reading is paused during every feed()).
+MAX_PENDING = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ListenerInfo:
+    """One bound listener: its address, its port and whether TLS is implicit."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port} ({'TLS' if self.implicit_tls else 'STARTTLS'})"
+
+
+SessionFactory = Callable[..., Any]
+
+
+class ImapConnection(asyncio.Protocol):
+    """One client connection: feeds what it reads to its session and carries out the
+    session's events."""
+
+    __slots__ = (
+        "_busy",
+        "_closing",
+        "_idle_handle",
+        "_idling",
+        "_lost",
+        "_pending",
+        "_pending_size",
+        "_read_paused",
+        "_shutdown",
+        "_tls_starting",
+        "_write_paused",
+        "bytes_in",
+        "bytes_out",
+        "cid",
+        "implicit_tls",
+        "last_active",
+        "opened",
+        "peer",
+        "server",
+        "session",
+        "tls",
+        "transport",
+    )
+
+    def __init__(self, server: ImapServer, implicit_tls: bool) -> None:
+        self.server = server
+        self.implicit_tls = implicit_tls
+        self.tls = implicit_tls
+        self.cid = 0
+        self.peer = "?"
+        self.session: Any = None
+        self.transport: Any = None
+        self._busy = False
+        self._closing = False
+        self._lost = False
+        self._shutdown = False
+        self._tls_starting = False
+        self._read_paused = False
+        self._write_paused = False
+        self._idling = False
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.opened = self.last_active = time.monotonic()
+
+    # -- asyncio callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not asyncio.Transport subclasses)
+        server = self.server
+        self.transport = transport
+        self.cid = server._next_id()
+        peername = transport.get_extra_info("peername")
+        client_address = peername[0] if peername else "?"
+        self.peer = f"{peername[0]}:{peername[1]}" if peername else "?"
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        server._connections.add(self)
+        log.info(
+            "%s #%d %s connect %s",
+            server.name,
+            self.cid,
+            self.peer,
+            "tls" if self.implicit_tls else "plain",
+        )
+        try:
+            self.session = server._session_factory(
+                server.backend,
+                client_address=client_address,
+                tls_active=self.implicit_tls,
+                starttls_available=not self.implicit_tls and server.ssl_context is not None,
+                allow_plaintext=server.allow_plaintext,
+                limits=server.limits,
+                capabilities_extra=server.capabilities_extra,
+            )
+            events = self.session.greeting()
+        except Exception:
+            log.exception("%s #%d session start failed", server.name, self.cid)
+            self._fail()
+            return
+        self._handle(events)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_active = time.monotonic()
+        self.bytes_in += len(data)
+        if self._closing or self._tls_starting:
+            return
+        if self._busy or self._write_paused:
+            if self._pending is None:
+                self._pending = [data]
+            else:
+                self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size > MAX_PENDING:
+                self._pause_reading()
+            return
+        self._feed(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport
+
+    def pause_writing(self) -> None:
+        # The client isn't reading what it is sent: stop reading what it sends.
+        self._write_paused = True
+        self._pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if not self._busy:
+            self._continue()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._closing = True
+        self._stop_idle()
+        server = self.server
+        server._connections.discard(self)
+        log.info(
+            "%s #%d %s close after %.1f s, %d bytes in, %d out%s",
+            server.name,
+            self.cid,
+            self.peer,
+            time.monotonic() - self.opened,
+            self.bytes_in,
+            self.bytes_out,
+            f" ({exc})" if exc else "",
+        )
+        if not self._busy:
+            self._release_session()
+
+    # -- the session --------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        self._busy = True
+        self._pause_reading()
+        self.server._run(self.session.feed, data).add_done_callback(self._fed)
+
+    def _fed(self, future: asyncio.Future[list[Any]]) -> None:
+        self._busy = False
+        try:
+            events = future.result()
+        except Exception:
+            log.exception("%s #%d session error", self.server.name, self.cid)
+            self._fail()
+            return
+        if self._lost:
+            self._release_session()
+            return
+        self._handle(events)
+        self._continue()
+
+    def _continue(self) -> None:
+        """After the session finished a step: feed what arrived meanwhile, or read on."""
+        if self._lost:
+            return
+        if self._shutdown and not self._closing:
+            self._bye(BYE_SHUTDOWN)
+            return
+        if self._closing or self._tls_starting or self._busy or self._write_paused:
+            return
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending = None
+            self._pending_size = 0
+            self._feed(data)
+            return
+        if getattr(self.session, "wants_input", True):
+            self._resume_reading()
+
+    def _handle(self, events: Iterable[Any]) -> None:
+        for event in events:
+            if self._closing:
+                return
+            if isinstance(event, Send):
+                self.bytes_out += len(event.data)
+                self.transport.write(event.data)
+            elif isinstance(event, StartTLS):
+                self._start_tls()
+                return
+            elif isinstance(event, Idling):
+                if event.active:
+                    self._start_idle()
+                else:
+                    self._stop_idle()
+            elif isinstance(event, Close):
+                self._close()
+                return
+
+    def _release_session(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        self.session = None
+        try:
+            self.server._run(session.connection_lost)
+        except RuntimeError:  # the worker pool is shut down: the server is stopping
+            with contextlib.suppress(Exception):
+                session.connection_lost()
+
+    # -- STARTTLS -----------------------------------------------------------------------
+
+    def _start_tls(self) -> None:
+        context = self.server.ssl_context
+        if context is None or self.tls:
+            log.error("%s #%d STARTTLS without a TLS context", self.server.name, self.cid)
+            self._fail()
+            return
+        self._tls_starting = True
+        # Anything the client sent after STARTTLS, before the handshake, is dropped:
+        # plaintext must not be taken as if it had come over TLS.
+        self._pending = None
+        self._pending_size = 0
+        task = asyncio.ensure_future(self._upgrade(context))
+        self.server._tasks.add(task)
+        task.add_done_callback(self.server._tasks.discard)
+
+    async def _upgrade(self, context: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self.transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT,
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            log.info("%s #%d %s STARTTLS failed: %s", self.server.name, self.cid, self.peer, exc)
+            self._tls_starting = False
+            self._closing = True
+            with contextlib.suppress(Exception):
+                self.transport.abort()
+            return
+        if transport is None or self._lost:
+            return
+        self.transport = transport
+        self.tls = True
+        self._tls_starting = False
+        self._read_paused = False
+        log.info(
+            "%s #%d %s starttls %s",
+            self.server.name,
+            self.cid,
+            self.peer,
+            transport.get_extra_info("cipher", ("?",))[0],
+        )
+        try:
+            events = self.session.tls_started()
+        except Exception:
+            log.exception("%s #%d session error after STARTTLS", self.server.name, self.cid)
+            self._fail()
+            return
+        self._handle(events)
+        self._continue()
+
+    # -- IDLE -----------------------------------------------------------------------------
+
+    def _start_idle(self) -> None:
+        self._idling = True
+        if self._idle_handle is None:
+            self._idle_handle = self.server.loop.call_later(
+                self.server.poll_interval, self._poll_due
+            )
+
+    def _stop_idle(self) -> None:
+        self._idling = False
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+
+    def _poll_due(self) -> None:
+        self._idle_handle = None
+        if not self._idling or self._closing:
+            return
+        if self._busy or self._write_paused:
+            self._start_idle()  # try again next tick
+            return
+        self._busy = True
+        self.server._run(self.session.poll).add_done_callback(self._polled)
+
+    def _polled(self, future: asyncio.Future[list[Any]]) -> None:
+        self._busy = False
+        try:
+            events = future.result()
+        except Exception:
+            log.exception("%s #%d session poll error", self.server.name, self.cid)
+            self._fail()
+            return
+        if self._lost:
+            self._release_session()
+            return
+        self._handle(events)
+        if self._idling and not self._closing:
+            self._start_idle()
+        self._continue()
+
+    # -- time-out and shutdown ------------------------------------------------------------
+
+    def check_timeout(self, now: float, timeout: float) -> None:
+        if self._busy or self._closing or self._tls_starting or now - self.last_active < timeout:
+            return
+        self.last_active = now  # one call per timeout period
+        log.info("%s #%d %s idle time-out", self.server.name, self.cid, self.peer)
+        try:
+            events = self.session.timed_out()
+        except Exception:
+            log.exception("%s #%d session error on time-out", self.server.name, self.cid)
+            self._fail()
+            return
+        self._handle(events)
+
+    def shutdown(self) -> None:
+        """Say BYE and close, once the session's current step (if any) has finished."""
+        if self._closing or self._lost:
+            return
+        self._shutdown = True
+        if self._tls_starting:
+            self._closing = True
+            self.transport.abort()
+        elif not self._busy:
+            self._bye(BYE_SHUTDOWN)
+
+    # -- the transport --------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused:
+            self._read_paused = True
+            with contextlib.suppress(Exception):
+                self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused:
+            self._read_paused = False
+            with contextlib.suppress(Exception):
+                self.transport.resume_reading()
+
+    def _bye(self, line: bytes) -> None:
+        if not self._closing and self.transport is not None:
+            self.bytes_out += len(line)
+            self.transport.write(line)
+        self._close()
+
+    def _close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_idle()
+        self._pending = None
+        if self.transport is not None:
+            self.transport.close()  # after the write buffer is flushed
+
+    def _fail(self) -> None:
+        self._bye(BYE_ERROR)
+
+
+class ImapServer:
+    """The IMAP service of one Client Access server: a STARTTLS listener and an
+    implicit-TLS listener on the server's address, a worker pool for the sessions."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        name: str,
+        host: str,
+        ssl_context: ssl.SSLContext | None,
+        limits: Limits | None = None,
+        allow_plaintext: bool = False,
+        workers: int = 16,
+        poll_interval: float = 0.2,
+        capabilities_extra: Sequence[str] = (),
+        session_factory: SessionFactory | None = None,
+        backlog: int = 1024,
+    ) -> None:
+        if session_factory is None or limits is None:
+            from casarray.access.imap.session import ImapSession, Limits
+
+            session_factory = session_factory or ImapSession
+            limits = limits if limits is not None else Limits()
+        self.backend = backend
+        self.name = name
+        self.host = host
+        self.ssl_context = ssl_context
+        self.limits = limits
+        self.allow_plaintext = allow_plaintext
+        self.poll_interval = poll_interval
+        self.capabilities_extra = tuple(capabilities_extra)
+        self.backlog = backlog
+        self._session_factory = session_factory
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"imap-{name}"
+        )
+        self._servers: list[asyncio.AbstractServer] = []
+        self._connections: set[ImapConnection] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ids = 0
+        self._sweeper: asyncio.Task[None] | None = None
+        self.listeners: list[ListenerInfo] = []
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+
+    # -- helpers for the connections ----------------------------------------------------
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _run(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return self.loop.run_in_executor(self._executor, func, *args)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self, port: int | None, tls_port: int | None) -> list[ListenerInfo]:
+        """Bind the listeners (None: that listener is not opened; 0: a free port).
+        Raises OSError (PermissionError for a port the process may not bind)."""
+        self.loop = asyncio.get_running_loop()
+        wanted: list[tuple[int, bool]] = []
+        if port is not None:
+            wanted.append((port, False))
+        if tls_port is not None:
+            if self.ssl_context is None:
+                raise ValueError("an implicit-TLS listener needs an SSL context")
+            wanted.append((tls_port, True))
+        try:
+            for number, implicit in wanted:
+                server = await self.loop.create_server(
+                    lambda implicit=implicit: ImapConnection(self, implicit),
+                    host=self.host,
+                    port=number,
+                    ssl=self.ssl_context if implicit else None,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit else None,
+                    ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if implicit else None,
+                    backlog=self.backlog,
+                    reuse_address=True,
+                )
+                self._servers.append(server)
+                bound = server.sockets[0].getsockname()[1]
+                self.listeners.append(ListenerInfo(self.host, int(bound), implicit))
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            self._servers.clear()
+            self.listeners.clear()
+            raise
+        self._sweeper = asyncio.ensure_future(self._sweep())
+        return list(self.listeners)
+
+    @property
+    def serving(self) -> bool:
+        """Whether the listeners are up (for health checks)."""
+        return bool(self._servers) and all(s.is_serving() for s in self._servers)
+
+    @property
+    def connections(self) -> int:
+        return len(self._connections)
+
+    def port(self, implicit_tls: bool) -> int | None:
+        for listener in self.listeners:
+            if listener.implicit_tls == implicit_tls:
+                return listener.port
+        return None
+
+    async def _sweep(self) -> None:
+        """Once a second: hand connections silent for the idle timeout to their session."""
+        timeout = float(self.limits.idle_timeout)
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = time.monotonic()
+            for connection in list(self._connections):
+                connection.check_timeout(now, timeout)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Close the listeners, say BYE to every session (after its current command),
+        wait up to `grace` seconds for them to close, then drop the rest."""
+        for server in self._servers:
+            server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self._connections):
+            connection.shutdown()
+        deadline = time.monotonic() + grace
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for connection in list(self._connections):
+            with contextlib.suppress(Exception):
+                connection.transport.abort()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        # The commands still running finish (an APPEND answered OK stays durable).
+        await self.loop.run_in_executor(None, self._executor.shutdown, True)
+        self._servers.clear()

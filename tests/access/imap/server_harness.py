@@ -1,0 +1,239 @@
+"""Test support for the IMAP server tests: a lab organization in a folder of its own
+(directory, mailbox databases, users with their folders) and `casarray server run`
+as a real process on a lab address, with free ports.
+
+Not a conftest: the server test modules import what they use."""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from casarray.access.tls import client_context
+from casarray.directory import Directory
+
+PASSWORD = "P@ssw0rd-lab"
+ADDRESSES = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12", "CAS03": "127.77.2.11"}
+
+
+@dataclass
+class Lab:
+    """A BJ/SH organization (tests.conftest.build_bj) with DB01 (MBX01, site BJ) and
+    DB03 (MBX02, site SH) mounted, each in its own SQLite file under `home`."""
+
+    home: Path
+    url: str
+    directory: Directory
+    password_hash: str
+    users: dict[str, str] = field(default_factory=dict)  # alias -> mailbox GUID
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["CASARRAY_HOME"] = str(self.home)
+        env.pop("CASARRAY_DIRECTORY", None)
+        return env
+
+    def add_user(self, alias: str, database: str = "DB01") -> str:
+        """A mailbox with the standard folders (INBOX, Sent, ...); its address."""
+        from casarray.mailstore.store import store_for
+
+        mailbox = self.directory.mailboxes.new(
+            name=alias.title(), alias=alias, database=database, password_hash=self.password_hash
+        )
+        store_for(self.directory.databases.one(database)).create_mailbox(mailbox.guid)
+        self.users[alias] = mailbox.guid
+        return mailbox.primary_smtp_address
+
+    def mailbox_store(self, alias: str) -> Any:
+        from casarray.mailstore.store import store_for
+
+        mailbox = self.directory.mailboxes.one(alias)
+        return store_for(self.directory.databases.one(mailbox.database)).mailbox(mailbox.guid)
+
+    def shell(self, command: str) -> str:
+        """Run cmdlets with `casarray shell -c` (as an administrator would)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "casarray", "shell", "--directory", self.url, "-c", command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+
+def make_lab(home: Path, password_hash: str) -> Lab:
+    from tests.conftest import build_bj
+
+    home.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{home / 'directory.db'}"
+    directory = Directory.open(url)
+    build_bj(directory)
+    for name, server in (("DB01", "MBX01"), ("DB03", "MBX02")):
+        directory.databases.new(
+            name, server, mounted=True, store_location=str(home / "databases" / f"{name}.db")
+        )
+    return Lab(home=home, url=url, directory=directory, password_hash=password_hash)
+
+
+class ServerProcess:
+    """`casarray server run NAME` on the server's lab address, on free ports."""
+
+    def __init__(self, lab: Lab, name: str = "CAS01", *args: str) -> None:
+        self.lab = lab
+        self.name = name
+        self.host = ADDRESSES[name]
+        self.log = lab.home / f"{name}.log"
+        self.args = args
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.imap_port = 0
+        self.imaps_port = 0
+
+    @property
+    def certificate(self) -> Path:
+        return self.lab.home / "certs" / f"{self.name}.pem"
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        from casarray.access.runner import status_file
+
+        status_path = status_file(self.name, self.lab.home)
+        with contextlib.suppress(FileNotFoundError):
+            status_path.unlink()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "casarray",
+                "server",
+                "run",
+                self.name,
+                "--directory",
+                self.lab.url,
+                "--imap-port",
+                "0",
+                "--imaps-port",
+                "0",
+                "--log-file",
+                str(self.log),
+                *self.args,
+            ],
+            env=self.lab.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        import json
+
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(
+                    f"{self.name} exited {self.proc.returncode}: {err}\n{self.logs()}"
+                )
+            with contextlib.suppress(OSError, ValueError):
+                status = json.loads(status_path.read_text())
+                if status.get("pid") == self.proc.pid:
+                    self.imap_port, self.imaps_port = status["imap"], status["imaps"]
+                    return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"{self.name} did not start in {timeout} s\n{self.logs()}")
+
+    def logs(self) -> str:
+        try:
+            return self.log.read_text()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, and the exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def kill(self) -> None:
+        """SIGKILL (kill -9)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        self.kill()
+        if self.proc is not None and self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    # -- clients ------------------------------------------------------------------------
+
+    def tls_context(self) -> ssl.SSLContext:
+        return client_context(self.certificate)
+
+    def imap(self, *, starttls: bool = True, source: str | None = None) -> imaplib.IMAP4:
+        """imaplib on 143 (STARTTLS done unless `starttls` is False)."""
+        client = SourceIMAP4(self.host, self.imap_port, timeout=10, source=source)
+        if starttls:
+            client.starttls(ssl_context=self.tls_context())
+        return client
+
+    def imaps(self) -> imaplib.IMAP4_SSL:
+        """imaplib on 993 (implicit TLS)."""
+        return imaplib.IMAP4_SSL(
+            self.host, self.imaps_port, ssl_context=self.tls_context(), timeout=10
+        )
+
+    def imapclient(self, *, implicit: bool = True) -> Any:
+        from imapclient import IMAPClient
+
+        if implicit:
+            return IMAPClient(
+                self.host,
+                port=self.imaps_port,
+                ssl=True,
+                ssl_context=self.tls_context(),
+                timeout=10,
+            )
+        client = IMAPClient(self.host, port=self.imap_port, ssl=False, timeout=10)
+        client.starttls(self.tls_context())
+        return client
+
+
+class SourceIMAP4(imaplib.IMAP4):
+    """imaplib.IMAP4 that connects from a chosen source address (the throttling tests
+    need clients at distinct addresses)."""
+
+    def __init__(self, host: str, port: int, timeout: float, source: str | None) -> None:
+        self._source = source
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        source = (self._source, 0) if self._source else None
+        return socket.create_connection((self.host, self.port), timeout, source)
+
+
+@contextlib.contextmanager
+def running(lab: Lab, name: str = "CAS01", *args: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(lab, name, *args).start()
+    try:
+        yield server
+    finally:
+        server.close()
