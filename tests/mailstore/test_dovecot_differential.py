@@ -21,6 +21,7 @@ stays true. Dovecot is stopped at the end; nothing is left running.
 from __future__ import annotations
 
 import contextlib
+import grp
 import imaplib
 import os
 import pwd
@@ -274,14 +275,40 @@ class Dovecot:
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
+def _live_group_members(pgid: int) -> list[int]:
+    """The processes of a process group that are not zombies (Linux /proc; elsewhere:
+    whether the group still exists at all)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return []
+        return [pgid]
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
 def _config(folder: Path, port: int, version: str) -> str:
     home = folder / "home"
     if os.geteuid() == 0:
         mail_user = pwd.getpwnam("nobody")
-        login_user, internal_user = "dovenull", "dovecot"
-    else:
+        login_user, internal_user, internal_group = "dovenull", "dovecot", "dovecot"
+    else:  # everything runs as the user running the tests
         mail_user = pwd.getpwuid(os.geteuid())
         login_user = internal_user = mail_user.pw_name
+        internal_group = grp.getgrgid(mail_user.pw_gid).gr_name
+    # without root, no chroot() for the login and anvil processes
+    chroot = "" if os.geteuid() == 0 else "  chroot =\n"
     home.mkdir()
     os.chown(home, mail_user.pw_uid, mail_user.pw_gid)
     uid, gid = mail_user.pw_uid, mail_user.pw_gid
@@ -294,6 +321,7 @@ listen = 127.0.0.1
 protocols = imap
 default_login_user = {login_user}
 default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 first_valid_uid = {min(uid, 500)}
 """
     if version.startswith("2.3") or version.startswith("2.2"):
@@ -311,8 +339,10 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={home}
 }}
+service anvil {{
+{chroot}}}
 service imap-login {{
-  inet_listener imap {{
+{chroot}  inet_listener imap {{
     address = 127.0.0.1
     port = {port}
   }}
@@ -341,8 +371,10 @@ userdb static {{
     home = {home}
   }}
 }}
+service anvil {{
+{chroot}}}
 service imap-login {{
-  inet_listener imap {{
+{chroot}  inet_listener imap {{
     port = {port}
   }}
 }}
@@ -394,11 +426,11 @@ def dovecot() -> Iterator[Dovecot]:
             process.kill()
             process.wait(timeout=10)
         # anything of its process group that outlived the master
-        for _ in range(50):
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
+        for _ in range(100):
+            if not _live_group_members(process.pid):
                 break
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             time.sleep(0.05)
         if process.stderr:
             process.stderr.close()

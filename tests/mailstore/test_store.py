@@ -473,10 +473,14 @@ def test_append(box: SqlMailboxStore) -> None:
     assert box.body("INBOX", 1) == make_message(1)
 
 
-def test_append_keeps_bytes_exactly(box: SqlMailboxStore) -> None:
+def test_append_keeps_bytes_exactly_but_line_ends(box: SqlMailboxStore) -> None:
+    """Every byte is kept (8-bit, NUL), except that a bare LF is stored as CRLF, as
+    IMAP servers (Dovecot) store it, so sizes and sections match what they report."""
     data = make_message(1, body=bytes(range(256)) + b"\n\r\n\x00end")
     box.append("INBOX", data)
-    assert box.body("INBOX", 1) == data
+    stored = box.body("INBOX", 1)
+    assert stored == data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert box.messages("INBOX")[0].size == len(stored)
 
 
 def test_append_naive_date_is_utc(box: SqlMailboxStore) -> None:

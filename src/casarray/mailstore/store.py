@@ -54,7 +54,7 @@ import re
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -101,6 +101,7 @@ from casarray.mailstore.interface import (
     MessageNotFound,
     MessageTooLarge,
 )
+from casarray.mailstore.mime import cached_parts, normalize_newlines
 from casarray.mailstore.names import INBOX, canonical, is_under, parents, sort_key
 from casarray.mailstore.schema import (
     SCHEMA_VERSION,
@@ -276,18 +277,6 @@ def _rows_for_uids(conn: Connection, base: Select[Any], uids: Iterable[int]) -> 
     for chunk in _chunks(wanted):
         rows.extend(conn.execute(base.where(message_t.c.uid.in_(chunk))).all())
     return rows
-
-
-_cached_parts: Callable[[bytes], CachedParts] | None = None
-
-
-def _parts(data: bytes) -> CachedParts:
-    global _cached_parts
-    if _cached_parts is None:
-        from casarray.mailstore.mime import cached_parts
-
-        _cached_parts = cached_parts
-    return _cached_parts(data)
 
 
 # -- the database store -------------------------------------------------------------------
@@ -791,7 +780,7 @@ class SqlMailboxStore:
     ) -> Appended:
         """Stores the message; durable when this returns (see the module docstring)."""
         key = canonical(folder)
-        data = bytes(message)
+        data = normalize_newlines(bytes(message))  # bare LF -> CRLF, as IMAP servers store
         limit = self.database.max_message_size
         if len(data) > limit:
             raise MessageTooLarge(
@@ -800,7 +789,7 @@ class SqlMailboxStore:
             )
         bits, keywords = flagbits.parse(flags)
         stamp, offset = _stamp(internal_date)
-        parts = _parts(data)
+        parts = cached_parts(data)
         with self.database.write() as conn:
             row = conn.execute(
                 update(folder_t)
