@@ -15,10 +15,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -69,6 +71,10 @@ class OrganizationRow(Base):
     name: Mapped[str] = mapped_column(String(64), nullable=False)
     ad_domain: Mapped[str] = mapped_column(String(255), nullable=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # 32 random bytes made once (revision 0003): the key every array member signs and
+    # checks session cookies with. A secret: whoever reads the directory can forge
+    # sessions, so protect the database (file permissions, PostgreSQL roles).
+    session_secret: Mapped[bytes] = mapped_column(LargeBinary(), nullable=False)
 
 
 class AcceptedDomainRow(Base):
@@ -167,3 +173,19 @@ class MailboxRow(Base):
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     database: Mapped[MailboxDatabaseRow] = relationship()
+
+
+class ServerComponentStateRow(Base):
+    """Set-ServerComponentState: one requester's word on one component of one server
+    (revision 0003). A component is Inactive while any requester's entry says so."""
+
+    __tablename__ = "server_component_state"
+    __table_args__ = (UniqueConstraint("server_id", "component", "requester"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False
+    )
+    component: Mapped[str] = mapped_column(String(64), nullable=False)  # canonical name
+    requester: Mapped[str] = mapped_column(String(32), nullable=False)  # canonical name
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # Active or Inactive
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,10 +1,11 @@
 """The directory: one object that opens the store and offers the services, one per
-object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`), plus the
-topology version and a way to watch it."""
+object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`),
+plus the topology version and a way to watch it, and the session secret."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from casarray.directory.objects import Names, Organization
 from casarray.directory.schema import AcceptedDomainRow, OrganizationRow
 from casarray.directory.store import NOTIFY_CHANNEL, Store
 
+SESSION_SECRET_BYTES = 32
+
 
 def new_guid() -> str:
     return str(uuid.uuid4())
@@ -34,6 +37,7 @@ class Directory:
 
     def __init__(self, store: Store) -> None:
         from casarray.directory.arrays import ArrayService
+        from casarray.directory.components import ComponentService
         from casarray.directory.databases import DatabaseService
         from casarray.directory.mailboxes import MailboxService
         from casarray.directory.servers import ServerService
@@ -46,6 +50,8 @@ class Directory:
         self.arrays = ArrayService(self)
         self.databases = DatabaseService(self)
         self.mailboxes = MailboxService(self)
+        self.components = ComponentService(self)
+        self._session_secret: bytes | None = None
 
     @classmethod
     def open(
@@ -85,7 +91,12 @@ class Directory:
                 return
             session.add(
                 OrganizationRow(
-                    id=1, guid=new_guid(), name=name, ad_domain=domain, when_created=utcnow()
+                    id=1,
+                    guid=new_guid(),
+                    name=name,
+                    ad_domain=domain,
+                    when_created=utcnow(),
+                    session_secret=secrets.token_bytes(SESSION_SECRET_BYTES),
                 )
             )
             session.add(AcceptedDomainRow(domain=domain, is_default=True))
@@ -98,6 +109,19 @@ class Directory:
                 org = session.scalars(select(OrganizationRow)).one()
                 self._names = Names(org.name, org.ad_domain)
         return self._names
+
+    def session_secret(self) -> bytes:
+        """The organization's session secret: 32 random bytes made once with the
+        organization (or by the migration that brought it, revision 0003) and the same
+        for every array member, so a session cookie signed by one Client Access server
+        is accepted by all. It is a shared secret kept in the directory database:
+        whoever can read that database can forge sessions, so protect it (file
+        permissions on the SQLite file, roles on PostgreSQL)."""
+        if self._session_secret is None:
+            with self.store.read() as session:
+                secret = session.scalars(select(OrganizationRow.session_secret)).one()
+            self._session_secret = bytes(secret)
+        return self._session_secret
 
     def organization(self) -> Organization:
         with self.store.read() as session:

@@ -1235,3 +1235,76 @@ def sent_date(raw: bytes) -> datetime.date | None:
         return datetime.date(parsed[0], parsed[1], parsed[2])
     except (ValueError, OverflowError, TypeError):
         return None
+
+
+# -- reading a cached ENVELOPE back (for SEARCH FROM/TO/CC/BCC/SUBJECT) ----------------
+
+ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc")
+
+
+def _imap_values(text: str) -> list[object]:
+    """Parse an IMAP parenthesised value (as `cached_parts` writes it): lists, quoted
+    strings, literals and NIL (None)."""
+    data = to_wire(text)
+    stack: list[list[object]] = [[]]
+    i, n = 0, len(data)
+    while i < n:
+        ch = data[i]
+        if ch == 0x28:  # (
+            stack.append([])
+            i += 1
+        elif ch == 0x29:  # )
+            done = stack.pop()
+            stack[-1].append(done)
+            i += 1
+        elif ch == 0x22:  # "
+            out = bytearray()
+            i += 1
+            while i < n and data[i] != 0x22:
+                if data[i] == 0x5C and i + 1 < n:
+                    i += 1
+                out.append(data[i])
+                i += 1
+            stack[-1].append(bytes(out))
+            i += 1
+        elif ch == 0x7B:  # {n}\r\n literal
+            close = data.index(b"}", i)
+            size = int(data[i + 1 : close])
+            start = close + 3
+            stack[-1].append(data[start : start + size])
+            i = start + size
+        elif ch in b" \r\n":
+            i += 1
+        else:
+            end = i
+            while end < n and data[end] not in b" ()":
+                end += 1
+            atom = data[i:end]
+            stack[-1].append(None if atom.upper() == b"NIL" else atom)
+            i = end
+    return stack[0]
+
+
+def envelope_fields(envelope: str) -> dict[str, str]:
+    """The searchable text of each ENVELOPE field, RFC 2047 decoded: the subject, and
+    for address fields every address as `Display Name <mailbox@host>`."""
+    values = _imap_values(envelope)
+    items = values[0] if values and isinstance(values[0], list) else []
+    fields: dict[str, str] = {}
+    for name, value in zip(ENVELOPE_FIELDS, items, strict=False):
+        if isinstance(value, list):
+            parts = []
+            for address in value:
+                if not isinstance(address, list) or len(address) < 4:
+                    continue
+                display, _, mailbox, host = (
+                    _text(v) if isinstance(v, bytes) else "" for v in address[:4]
+                )
+                where = f"{mailbox}@{host}" if host else mailbox
+                parts.append(f"{decoded_header(display)} <{where}>" if display else where)
+            fields[name] = ", ".join(parts)
+        elif isinstance(value, bytes):
+            fields[name] = decoded_header(_text(value))
+        else:
+            fields[name] = ""
+    return fields

@@ -13,6 +13,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.databases",
     "casarray.shell.cmdlets.mailboxes",
     "casarray.shell.cmdlets.messages",
+    "casarray.shell.cmdlets.components",
 )
 
 _loaded = False

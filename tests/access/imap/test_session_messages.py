@@ -519,8 +519,11 @@ def test_search_on_flags_and_uids_reads_no_bodies() -> None:
     sent(session.feed(b"a1 UID SEARCH UNSEEN NOT DELETED UID 1:* OR FLAGGED RECENT\r\n"))
     sent(session.feed(b"a2 SEARCH LARGER 10 SINCE 1-Jan-2024\r\n"))
     assert "body" not in store.calls and store.calls.get("messages") == 1
-    # A header key reads only the messages the cheaper keys left in.
+    # FROM/TO/CC/BCC/SUBJECT match the cached envelope (RFC 3501): no body is read.
     sent(session.feed(b"a3 SEARCH FROM bob UNSEEN NOT DELETED\r\n"))
+    assert "body" not in store.calls and store.calls.get("cached") == 1
+    # Another header is read from the message, only for those the cheaper keys left in.
+    sent(session.feed(b"a4 SEARCH HEADER X-Mailer casarray UNSEEN NOT DELETED\r\n"))
     assert store.calls["body"] == 1
 
 

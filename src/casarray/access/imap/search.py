@@ -143,12 +143,25 @@ class MessageSource:
         self,
         infos: Callable[[], Mapping[int, MessageInfo]],
         body: Callable[[int], bytes | None],
+        envelopes: Callable[[], Mapping[int, str]] | None = None,
     ) -> None:
         self._infos_loader = infos
         self._infos: Mapping[int, MessageInfo] | None = None
         self._body = body
         self._raw_uid = -1
         self._raw: bytes | None = None
+        self._envelopes_loader = envelopes
+        self._envelopes: Mapping[int, str] | None = None
+
+    def envelope(self, uid: int) -> dict[str, str] | None:
+        """The message's ENVELOPE fields from the store's cache (all loaded at once), or
+        None when there is no cache to read."""
+        if self._envelopes_loader is None:
+            return None
+        if self._envelopes is None:
+            self._envelopes = self._envelopes_loader()
+        text = self._envelopes.get(uid)
+        return _mime().envelope_fields(text) if text is not None else None
 
     def info(self, uid: int) -> MessageInfo | None:
         if self._infos is None:
@@ -170,6 +183,7 @@ def _mime() -> ModuleType:
 
 
 Predicate = Callable[[int], bool]  # of a message index
+ENVELOPE_KEYS = frozenset({"from", "to", "cc", "bcc", "subject"})
 
 
 def _on_day(value: datetime | date) -> date:
@@ -238,7 +252,15 @@ def evaluate(
                 needle = value.casefold()
                 mime = _mime()
 
+                envelope_field = name.lower() if name.lower() in ENVELOPE_KEYS else None
+
                 def by_header(i: int) -> bool:
+                    if envelope_field is not None:
+                        # RFC 3501: FROM/TO/CC/BCC/SUBJECT match the envelope's field,
+                        # which the store keeps cached: no message is read.
+                        fields = source.envelope(uids[i])
+                        if fields is not None:
+                            return needle in fields.get(envelope_field, "").casefold()
                     raw = source.raw(uids[i])
                     if raw is None:
                         return False

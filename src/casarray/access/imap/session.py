@@ -777,7 +777,11 @@ class ImapSession:
             except MailstoreError:
                 return None
 
-        found = evaluate(cmd.key, view.uids, view.flags, view.recent, MessageSource(infos, body))
+        def envelopes() -> dict[int, str]:
+            return {uid: parts.envelope for uid, parts in store.cached(name, view.uids).items()}
+
+        source = MessageSource(infos, body, envelopes)
+        found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
         if cmd.uid:
             uids = view.uids
             numbers = b"".join(b" %d" % uids[i] for i in found)

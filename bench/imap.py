@@ -1,0 +1,619 @@
+"""IMAP benchmark: casarray's IMAP server against Dovecot, same machine, same messages.
+
+Both servers get the same MESSAGES messages (default 10,000; plain text, multipart with
+attachments, encoded-word subjects; a third of them \\Seen) in one user's INBOX:
+casarray in its SQLite mailbox database (`casarray server run CAS01`, uvloop, plain
+IMAP with LOGIN allowed on loopback), Dovecot (Debian's /usr/sbin/dovecot, started by
+this script in a temporary folder on 127.0.0.1, Maildir, default services) in a
+Maildir. Passwords are checked by both, but cheaply (Dovecot: a PLAIN passwd-file;
+casarray: an argon2id hash with minimal cost parameters), so the figures are about
+IMAP, not about password hashing.
+
+It prints, for 1 and CLIENTS (default 50) concurrent clients, each for SECONDS:
+- NOOP per second (the cost of a command round trip itself),
+- SELECT INBOX per second,
+- FETCH 1:* (FLAGS ENVELOPE) per second (each one every message of the folder),
+- UID SEARCH per second (UNSEEN, and FROM "bob": a header search),
+- APPEND per second (a 3 KB message, LITERAL+, into a folder of its own),
+then memory per idle connection with IDLE (default 2,000) connections open at once:
+once only connected (greeted, not logged in) and once logged in; the server's RSS (all
+Dovecot processes added up; PSS beside it, which counts shared pages once) before and
+after, divided by the connections. Last, the ratios casarray/Dovecot. Goals: rates at
+least 0.5x Dovecot's; at most 20 KB per idle plain-text connection.
+
+    .venv/bin/python bench/imap.py
+    .venv/bin/python bench/imap.py --messages 2000 --seconds 2 --idle 500   # quick
+
+Needs /usr/sbin/dovecot (Debian package dovecot-imapd) and root (Dovecot runs its
+mail processes as `nobody`); without them only casarray is measured (--no-dovecot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+USER, PASSWORD = "bench", "bench-password"
+CAS_HOST, DOVECOT_HOST = "127.77.1.11", "127.0.0.1"
+RATE_GOAL, IDLE_GOAL_KB = 0.5, 20.0
+
+
+# -- the messages --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Message:
+    data: bytes
+    seen: bool
+    when: datetime
+
+
+WORDS = (
+    "array",
+    "budget",
+    "report",
+    "lunch",
+    "meeting",
+    "server",
+    "mailbox",
+    "database",
+    "site",
+    "plan",
+    "migration",
+    "certificate",
+    "balancer",
+    "quarterly",
+    "review",
+    "update",
+    "notes",
+    "draft",
+    "invoice",
+    "travel",
+)
+NAMES = ("Alice Wang", "Bob Li", "Carol Zhang", "Zhāng Wěi", "Dmitri Ivanov", "Eve Müller")
+
+
+def make_messages(count: int, seed: int = 2010) -> list[Message]:
+    rng = random.Random(seed)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    out = []
+    for i in range(count):
+        msg = EmailMessage()
+        subject = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7)))
+        if i % 10 == 0:
+            subject = f"Grüße aus 北京: {subject}"
+        sender = rng.choice(NAMES)
+        local = sender.split()[0].lower().replace("ā", "a")
+        msg["Subject"] = subject
+        msg["From"] = f"{sender} <{local}@lab.net>"
+        msg["To"] = "Bench User <bench@lab.net>"
+        if i % 3 == 0:
+            msg["Cc"] = "bob@lab.net, carol@lab.net"
+        when = start + timedelta(minutes=17 * i)
+        msg["Date"] = format_datetime(when)
+        msg["Message-ID"] = f"<bench-{i}@lab.net>"
+        body = "\n".join(
+            " ".join(rng.choice(WORDS) for _ in range(12)) for _ in range(rng.randint(5, 40))
+        )
+        msg.set_content(body + "\n")
+        if i % 5 == 0:
+            msg.add_attachment(
+                rng.randbytes(rng.randint(2_000, 20_000)),
+                maintype="application",
+                subtype="pdf",
+                filename=f"report-{i}.pdf",
+            )
+        data = msg.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        out.append(Message(data, seen=i % 3 == 0, when=when))
+    return out
+
+
+def append_message(size: int = 3000) -> bytes:
+    head = (
+        b"From: Bob Li <bob@lab.net>\r\nTo: bench@lab.net\r\nSubject: appended\r\n"
+        b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <appended@lab.net>\r\n\r\n"
+    )
+    line = b"The quick brown fox jumps over the lazy dog, again and again.\r\n"
+    return head + line * ((size - len(head)) // len(line))
+
+
+# -- processes and memory ------------------------------------------------------------
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    children = _children()
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def memory_kb(pids: list[int]) -> tuple[int, int]:
+    """(RSS, PSS) in KiB, added up over `pids`."""
+    rss = pss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss, pss
+
+
+@dataclass
+class Server:
+    name: str
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    master_pid: int | None = None
+    stop: Callable[[], None] = field(default=lambda: None)
+
+    def pids(self) -> list[int]:
+        root = self.master_pid or (self.proc.pid if self.proc else None)
+        return process_tree(root) if root else []
+
+
+def start_casarray(base: Path, messages: list[Message]) -> Server:
+    import argon2
+
+    from casarray.directory import Directory
+    from casarray.lab.topology import build_seed_organization
+    from casarray.mailstore.store import store_for
+
+    home = base / "casarray"
+    home.mkdir(parents=True)
+    os.environ["CASARRAY_HOME"] = str(home)
+    url = f"sqlite:///{home / 'directory.db'}"
+    t0 = time.perf_counter()
+    with Directory.open(url) as directory:
+        build_seed_organization(directory)
+        cheap = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(PASSWORD)
+        mailbox = directory.mailboxes.new(
+            name="Bench User", alias=USER, database="DB01", password_hash=cheap
+        )
+        store = store_for(directory.databases.one("DB01"))
+        box = store.create_mailbox(mailbox.guid)
+        for message in messages:
+            flags = ("\\Seen",) if message.seen else ()
+            box.append("INBOX", message.data, flags, message.when)
+        store.close()
+    print(f"  casarray: {len(messages)} messages stored in {time.perf_counter() - t0:.1f} s")
+    port = free_port(CAS_HOST)
+    log = open(home / "CAS01.log", "wb")  # noqa: SIM115 - kept open while it runs
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "casarray",
+            "server",
+            "run",
+            "CAS01",
+            "--directory",
+            url,
+            "--imap-port",
+            str(port),
+            "--imaps-port",
+            "0",
+            "--allow-plaintext-login",
+        ],
+        stdout=log,
+        stderr=log,
+        env=dict(os.environ),
+    )
+    wait_for_port(CAS_HOST, port, proc)
+
+    def stop() -> None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+    return Server("casarray", CAS_HOST, port, proc=proc, stop=stop)
+
+
+DOVECOT_CONF = """\
+base_dir = {base}/run
+state_dir = {base}/state
+log_path = {base}/dovecot.log
+info_log_path = {base}/dovecot.info.log
+listen = {host}
+protocols = imap
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:~/Maildir
+default_internal_user = dovecot
+default_login_user = dovenull
+default_process_limit = 5000
+default_client_limit = 12000
+default_vsz_limit = 1G
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {base}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%u {base}/passwd
+}}
+service imap {{
+  process_limit = 5000
+}}
+service imap-login {{
+  process_limit = 5000
+  inet_listener imap {{
+    address = {host}
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 10000
+}}
+"""
+
+
+def start_dovecot(base: Path, messages: list[Message]) -> Server:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    base = base / "dovecot"
+    for sub in ("run", "state", f"home/{USER}/Maildir/cur", f"home/{USER}/Maildir/new"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / f"home/{USER}/Maildir/tmp").mkdir(exist_ok=True)
+    home = base / "home" / USER
+    t0 = time.perf_counter()
+    for i, message in enumerate(messages):
+        stamp = int(message.when.timestamp())
+        name = f"{stamp}.M{i}P1.bench,S={len(message.data)}:2,{'S' if message.seen else ''}"
+        path = home / "Maildir" / "cur" / name
+        path.write_bytes(message.data)
+        os.utime(path, (stamp, stamp))
+    for root, dirs, files in os.walk(home):
+        for item in dirs + files:
+            os.chown(os.path.join(root, item), nobody.pw_uid, nobody.pw_gid)
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    print(f"  Dovecot: {len(messages)} messages written in {time.perf_counter() - t0:.1f} s")
+    port = free_port(DOVECOT_HOST)
+    (base / "passwd").write_text(
+        f"{USER}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n"
+    )
+    conf = base / "dovecot.conf"
+    conf.write_text(DOVECOT_CONF.format(base=base, host=DOVECOT_HOST, port=port))
+    subprocess.run(["/usr/sbin/dovecot", "-c", str(conf)], check=True)
+    wait_for_port(DOVECOT_HOST, port, None)
+    pid_file = base / "run" / "master.pid"
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    master = int(pid_file.read_text())
+
+    def stop() -> None:
+        subprocess.run(["/usr/sbin/dovecot", "-c", str(conf), "stop"], check=False)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{master}").exists():
+            time.sleep(0.1)
+
+    return Server("Dovecot", DOVECOT_HOST, port, master_pid=master, stop=stop)
+
+
+def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes] | None) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+# -- a minimal IMAP client -------------------------------------------------------------
+
+
+class ImapError(Exception):
+    pass
+
+
+class Client:
+    """Just enough IMAP: one command at a time, the response read up to its tagged line."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.counter = 0
+
+    @classmethod
+    async def connect(cls, server: Server) -> Client:
+        reader, writer = await asyncio.open_connection(server.host, server.port, limit=1 << 26)
+        greeting = await reader.readline()
+        if not greeting.startswith(b"* OK"):
+            raise ImapError(greeting)
+        return cls(reader, writer)
+
+    async def command(self, text: bytes, literal: bytes | None = None) -> int:
+        """Run a command; the size of its response."""
+        self.counter += 1
+        tag = b"A%d" % self.counter
+        if literal is None:
+            self.writer.write(tag + b" " + text + b"\r\n")
+        else:
+            self.writer.write(tag + b" " + text + b" {%d+}\r\n" % len(literal) + literal + b"\r\n")
+        marker = tag + b" "
+        size = 0
+        while True:
+            part = await self.reader.readuntil(marker)
+            size += len(part)
+            if len(part) == len(marker) or part[-len(marker) - 1] == 0x0A:
+                break
+        line = await self.reader.readline()
+        if not line.startswith(b"OK"):
+            raise ImapError(tag + b" " + line)
+        return size + len(line)
+
+    async def login(self) -> None:
+        await self.command(b"LOGIN " + USER.encode() + b' "' + PASSWORD.encode() + b'"')
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def connect_many(server: Server, count: int, login: bool, parallel: int = 50) -> list[Client]:
+    clients: list[Client] = []
+    limit = asyncio.Semaphore(parallel)
+
+    async def one() -> None:
+        async with limit:
+            client = await Client.connect(server)
+            if login:
+                await client.login()
+            clients.append(client)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return clients
+
+
+# -- the measurements --------------------------------------------------------------------
+
+
+@dataclass
+class Op:
+    name: str
+    prepare: Callable[[Client], Awaitable[object]]
+    run: Callable[[Client], Awaitable[int]]
+
+
+def operations(message: bytes) -> list[Op]:
+    async def nothing(client: Client) -> None:
+        return None
+
+    async def select(client: Client) -> None:
+        await client.command(b"SELECT INBOX")
+
+    async def bench_folder(client: Client) -> None:
+        with contextlib.suppress(ImapError):
+            await client.command(b"CREATE Bench")
+
+    return [
+        Op("NOOP", nothing, lambda c: c.command(b"NOOP")),
+        Op("SELECT INBOX", nothing, lambda c: c.command(b"SELECT INBOX")),
+        Op(
+            "FETCH 1:* (FLAGS ENVELOPE)", select, lambda c: c.command(b"FETCH 1:* (FLAGS ENVELOPE)")
+        ),
+        Op("UID SEARCH UNSEEN", select, lambda c: c.command(b"UID SEARCH UNSEEN")),
+        Op('UID SEARCH FROM "bob"', select, lambda c: c.command(b'UID SEARCH FROM "bob"')),
+        Op("APPEND (3 KB)", bench_folder, lambda c: c.command(b"APPEND Bench", message)),
+    ]
+
+
+async def rate(server: Server, op: Op, clients: int, seconds: float) -> tuple[float, float]:
+    """(operations per second, MB/s of responses) with `clients` concurrent clients."""
+    pool = await connect_many(server, clients, login=True)
+    for client in pool:
+        await op.prepare(client)
+    await op.run(pool[0])  # warm
+    count = 0
+    received = 0
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    errors: list[bytes] = []
+
+    async def loop(client: Client) -> None:
+        nonlocal count, received
+        while time.perf_counter() < deadline:
+            try:
+                received += await op.run(client)
+            except ImapError as exc:
+                errors.append(exc.args[0])
+            else:
+                count += 1
+
+    await asyncio.gather(*(loop(c) for c in pool))
+    elapsed = time.perf_counter() - start
+    for client in pool:
+        await client.close()
+    if errors:
+        print(f"    {len(errors)} {op.name} failed, e.g. {errors[0][:100]!r}")
+    return count / elapsed, received / elapsed / 1e6
+
+
+async def idle_memory(server: Server, count: int, login: bool) -> tuple[float, float]:
+    """(RSS, PSS) KiB per idle connection, `count` connections."""
+    warm = await connect_many(server, 5, login=True)
+    for client in warm:
+        await client.close()
+    await asyncio.sleep(1.0)
+    before = memory_kb(server.pids())
+    clients = await connect_many(server, count, login=login)
+    await asyncio.sleep(2.0)
+    after = memory_kb(server.pids())
+    for client in clients:
+        await client.close()
+    await asyncio.sleep(1.0)
+    return (after[0] - before[0]) / count, (after[1] - before[1]) / count
+
+
+async def warm_up(server: Server) -> None:
+    client = await Client.connect(server)
+    await client.login()
+    for _ in range(3):
+        await client.command(b"SELECT INBOX")
+        await client.command(b"FETCH 1:* (FLAGS ENVELOPE)")
+        await client.command(b'UID SEARCH FROM "bob"')
+        await client.command(b"UID SEARCH UNSEEN")
+    await client.close()
+
+
+async def measure(server: Server, args: argparse.Namespace) -> dict[str, float]:
+    results: dict[str, float] = {}
+    # Idle memory first, on the fresh server: after big FETCHes the allocator keeps
+    # freed memory that new connections would reuse unseen.
+    for login in (False, True):
+        what = "logged in" if login else "connected"
+        rss, pss = await idle_memory(server, args.idle, login)
+        results[f"idle {what} RSS"] = rss
+        results[f"idle {what} PSS"] = pss
+        print(
+            f"  {server.name}: {args.idle} idle ({what}): {rss:.1f} KB RSS, {pss:.1f} KB PSS each"
+        )
+    for op in operations(append_message()):
+        single = 0.0
+        for clients in (1, args.clients):
+            if clients > 1 and single * args.seconds < 5:
+                # Each of the clients would wait for all the others' slow commands.
+                print(f"  {server.name}: {op.name:28} {clients:3} clients: skipped (too slow)")
+                continue
+            ops, mbs = await rate(server, op, clients, args.seconds)
+            single = single or ops
+            results[f"{op.name} x{clients}"] = ops
+            print(
+                f"  {server.name}: {op.name:28} {clients:3} clients: {ops:9.1f}/s ({mbs:.1f} MB/s)"
+            )
+    return results
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def temporary(keep: str | None) -> Iterator[Path]:
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix="casarray-imap-bench-"))
+    path.chmod(0o755)  # Dovecot's mail processes (nobody) walk into it
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
+    dovecot = results.get("Dovecot")
+    cas = results.get("casarray") or {}
+    print()
+    header = f"{'measure':42} {'casarray':>12} {'Dovecot':>12} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    misses = 0
+    for key, value in cas.items():
+        other = dovecot.get(key) if dovecot else None
+        idle = key.startswith("idle")
+        unit = " KB" if idle else "/s"
+        ratio = f"{value / other:7.2f}" if other else "      -"
+        mark = ""
+        if idle and "connected RSS" in key and value > IDLE_GOAL_KB:
+            mark, misses = "  > goal", misses + 1
+        if not idle and other and value / other < RATE_GOAL:
+            mark, misses = "  < goal", misses + 1
+        shown_other = f"{other:10.1f}{unit}" if other is not None else f"{'-':>12}"
+        print(f"{key:42} {value:10.1f}{unit} {shown_other} {ratio}{mark}")
+    print()
+    print(
+        f"Goals: rates >= {RATE_GOAL}x Dovecot's; <= {IDLE_GOAL_KB:.0f} KB RSS per idle "
+        f"plain-text connection. {misses} missed."
+    )
+    return 1 if misses else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument("--no-dovecot", action="store_true", help="measure casarray only")
+    parser.add_argument("--no-casarray", action="store_true", help="measure Dovecot only")
+    parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.idle + 1000)), hard))
+    dovecot_ok = Path("/usr/sbin/dovecot").exists() and os.geteuid() == 0
+    if not args.no_dovecot and not dovecot_ok:
+        print("Dovecot is not measured: needs /usr/sbin/dovecot and root (or use --no-dovecot)")
+    print(f"Making {args.messages} messages ...")
+    messages = make_messages(args.messages)
+    results: dict[str, dict[str, float]] = {}
+    with temporary(args.keep) as base:
+        starters = [] if args.no_casarray else [("casarray", start_casarray)]
+        if dovecot_ok and not args.no_dovecot:
+            starters.append(("Dovecot", start_dovecot))
+        for name, starter in starters:
+            server = starter(base, messages)
+            try:
+                results[name] = asyncio.run(measure(server, args))
+            finally:
+                server.stop()
+    return report(results, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""The HTTP service of a Client Access server: one Starlette application.
+
+`create_app(context)` builds it from an `AppContext` (the directory, this server's
+record, the ports clients are told to use) and a list of services, each a function
+from the context to its routes; `default_services()` gives Autodiscover and Thunderbird
+autoconfig, and a new service (health checks, web mail, the JSON API) is one more entry
+in that list.
+
+The application is stateless: every answer comes from the directory (read in a worker
+thread, since the directory is synchronous), so any member of a client access array
+answers any request the same way. The only memory is the failed-login throttle, kept
+per process as the IMAP service keeps it.
+
+HTTP Basic authentication checks a mailbox's address or alias and password
+(`directory.mailboxes.authenticate`, argon2 in a worker thread); a `DOMAIN\\user` login
+is taken as `user`. It is refused over plain HTTP unless the context allows that.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+import re
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Route
+
+from casarray.access.imap.directory_backend import LoginThrottle
+
+if TYPE_CHECKING:
+    from casarray.directory import Directory, Mailbox, Server
+
+log = logging.getLogger("casarray.http")
+
+UNPRIVILEGED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class ServicePorts:
+    """The ports clients are told to use: in redirects, in Autodiscover's protocol
+    blocks and in autoconfig. The standard ones, or each plus an offset when the
+    server listens on the unprivileged ports (`ServicePorts.offset(10000)`)."""
+
+    http: int = 80
+    https: int = 443
+    imap: int = 143
+    imaps: int = 993
+    submission: int = 587
+
+    @classmethod
+    def offset(cls, offset: int) -> ServicePorts:
+        base = cls()
+        return cls(
+            http=base.http + offset,
+            https=base.https + offset,
+            imap=base.imap + offset,
+            imaps=base.imaps + offset,
+            submission=base.submission + offset,
+        )
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """What the HTTP service of one Client Access server needs."""
+
+    directory: Directory
+    server: Server  # this Client Access server's record
+    ports: ServicePorts = field(default_factory=ServicePorts)
+    # Basic authentication over plain HTTP is refused unless this is False (tests that
+    # speak plain HTTP to a TLS-terminating proxy in front, say).
+    require_tls: bool = True
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    @classmethod
+    def for_server(
+        cls, directory: Directory, server: object, *, ports: ServicePorts | None = None, **kw: Any
+    ) -> AppContext:
+        """The context of the Client Access server `server` (a name, FQDN or GUID).
+        Blocking: reads the directory."""
+        record = directory.servers.one(server)
+        if not record.is_client_access_server:
+            raise ValueError(f"The server '{record.name}' isn't a Client Access server.")
+        return cls(directory=directory, server=record, ports=ports or ServicePorts(), **kw)
+
+    @property
+    def server_name(self) -> str:
+        return self.server.name
+
+    @property
+    def server_fqdn(self) -> str:
+        return self.server.fqdn
+
+    def with_ports(self, ports: ServicePorts) -> AppContext:
+        return replace(self, ports=ports)
+
+    def https_url(self, host: str, path: str) -> str:
+        """`https://host[:port]/path` with the advertised HTTPS port."""
+        port = "" if self.ports.https == 443 else f":{self.ports.https}"
+        return f"https://{host.rstrip('.')}{port}{path}"
+
+
+RouteFactory = Callable[[AppContext], Sequence[BaseRoute]]
+
+
+def default_services() -> list[RouteFactory]:
+    """The services every Client Access server runs: Autodiscover and autoconfig. Add
+    one by passing `[*default_services(), healthcheck.routes]` to `create_app`."""
+    from casarray.access.http import autoconfig, autodiscover
+
+    return [autodiscover.routes, autoconfig.routes]
+
+
+def create_app(
+    context: AppContext,
+    services: Sequence[RouteFactory] | None = None,
+    *,
+    debug: bool = False,
+) -> Starlette:
+    """The ASGI application of the Client Access server `context.server`, with the
+    routes of every service in `services` (default: `default_services()`)."""
+    routes: list[BaseRoute] = []
+    for service in default_services() if services is None else services:
+        routes.extend(service(context))
+    app = Starlette(debug=debug, routes=routes)
+    app.state.context = context
+    return app
+
+
+# -- helpers for the services --------------------------------------------------------
+
+
+class CaseInsensitiveRoute(Route):
+    """A route whose path matches in any letter case (`/Autodiscover/Autodiscover.xml`,
+    as Exchange's IIS does)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.path_regex = re.compile(self.path_regex.pattern, re.IGNORECASE)
+
+
+def context_of(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+def is_tls(request: Request) -> bool:
+    return request.url.scheme in ("https", "wss")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def unauthorized(context: AppContext, detail: str = "Unauthorized") -> HTTPException:
+    return HTTPException(
+        401, detail, headers={"WWW-Authenticate": f'Basic realm="{context.server_fqdn}"'}
+    )
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """(login, password) from an `Authorization: Basic ...` header, else None. A
+    `DOMAIN\\user` login becomes `user`."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    login, sep, password = text.partition(":")
+    if not sep or not login:
+        return None
+    if "\\" in login:
+        login = login.rsplit("\\", 1)[1]
+    return login, password
+
+
+async def authenticate(request: Request) -> Mailbox:
+    """The mailbox whose credentials the request carries (HTTP Basic), or an
+    HTTPException: 403 over plain HTTP when TLS is required, 401 (with
+    `WWW-Authenticate`) for missing or wrong credentials, 429 while throttled."""
+    context = context_of(request)
+    if context.require_tls and not is_tls(request):
+        raise HTTPException(403, "HTTPS is required.")
+    credentials = parse_basic(request.headers.get("authorization"))
+    if credentials is None:
+        raise unauthorized(context)
+    login, password = credentials
+    address = client_address(request)
+    retry = context.throttle.retry_after(login, address)
+    if retry is not None:
+        log.info("%s HTTP login %r from %s: throttled", context.server_name, login, address)
+        raise HTTPException(
+            429, "Too many failed logins; try again later.", {"Retry-After": str(int(retry) + 1)}
+        )
+    mailbox = await run_in_threadpool(context.directory.mailboxes.authenticate, login, password)
+    if mailbox is None:
+        context.throttle.failed(login, address)
+        log.info("%s HTTP login %r from %s: failed", context.server_name, login, address)
+        raise unauthorized(context)
+    context.throttle.succeeded(login)
+    return mailbox
+
+
+# -- serving it ------------------------------------------------------------------------
+
+
+def http_server(
+    app: Starlette, *, ssl_context: ssl.SSLContext | None = None, **options: Any
+) -> uvicorn.Server:
+    """A uvicorn server for `app`, to run inside the caller's event loop:
+
+        server = http_server(app, ssl_context=context)   # None: plain HTTP
+        task = asyncio.ensure_future(server.serve(sockets=[sock]))
+        ...
+        server.should_exit = True; await task
+
+    `sock` is a listening socket the caller bound (`socket.create_server((host, 443))`,
+    so that a PermissionError on a low port can be answered by the +10000 port, which
+    uvicorn itself would turn into `sys.exit`). The server leaves signals to the caller
+    (uvicorn's own handlers are not installed), doesn't configure logging, sends no
+    `Server` header, and ignores X-Forwarded-* headers (a client on a loopback address
+    must not pass plain HTTP off as HTTPS). With `ssl_context` the same context object
+    is used, so loading a renewed certificate chain into it applies at once; requests
+    then have the `https` scheme."""
+    settings: dict[str, Any] = {
+        "http": "h11",
+        "lifespan": "on",
+        "log_config": None,
+        "server_header": False,
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    settings.update(options)
+    config = uvicorn.Config(app, **settings)
+    config.load()
+    if ssl_context is not None:
+        # uvicorn tells https from http by the transport's SSL context, so this is all
+        # it takes; `serve` does not load the config again.
+        config.ssl = ssl_context
+    return _EmbeddedServer(config)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn.Server without its signal handlers: the caller owns the process."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
