@@ -761,3 +761,20 @@ def test_search_helpers_never_raise(raw: bytes, needle: str, body_only: bool) ->
 @given(st.text(max_size=60))
 def test_decoded_header_never_raises(value: str) -> None:
     assert isinstance(decoded_header(value), str)
+
+
+def test_envelope_fields_read_back_the_cached_envelope() -> None:
+    from casarray.mailstore.mime import envelope_fields
+
+    raw = (
+        b"From: =?UTF-8?B?5L2g5aW9?= <bob@lab.net>\r\n"
+        b'To: "Alice \\"A\\" W" <alice@lab.net>, carol@lab.net\r\n'
+        b"Cc: Team: x@y.z;\r\n"
+        b"Subject: hello \xc3\xa9 there\r\n\r\nbody\r\n"
+    )
+    fields = envelope_fields(cached_parts(raw).envelope)
+    assert fields["from"] == "你好 <bob@lab.net>"
+    assert fields["to"] == 'Alice "A" W <alice@lab.net>, carol@lab.net'
+    assert fields["cc"] == "Team, x@y.z"
+    assert fields["subject"] == "hello é there"
+    assert fields["bcc"] == ""

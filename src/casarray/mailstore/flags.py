@@ -65,6 +65,7 @@ def split_keywords(text: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)
 def flag_set(bits: int, keywords: str) -> frozenset[str]:
     """The IMAP flags of a stored (bits, keywords) pair; cached, as most messages of a
     folder share a few combinations."""

@@ -11,6 +11,7 @@ session on any Client Access server learns what changed since it last looked.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,6 +132,17 @@ class CachedParts:
 
 
 @dataclass(frozen=True)
+class FlagMap:
+    name: str
+    uid_validity: int
+    uid_next: int
+    highest_modseq: int
+    uids: array[int]  # typecode "I"
+    flags: list[frozenset[str]]
+    recent: frozenset[int]
+
+
+@dataclass(frozen=True)
 class Changes:
     """What changed in a folder since a modseq: new or changed messages (with their
     current state), UIDs expunged, and the folder's modseq now."""
@@ -188,6 +200,12 @@ class MailboxStore(Protocol):
 
     def messages(self, folder: str) -> list[MessageInfo]:
         """Every message of the folder, in UID order."""
+        ...
+
+    def uid_flags(self, folder: str) -> FlagMap:
+        """What SELECT needs, read consistently: the folder's UIDVALIDITY, UIDNEXT and
+        modseq, and every message's UID and flags in UID order. Shared and read-only:
+        copy before changing."""
         ...
 
     def changes_since(self, folder: str, modseq: int) -> Changes: ...

@@ -1242,46 +1242,37 @@ def sent_date(raw: bytes) -> datetime.date | None:
 ENVELOPE_FIELDS = ("date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc")
 
 
+_IMAP_TOKEN = re.compile(rb'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n|([^\s()"]+))', re.S)
+_UNESCAPE = re.compile(rb"\\(.)", re.S)
+
+
 def _imap_values(text: str) -> list[object]:
     """Parse an IMAP parenthesised value (as `cached_parts` writes it): lists, quoted
     strings, literals and NIL (None)."""
     data = to_wire(text)
     stack: list[list[object]] = [[]]
     i, n = 0, len(data)
+    match = _IMAP_TOKEN.match
     while i < n:
-        ch = data[i]
-        if ch == 0x28:  # (
+        m = match(data, i)
+        if m is None:
+            break
+        i = m.end()
+        opening, closing, quoted, literal, atom = m.groups()
+        if opening:
             stack.append([])
-            i += 1
-        elif ch == 0x29:  # )
-            done = stack.pop()
-            stack[-1].append(done)
-            i += 1
-        elif ch == 0x22:  # "
-            out = bytearray()
-            i += 1
-            while i < n and data[i] != 0x22:
-                if data[i] == 0x5C and i + 1 < n:
-                    i += 1
-                out.append(data[i])
-                i += 1
-            stack[-1].append(bytes(out))
-            i += 1
-        elif ch == 0x7B:  # {n}\r\n literal
-            close = data.index(b"}", i)
-            size = int(data[i + 1 : close])
-            start = close + 3
-            stack[-1].append(data[start : start + size])
-            i = start + size
-        elif ch in b" \r\n":
-            i += 1
-        else:
-            end = i
-            while end < n and data[end] not in b" ()":
-                end += 1
-            atom = data[i:end]
+        elif closing:
+            if len(stack) > 1:
+                done = stack.pop()
+                stack[-1].append(done)
+        elif quoted is not None:
+            stack[-1].append(_UNESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
+        elif literal is not None:
+            size = int(literal)
+            stack[-1].append(data[i : i + size])
+            i += size
+        elif atom is not None:
             stack[-1].append(None if atom.upper() == b"NIL" else atom)
-            i = end
     return stack[0]
 
 
@@ -1301,6 +1292,8 @@ def envelope_fields(envelope: str) -> dict[str, str]:
                     _text(v) if isinstance(v, bytes) else "" for v in address[:4]
                 )
                 where = f"{mailbox}@{host}" if host else mailbox
+                if not where and not display:
+                    continue  # the end of a group
                 parts.append(f"{decoded_header(display)} <{where}>" if display else where)
             fields[name] = ", ".join(parts)
         elif isinstance(value, bytes):

@@ -48,12 +48,14 @@ Semantics (RFC 3501 unless said):
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import re
 import threading
 import time
 import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -90,6 +92,7 @@ from casarray.mailstore.interface import (
     Copied,
     DatabaseUnavailable,
     DestinationNotFound,
+    FlagMap,
     Folder,
     FolderExists,
     FolderHasChildren,
@@ -128,6 +131,7 @@ SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = ((INBOX, None), *SPECIAL_FOLDERS)
 MAX_UID_VALIDITY = 2**32 - 1
 # Up to this many UIDs go into an IN list; more are read as a UID range and filtered.
+FLAG_MAP_CACHE = 256  # folders whose SELECT snapshot a process keeps
 _IN_LIMIT = 500
 _SCHEMA_NAME = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][A-Za-z0-9_$]*)")
 
@@ -295,6 +299,8 @@ class SqlDatabaseStore:
         """`max_message_size`: the largest APPEND accepted, in bytes (default
         $CASARRAY_MAILSTORE_MAX_MESSAGE_SIZE, else 50 MB); `synchronous`: SQLite's
         setting (default $CASARRAY_MAILSTORE_SYNCHRONOUS, else NORMAL)."""
+        # SELECT snapshots by folder id: ((folder id, modseq, uidvalidity, uidnext), map).
+        self.flag_maps: dict[int, tuple[tuple[int, int, int, int], FlagMap]] = {}
         self.location = location
         self.url = location_url(location)
         if max_message_size is None:
@@ -847,6 +853,43 @@ class SqlMailboxStore:
             ).all()
             return _infos(rows)
 
+    def uid_flags(self, folder: str) -> FlagMap:
+        """Cached per process by (folder, modseq): a SELECT of an unchanged folder costs
+        one row read, as a client polling its INBOX does all day."""
+        key = canonical(folder)
+        with self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            stamp = (row.id, int(row.highest_modseq), int(row.uid_validity), int(row.uid_next))
+            cached = self.database.flag_maps.get(row.id)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            with _gc_paused():
+                rows = conn.execute(
+                    select(
+                        message_t.c.uid,
+                        message_t.c.system_flags,
+                        message_t.c.keywords,
+                        message_t.c.recent,
+                    )
+                    .where(message_t.c.folder_id == row.id)
+                    .order_by(message_t.c.uid)
+                ).all()
+        flag_set = flagbits.flag_set
+        result = FlagMap(
+            name=row.name,
+            uid_validity=int(row.uid_validity),
+            uid_next=int(row.uid_next),
+            highest_modseq=int(row.highest_modseq),
+            uids=array("I", [r[0] for r in rows]),
+            flags=[flag_set(r[1], r[2]) for r in rows],
+            recent=frozenset(r[0] for r in rows if r[3]),
+        )
+        maps = self.database.flag_maps
+        maps[row.id] = (stamp, result)
+        if len(maps) > FLAG_MAP_CACHE:
+            maps.pop(next(iter(maps)))
+        return result
+
     def changes_since(self, folder: str, modseq: int) -> Changes:
         """What changed after `modseq`, up to the folder's HIGHESTMODSEQ read first (a
         change committed meanwhile comes with the next call)."""
@@ -891,6 +934,7 @@ class SqlMailboxStore:
                 .limit(1)
             ).first()
         if any_recent is None:
+            self._forget_recent(row.id)
             return []
         with self.database.write() as conn:
             row = self._folder_row(conn, key, lock=True)
@@ -900,7 +944,19 @@ class SqlMailboxStore:
                 .values(recent=False)
                 .returning(message_t.c.uid)
             ).scalars()
-            return sorted(int(uid) for uid in uids)
+            taken = sorted(int(uid) for uid in uids)
+        self._forget_recent(row.id)
+        return taken
+
+    def _forget_recent(self, folder_id: int) -> None:
+        """No message of the folder is \\Recent any more (clearing it changes no modseq,
+        so the SELECT snapshot is corrected in place)."""
+        cached = self.database.flag_maps.get(folder_id)
+        if cached is not None and cached[1].recent:
+            self.database.flag_maps[folder_id] = (
+                cached[0],
+                dataclasses.replace(cached[1], recent=frozenset()),
+            )
 
     def body(self, folder: str, uid: int) -> bytes:
         key = canonical(folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import imaplib
 import re
 import threading
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from casarray.mailstore.interface import (
     Changes,
     Copied,
     DestinationNotFound,
+    FlagMap,
     Folder,
     FolderExists,
     FolderHasChildren,
@@ -231,6 +233,19 @@ class FakeMailboxStore:
             self._count("messages")
             f = self._get(folder)
             return [f.messages[uid].info() for uid in sorted(f.messages)]
+
+    def uid_flags(self, folder: str) -> FlagMap:
+        info = self.folder(folder)
+        messages = self.messages(folder)
+        return FlagMap(
+            name=info.name,
+            uid_validity=info.uid_validity,
+            uid_next=info.uid_next,
+            highest_modseq=info.highest_modseq,
+            uids=array("I", [m.uid for m in messages]),
+            flags=[m.flags for m in messages],
+            recent=frozenset(m.uid for m in messages if m.recent),
+        )
 
     def changes_since(self, folder: str, modseq: int) -> Changes:
         with self._lock:

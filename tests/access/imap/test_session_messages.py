@@ -547,3 +547,18 @@ def test_fetch_response_line_shape() -> None:
     assert re.fullmatch(
         rb"(\* \d+ FETCH \(UID \d+ FLAGS \([^)]*\)\)\r\n){3}a1 OK FETCH completed\r\n", out
     )
+
+
+def test_search_from_matches_the_decoded_envelope_field_only() -> None:
+    session, _ = session3()
+    message = (
+        b"From: =?UTF-8?B?5L2g5aW9?= <zed@lab.net>\r\nTo: bob@lab.net\r\nSubject: x\r\n\r\nhi\r\n"
+    )
+    sent(session.feed(b"a0 APPEND INBOX {%d+}\r\n%s\r\n" % (len(message), message)))
+    sent(session.feed(b"n NOOP\r\n"))
+    out = sent(session.feed(b'a1 UID SEARCH CHARSET UTF-8 FROM "\xe4\xbd\xa0\xe5\xa5\xbd"\r\n'))
+    assert out.startswith(b"* SEARCH 4\r\n"), out
+    out = sent(session.feed(b"a2 UID SEARCH FROM zed TO bob\r\n"))
+    assert out.startswith(b"* SEARCH 4\r\n"), out
+    out = sent(session.feed(b"a3 UID SEARCH FROM bob@lab.net\r\n"))
+    assert b" 4" not in out.split(b"\r\n")[0]

@@ -8,6 +8,7 @@ keys read message bodies, and only for messages the cheaper keys left in."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -153,15 +154,14 @@ class MessageSource:
         self._envelopes_loader = envelopes
         self._envelopes: Mapping[int, str] | None = None
 
-    def envelope(self, uid: int) -> dict[str, str] | None:
-        """The message's ENVELOPE fields from the store's cache (all loaded at once), or
-        None when there is no cache to read."""
+    def envelope_text(self, uid: int) -> str | None:
+        """The message's cached ENVELOPE (all loaded at once), or None when there is no
+        cache to read."""
         if self._envelopes_loader is None:
             return None
         if self._envelopes is None:
             self._envelopes = self._envelopes_loader()
-        text = self._envelopes.get(uid)
-        return _mime().envelope_fields(text) if text is not None else None
+        return self._envelopes.get(uid)
 
     def info(self, uid: int) -> MessageInfo | None:
         if self._infos is None:
@@ -253,13 +253,23 @@ def evaluate(
                 mime = _mime()
 
                 envelope_field = name.lower() if name.lower() in ENVELOPE_KEYS else None
+                # The envelope keeps mailbox and host apart: "bob@lab.net" is "bob" and
+                # "lab.net" there, so the quick test looks for the pieces.
+                pieces = [p.strip() for p in re.split(r"[<>@,]", needle) if p.strip()]
 
                 def by_header(i: int) -> bool:
                     if envelope_field is not None:
                         # RFC 3501: FROM/TO/CC/BCC/SUBJECT match the envelope's field,
                         # which the store keeps cached: no message is read.
-                        fields = source.envelope(uids[i])
-                        if fields is not None:
+                        text = source.envelope_text(uids[i])
+                        if text is not None:
+                            # Without encoded words a field can only match if the
+                            # whole envelope does: most messages are ruled out here.
+                            if "=?" not in text:
+                                folded = text.casefold()
+                                if not all(piece in folded for piece in pieces):
+                                    return False
+                            fields = _mime().envelope_fields(text)
                             return needle in fields.get(envelope_field, "").casefold()
                     raw = source.raw(uids[i])
                     if raw is None:

@@ -63,20 +63,19 @@ class SelectedMailbox:
     ) -> tuple[SelectedMailbox, list[bytes]]:
         """Selects `name`: the view and the untagged SELECT responses (FLAGS, EXISTS,
         RECENT, UNSEEN, PERMANENTFLAGS, UIDVALIDITY, UIDNEXT)."""
-        folder = store.folder(name)  # first: its modseq is the baseline for changes
-        infos = store.messages(folder.name)
-        view = cls(folder.name, readonly, folder.uid_validity, folder.highest_modseq)
-        view.uids = array("I", [i.uid for i in infos])
-        intern = view._intern_flags
-        view.flags = [intern(i.flags) for i in infos]
+        snapshot = store.uid_flags(name)  # its modseq is the baseline for changes
+        view = cls(snapshot.name, readonly, snapshot.uid_validity, snapshot.highest_modseq)
+        view.uids = array("I", snapshot.uids)
+        view.flags = list(snapshot.flags)
+        for flags in set(view.flags):
+            view._intern_flags(flags)
         last = view.uids[-1] if view.uids else 0
-        view.uid_next = max(folder.uid_next, last + 1)
-        if readonly:
-            view.recent = {i.uid for i in infos if i.recent}
+        view.uid_next = max(snapshot.uid_next, last + 1)
+        if readonly or not snapshot.recent:
+            view.recent = set(snapshot.recent)
         else:
-            view.recent = set(store.take_recent(folder.name))
+            view.recent = set(store.take_recent(snapshot.name))
         first_unseen = next((n for n, f in enumerate(view.flags, 1) if "\\Seen" not in f), None)
-        del infos
         view.keywords = view._all_keywords()
         lines = [
             view.flags_response(),
