@@ -80,8 +80,10 @@ import codecs
 import contextlib
 import datetime
 import email.utils
+import functools
 import re
-from collections.abc import Iterator
+import types
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
 from casarray.mailstore.interface import CachedParts
@@ -1276,9 +1278,11 @@ def _imap_values(text: str) -> list[object]:
     return stack[0]
 
 
-def envelope_fields(envelope: str) -> dict[str, str]:
+@functools.lru_cache(maxsize=8192)
+def envelope_fields(envelope: str) -> Mapping[str, str]:
     """The searchable text of each ENVELOPE field, RFC 2047 decoded: the subject, and
-    for address fields every address as `Display Name <mailbox@host>`."""
+    for address fields every address as `Display Name <mailbox@host>`. Cached (read-only
+    result): a client repeating a SEARCH over its INBOX parses each envelope once."""
     values = _imap_values(envelope)
     items = values[0] if values and isinstance(values[0], list) else []
     fields: dict[str, str] = {}
@@ -1300,4 +1304,4 @@ def envelope_fields(envelope: str) -> dict[str, str]:
             fields[name] = decoded_header(_text(value))
         else:
             fields[name] = ""
-    return fields
+    return types.MappingProxyType(fields)
