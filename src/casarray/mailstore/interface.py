@@ -140,6 +140,39 @@ class FlagMap:
     uids: array[int]  # typecode "I"
     flags: list[frozenset[str]]
     recent: frozenset[int]
+    first_unseen: int | None = None  # sequence number of the first message without \\Seen
+    flag_sets: frozenset[frozenset[str]] = frozenset()  # the distinct values of `flags`
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        uid_validity: int,
+        uid_next: int,
+        highest_modseq: int,
+        entries: Iterable[tuple[int, frozenset[str], bool]],
+    ) -> FlagMap:
+        """From (uid, flags, recent) in UID order, with the derived fields filled in."""
+        uids: array[int] = array("I")
+        flags: list[frozenset[str]] = []
+        recent: list[int] = []
+        for uid, flag_set, is_recent in entries:
+            uids.append(uid)
+            flags.append(flag_set)
+            if is_recent:
+                recent.append(uid)
+        first = next((n for n, f in enumerate(flags, 1) if "\\Seen" not in f), None)
+        return cls(
+            name,
+            uid_validity,
+            uid_next,
+            highest_modseq,
+            uids,
+            flags,
+            frozenset(recent),
+            first,
+            frozenset(flags),
+        )
 
 
 @dataclass(frozen=True)

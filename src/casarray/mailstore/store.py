@@ -55,7 +55,6 @@ import re
 import threading
 import time
 import zlib
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -523,6 +522,9 @@ _FOLDER_COLUMNS = (
     folder_t.c.highest_modseq,
     folder_t.c.special_use,
 )
+_FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
+    folder_t.c.mailbox_id == bindparam("mailbox_id"), folder_t.c.name == bindparam("name")
+)
 _COUNTS = (
     func.count(),
     func.coalesce(func.sum(case((message_t.c.recent, 1), else_=0)), 0),
@@ -553,12 +555,13 @@ class SqlMailboxStore:
         lock: bool = False,
         missing: type[FolderNotFound] = FolderNotFound,
     ) -> Any:
-        stmt = select(*_FOLDER_COLUMNS).where(
-            folder_t.c.mailbox_id == self.id, folder_t.c.name == key
-        )
         if lock:
-            stmt = stmt.with_for_update(key_share=True)
-        row = conn.execute(stmt).first()
+            stmt = select(*_FOLDER_COLUMNS).where(
+                folder_t.c.mailbox_id == self.id, folder_t.c.name == key
+            )
+            row = conn.execute(stmt.with_for_update(key_share=True)).first()
+        else:  # the hot path (every IMAP command's change check): a statement built once
+            row = conn.execute(_FOLDER_BY_NAME, {"mailbox_id": self.id, "name": key}).first()
         if row is None:
             raise missing(f"The folder '{key}' doesn't exist.")
         return row
@@ -875,14 +878,12 @@ class SqlMailboxStore:
                     .order_by(message_t.c.uid)
                 ).all()
         flag_set = flagbits.flag_set
-        result = FlagMap(
-            name=row.name,
-            uid_validity=int(row.uid_validity),
-            uid_next=int(row.uid_next),
-            highest_modseq=int(row.highest_modseq),
-            uids=array("I", [r[0] for r in rows]),
-            flags=[flag_set(r[1], r[2]) for r in rows],
-            recent=frozenset(r[0] for r in rows if r[3]),
+        result = FlagMap.build(
+            row.name,
+            int(row.uid_validity),
+            int(row.uid_next),
+            int(row.highest_modseq),
+            ((r[0], flag_set(r[1], r[2]), bool(r[3])) for r in rows),
         )
         maps = self.database.flag_maps
         maps[row.id] = (stamp, result)

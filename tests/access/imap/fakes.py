@@ -9,7 +9,6 @@ from __future__ import annotations
 import imaplib
 import re
 import threading
-from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -237,14 +236,12 @@ class FakeMailboxStore:
     def uid_flags(self, folder: str) -> FlagMap:
         info = self.folder(folder)
         messages = self.messages(folder)
-        return FlagMap(
-            name=info.name,
-            uid_validity=info.uid_validity,
-            uid_next=info.uid_next,
-            highest_modseq=info.highest_modseq,
-            uids=array("I", [m.uid for m in messages]),
-            flags=[m.flags for m in messages],
-            recent=frozenset(m.uid for m in messages if m.recent),
+        return FlagMap.build(
+            info.name,
+            info.uid_validity,
+            info.uid_next,
+            info.highest_modseq,
+            ((m.uid, m.flags, m.recent) for m in messages),
         )
 
     def changes_since(self, folder: str, modseq: int) -> Changes:

@@ -67,7 +67,7 @@ class SelectedMailbox:
         view = cls(snapshot.name, readonly, snapshot.uid_validity, snapshot.highest_modseq)
         view.uids = array("I", snapshot.uids)
         view.flags = list(snapshot.flags)
-        for flags in set(view.flags):
+        for flags in snapshot.flag_sets:
             view._intern_flags(flags)
         last = view.uids[-1] if view.uids else 0
         view.uid_next = max(snapshot.uid_next, last + 1)
@@ -75,7 +75,7 @@ class SelectedMailbox:
             view.recent = set(snapshot.recent)
         else:
             view.recent = set(store.take_recent(snapshot.name))
-        first_unseen = next((n for n, f in enumerate(view.flags, 1) if "\\Seen" not in f), None)
+        first_unseen = snapshot.first_unseen
         view.keywords = view._all_keywords()
         lines = [
             view.flags_response(),
