@@ -780,3 +780,10 @@ def test_flag_parsing() -> None:
     for bad in ("\\Nope", "a b", "x]", '"q"', "", "é"):
         with pytest.raises(InvalidFlag):
             flagbits.parse([bad])
+
+
+def test_envelopes_are_the_cached_envelopes(box: SqlMailboxStore) -> None:
+    for n in (1, 2, 3):
+        box.append("INBOX", make_message(n))
+    cached = box.cached("INBOX", [1, 2, 3])
+    assert box.envelopes("INBOX", [1, 3, 99]) == {1: cached[1].envelope, 3: cached[3].envelope}

@@ -254,6 +254,10 @@ class MailboxStore(Protocol):
 
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]: ...
 
+    def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
+        """Only the cached ENVELOPEs (what SEARCH FROM/TO/CC/BCC/SUBJECT reads)."""
+        ...
+
     def store_flags(
         self,
         folder: str,

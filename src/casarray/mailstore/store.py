@@ -985,6 +985,17 @@ class SqlMailboxStore:
             rows = _rows_for_uids(conn, base, uids)
             return {int(r[0]): CachedParts(r[1], r[2], r[3]) for r in rows}
 
+    def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
+        key = canonical(folder)
+        with _gc_paused(), self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            base = (
+                select(message_t.c.uid, content.c.envelope)
+                .join(content, content.c.id == message_t.c.content_id)
+                .where(message_t.c.folder_id == row.id)
+            )
+            return {int(r[0]): r[1] for r in _rows_for_uids(conn, base, uids)}
+
     def store_flags(
         self,
         folder: str,

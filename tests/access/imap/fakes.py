@@ -233,6 +233,9 @@ class FakeMailboxStore:
             f = self._get(folder)
             return [f.messages[uid].info() for uid in sorted(f.messages)]
 
+    def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
+        return {uid: parts.envelope for uid, parts in self.cached(folder, uids).items()}
+
     def uid_flags(self, folder: str) -> FlagMap:
         info = self.folder(folder)
         messages = self.messages(folder)

@@ -778,7 +778,7 @@ class ImapSession:
                 return None
 
         def envelopes() -> dict[int, str]:
-            return {uid: parts.envelope for uid, parts in store.cached(name, view.uids).items()}
+            return store.envelopes(name, view.uids)
 
         source = MessageSource(infos, body, envelopes)
         found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
