@@ -218,16 +218,24 @@ class ImapConnection(asyncio.Protocol):
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
 
-    def _fed(self, future: asyncio.Future[list[Any]]) -> None:
+    def _settle(self, future: asyncio.Future[list[Any]], what: str) -> list[Any] | None:
+        """The events a worker-thread call of the session produced; None when the
+        connection is finished (the call failed, or the client went away meanwhile)."""
         self._busy = False
         try:
             events = future.result()
         except Exception:
-            log.exception("%s #%d session error", self.server.name, self.cid)
+            log.exception("%s #%d %s", self.server.name, self.cid, what)
             self._fail()
-            return
+            return None
         if self._lost:
             self._release_session()
+            return None
+        return events
+
+    def _fed(self, future: asyncio.Future[list[Any]]) -> None:
+        events = self._settle(future, "session error")
+        if events is None:
             return
         self._handle(events)
         self._continue()
@@ -363,15 +371,8 @@ class ImapConnection(asyncio.Protocol):
         self.server._run(self.session.poll).add_done_callback(self._polled)
 
     def _polled(self, future: asyncio.Future[list[Any]]) -> None:
-        self._busy = False
-        try:
-            events = future.result()
-        except Exception:
-            log.exception("%s #%d session poll error", self.server.name, self.cid)
-            self._fail()
-            return
-        if self._lost:
-            self._release_session()
+        events = self._settle(future, "session poll error")
+        if events is None:
             return
         self._handle(events)
         if self._idling and not self._closing:
