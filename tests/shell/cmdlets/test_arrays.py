@@ -3,8 +3,6 @@ with the seed's reminders (step V) and the rules the directory enforces."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from casarray.directory import Directory
@@ -13,19 +11,6 @@ from casarray.shell.views import view_for
 from tests.shell.cmdlet_shell import Shell, rpc_of, what_if
 
 NEW_BJ = 'New-ClientAccessArray -Name "BJ CAS Array" -Fqdn "bj-cas.lab.net" -Site "BJ"'
-
-
-@pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the directory tests cover both back ends)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
 
 
 def lines(text: str) -> list[str]:

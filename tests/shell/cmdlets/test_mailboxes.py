@@ -4,8 +4,6 @@ with the session's precomputed hash."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from casarray.directory import Directory
@@ -15,19 +13,6 @@ from casarray.shell.views import view_for
 from tests.shell.cmdlet_shell import Shell, what_if
 
 SECRET = '(ConvertTo-SecureString "P@ssw0rd-1" -AsPlainText -Force)'
-
-
-@pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the directory tests cover both back ends)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
 
 
 @pytest.fixture

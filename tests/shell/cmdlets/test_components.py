@@ -3,8 +3,6 @@ maintenance-mode commands of Exchange 2013, their output, -WhatIf/-Confirm, erro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from casarray.directory import Directory
@@ -16,19 +14,6 @@ SET_OFFLINE = (
     "Set-ServerComponentState -Identity CAS01 -Component ServerWideOffline -State Inactive "
     "-Requester Maintenance"
 )
-
-
-@pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the directory tests cover both back ends)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
 
 
 def lines(text: str) -> list[str]:

@@ -20,19 +20,6 @@ ARRAY = "bj-cas.lab.net"
 
 
 @pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the directory tests cover both back ends)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
-
-
-@pytest.fixture
 def dbs(bj: Directory) -> Directory:
     """BJ/SH with DB01, DB02 on MBX01 (naming CAS01.lab.net), DB03 on MBX02
     (CAS03.lab.net), then the array bj-cas.lab.net in BJ."""

@@ -20,23 +20,10 @@ from tests.shell.cmdlet_shell import Shell, what_if
 SECRET = '(ConvertTo-SecureString "P@ssw0rd-1" -AsPlainText -Force)'
 
 
-@pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the store tests cover both back ends)."""
-    return "sqlite"
-
-
 @pytest.fixture(autouse=True)
 def _close_stores() -> Iterator[None]:
     yield
     close_all()
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from casarray.directory import Directory, NotFoundError, ServerRole
@@ -18,19 +16,6 @@ from casarray.shell.objects import (
 )
 from casarray.shell.views import view_for
 from tests.shell.cmdlet_shell import CONFIRM_QUESTION, Shell, what_if
-
-
-@pytest.fixture
-def backend() -> str:
-    """The shell tests run on SQLite (the directory tests cover both back ends)."""
-    return "sqlite"
-
-
-@pytest.fixture
-def shell(directory_url: str, directory: Directory) -> Iterator[Shell]:
-    sh = Shell(directory_url)
-    yield sh
-    sh.close()
 
 
 def lines(text: str) -> list[str]:
