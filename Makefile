@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
 # Debian packages the test suite drives as real peers.
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium wrk nginx-light
 
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 

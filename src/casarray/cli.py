@@ -19,6 +19,16 @@ def _add_directory_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="casarray",
@@ -54,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     server_commands = server.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = server_commands.add_parser(
         "run",
-        help="serve IMAP (143 STARTTLS, 993 TLS) on the server's address until SIGTERM",
+        help="serve IMAP (143, 993) and HTTP (80, 443) on the server's address until SIGTERM",
         description="Serve IMAP on the server's address from the directory: 143 (STARTTLS) "
-        "and 993 (TLS), or 10143 and 10993 when the process may not bind ports below 1024.",
+        "and 993 (TLS), and HTTP on 80 and 443 (Autodiscover, autoconfig, health checks, "
+        "web mail, the JSON API); each plus 10000 when the process may not bind ports "
+        "below 1024.",
     )
     run.add_argument("name", metavar="SERVER", help="the Client Access server, e.g. CAS01")
     _add_directory_option(run)
@@ -64,14 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--port-offset",
         type=int,
         metavar="N",
-        help="listen on 143+N and 993+N (default: 0, or 10000 when ports below 1024 "
-        "can't be bound)",
+        help="listen on 143+N, 993+N, 80+N and 443+N (default: 0, or 10000 when ports "
+        "below 1024 can't be bound)",
     )
-    run.add_argument("--imap-port", type=int, metavar="PORT", help="STARTTLS port (0: any)")
-    run.add_argument("--imaps-port", type=int, metavar="PORT", help="TLS port (0: any)")
+    run.add_argument("--imap-port", type=int, metavar="PORT", help="IMAP STARTTLS port (0: any)")
+    run.add_argument("--imaps-port", type=int, metavar="PORT", help="IMAP TLS port (0: any)")
+    run.add_argument("--http-port", type=int, metavar="PORT", help="HTTP port (0: any)")
+    run.add_argument("--https-port", type=int, metavar="PORT", help="HTTPS port (0: any)")
     run.add_argument(
-        "--workers", type=int, default=16, metavar="N", help="worker threads (default 16)"
+        "--processes",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes sharing the ports (default: one per CPU; 1: no supervisor)",
     )
+    run.add_argument(
+        "--workers", type=int, default=16, metavar="N", help="threads per process (default 16)"
+    )
+    run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     run.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     run.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
@@ -139,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "server":
             from casarray.access.runner import RunOptions
             from casarray.access.runner import run as run_server
+            from casarray.access.supervisor import default_processes
 
             return run_server(
                 RunOptions(
@@ -147,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     port_offset=args.port_offset,
                     imap_port=args.imap_port,
                     imaps_port=args.imaps_port,
+                    http_port=args.http_port,
+                    https_port=args.https_port,
+                    processes=args.processes or default_processes(),
+                    worker_index=args.worker,
                     workers=args.workers,
                     use_uvloop=not args.no_uvloop,
                     allow_plaintext_login=args.allow_plaintext_login,

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from casarray.access import runner as runner_mod
-from casarray.access.imap.server import ImapServer
 from casarray.access.runner import Runner, RunOptions, read_status, status_file
 from tests.access.imap.server_harness import Lab, make_lab, running
 
@@ -46,20 +45,21 @@ def casarray(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 def free_pair(host: str) -> int:
-    """An offset N with 143+N and 993+N both free on `host`."""
-    for _ in range(50):
+    """An offset N with 143+N, 993+N, 80+N and 443+N all free on `host`."""
+    for _ in range(100):
         with socket.socket() as probe:
             probe.bind((host, 0))
             offset = probe.getsockname()[1] - 143
         if offset <= 0 or 993 + offset > 65535:
             continue
-        with socket.socket() as other:
-            try:
-                other.bind((host, 993 + offset))
-            except OSError:
-                continue
+        try:
+            for port in (993, 80, 443):
+                with socket.socket() as other:
+                    other.bind((host, port + offset))
+        except OSError:
+            continue
         return offset
-    raise RuntimeError("no free pair of ports")
+    raise RuntimeError("no free set of ports")
 
 
 def test_help() -> None:
@@ -105,6 +105,8 @@ def test_port_offset_status_file_and_log(lab: Lab) -> None:
             lab.url,
             "--port-offset",
             str(offset),
+            "--processes",
+            "2",
         ],
         env=lab.env,
         stderr=subprocess.PIPE,
@@ -118,13 +120,24 @@ def test_port_offset_status_file_and_log(lab: Lab) -> None:
             time.sleep(0.05)
         assert status is not None
         assert status["pid"] == proc.pid
-        assert (status["host"], status["imap"], status["imaps"]) == (
+        assert [status[key] for key in ("host", "imap", "imaps", "http", "https")] == [
             host,
             143 + offset,
             993 + offset,
-        )
+            80 + offset,
+            443 + offset,
+        ]
+        assert len(status["processes"]) == 2 and proc.pid not in status["processes"]
         with socket.create_connection((host, 143 + offset), timeout=5) as sock:
-            assert sock.recv(200).startswith(b"* OK [CAPABILITY")
+            stream = sock.makefile("rb")
+            assert stream.readline().startswith(b"* OK [CAPABILITY")
+            sock.sendall(b"a LOGOUT\r\n")
+            assert stream.readline().startswith(b"* BYE")
+            assert stream.readline().startswith(b"a OK")
+        with socket.create_connection((host, 80 + offset), timeout=5) as sock:
+            sock.sendall(b"GET /imap/healthcheck.htm HTTP/1.0\r\n\r\n")
+            answer = sock.makefile("rb").read()
+        assert answer.startswith(b"HTTP/1.1 200") and b"CAS02.lab.net" in answer
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
@@ -132,11 +145,16 @@ def test_port_offset_status_file_and_log(lab: Lab) -> None:
     assert read_status("CAS02", lab.home) is None
     assert not status_file("CAS02", lab.home).exists()
     lines = err.splitlines()
-    assert sum("IMAP listening on" in line for line in lines) == 1
+    # each worker says where it listens, and the supervisor says it once for all
+    assert sum("] CAS02: IMAP listening on" in line for line in lines) == 2
+    assert sum("2 worker processes serve IMAP" in line for line in lines) == 1
     assert f"{host}:{143 + offset} (STARTTLS)" in err and f"{host}:{993 + offset} (TLS)" in err
-    assert any(" connect plain" in line for line in lines)
-    assert any(" close after " in line for line in lines)
-    assert "IMAP stopped" in lines[-1]
+    assert f"HTTPS on {host}:{443 + offset}" in err
+    # the client that logged out is logged; the health page's probe (no bytes in) isn't
+    closes = [line for line in lines if " close after " in line]
+    assert len(closes) == 1 and "10 bytes in" in closes[0]
+    assert sum("IMAP stopped" in line for line in lines) == 2
+    assert lines[-1].endswith("CAS02: stopped")
     assert "plus 10000" not in err  # the ports were chosen: nothing to say about them
 
 
@@ -157,37 +175,46 @@ def test_low_ports_refused_means_plus_10000_said_once(
     lab: Lab, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """When binding 143 fails with EACCES (not root), the server uses the standard
-    ports plus the offset and says so once."""
+    ports plus the offset for every service and says so once."""
     monkeypatch.setenv("CASARRAY_HOME", str(lab.home))
     offset = free_pair("127.77.1.11")
     monkeypatch.setattr(runner_mod, "UNPRIVILEGED_OFFSET", offset)
-    original = ImapServer.start
-    tried: list[tuple[int | None, int | None]] = []
+    original = runner_mod.bind_socket
+    tried: list[int] = []
 
-    async def start(self: ImapServer, port: int | None, tls_port: int | None) -> Any:
-        tried.append((port, tls_port))
-        if port is not None and port < 1024:
+    def bind_socket(host: str, port: int, **kw: Any) -> socket.socket:
+        tried.append(port)
+        if port < 1024:
             raise PermissionError(13, "Permission denied")
-        return await original(self, port, tls_port)
+        return original(host, port, **kw)
 
-    monkeypatch.setattr(ImapServer, "start", start)
+    monkeypatch.setattr(runner_mod, "bind_socket", bind_socket)
 
-    async def main() -> tuple[int | None, int | None]:
+    async def main() -> tuple[int | None, int | None, dict[str, int]]:
         runner = Runner(RunOptions(server="CAS01", directory=lab.url))
         await runner.start()
         try:
             assert runner.imap is not None
-            return runner.imap.port(False), runner.imap.port(True)
+            return runner.imap.port(False), runner.imap.port(True), runner.ports
         finally:
             await runner.stop()
 
     with caplog.at_level(logging.INFO, logger="casarray"):
-        ports = asyncio.run(main())
-    assert tried == [(143, 993), (143 + offset, 993 + offset)]
-    assert ports == (143 + offset, 993 + offset)
+        imap, imaps, ports = asyncio.run(main())
+    assert tried == [143, 143 + offset, 993 + offset, 80 + offset, 443 + offset]
+    assert (imap, imaps) == (143 + offset, 993 + offset)
+    assert ports == {
+        "imap": 143 + offset,
+        "imaps": 993 + offset,
+        "http": 80 + offset,
+        "https": 443 + offset,
+    }
     said = [r.getMessage() for r in caplog.records if "may not bind ports below 1024" in r.message]
     assert len(said) == 1
-    assert f"plus {offset}: {143 + offset} (STARTTLS) and {993 + offset} (TLS)" in said[0]
+    assert (
+        f"plus {offset}: IMAP {143 + offset} (STARTTLS) and {993 + offset} (TLS), "
+        f"HTTP {80 + offset} and HTTPS {443 + offset}"
+    ) in said[0]
 
 
 def test_explicit_ports_in_use(lab: Lab) -> None:

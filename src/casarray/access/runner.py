@@ -1,16 +1,23 @@
 """`casarray server run CAS01`: run the access services of one Client Access server.
 
 Everything comes from the directory: the server's address, its site's array (a name
-its certificate must cover), and per login the user's database and its
-RpcClientAccessServer. The IMAP service listens on the server's address, on 143
-(STARTTLS) and 993 (implicit TLS) when the process may bind them, else on 10143 and
-10993 (each plus 10000, said once at start); `port_offset` or explicit ports override
-that (tests use port 0: a free port, reported in the status file).
+its certificate must cover), and per login or request the user's database and its
+endpoint. The server listens on its address for IMAP on 143 (STARTTLS) and 993
+(implicit TLS) and HTTP on 80 and 443 (Autodiscover, autoconfig, health checks, web
+mail, the JSON API), when the process may bind them, else on each port plus 10000
+(said once at start). `port_offset` or explicit ports override that; when some ports
+are given and others not, the others are free ports (tests use port 0 throughout),
+reported in the status file.
 
-While it runs, `$CASARRAY_HOME/run/<server>.imap.json` says that the IMAP listeners
-are up and on which ports (the HTTP service's health check reads it); it is removed at
-exit. SIGTERM and SIGINT close the listeners, say BYE to every session once its
-current command has finished, and exit 0.
+With `processes` > 1 (the command line's default: one per CPU) a supervisor process
+(`access.supervisor`) starts that many worker processes, each serving every port on
+its own socket with SO_REUSEPORT, so the kernel spreads connections over them and over
+the CPUs; the services are stateless, so any worker answers any client. With
+`processes` = 1 everything runs in this process.
+
+While it runs, `$CASARRAY_HOME/run/<server>.imap.json` says that the listeners are up
+and on which ports; it is removed at exit. SIGTERM and SIGINT close the listeners, say
+BYE to every IMAP session once its current command has finished, and exit 0.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import json
 import logging
 import os
 import signal
+import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -32,16 +41,25 @@ from typing import TYPE_CHECKING, Any
 from casarray.config import casarray_home
 
 if TYPE_CHECKING:
+    import uvicorn
+
+    from casarray.access.http.health import HealthContext
     from casarray.access.imap.directory_backend import DirectoryBackend
     from casarray.access.imap.server import ImapServer
+    from casarray.access.tls import CertificateFiles
     from casarray.directory import Directory
 
 log = logging.getLogger("casarray.server")
 
-STANDARD_PORTS = {"imap": 143, "imaps": 993}
+# The listeners of a Client Access server, in the order they are bound.
+SERVICES = ("imap", "imaps", "http", "https")
+STANDARD_PORTS = {"imap": 143, "imaps": 993, "http": 80, "https": 443}
 UNPRIVILEGED_OFFSET = 10_000
+SUBMISSION_PORT = 587
 LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(message)s"
 LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
+BACKLOG = 1024
+HTTP_START_TIMEOUT = 10.0
 
 
 class StartupError(Exception):
@@ -55,21 +73,42 @@ class RunOptions:
     port_offset: int | None = None
     imap_port: int | None = None
     imaps_port: int | None = None
-    workers: int = 16
+    http_port: int | None = None
+    https_port: int | None = None
+    processes: int = 1  # worker processes (1: serve in this process)
+    workers: int = 16  # threads per process for the mailbox store
     allow_plaintext_login: bool = False  # LOGIN without TLS: benchmarks on loopback only
     use_uvloop: bool = True
     log_file: str | None = None
     log_level: str = "INFO"
+    worker_index: int | None = None  # set in the worker processes of a supervisor
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def requested_ports(self) -> tuple[dict[str, int], bool]:
+        """(port per service, whether the caller chose them). Unchosen: the standard
+        ports plus the offset; when some are chosen, the others are 0 (free ports)."""
+        explicit = {service: getattr(self, f"{service}_port") for service in SERVICES}
+        some_explicit = any(port is not None for port in explicit.values())
+        offset = self.port_offset or 0
+        ports: dict[str, int] = {}
+        for service in SERVICES:
+            port = explicit[service]
+            if port is not None:
+                ports[service] = port
+            elif some_explicit and self.port_offset is None:
+                ports[service] = 0
+            else:
+                ports[service] = STANDARD_PORTS[service] + offset
+        return ports, some_explicit or self.port_offset is not None
 
 
 def status_file(server: str, home: Path | None = None) -> Path:
-    """The file that says a server's IMAP listeners are up (JSON), while they are."""
+    """The file that says a server's listeners are up (JSON), while they are."""
     return (home or casarray_home()) / "run" / f"{server}.imap.json"
 
 
 def read_status(server: str, home: Path | None = None) -> dict[str, Any] | None:
-    """The status of a running server's IMAP service, or None when it isn't running."""
+    """The status of a running server's services, or None when it isn't running."""
     path = status_file(server, home)
     try:
         status = json.loads(path.read_text())
@@ -87,28 +126,31 @@ def read_status(server: str, home: Path | None = None) -> dict[str, Any] | None:
     return dict(status)
 
 
-def _write_status(path: Path, status: dict[str, Any]) -> None:
+def write_status(path: Path, status: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(status, indent=2) + "\n")
     os.replace(tmp, path)
 
 
-def _remove_status(path: Path) -> None:
+def remove_status(path: Path) -> None:
     with contextlib.suppress(OSError, ValueError):
         if json.loads(path.read_text()).get("pid") == os.getpid():
             path.unlink()
 
 
 @contextlib.contextmanager
-def _logging(options: RunOptions) -> Iterator[None]:
+def logging_to(options: RunOptions) -> Iterator[None]:
     handler: logging.Handler
     if options.log_file:
         Path(options.log_file).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(options.log_file)
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    fmt = LOG_FORMAT
+    if options.worker_index is not None:  # the lines of the workers say whose they are
+        fmt = fmt.replace("%(message)s", f"[w{options.worker_index}] %(message)s")
+    handler.setFormatter(logging.Formatter(fmt, LOG_DATE_FORMAT))
     root = logging.getLogger("casarray")
     root.addHandler(handler)
     previous = root.level
@@ -131,119 +173,239 @@ def certificate_names(directory: Directory, server: str) -> list[str]:
     return names
 
 
+def open_server(options: RunOptions) -> tuple[Directory, str, str]:
+    """Open the directory; (directory, the server's name, its address). Refuses a
+    server that isn't a Client Access server. Blocking."""
+    from casarray.directory import Directory, DirectoryError
+
+    try:
+        directory = Directory.open(options.directory)
+        record = directory.servers.one(options.server)
+    except DirectoryError as exc:
+        raise StartupError(str(exc)) from exc
+    if not record.is_client_access_server:
+        directory.close()
+        raise StartupError(
+            f"The server '{record.name}' isn't a Client Access server (its roles: "
+            f"{record.roles}); only Client Access servers run the access services."
+        )
+    return directory, record.name, record.ip_address
+
+
+def ensure_certificate(directory: Directory, name: str) -> tuple[CertificateFiles, list[str]]:
+    """The server's certificate (made, or renewed when its names changed). Blocking."""
+    from casarray.access import tls
+
+    names = certificate_names(directory, name)
+    files, made = tls.ensure_certificate(name, names)
+    log.info(
+        "%s: %s certificate %s for %s",
+        name,
+        "made a self-signed" if made else "using the",
+        files.certificate,
+        ", ".join(names),
+    )
+    return files, names
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to host:port (listening unless `listen` is False: a
+    supervisor's placeholder that holds a port for its workers)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_services(
+    host: str, ports: dict[str, int], *, reuse_port: bool, listen: bool = True
+) -> dict[str, socket.socket]:
+    """One socket per service; all or none (OSError, PermissionError for a low port)."""
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for service in SERVICES:
+            sockets[service] = bind_socket(
+                host, ports[service], reuse_port=reuse_port, listen=listen
+            )
+    except BaseException:
+        for sock in sockets.values():
+            sock.close()
+        raise
+    return sockets
+
+
+def open_listeners(
+    name: str, host: str, options: RunOptions, *, reuse_port: bool, listen: bool = True
+) -> tuple[dict[str, socket.socket], dict[str, int]]:
+    """Bind every service's socket on the standard ports (or those chosen); when the
+    process may not bind low ports and none were chosen, on each plus 10000, said
+    once. Returns the sockets and the ports they are bound to."""
+    ports, chosen = options.requested_ports()
+    try:
+        sockets = bind_services(host, ports, reuse_port=reuse_port, listen=listen)
+    except PermissionError:
+        if chosen:
+            raise StartupError(
+                f"{name}: may not bind ports {', '.join(map(str, ports.values()))} on "
+                f"{host} (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            ) from None
+        ports = {service: port + UNPRIVILEGED_OFFSET for service, port in ports.items()}
+        log.warning(
+            "%s: this process may not bind ports below 1024; the services use the "
+            "standard ports plus %d: IMAP %d (STARTTLS) and %d (TLS), HTTP %d and HTTPS %d",
+            name,
+            UNPRIVILEGED_OFFSET,
+            ports["imap"],
+            ports["imaps"],
+            ports["http"],
+            ports["https"],
+        )
+        try:
+            sockets = bind_services(host, ports, reuse_port=reuse_port, listen=listen)
+        except OSError as exc:
+            raise StartupError(f"{name}: can't listen on {host}: {exc}") from exc
+    except OSError as exc:
+        raise StartupError(f"{name}: can't listen on {host}: {exc}") from exc
+    bound = {service: int(sock.getsockname()[1]) for service, sock in sockets.items()}
+    return sockets, bound
+
+
+def advertised_offset(ports: dict[str, int]) -> int:
+    """The offset of the ports from the standard ones when they all share one (10000
+    on an unprivileged lab), else 0: the submission port told to clients follows it."""
+    offsets = {ports[service] - STANDARD_PORTS[service] for service in SERVICES}
+    return offsets.pop() if len(offsets) == 1 else 0
+
+
 class Runner:
-    """The running access services of one Client Access server."""
+    """The running access services of one Client Access server, in this process
+    (alone, or as one worker process of a supervisor)."""
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
         self.directory: Directory | None = None
         self.backend: DirectoryBackend | None = None
         self.imap: ImapServer | None = None
+        self.health: HealthContext | None = None
+        self.http: list[uvicorn.Server] = []
+        self.ports: dict[str, int] = {}
         self.stopping = asyncio.Event()
+        self._http_tasks: list[asyncio.Task[None]] = []
         self._cert_names: list[str] = []
+        self._cert_files: CertificateFiles | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._status_path: Path | None = None
 
-    def _open(self) -> tuple[str, str]:
-        """Open the directory; the server's name and address. Blocking."""
-        from casarray.directory import Directory, DirectoryError
-
-        try:
-            self.directory = Directory.open(self.options.directory)
-            record = self.directory.servers.one(self.options.server)
-        except DirectoryError as exc:
-            raise StartupError(str(exc)) from exc
-        if not record.is_client_access_server:
-            raise StartupError(
-                f"The server '{record.name}' isn't a Client Access server (its roles: "
-                f"{record.roles}); only Client Access servers run the access services."
-            )
-        return record.name, record.ip_address
-
-    def _ports(self) -> tuple[int, int, bool]:
-        """(IMAP port, IMAPS port, whether they were chosen by the caller)."""
-        opts = self.options
-        offset = opts.port_offset or 0
-        imap = opts.imap_port if opts.imap_port is not None else STANDARD_PORTS["imap"] + offset
-        imaps = opts.imaps_port if opts.imaps_port is not None else STANDARD_PORTS["imaps"] + offset
-        chosen = (
-            opts.port_offset is not None
-            or opts.imap_port is not None
-            or opts.imaps_port is not None
-        )
-        return imap, imaps, chosen
+    @property
+    def is_worker(self) -> bool:
+        return self.options.worker_index is not None
 
     async def start(self) -> None:
         from casarray.access import tls
         from casarray.access.imap.directory_backend import DirectoryBackend
         from casarray.access.imap.server import ImapServer
 
-        name, address = await asyncio.to_thread(self._open)
-        assert self.directory is not None
-        self._cert_names = await asyncio.to_thread(certificate_names, self.directory, name)
-        files, made = await asyncio.to_thread(tls.ensure_certificate, name, self._cert_names)
-        context = tls.server_context(files)
-        log.info(
-            "%s: %s certificate %s for %s",
-            name,
-            "made a self-signed" if made else "using the",
-            files.certificate,
-            ", ".join(self._cert_names),
-        )
+        self.directory, name, address = await asyncio.to_thread(open_server, self.options)
+        if self.is_worker:  # the supervisor made it; renewals come with SIGHUP
+            self._cert_files = tls.certificate_files(name)
+        else:
+            self._cert_files, self._cert_names = await asyncio.to_thread(
+                ensure_certificate, self.directory, name
+            )
+        self._ssl = tls.server_context(self._cert_files)
         self.backend = DirectoryBackend(self.directory, name)
         self.imap = ImapServer(
             self.backend,
             name=name,
             host=address,
-            ssl_context=context,
+            ssl_context=self._ssl,
             workers=self.options.workers,
             allow_plaintext=self.options.allow_plaintext_login,
         )
-        if self.options.allow_plaintext_login:
+        if self.options.allow_plaintext_login and not self.is_worker:
             log.warning("%s: LOGIN is allowed without TLS (--allow-plaintext-login)", name)
-        imap_port, imaps_port, chosen = self._ports()
+        sockets, self.ports = open_listeners(name, address, self.options, reuse_port=self.is_worker)
         try:
-            await self.imap.start(imap_port, imaps_port)
-        except PermissionError:
-            if chosen:
-                raise StartupError(
-                    f"{name}: may not bind port {imap_port} or {imaps_port} on {address} "
-                    "(ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-                ) from None
-            imap_port += UNPRIVILEGED_OFFSET
-            imaps_port += UNPRIVILEGED_OFFSET
-            log.warning(
-                "%s: this process may not bind ports below 1024; IMAP uses the standard "
-                "ports plus %d: %d (STARTTLS) and %d (TLS)",
-                name,
-                UNPRIVILEGED_OFFSET,
-                imap_port,
-                imaps_port,
-            )
-            try:
-                await self.imap.start(imap_port, imaps_port)
-            except OSError as exc:
-                raise StartupError(f"{name}: can't listen on {address}: {exc}") from exc
-        except OSError as exc:
-            raise StartupError(f"{name}: can't listen on {address}: {exc}") from exc
+            await self.imap.serve(sockets["imap"], sockets["imaps"])
+            await self._start_http(name, address, sockets["http"], sockets["https"])
+        except BaseException:
+            for sock in sockets.values():
+                sock.close()
+            raise
         log.info(
-            "%s: IMAP listening on %s",
+            "%s: IMAP listening on %s; HTTP on %s:%d and HTTPS on %s:%d",
             name,
             " and ".join(listener.label for listener in self.imap.listeners),
+            address,
+            self.ports["http"],
+            address,
+            self.ports["https"],
         )
-        self._status_path = status_file(name)
-        _write_status(
-            self._status_path,
-            {
-                "server": name,
-                "fqdn": self.backend.server_fqdn,
-                "pid": os.getpid(),
-                "host": address,
-                "imap": self.imap.port(False),
-                "imaps": self.imap.port(True),
-                "certificate": str(files.certificate),
-                "started": datetime.now(UTC).isoformat(timespec="seconds"),
-            },
+        if not self.is_worker:
+            self._status_path = status_file(name)
+            write_status(self._status_path, self.status(name, address, [os.getpid()]))
+
+    def status(self, name: str, address: str, pids: list[int]) -> dict[str, Any]:
+        assert self.backend is not None and self._cert_files is not None
+        return service_status(
+            name, self.backend.server_fqdn, address, self.ports, self._cert_files, pids
         )
+
+    async def _start_http(
+        self, name: str, address: str, plain: socket.socket, tls_socket: socket.socket
+    ) -> None:
+        from casarray.access.http import AppContext, ServicePorts, create_app, default_services
+        from casarray.access.http.app import http_server
+        from casarray.access.http.health import HealthContext, health_routes, probe_imap
+
+        assert self.directory is not None
+        offset = advertised_offset(self.ports)
+        ports = ServicePorts(
+            http=self.ports["http"],
+            https=self.ports["https"],
+            imap=self.ports["imap"],
+            imaps=self.ports["imaps"],
+            submission=SUBMISSION_PORT + offset,
+        )
+        context = await asyncio.to_thread(AppContext.for_server, self.directory, name, ports=ports)
+        imap_port = self.ports["imap"]
+        self.health = HealthContext.of(context, imap_probe=lambda: probe_imap(address, imap_port))
+        health = self.health
+        app = create_app(context, [*default_services(), lambda _: health_routes(health)])
+        for sock, ssl_context in ((plain, None), (tls_socket, self._ssl)):
+            server = http_server(app, ssl_context=ssl_context)
+            self.http.append(server)
+            self._http_tasks.append(asyncio.ensure_future(server.serve(sockets=[sock])))
+        deadline = time.monotonic() + HTTP_START_TIMEOUT
+        while not all(server.started for server in self.http):
+            for task in self._http_tasks:
+                if task.done():  # uvicorn gave up (it logs why)
+                    raise StartupError(f"{name}: the HTTP service didn't start")
+            if time.monotonic() > deadline:
+                raise StartupError(f"{name}: the HTTP service didn't start in time")
+            await asyncio.sleep(0.01)
+
+    def reload_certificate(self) -> None:
+        """Load the certificate files again (a worker, told by SIGHUP that the
+        supervisor renewed them). Every listener uses this one SSL context."""
+        if self._ssl is None or self._cert_files is None:
+            return
+        try:
+            self._ssl.load_cert_chain(str(self._cert_files.certificate), str(self._cert_files.key))
+        except (OSError, ssl.SSLError) as exc:
+            log.error("can't load the renewed certificate: %s", exc)
+        else:
+            log.info("loaded the renewed certificate")
 
     async def watch_directory(self) -> None:
         """Follow the topology: drop cached lookups at each change, and renew the
@@ -251,22 +413,27 @@ class Runner:
         from casarray.access import tls
 
         assert self.directory is not None and self.backend is not None
-        assert self.imap is not None
         name = self.backend.server_name
         async for version in self.directory.watch(interval=0.2):
             self.backend.topology_changed(version)
+            if self.health is not None:
+                self.health.topology_changed(version)
+            if self.is_worker:
+                continue
             try:
                 names = await asyncio.to_thread(certificate_names, self.directory, name)
             except Exception as exc:  # e.g. the server was removed meanwhile
                 log.warning("%s: directory changed (version %d): %s", name, version, exc)
                 continue
-            if names != self._cert_names and self.imap.ssl_context is not None:
+            if names != self._cert_names and self._ssl is not None:
                 files, _ = await asyncio.to_thread(tls.ensure_certificate, name, names)
-                self.imap.ssl_context.load_cert_chain(str(files.certificate), str(files.key))
+                self._ssl.load_cert_chain(str(files.certificate), str(files.key))
                 self._cert_names = names
                 log.info("%s: new certificate for %s", name, ", ".join(names))
 
     async def stop(self) -> None:
+        for server in self.http:
+            server.should_exit = True
         if self.imap is not None:
             started = time.monotonic()
             count = self.imap.connections
@@ -277,8 +444,11 @@ class Runner:
                 count,
                 time.monotonic() - started,
             )
+        for task in self._http_tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, 10)
         if self._status_path is not None:
-            _remove_status(self._status_path)
+            remove_status(self._status_path)
         if self.backend is not None:
             await asyncio.to_thread(self.backend.close)
         if self.directory is not None:
@@ -288,9 +458,13 @@ class Runner:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        if self.is_worker:
+            loop.add_signal_handler(signal.SIGHUP, self.reload_certificate)
         watcher: asyncio.Task[None] | None = None
         try:
             await self.start()
+            if self.is_worker:  # tell the supervisor
+                os.write(sys.stdout.fileno(), b"ready\n")
             watcher = asyncio.ensure_future(self.watch_directory())
             stop = asyncio.ensure_future(self.stopping.wait())
             done, _ = await asyncio.wait({watcher, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -307,7 +481,28 @@ class Runner:
         return 0
 
 
-def _loop_factory(use_uvloop: bool) -> Any:
+def service_status(
+    name: str,
+    fqdn: str,
+    address: str,
+    ports: dict[str, int],
+    files: CertificateFiles,
+    pids: list[int],
+) -> dict[str, Any]:
+    """What the status file says of a running server."""
+    return {
+        "server": name,
+        "fqdn": fqdn,
+        "pid": os.getpid(),
+        "host": address,
+        **{service: ports[service] for service in SERVICES},
+        "processes": pids,
+        "certificate": str(files.certificate),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def loop_factory(use_uvloop: bool) -> Any:
     if use_uvloop:
         try:
             import uvloop
@@ -317,14 +512,35 @@ def _loop_factory(use_uvloop: bool) -> Any:
     return None
 
 
+def die_with_parent() -> None:
+    """In a worker: be killed when the supervisor dies, even by kill -9 (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the supervisor's pipe closing tells
+        pass
+    if os.getppid() == 1:  # the parent is already gone
+        os._exit(1)
+
+
 def run(options: RunOptions) -> int:
     """Run until SIGTERM or SIGINT; the exit status."""
-    with _logging(options):
-        factory = _loop_factory(options.use_uvloop)
-        runner = Runner(options)
+    with logging_to(options):
+        factory = loop_factory(options.use_uvloop)
+        if options.processes > 1 and options.worker_index is None:
+            from casarray.access.supervisor import Supervisor
+
+            main: Any = Supervisor(options)
+        else:
+            if options.worker_index is not None:
+                die_with_parent()
+            main = Runner(options)
         try:
             with asyncio.Runner(loop_factory=factory) as loop_runner:
-                return loop_runner.run(runner.run())
+                return int(loop_runner.run(main.run()))
         except StartupError as exc:
             log.error("%s", exc)
             return 1

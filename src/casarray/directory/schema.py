@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -189,3 +190,17 @@ class ServerComponentStateRow(Base):
     requester: Mapped[str] = mapped_column(String(32), nullable=False)  # canonical name
     state: Mapped[str] = mapped_column(String(16), nullable=False)  # Active or Inactive
     when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class LoginFailureRow(Base):
+    """Failed logins of one user or client address, shared by every Client Access
+    server (as Active Directory keeps badPwdCount and lockoutTime on the account), so
+    guesses spread over an array's members are counted together (revision 0004).
+    Times are seconds since the epoch."""
+
+    __tablename__ = "login_failure"
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)  # user:... or addr:...
+    failures: Mapped[str] = mapped_column(Text, nullable=False, default="")  # recent times
+    strikes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    blocked_until: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    last: Mapped[float] = mapped_column(Float, nullable=False, index=True)

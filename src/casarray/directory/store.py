@@ -100,6 +100,13 @@ class Store:
                     {"channel": NOTIFY_CHANNEL, "version": str(version)},
                 )
 
+    @contextmanager
+    def write_state(self) -> Iterator[Session]:
+        """A serialised write transaction of run-time state (failed-login counters)
+        that is not topology: it doesn't bump the version, so caches stay valid."""
+        with Session(self._write_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
     def topology_version(self) -> int:
         with self.engine.connect() as conn:
             value = conn.execute(select(TopologyRow.version).where(TopologyRow.id == 1))

@@ -244,7 +244,7 @@ def test_throttle_keeps_a_bounded_number_of_keys() -> None:
     throttle = LoginThrottle(max_keys=100)
     for i in range(1000):
         throttle.failed(f"user{i}", f"10.0.{i // 256}.{i % 256}")
-    assert len(throttle._counters) <= 100
+    assert len(throttle._records) <= 100
     throttle.failed("user999", "10.0.3.231")  # the newest keys are kept
 
 
@@ -256,7 +256,7 @@ def test_throttle_forgets_quiet_keys() -> None:
     assert throttle.retry_after("alice", "127.0.0.1") == pytest.approx(30)
     clock.now += 200
     assert throttle.retry_after("alice", "127.0.0.1") is None
-    assert throttle._counters == {}
+    assert throttle._records == {}
 
 
 def test_referral_url() -> None:

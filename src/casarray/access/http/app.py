@@ -8,8 +8,9 @@ in that list.
 
 The application is stateless: every answer comes from the directory (read in a worker
 thread, since the directory is synchronous), so any member of a client access array
-answers any request the same way. The only memory is the failed-login throttle, kept
-per process as the IMAP service keeps it.
+answers any request the same way. Failed logins are counted in the directory
+(`directory.lockout`, from `AppContext.for_server`), shared with the IMAP service and
+every other array member.
 
 HTTP Basic authentication checks a mailbox's address or alias and password
 (`directory.mailboxes.authenticate`, argon2 in a worker thread); a `DOMAIN\\user` login
@@ -35,7 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
-from casarray.access.imap.directory_backend import LoginThrottle
+from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 
 if TYPE_CHECKING:
     from casarray.directory import Directory, Mailbox, Server
@@ -79,7 +80,8 @@ class AppContext:
     # Basic authentication over plain HTTP is refused unless this is False (tests that
     # speak plain HTTP to a TLS-terminating proxy in front, say).
     require_tls: bool = True
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    # Failed logins: in memory unless given (`for_server` shares the directory's).
+    throttle: Lockout = field(default_factory=MemoryLockout)
 
     @classmethod
     def for_server(
@@ -90,6 +92,7 @@ class AppContext:
         record = directory.servers.one(server)
         if not record.is_client_access_server:
             raise ValueError(f"The server '{record.name}' isn't a Client Access server.")
+        kw.setdefault("throttle", DirectoryLockout(directory.store))
         return cls(directory=directory, server=record, ports=ports or ServicePorts(), **kw)
 
     @property

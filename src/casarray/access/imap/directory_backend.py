@@ -12,17 +12,16 @@ Everything comes from the directory and the mailbox stores, so any number of Cli
 Access processes serve the same users. What is cached here (the referral rule's view
 of the topology and the database records) is dropped as soon as the directory's
 topology version changes; every login reads the version, so a change made by any
-process applies to the next login. Failed-login counters live in this process's
-memory only: each Client Access process throttles on its own.
+process applies to the next login. Failed-login counters are kept in the directory
+(`directory.lockout`), so every Client Access server and process counts the same
+failures.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import urllib.parse
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -36,6 +35,7 @@ from casarray.access.imap.backend import (
     LoginUnavailable,
 )
 from casarray.directory.errors import DirectoryError
+from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
 
 if TYPE_CHECKING:
@@ -55,96 +55,8 @@ def referral_url(user: str, server: str) -> str:
 
 # -- throttling ------------------------------------------------------------------------
 
-
-@dataclass
-class _Counter:
-    failures: deque[float] = field(default_factory=deque)
-    blocked_until: float = 0.0
-    strikes: int = 0  # how many times this key was blocked lately: the backoff grows
-    last: float = 0.0
-
-
-class LoginThrottle:
-    """Failed logins counted per user and per client address: `max_failures` within
-    `window` seconds block that user (or address) for `backoff` seconds, doubling with
-    each block in a row up to `max_backoff`; a quiet `forget_after` seconds forgets a
-    key. A successful login clears the user's counter (not the address's: one valid
-    account must not unlock guessing others from the same address).
-
-    In memory, per process; at most `max_keys` keys are kept (the stalest go first)."""
-
-    def __init__(
-        self,
-        *,
-        max_failures: int = 5,
-        window: float = 60.0,
-        backoff: float = 30.0,
-        max_backoff: float = 900.0,
-        forget_after: float = 3600.0,
-        max_keys: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.forget_after = forget_after
-        self.max_keys = max_keys
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._counters: OrderedDict[str, _Counter] = OrderedDict()
-
-    @staticmethod
-    def _keys(user: str, address: str) -> tuple[str, str]:
-        return "user:" + user.strip().lower(), "addr:" + address
-
-    def _get(self, key: str, now: float) -> _Counter | None:
-        counter = self._counters.get(key)
-        if (
-            counter is not None
-            and now - counter.last > self.forget_after
-            and counter.blocked_until <= now
-        ):
-            del self._counters[key]
-            return None
-        return counter
-
-    def retry_after(self, user: str, address: str) -> float | None:
-        """Seconds until `user` may try again from `address`, or None if they may now."""
-        now = self.clock()
-        wait = 0.0
-        with self._lock:
-            for key in self._keys(user, address):
-                counter = self._get(key, now)
-                if counter is not None and counter.blocked_until > now:
-                    wait = max(wait, counter.blocked_until - now)
-        return wait or None
-
-    def failed(self, user: str, address: str) -> None:
-        now = self.clock()
-        with self._lock:
-            for key in self._keys(user, address):
-                counter = self._get(key, now)
-                if counter is None:
-                    counter = self._counters[key] = _Counter()
-                else:
-                    self._counters.move_to_end(key)
-                counter.last = now
-                failures = counter.failures
-                failures.append(now)
-                while failures and now - failures[0] > self.window:
-                    failures.popleft()
-                if len(failures) >= self.max_failures:
-                    failures.clear()
-                    counter.strikes += 1
-                    delay = min(self.backoff * 2 ** (counter.strikes - 1), self.max_backoff)
-                    counter.blocked_until = now + delay
-            while len(self._counters) > self.max_keys:
-                self._counters.popitem(last=False)
-
-    def succeeded(self, user: str) -> None:
-        with self._lock:
-            self._counters.pop(self._keys(user, "")[0], None)
+# The in-memory lockout, under the name the IMAP layer's tests and fakes know.
+LoginThrottle = MemoryLockout
 
 
 # -- the backend -----------------------------------------------------------------------
@@ -174,10 +86,12 @@ class DirectoryBackend:
         server: str,
         *,
         open_store: StoreOpener | None = None,
-        throttle: LoginThrottle | None = None,
+        throttle: Lockout | None = None,
     ) -> None:
         self.directory = directory
-        self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.throttle: Lockout = (
+            throttle if throttle is not None else DirectoryLockout(directory.store)
+        )
         self._open_store = open_store or _default_opener
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None

@@ -137,7 +137,7 @@ class ImapConnection(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         server._connections.add(self)
-        log.info(
+        log.debug(
             "%s #%d %s connect %s",
             server.name,
             self.cid,
@@ -198,7 +198,10 @@ class ImapConnection(asyncio.Protocol):
         self._stop_idle()
         server = self.server
         server._connections.discard(self)
-        log.info(
+        # A connection that sent nothing (a balancer's or health page's probe, every
+        # 500 ms) is logged only at DEBUG.
+        log.log(
+            logging.INFO if self.bytes_in else logging.DEBUG,
             "%s #%d %s close after %.1f s, %d bytes in, %d out%s",
             server.name,
             self.cid,
@@ -497,25 +500,37 @@ class ImapServer:
     async def start(self, port: int | None, tls_port: int | None) -> list[ListenerInfo]:
         """Bind the listeners (None: that listener is not opened; 0: a free port).
         Raises OSError (PermissionError for a port the process may not bind)."""
+        return await self._open([(port, None, False), (tls_port, None, True)])
+
+    async def serve(
+        self, plain: socket.socket | None, tls: socket.socket | None
+    ) -> list[ListenerInfo]:
+        """Serve on listening sockets the caller bound (the runner binds every service's
+        socket itself, shared by worker processes with SO_REUSEPORT): `plain` for
+        STARTTLS, `tls` for implicit TLS; None: that listener is not opened."""
+        return await self._open([(None, plain, False), (None, tls, True)])
+
+    async def _open(
+        self, wanted: Sequence[tuple[int | None, socket.socket | None, bool]]
+    ) -> list[ListenerInfo]:
         self.loop = asyncio.get_running_loop()
-        wanted: list[tuple[int, bool]] = []
-        if port is not None:
-            wanted.append((port, False))
-        if tls_port is not None:
-            if self.ssl_context is None:
-                raise ValueError("an implicit-TLS listener needs an SSL context")
-            wanted.append((tls_port, True))
+        wanted = [w for w in wanted if w[0] is not None or w[1] is not None]
+        if any(implicit for *_, implicit in wanted) and self.ssl_context is None:
+            raise ValueError("an implicit-TLS listener needs an SSL context")
         try:
-            for number, implicit in wanted:
+            for number, sock, implicit in wanted:
+                where: dict[str, Any] = (
+                    {"sock": sock}
+                    if sock is not None
+                    else {"host": self.host, "port": number, "reuse_address": True}
+                )
                 server = await self.loop.create_server(
                     lambda implicit=implicit: ImapConnection(self, implicit),
-                    host=self.host,
-                    port=number,
                     ssl=self.ssl_context if implicit else None,
                     ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit else None,
                     ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if implicit else None,
                     backlog=self.backlog,
-                    reuse_address=True,
+                    **where,
                 )
                 self._servers.append(server)
                 bound = server.sockets[0].getsockname()[1]

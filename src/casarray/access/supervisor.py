@@ -1,0 +1,294 @@
+"""The supervisor of a multi-process `casarray server run CAS01 --processes N`.
+
+One Python process runs on one core at a time (the GIL), so a Client Access server
+that must use the machine runs N worker processes. The supervisor:
+
+- opens the directory, makes or renews the server's certificate, and binds a
+  placeholder socket per service with SO_REUSEPORT and no `listen()`: it holds the
+  ports (and turns port 0 into a real port) without taking connections;
+- starts N workers (`casarray server run CAS01 --worker I` with the exact ports),
+  each binding its own listening sockets on those ports with SO_REUSEPORT, so the
+  kernel spreads new connections over them; a worker says `ready` on its stdout
+  once it serves, and the supervisor writes the status file when all have;
+- restarts a worker that dies (after 0.5 s, doubling up to 30 s while it keeps
+  dying), and says so in the log; the other workers go on serving meanwhile;
+- follows the directory and renews the certificate when the names it must cover
+  change, then tells the workers to load it (SIGHUP);
+- on SIGTERM or SIGINT passes the signal on, waits for the workers to finish their
+  sessions, and exits 0. A worker dies with its supervisor (PR_SET_PDEATHSIG), also
+  when the supervisor is killed with kill -9.
+
+The workers share nothing but the directory and the mailbox databases, as Client
+Access servers of an array do; what each keeps per process (cached lookups, the
+failed-login counters) is per worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from casarray.access.runner import (
+    SERVICES,
+    RunOptions,
+    StartupError,
+    certificate_names,
+    ensure_certificate,
+    open_listeners,
+    open_server,
+    remove_status,
+    service_status,
+    status_file,
+    write_status,
+)
+
+if TYPE_CHECKING:
+    import socket
+
+    from casarray.access.tls import CertificateFiles
+    from casarray.directory import Directory
+
+log = logging.getLogger("casarray.server")
+
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 30.0
+STABLE_AFTER = 60.0  # a worker up this long restarts with the first delay again
+
+
+@dataclass
+class Worker:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    delay: float = RESTART_DELAY
+    restart_at: float | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+
+class Supervisor:
+    """Runs `options.processes` workers of one Client Access server."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.workers = [Worker(index) for index in range(1, options.processes + 1)]
+        self.stopping = asyncio.Event()
+        self.directory: Directory | None = None
+        self.name = options.server
+        self.address = ""
+        self.fqdn = ""
+        self.ports: dict[str, int] = {}
+        self._placeholders: dict[str, socket.socket] = {}
+        self._cert_files: CertificateFiles | None = None
+        self._cert_names: list[str] = []
+        self._status_path: Path | None = None
+        self._settling: set[asyncio.Task[None]] = set()
+
+    def command(self, index: int) -> list[str]:
+        """The command line of worker `index`."""
+        opts = self.options
+        args = [sys.executable, "-m", "casarray", "server", "run", self.name]
+        if opts.directory:
+            args += ["--directory", opts.directory]
+        for service in SERVICES:
+            args += [f"--{service}-port", str(self.ports[service])]
+        args += ["--processes", "1", "--worker", str(index), "--workers", str(opts.workers)]
+        args += ["--log-level", opts.log_level]
+        if opts.log_file:
+            args += ["--log-file", opts.log_file]
+        if not opts.use_uvloop:
+            args.append("--no-uvloop")
+        if opts.allow_plaintext_login:
+            args.append("--allow-plaintext-login")
+        return args
+
+    def _spawn(self, worker: Worker) -> None:
+        worker.process = subprocess.Popen(
+            self.command(worker.index), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+        )
+        worker.started = time.monotonic()
+        worker.restart_at = None
+
+    async def _ready(self, worker: Worker) -> None:
+        """Wait for the worker's `ready` line; StartupError if it exits first."""
+        process = worker.process
+        assert process is not None and process.stdout is not None
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                line = await asyncio.to_thread(process.stdout.readline)
+        except TimeoutError:
+            raise StartupError(
+                f"{self.name}: worker {worker.index} didn't start in {READY_TIMEOUT:.0f} s"
+            ) from None
+        if line.strip() != b"ready":
+            code = process.wait()
+            raise StartupError(f"{self.name}: worker {worker.index} exited with status {code}")
+
+    async def start(self) -> None:
+        self.directory, self.name, self.address = await asyncio.to_thread(open_server, self.options)
+        record = await asyncio.to_thread(self.directory.servers.one, self.name)
+        self.fqdn = record.fqdn
+        self._cert_files, self._cert_names = await asyncio.to_thread(
+            ensure_certificate, self.directory, self.name
+        )
+        self._placeholders, self.ports = open_listeners(
+            self.name, self.address, self.options, reuse_port=True, listen=False
+        )
+        if self.options.allow_plaintext_login:
+            log.warning("%s: LOGIN is allowed without TLS (--allow-plaintext-login)", self.name)
+        for worker in self.workers:
+            self._spawn(worker)
+        await asyncio.gather(*(self._ready(worker) for worker in self.workers))
+        log.info(
+            "%s: %d worker processes serve IMAP on %s:%d (STARTTLS) and %s:%d (TLS), "
+            "HTTP on %s:%d and HTTPS on %s:%d",
+            self.name,
+            len(self.workers),
+            *(part for service in SERVICES for part in (self.address, self.ports[service])),
+        )
+        self._status_path = status_file(self.name)
+        self._write_status()
+
+    def _write_status(self) -> None:
+        if self._status_path is None or self._cert_files is None:
+            return
+        pids = [worker.pid for worker in self.workers if worker.pid is not None]
+        write_status(
+            self._status_path,
+            service_status(self.name, self.fqdn, self.address, self.ports, self._cert_files, pids),
+        )
+
+    async def supervise(self) -> None:
+        """Restart workers that die, until stopped."""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for worker in self.workers:
+                process = worker.process
+                if worker.restart_at is not None:
+                    if now >= worker.restart_at:
+                        log.info("%s: starting worker %d again", self.name, worker.index)
+                        self._spawn(worker)
+                        settling = asyncio.ensure_future(self._settle(worker))
+                        self._settling.add(settling)
+                        settling.add_done_callback(self._settling.discard)
+                    continue
+                if process is None or process.poll() is None:
+                    continue
+                if now - worker.started > STABLE_AFTER:
+                    worker.delay = RESTART_DELAY
+                log.warning(
+                    "%s: worker %d (pid %d) exited with status %s; restarting it in %.1f s",
+                    self.name,
+                    worker.index,
+                    process.pid,
+                    process.returncode,
+                    worker.delay,
+                )
+                worker.restart_at = now + worker.delay
+                worker.delay = min(worker.delay * 2, MAX_RESTART_DELAY)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self.stopping.wait()
+
+    async def _settle(self, worker: Worker) -> None:
+        try:
+            await self._ready(worker)
+        except StartupError as exc:
+            log.warning("%s", exc)
+            return
+        self._write_status()
+
+    async def watch_directory(self) -> None:
+        """Renew the certificate when its names change, and tell the workers."""
+        from casarray.access import tls
+
+        assert self.directory is not None
+        async for version in self.directory.watch(interval=0.2):
+            try:
+                names = await asyncio.to_thread(certificate_names, self.directory, self.name)
+            except Exception as exc:  # e.g. the server was removed meanwhile
+                log.warning("%s: directory changed (version %d): %s", self.name, version, exc)
+                continue
+            if names == self._cert_names:
+                continue
+            await asyncio.to_thread(tls.ensure_certificate, self.name, names)
+            self._cert_names = names
+            log.info("%s: new certificate for %s", self.name, ", ".join(names))
+            self._signal(signal.SIGHUP)
+
+    def _signal(self, signum: int) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signum)
+
+    async def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for worker in self.workers:
+            process = worker.process
+            if process is None:
+                continue
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                await asyncio.to_thread(process.wait, remaining)
+            except subprocess.TimeoutExpired:
+                log.warning("%s: worker %d didn't stop; killing it", self.name, worker.index)
+                process.kill()
+                await asyncio.to_thread(process.wait)
+            if process.stdout is not None:
+                process.stdout.close()
+        for sock in self._placeholders.values():
+            sock.close()
+        if self._status_path is not None:
+            remove_status(self._status_path)
+        if self.directory is not None:
+            self.directory.close()
+        log.info("%s: stopped", self.name)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self.start()
+            tasks = [
+                asyncio.ensure_future(self.supervise()),
+                asyncio.ensure_future(self.watch_directory()),
+            ]
+            stop = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done and task.exception() is not None:
+                    log.error("%s: supervisor task failed: %r", self.name, task.exception())
+            stop.cancel()
+            log.info("%s: stopping", self.name)
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await self.stop()
+        return 0
+
+
+def default_processes() -> int:
+    """One worker process per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
