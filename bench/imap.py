@@ -194,7 +194,7 @@ class Server:
         return process_tree(root) if root else []
 
 
-def start_casarray(base: Path, messages: list[Message]) -> Server:
+def start_casarray(base: Path, messages: list[Message], processes: int | None = None) -> Server:
     import argon2
 
     from casarray.directory import Directory
@@ -236,6 +236,7 @@ def start_casarray(base: Path, messages: list[Message]) -> Server:
             "--imaps-port",
             "0",
             "--allow-plaintext-login",
+            *(["--processes", str(processes)] if processes else []),
         ],
         stdout=log,
         stderr=log,
@@ -590,6 +591,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help="casarray worker processes (default: casarray's own, one per CPU)",
+    )
     parser.add_argument("--no-dovecot", action="store_true", help="measure casarray only")
     parser.add_argument("--no-casarray", action="store_true", help="measure Dovecot only")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
@@ -603,7 +609,11 @@ def main() -> int:
     messages = make_messages(args.messages)
     results: dict[str, dict[str, float]] = {}
     with temporary(args.keep) as base:
-        starters = [] if args.no_casarray else [("casarray", start_casarray)]
+        starters: list[tuple[str, Callable[[Path, list[Message]], Server]]] = []
+        if not args.no_casarray:
+            starters.append(
+                ("casarray", lambda b, m: start_casarray(b, m, processes=args.processes))
+            )
         if dovecot_ok and not args.no_dovecot:
             starters.append(("Dovecot", start_dovecot))
         for name, starter in starters:

@@ -2,9 +2,8 @@
 
 `create_app(context)` builds it from an `AppContext` (the directory, this server's
 record, the ports clients are told to use) and a list of services, each a function
-from the context to its routes; `default_services()` gives Autodiscover and Thunderbird
-autoconfig, and a new service (health checks, web mail, the JSON API) is one more entry
-in that list.
+from the context to its routes; `default_services()` gives Autodiscover, Thunderbird
+autoconfig, web mail and the JSON API, and the runner adds the health check pages.
 
 The application is stateless: every answer comes from the directory (read in a worker
 thread, since the directory is synchronous), so any member of a client access array
@@ -116,11 +115,12 @@ RouteFactory = Callable[[AppContext], Sequence[BaseRoute]]
 
 
 def default_services() -> list[RouteFactory]:
-    """The services every Client Access server runs: Autodiscover and autoconfig. Add
-    one by passing `[*default_services(), healthcheck.routes]` to `create_app`."""
-    from casarray.access.http import autoconfig, autodiscover
+    """The services every Client Access server runs: Autodiscover, autoconfig and web
+    mail (the runner adds the health check pages, which need its IMAP probe). Add one
+    by passing `[*default_services(), other.routes]` to `create_app`."""
+    from casarray.access.http import autoconfig, autodiscover, owa
 
-    return [autodiscover.routes, autoconfig.routes]
+    return [autodiscover.routes, autoconfig.routes, owa.routes]
 
 
 def create_app(

@@ -4,9 +4,10 @@ and the user's mailbox opened in their mailbox database's store.
 A login goes: throttled? (failures per user and per client address) -> the password
 (`directory.mailboxes.authenticate`, argon2; the IMAP session calls `login` from its
 worker thread, so the hash never blocks the event loop) -> the user's database and
-this server's referral rule (`directory.rpc_access`): referred to the database's
-RpcClientAccessServer unless this server or its site's array is named (or cross-site
-access is allowed for another site's name) -> the database mounted? -> its store.
+its preferred endpoint (`directory.endpoints`, the same rule Autodiscover, autoconfig
+and web mail use): served here when this server is that endpoint or a member of that
+array (or allows cross-site access and the endpoint is in another site), otherwise
+referred there (RFC 2221) -> the database mounted? -> its store.
 
 Everything comes from the directory and the mailbox stores, so any number of Client
 Access processes serve the same users. What is cached here (the referral rule's view
@@ -34,12 +35,13 @@ from casarray.access.imap.backend import (
     LoginThrottled,
     LoginUnavailable,
 )
+from casarray.directory.endpoints import Endpoint, NoEndpointError, database_endpoint, serves
 from casarray.directory.errors import DirectoryError
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
 
 if TYPE_CHECKING:
-    from casarray.directory import Directory, MailboxDatabase
+    from casarray.directory import Directory, MailboxDatabase, Server
     from casarray.mailstore.interface import DatabaseStore
 
 log = logging.getLogger("casarray.imap")
@@ -68,7 +70,9 @@ class _Snapshot:
 
     version: int
     policy: RpcAccessPolicy
+    server: Server  # this Client Access server's record
     databases: dict[str, MailboxDatabase] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by database GUID
 
 
 def _default_opener(database: MailboxDatabase) -> DatabaseStore:
@@ -124,7 +128,7 @@ class DirectoryBackend:
             if snapshot is not None and snapshot.version == version:
                 return snapshot
         policy = self.directory.servers.rpc_access_policy(self._server)
-        snapshot = _Snapshot(version, policy)
+        snapshot = _Snapshot(version, policy, self.directory.servers.one(self._server))
         with self._lock:
             self._snapshot = snapshot
         return snapshot
@@ -139,6 +143,21 @@ class DirectoryBackend:
             database = self.directory.databases.one(name)
             snapshot.databases[name] = database
         return database
+
+    def _endpoint(self, snapshot: _Snapshot, database: MailboxDatabase) -> Endpoint:
+        endpoint = snapshot.endpoints.get(database.guid)
+        if endpoint is None:
+            endpoint = database_endpoint(self.directory, database)
+            snapshot.endpoints[database.guid] = endpoint
+        return endpoint
+
+    def _decide(self, snapshot: _Snapshot, endpoint: Endpoint) -> RpcAccess:
+        """Serve the user here, or refer them to their preferred endpoint."""
+        if not serves(snapshot.server, endpoint):
+            return RpcAccess.REFER
+        if snapshot.server.site.lower() != endpoint.site.lower():
+            return RpcAccess.CROSS_SITE
+        return RpcAccess.SERVE
 
     def _database_store(self, database: MailboxDatabase) -> DatabaseStore:
         with self._lock:
@@ -175,21 +194,25 @@ class DirectoryBackend:
         try:
             snapshot = self._current()
             database = self._database(snapshot, mailbox.database)
+            endpoint = self._endpoint(snapshot, database)
+        except NoEndpointError as exc:
+            log.warning("%s login %r: %s", self._server, user, exc.message)
+            return LoginUnavailable(exc.message)
         except DirectoryError as exc:
             log.warning("%s login %r: directory lookup failed: %s", self._server, user, exc)
             return LoginUnavailable(f"The mailbox database can't be found: {exc.message}")
-        decision = snapshot.policy.decide(database.rpc_client_access_server)
+        decision = self._decide(snapshot, endpoint)
         if decision is RpcAccess.REFER:
-            rpc = database.rpc_client_access_server
             log.info(
-                "%s login %r from %s: referred to %s (database %s)",
+                "%s login %r from %s: referred to %s (database %s, %s)",
                 self._server,
                 user,
                 client_address,
-                rpc,
+                endpoint.fqdn,
                 database.name,
+                endpoint.why,
             )
-            return LoginReferred(url=referral_url(user, rpc), server=rpc)
+            return LoginReferred(url=referral_url(user, endpoint.fqdn), server=endpoint.fqdn)
         if not database.mounted:
             log.info(
                 "%s login %r from %s: database %s is dismounted",
