@@ -22,13 +22,20 @@ from casarray.directory.schema import TopologyRow
 
 NOTIFY_CHANNEL = "casarray_topology"
 BUSY_TIMEOUT_MS = 15_000
+POOL_SIZE = 24
 
 
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    # a pooled connection per worker thread (see mailstore.store.POOL_SIZE)
+    engine = create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -57,7 +64,9 @@ class Store:
         if self.dialect == "sqlite":
             self.engine = _sqlite_engine(url)
         elif self.dialect == "postgresql":
-            self.engine = create_engine(url, pool_pre_ping=True)
+            self.engine = create_engine(
+                url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_SIZE
+            )
         else:
             raise ValueError(
                 f"unsupported directory URL '{url}': use sqlite:///FILE or postgresql+psycopg://"

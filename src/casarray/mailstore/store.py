@@ -52,6 +52,7 @@ import dataclasses
 import gc
 import os
 import re
+import sqlite3
 import threading
 import time
 import zlib
@@ -59,7 +60,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 from sqlalchemy import (
@@ -79,6 +80,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -163,12 +165,20 @@ def postgres_schema(url: str) -> str | None:
     return match.group(1) if match else None
 
 
+POOL_SIZE = 24  # >= the IMAP worker threads (16) plus the event loop's own reads
+
+
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # The pool holds a connection for every worker thread: a connection beyond it would
+    # be opened and closed per use, its PRAGMAs run again each time.
     engine = create_engine(
-        url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_SIZE,
     )
 
     @event.listens_for(engine, "connect")
@@ -300,6 +310,7 @@ class SqlDatabaseStore:
         setting (default $CASARRAY_MAILSTORE_SYNCHRONOUS, else NORMAL)."""
         # SELECT snapshots by folder id: ((folder id, modseq, uidvalidity, uidnext), map).
         self.flag_maps: dict[int, tuple[tuple[int, int, int, int], FlagMap]] = {}
+        self._flag_map_locks: dict[int, threading.Lock] = {}
         self.location = location
         self.url = location_url(location)
         if max_message_size is None:
@@ -317,7 +328,9 @@ class SqlDatabaseStore:
         elif self.dialect == "postgresql":
             self.synchronous = "ON"
             self.schema = postgres_schema(self.url)
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            self.engine = create_engine(
+                self.url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_SIZE
+            )
             # Reads in autocommit: no BEGIN/COMMIT round trips; each statement sees
             # everything committed before it.
             self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -452,6 +465,37 @@ class SqlDatabaseStore:
         with self.read() as conn:
             return list(conn.execute(select(mailbox.c.guid).order_by(mailbox.c.guid)).scalars())
 
+    def folder_by_name(self, mailbox_id: int, name: str) -> FolderRow | None:
+        """One folder's row, read outside any transaction: the hot path of SELECT and of
+        every command's change check."""
+        if self.is_postgres:
+            with self.read() as conn:
+                row = conn.execute(_FOLDER_BY_NAME, {"mailbox_id": mailbox_id, "name": name})
+                found = row.first()
+            return FolderRow(*found) if found is not None else None
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute(_FOLDER_BY_NAME_SQLITE, (mailbox_id, name))
+                found = cursor.fetchone()
+                cursor.close()
+            finally:
+                raw.close()
+        except OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailable(f"The mailbox database can't be read: {exc}") from exc
+        return FolderRow(*found) if found is not None else None
+
+    def flag_map_lock(self, folder_id: int) -> threading.Lock:
+        """Held while a folder's SELECT snapshot is read, so that sessions selecting the
+        same changed folder at once read it once."""
+        lock = self._flag_map_locks.get(folder_id)
+        if lock is None:
+            lock = self._flag_map_locks.setdefault(folder_id, threading.Lock())
+        return lock
+
     def close(self) -> None:
         """Closes the pooled connections (and forgets this store in the process cache);
         a later use opens new ones."""
@@ -525,6 +569,22 @@ _FOLDER_COLUMNS = (
 _FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
     folder_t.c.mailbox_id == bindparam("mailbox_id"), folder_t.c.name == bindparam("name")
 )
+# The same as plain SQL for sqlite3 itself: the check every IMAP command makes (has the
+# folder changed?) skips SQLAlchemy and any transaction (one statement is atomic).
+_FOLDER_BY_NAME_SQLITE = str(_FOLDER_BY_NAME.compile(dialect=sqlite_dialect()))
+
+
+def _stamp_of(row: Any) -> tuple[int, int, int, int]:
+    return (row.id, int(row.highest_modseq), int(row.uid_validity), int(row.uid_next))
+
+
+class FolderRow(NamedTuple):
+    id: int
+    name: str
+    uid_validity: int
+    uid_next: int
+    highest_modseq: int
+    special_use: str | None
 _COUNTS = (
     func.count(),
     func.coalesce(func.sum(case((message_t.c.recent, 1), else_=0)), 0),
@@ -860,12 +920,16 @@ class SqlMailboxStore:
         """Cached per process by (folder, modseq): a SELECT of an unchanged folder costs
         one row read, as a client polling its INBOX does all day."""
         key = canonical(folder)
-        with self.database.read() as conn:
+        row = self._fast_folder_row(key)
+        cached = self.database.flag_maps.get(row.id)
+        if cached is not None and cached[0] == _stamp_of(row):
+            return cached[1]
+        with self.database.flag_map_lock(row.id), self.database.read() as conn:
             row = self._folder_row(conn, key)
-            stamp = (row.id, int(row.highest_modseq), int(row.uid_validity), int(row.uid_next))
+            stamp = _stamp_of(row)
             cached = self.database.flag_maps.get(row.id)
             if cached is not None and cached[0] == stamp:
-                return cached[1]
+                return cached[1]  # another session read it meanwhile
             with _gc_paused():
                 rows = conn.execute(
                     select(
@@ -877,24 +941,33 @@ class SqlMailboxStore:
                     .where(message_t.c.folder_id == row.id)
                     .order_by(message_t.c.uid)
                 ).all()
-        flag_set = flagbits.flag_set
-        result = FlagMap.build(
-            row.name,
-            int(row.uid_validity),
-            int(row.uid_next),
-            int(row.highest_modseq),
-            ((r[0], flag_set(r[1], r[2]), bool(r[3])) for r in rows),
-        )
-        maps = self.database.flag_maps
-        maps[row.id] = (stamp, result)
-        if len(maps) > FLAG_MAP_CACHE:
-            maps.pop(next(iter(maps)))
+            flag_set = flagbits.flag_set
+            result = FlagMap.build(
+                row.name,
+                int(row.uid_validity),
+                int(row.uid_next),
+                int(row.highest_modseq),
+                ((r[0], flag_set(r[1], r[2]), bool(r[3])) for r in rows),
+            )
+            maps = self.database.flag_maps
+            maps[row.id] = (stamp, result)
+            if len(maps) > FLAG_MAP_CACHE:
+                maps.pop(next(iter(maps)))
         return result
+
+    def _fast_folder_row(self, key: str) -> FolderRow:
+        row = self.database.folder_by_name(self.id, key)
+        if row is None:
+            raise FolderNotFound(f"The folder '{key}' doesn't exist.")
+        return row
 
     def changes_since(self, folder: str, modseq: int) -> Changes:
         """What changed after `modseq`, up to the folder's HIGHESTMODSEQ read first (a
         change committed meanwhile comes with the next call)."""
         key = canonical(folder)
+        row = self._fast_folder_row(key)
+        if int(row.highest_modseq) <= modseq:  # nothing changed: the common case
+            return Changes((), (), int(row.highest_modseq), int(row.uid_validity))
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             highest = int(row.highest_modseq)
