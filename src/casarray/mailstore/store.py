@@ -585,6 +585,8 @@ class FolderRow(NamedTuple):
     uid_next: int
     highest_modseq: int
     special_use: str | None
+
+
 _COUNTS = (
     func.count(),
     func.coalesce(func.sum(case((message_t.c.recent, 1), else_=0)), 0),

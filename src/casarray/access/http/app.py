@@ -115,12 +115,12 @@ RouteFactory = Callable[[AppContext], Sequence[BaseRoute]]
 
 
 def default_services() -> list[RouteFactory]:
-    """The services every Client Access server runs: Autodiscover, autoconfig and web
-    mail (the runner adds the health check pages, which need its IMAP probe). Add one
-    by passing `[*default_services(), other.routes]` to `create_app`."""
-    from casarray.access.http import autoconfig, autodiscover, owa
+    """The services every Client Access server runs: Autodiscover, autoconfig, web
+    mail and the JSON API (the runner adds the health check pages, which need its IMAP
+    probe). Add one by passing `[*default_services(), other.routes]` to `create_app`."""
+    from casarray.access.http import api, autoconfig, autodiscover, owa
 
-    return [autodiscover.routes, autoconfig.routes, owa.routes]
+    return [autodiscover.routes, autoconfig.routes, owa.routes, api.routes]
 
 
 def create_app(
