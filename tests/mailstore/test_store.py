@@ -483,6 +483,22 @@ def test_append_keeps_bytes_exactly_but_line_ends(box: SqlMailboxStore) -> None:
     assert box.messages("INBOX")[0].size == len(stored)
 
 
+def test_append_with_8bit_and_nul_header_bytes(box: SqlMailboxStore) -> None:
+    """Old mail programs send raw Latin-1 in headers: the message is stored and its
+    cached ENVELOPE gives back those exact bytes, as IMAP literals (like Dovecot)."""
+    raw = b"Subject: caf\xe9\r\nFrom: J\xf6rg <j@x.de>\r\nX-Odd: a\x00b\r\n\r\nbody\r\n"
+    uid = box.append("INBOX", raw).uid
+    assert box.body("INBOX", uid) == raw
+    envelope = box.envelopes("INBOX", [uid])[uid].encode("utf-8", "surrogateescape")
+    assert b"{4}\r\ncaf\xe9" in envelope and b"{4}\r\nJ\xf6rg" in envelope
+    parts = box.cached("INBOX", [uid])[uid]
+    assert parts.envelope.encode("utf-8", "surrogateescape") == envelope
+    assert parts.bodystructure.startswith('("text" "plain"')
+    ((_, new_uid),) = box.copy("INBOX", [uid], "Archive").pairs
+    copied = box.envelopes("Archive", [new_uid])[new_uid]
+    assert copied.encode("utf-8", "surrogateescape") == envelope
+
+
 def test_append_naive_date_is_utc(box: SqlMailboxStore) -> None:
     box.append("INBOX", make_message(1), internal_date=datetime(2020, 1, 2, 3, 4, 5))
     assert box.messages("INBOX")[0].internal_date == datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)

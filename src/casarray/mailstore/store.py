@@ -48,6 +48,7 @@ Semantics (RFC 3501 unless said):
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import gc
 import os
@@ -574,6 +575,32 @@ _FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
 _FOLDER_BY_NAME_SQLITE = str(_FOLDER_BY_NAME.compile(dialect=sqlite_dialect()))
 
 
+# -- the cached ENVELOPE and BODYSTRUCTURE in text columns --------------------------------
+
+# They are IMAP text, which may carry a message's raw 8-bit header bytes (decoded with
+# surrogateescape, see mime.py): no UTF-8 text column takes those, nor PostgreSQL a NUL.
+# Such a value is stored as "~" and the base64 of its bytes; an IMAP list starts "(".
+_ESCAPED = "~"
+
+
+def to_column(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        if "\x00" not in text and not text.startswith(_ESCAPED):
+            return text
+    raw = text.encode("utf-8", "surrogateescape")
+    return _ESCAPED + base64.b64encode(raw).decode("ascii")
+
+
+def from_column(value: str) -> str:
+    if value.startswith(_ESCAPED):
+        return base64.b64decode(value[1:]).decode("utf-8", "surrogateescape")
+    return value
+
+
 def _stamp_of(row: Any) -> tuple[int, int, int, int]:
     return (row.id, int(row.highest_modseq), int(row.uid_validity), int(row.uid_next))
 
@@ -883,8 +910,8 @@ class SqlMailboxStore:
                 insert(content)
                 .values(
                     mailbox_id=self.id,
-                    envelope=parts.envelope,
-                    bodystructure=parts.bodystructure,
+                    envelope=to_column(parts.envelope),
+                    bodystructure=to_column(parts.bodystructure),
                     body=parts.body,
                 )
                 .returning(content.c.id)
@@ -1058,7 +1085,9 @@ class SqlMailboxStore:
                 .where(message_t.c.folder_id == row.id)
             )
             rows = _rows_for_uids(conn, base, uids)
-            return {int(r[0]): CachedParts(r[1], r[2], r[3]) for r in rows}
+            return {
+                int(r[0]): CachedParts(from_column(r[1]), from_column(r[2]), r[3]) for r in rows
+            }
 
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
         key = canonical(folder)
@@ -1069,7 +1098,7 @@ class SqlMailboxStore:
                 .join(content, content.c.id == message_t.c.content_id)
                 .where(message_t.c.folder_id == row.id)
             )
-            return {int(r[0]): r[1] for r in _rows_for_uids(conn, base, uids)}
+            return {int(r[0]): from_column(r[1]) for r in _rows_for_uids(conn, base, uids)}
 
     def store_flags(
         self,
