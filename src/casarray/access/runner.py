@@ -43,6 +43,7 @@ from casarray.config import casarray_home
 if TYPE_CHECKING:
     import uvicorn
 
+    from casarray.access.http import AppContext
     from casarray.access.http.health import HealthContext
     from casarray.access.imap.directory_backend import DirectoryBackend
     from casarray.access.imap.server import ImapServer
@@ -297,6 +298,7 @@ class Runner:
         self.backend: DirectoryBackend | None = None
         self.imap: ImapServer | None = None
         self.health: HealthContext | None = None
+        self.http_context: AppContext | None = None
         self.http: list[uvicorn.Server] = []
         self.ports: dict[str, int] = {}
         self.stopping = asyncio.Event()
@@ -378,6 +380,8 @@ class Runner:
             submission=SUBMISSION_PORT + offset,
         )
         context = await asyncio.to_thread(AppContext.for_server, self.directory, name, ports=ports)
+        context.credentials.followed = True  # watch_directory feeds it the versions
+        self.http_context = context
         imap_port = self.ports["imap"]
         self.health = HealthContext.of(context, imap_probe=lambda: probe_imap(address, imap_port))
         health = self.health
@@ -418,6 +422,8 @@ class Runner:
             self.backend.topology_changed(version)
             if self.health is not None:
                 self.health.topology_changed(version)
+            if self.http_context is not None:
+                self.http_context.credentials.topology_changed(version)
             if self.is_worker:
                 continue
             try:

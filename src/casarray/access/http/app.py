@@ -35,6 +35,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
+from casarray.access.http.credentials import CredentialCache
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class AppContext:
     require_tls: bool = True
     # Failed logins: in memory unless given (`for_server` shares the directory's).
     throttle: Lockout = field(default_factory=MemoryLockout)
+    # Verified Basic credentials, remembered briefly (`credentials` module).
+    credentials: CredentialCache = field(default_factory=CredentialCache)
 
     @classmethod
     def for_server(
@@ -205,8 +208,14 @@ async def authenticate(request: Request) -> Mailbox:
     if credentials is None:
         raise unauthorized(context)
     login, password = credentials
+    cache = context.credentials
+    if not cache.followed:
+        cache.topology_changed(await run_in_threadpool(context.directory.topology_version))
+    remembered = cache.get(login, password)
+    if remembered is not None:
+        return remembered
     address = client_address(request)
-    retry = context.throttle.retry_after(login, address)
+    retry = await run_in_threadpool(context.throttle.retry_after, login, address)
     if retry is not None:
         log.info("%s HTTP login %r from %s: throttled", context.server_name, login, address)
         raise HTTPException(
@@ -214,10 +223,11 @@ async def authenticate(request: Request) -> Mailbox:
         )
     mailbox = await run_in_threadpool(context.directory.mailboxes.authenticate, login, password)
     if mailbox is None:
-        context.throttle.failed(login, address)
+        await run_in_threadpool(context.throttle.failed, login, address)
         log.info("%s HTTP login %r from %s: failed", context.server_name, login, address)
         raise unauthorized(context)
-    context.throttle.succeeded(login)
+    await run_in_threadpool(context.throttle.succeeded, login)
+    context.credentials.put(login, password, mailbox)
     return mailbox
 
 

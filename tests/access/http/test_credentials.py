@@ -1,0 +1,81 @@
+"""Verified Basic credentials are remembered briefly (argon2 once, not per request),
+never a failure, and forgotten when the directory changes (a new password) or when
+their time is up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from casarray.access.http.credentials import CredentialCache
+from casarray.directory import Directory
+from tests.access.http import build_org, client
+from tests.conftest import PASSWORD
+
+CONFIG = "/mail/config-v1.1.xml"  # any route would do; the JSON API needs Basic
+FOLDERS = "/api/v1/folders"
+
+
+@pytest.fixture
+def org(bj: Directory, password_hash: str) -> Directory:
+    return build_org(bj, password_hash)
+
+
+@pytest.fixture
+def checks(org: Directory, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every password check against the directory (argon2), by login."""
+    seen: list[str] = []
+    original = org.mailboxes.authenticate
+
+    def authenticate(login: str, password: str) -> Any:
+        seen.append(login)
+        return original(login, password)
+
+    monkeypatch.setattr(org.mailboxes, "authenticate", authenticate)
+    return seen
+
+
+def test_a_verified_login_is_checked_once(org: Directory, checks: list[str]) -> None:
+    with client(org, "CAS01") as c:
+        for _ in range(5):
+            assert c.get(FOLDERS, auth=("alice@lab.net", PASSWORD)).status_code == 200
+        assert checks == ["alice@lab.net"]
+        # a wrong password is checked every time, never remembered
+        for _ in range(2):
+            assert c.get(FOLDERS, auth=("alice@lab.net", "wrong")).status_code == 401
+        assert checks == ["alice@lab.net"] * 3
+
+
+def test_a_new_password_ends_the_remembered_one(org: Directory, checks: list[str]) -> None:
+    with client(org, "CAS01") as c:
+        assert c.get(FOLDERS, auth=("alice@lab.net", PASSWORD)).status_code == 200
+        org.mailboxes.set("alice", password="N3w-passw0rd!")
+        assert c.get(FOLDERS, auth=("alice@lab.net", PASSWORD)).status_code == 401
+        assert c.get(FOLDERS, auth=("alice@lab.net", "N3w-passw0rd!")).status_code == 200
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_entries_expire_and_are_bounded() -> None:
+    clock = Clock()
+    cache = CredentialCache(ttl=60, max_entries=2, clock=clock)
+    mailbox: Any = object()
+    cache.put("Alice", "pw", mailbox)
+    assert cache.get("alice", "pw") is mailbox  # logins compare case-insensitively
+    assert cache.get("alice", "PW") is None  # passwords don't
+    clock.now = 61
+    assert cache.get("alice", "pw") is None
+    for name in ("a", "b", "c"):
+        cache.put(name, "pw", mailbox)
+    assert len(cache) == 2 and cache.get("a", "pw") is None
+    cache.topology_changed(1)
+    assert len(cache) == 2  # the first version seen: nothing to compare with
+    cache.topology_changed(2)
+    assert len(cache) == 0
+    assert CredentialCache(ttl=0).get("a", "pw") is None
