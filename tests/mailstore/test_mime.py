@@ -778,3 +778,272 @@ def test_envelope_fields_read_back_the_cached_envelope() -> None:
     assert fields["cc"] == "Team, x@y.z"
     assert fields["subject"] == "hello é there"
     assert fields["bcc"] == ""
+
+
+# -- the parts of a message, as a reader sees them --------------------------------------
+
+READER = crlf(
+    "From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>\n"
+    "To: Alice <alice@lab.net>, team: carol@lab.net;\n"
+    "Subject: =?utf-8?b?UXVhcnRhbHNiZXJpY2h0?=\n"
+    " folded\n"
+    "Date: Tue, 2 Jan 2024 09:30:00 +0000\n"
+    "Message-ID: <r1@lab.net>\n"
+    "Content-Type: multipart/mixed; boundary=outer\n\n"
+    "--outer\n"
+    "Content-Type: multipart/alternative; boundary=alt\n\n"
+    "--alt\n"
+    "Content-Type: text/plain; charset=iso-8859-1\n"
+    "Content-Transfer-Encoding: quoted-printable\n\n"
+    "Caf=E9 au lait, a long line that goes on and =\n"
+    "on.\n"
+    "--alt\n"
+    "Content-Type: text/html; charset=utf-8\n"
+    "Content-Transfer-Encoding: base64\n\n"
+    "PHA+Q2Fmw6k8L3A+\n"
+    "--alt--\n"
+    "--outer\n"
+    "Content-Type: image/png\n"
+    "Content-ID: <logo@lab.net>\n"
+    "Content-Disposition: inline\n"
+    "Content-Transfer-Encoding: base64\n\n"
+    "iVBORw0K\n"
+    "--outer\n"
+    "Content-Type: application/pdf;\n"
+    " name*0*=utf-8''Quartals;\n"
+    " name*1*=%C3%BCbersicht.pdf\n"
+    "Content-Transfer-Encoding: BASE64\n\n"
+    "JVBERi0x\n"
+    "LjQ=\n"
+    "--outer\n"
+    "Content-Type: text/plain; charset=x-unknown-charset\n"
+    "Content-Disposition: ATTACHMENT; filename==?utf-8?q?notes_=C3=A9.txt?=\n\n"
+    "LATIN-1\n"
+    "--outer\n"
+    "Content-Type: message/rfc822\n\n"
+    "Subject: inner\n"
+    "Content-Type: multipart/alternative; boundary=in\n\n"
+    "--in\n\ninner text\n--in\nContent-Type: text/html\n\n<b>inner</b>\n--in--\n"
+    "--outer--\n"
+).replace(b"LATIN-1", b"caf\xe9 \xff")  # not UTF-8
+
+
+def test_message_parts_of_a_mixed_message() -> None:
+    from casarray.mailstore.mime import MessagePart, message_parts
+
+    parts = message_parts(READER)
+    assert all(isinstance(p, MessagePart) for p in parts)
+    assert [(p.number, p.content_type) for p in parts] == [
+        ("", "multipart/mixed"),
+        ("1", "multipart/alternative"),
+        ("1.1", "text/plain"),
+        ("1.2", "text/html"),
+        ("2", "image/png"),
+        ("3", "application/pdf"),
+        ("4", "text/plain"),
+        ("5", "message/rfc822"),  # one part: its own parts are not listed
+    ]
+    by_number = {p.number: p for p in parts}
+    assert [p.number for p in parts if p.is_multipart] == ["", "1"]
+    assert by_number[""].params == {"boundary": "outer"} and by_number[""].size == 0
+    plain, html = by_number["1.1"], by_number["1.2"]
+    assert plain.charset == "iso-8859-1" and plain.encoding == "quoted-printable"
+    assert html.charset == "utf-8" and html.encoding == "base64"
+    assert not plain.is_attachment and not html.is_attachment and plain.filename is None
+    image = by_number["2"]
+    assert image.content_id == "<logo@lab.net>" and image.disposition == "inline"
+    assert image.params == {} and image.charset is None and not image.is_attachment
+    pdf = by_number["3"]
+    assert pdf.filename == "Quartalsübersicht.pdf" and pdf.is_attachment
+    assert pdf.disposition is None and pdf.encoding == "base64"
+    notes = by_number["4"]
+    assert notes.disposition == "attachment" and notes.filename == "notes é.txt"
+    # sizes are those of the bytes `fetch_section` hands out, as in the BODYSTRUCTURE
+    for p in parts:
+        if not p.is_multipart:
+            assert p.size == len(fetch_section(READER, p.number)), p.number
+    # a single-part message is part 1; every text part has a charset (RFC 2045)
+    (single,) = message_parts(b"Subject: hi\r\n\r\nbody\r\n")
+    assert (single.number, single.content_type, single.charset) == ("1", "text/plain", "us-ascii")
+    assert single.size == len(b"body\r\n")
+
+
+def test_decoded_part_and_part_text() -> None:
+    from casarray.mailstore.mime import decoded_part, part_text
+
+    assert part_text(READER, "1.1") == "Café au lait, a long line that goes on and on."
+    assert part_text(READER, "1.2") == "<p>Café</p>"
+    assert decoded_part(READER, "1.2") == "<p>Café</p>".encode()
+    assert decoded_part(READER, "2") == b"\x89PNG\r\n"
+    assert decoded_part(READER, "3") == b"%PDF-1.4"  # BASE64 in capitals, over 2 lines
+    # an unknown charset is read as UTF-8; what isn't UTF-8 is U+FFFD
+    assert part_text(READER, "4") == "caf\ufffd \ufffd"
+    assert decoded_part(READER, "5").startswith(b"Subject: inner\r\n")
+    assert part_text(PLAIN, "1") == fetch_section(PLAIN, "1").decode()
+
+
+def test_message_part_finds_parts_inside_an_attached_message() -> None:
+    from casarray.mailstore.mime import decoded_part, message_part, part_text
+
+    assert message_part(READER, "5").content_type == "message/rfc822"
+    inner_plain = message_part(READER, "5.1")
+    assert inner_plain.content_type == "text/plain" and inner_plain.charset == "us-ascii"
+    assert part_text(READER, "5.1") == "inner text"
+    assert part_text(READER, "5.2") == "<b>inner</b>"
+    assert message_part(READER, "1").is_multipart
+    assert message_part(READER, "").content_type == "multipart/mixed"
+    for missing in ("6", "1.3", "2.1", "5.3", "0", "01", "x", "1.", "1..2"):
+        with pytest.raises(KeyError):
+            message_part(READER, missing)
+        with pytest.raises(KeyError):
+            decoded_part(READER, missing)
+    with pytest.raises(KeyError):
+        message_part(PLAIN, "")  # a single-part message has no multipart
+
+
+def test_a_multipart_without_parts_has_one_empty_part() -> None:
+    from casarray.mailstore.mime import decoded_part, message_part, message_parts, part_text
+
+    raw = crlf("Subject: x\nContent-Type: multipart/mixed\n\nno boundary, no parts\n")
+    parts = message_parts(raw)
+    assert [(p.number, p.content_type, p.size) for p in parts] == [
+        ("", "multipart/mixed", 0),
+        ("1", "text/plain", 0),
+    ]
+    assert message_part(raw, "1") == parts[1]
+    assert decoded_part(raw, "1") == b"" and part_text(raw, "1") == ""
+    with pytest.raises(KeyError):
+        message_part(raw, "2")
+
+
+def test_rfc2231_and_rfc2047_parameters() -> None:
+    from casarray.mailstore.mime import message_parts
+
+    raw = crlf(
+        "Content-Type: multipart/mixed; boundary=b\n\n"
+        "--b\n"
+        "Content-Type: application/octet-stream; name=plain.bin\n"
+        "Content-Disposition: attachment;\n"
+        " filename*0*=iso-8859-1'fr'r%E9sum%E9%20;\n"
+        ' filename*1="final.txt"; filename="fallback.txt"\n\n'
+        "x\n"
+        "--b\n"
+        'Content-Type: application/octet-stream; name="=?utf-8?b?5oql5ZGKLnBkZg==?="\n\n'
+        "y\n"
+        "--b\n"
+        "Content-Type: application/octet-stream; name*=no-prefix%20here.txt\n\n"
+        "z\n"
+        "--b\n"
+        "Content-Type: application/octet-stream; name*=x-bogus''%FF%FE.bin\n\n"
+        "w\n"
+        "--b\n"
+        'Content-Type: text/plain; CHARSET="UTF-8"; Format=Flowed\n\n'
+        "v\n"
+        "--b--\n"
+    )
+    parts = {p.number: p for p in message_parts(raw)}
+    # continuations merged, the extended value decoded in its charset; it wins over the
+    # plain filename, and the disposition's filename over the type's name
+    assert parts["1"].filename == "résumé final.txt"
+    assert parts["1"].params == {"name": "plain.bin"}
+    assert parts["2"].filename == "报告.pdf"  # encoded words, as many mailers send them
+    assert parts["3"].filename == "no-prefix here.txt"
+    assert parts["4"].filename == "\ufffd\ufffd.bin"  # unknown charset: UTF-8, broken
+    assert parts["5"].params == {"charset": "UTF-8", "format": "Flowed"}
+    assert parts["5"].charset == "UTF-8" and parts["5"].filename is None
+
+
+def test_broken_charsets_never_fail() -> None:
+    from casarray.mailstore.mime import charset_decode, part_text
+
+    assert charset_decode("café".encode("cp1252"), "windows-1252") == "café"
+    assert charset_decode("café".encode(), "x-no-such-charset") == "café"
+    assert charset_decode(b"caf\xe9", None) == "caf\ufffd"
+    assert charset_decode(b"caf\xe9", "us-ascii") == "caf\ufffd"
+    assert charset_decode(b"abc", "base64") == "abc"  # not a text codec
+    # codecs that cannot replace what they cannot decode: read as UTF-8
+    for charset in ("idna", "punycode", "undefined"):
+        assert charset_decode(b"caf\xc3\xa9 \xff", charset) == "caf\u00e9 \ufffd", charset
+    # a charset that yields lone surrogates: never in the text
+    assert charset_decode(b"+2AA-", "utf-7") == "\ufffd"
+    assert decoded_header("=?undefined?q?caf=C3=A9?=") == "café"
+    raw = b"Content-Type: text/plain; charset=idna\r\n\r\nhello \xff"
+    assert part_text(raw, "1") == "hello \ufffd"
+
+
+def test_transfer_decode() -> None:
+    from casarray.mailstore.mime import transfer_decode
+
+    assert transfer_decode(b"SGVs\r\nbG8=", "base64") == b"Hello"
+    assert transfer_decode(b"SGVs bG8\r\n!!", " Base64 ") == b"Hello"  # garbage skipped
+    assert transfer_decode(b"SGVsbG8gd", "base64") == b"Hello "  # a lone sextet dropped
+    assert transfer_decode(b"caf=C3=A9=\r\n!", "quoted-printable") == "café!".encode()
+    assert transfer_decode(b"a=3Db=\r\n=XYc", "QUOTED-PRINTABLE") == b"a=b=XYc"
+    for encoding in ("7bit", "8bit", "binary", "x-uuencode", ""):
+        assert transfer_decode(b"=41 SGVs", encoding) == b"=41 SGVs"
+
+
+def test_decoded_headers() -> None:
+    from casarray.mailstore.mime import decoded_headers
+
+    headers = decoded_headers(READER)
+    assert headers[0] == ("From", "Jörg <joerg@example.org>")
+    assert ("Subject", "Quartalsbericht folded") in headers
+    assert [name for name, _ in headers][-1] == "Content-Type"
+    raw = b"X-Latin: caf\xe9\r\nx-lower: =?utf-7?q?+2AA-?=\r\nno colon\r\n\r\nbody"
+    assert decoded_headers(raw) == [("X-Latin", "café"), ("x-lower", "\ufffd")]
+    assert decoded_headers(b"") == []
+
+
+def test_read_envelope() -> None:
+    from casarray.mailstore.mime import Address, read_envelope
+
+    env = read_envelope(cached_parts(READER).envelope)
+    assert env.subject == "Quartalsbericht folded"
+    assert env.date == "Tue, 2 Jan 2024 09:30:00 +0000"
+    assert env.message_id == "<r1@lab.net>" and env.in_reply_to is None
+    joerg = Address("Jörg", "joerg", "example.org")
+    assert env.addresses["from"] == env.addresses["sender"] == env.addresses["reply-to"]
+    assert env.addresses["from"] == (joerg,) and joerg.address == "joerg@example.org"
+    # group markers are left out
+    assert env.addresses["to"] == (
+        Address("Alice", "alice", "lab.net"),
+        Address(None, "carol", "lab.net"),
+    )
+    assert env.addresses["cc"] == env.addresses["bcc"] == ()
+    nobody = read_envelope(cached_parts(b"To: undisclosed\r\n\r\n").envelope)
+    assert nobody.subject is None and nobody.date is None
+    assert nobody.addresses["to"] == (Address(None, "undisclosed", "MISSING_DOMAIN"),)
+    assert read_envelope("").addresses["from"] == ()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in MESSAGES.glob("*.eml")))
+def test_bodystructure_parts_are_the_message_parts(name: str) -> None:
+    from casarray.mailstore.mime import bodystructure_parts, message_parts
+
+    raw = normalize_newlines(sample(name))
+    assert bodystructure_parts(cached_parts(raw).bodystructure) == message_parts(raw)
+
+
+@given(MESSAGES_ST)
+def test_reader_helpers_never_raise_and_agree(raw: bytes) -> None:
+    from casarray.mailstore.mime import (
+        bodystructure_parts,
+        decoded_headers,
+        decoded_part,
+        message_parts,
+        part_text,
+        read_envelope,
+    )
+
+    parts = message_parts(raw)
+    assert parts == bodystructure_parts(cached_parts(raw).bodystructure)
+    for p in parts:
+        if p.is_multipart:
+            continue
+        assert p.size == len(fetch_section(raw, p.number))
+        assert isinstance(decoded_part(raw, p.number), bytes)
+        part_text(raw, p.number).encode("utf-8")  # no lone surrogates
+    for name, value in decoded_headers(raw):
+        (name + value).encode("utf-8")
+    read_envelope(cached_parts(raw).envelope)

@@ -2,11 +2,11 @@
 sanitized, or plain text) and its attachments.
 
 The web mail reads a message as an IMAP client does, from what the mail store already
-keeps: the cached ENVELOPE (decoded with `mime.envelope_fields`) and BODYSTRUCTURE,
-then the bytes of the parts it shows with `mime.fetch_section`. So parts are numbered
-as IMAP numbers them ("1", "1.2"), an attachment link names the same part as
-`BODY[1.2]`, and the message is split by the one MIME parser of the mail store, with
-its limits on hostile input.
+keeps: the cached ENVELOPE (decoded with `mime.envelope_fields`) and BODYSTRUCTURE
+(read back with `mime.bodystructure_parts`), then the bytes of the parts it shows
+with `mime.fetch_section`. So parts are numbered as IMAP numbers them ("1", "1.2"), an
+attachment link names the same part as `BODY[1.2]`, and the message is split by the
+one MIME parser of the mail store, with its limits on hostile input.
 
 HTML is sanitized with nh3 (ammonia): no script, style, form, frame or event handler
 attributes, links only to http, https and mailto (opened in a new tab, without a
@@ -17,9 +17,7 @@ page can offer to load them; anything else (data:, relative URLs) is dropped.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
+import dataclasses
 import email.utils
 import re
 import urllib.parse
@@ -29,7 +27,13 @@ from datetime import datetime
 
 import nh3
 
-from casarray.mailstore.mime import decoded_header, envelope_fields, to_wire
+from casarray.mailstore.mime import (
+    MessagePart,
+    bodystructure_parts,
+    charset_decode,
+    envelope_fields,
+    transfer_decode,
+)
 
 __all__ = [
     "Headers",
@@ -85,103 +89,17 @@ def headers_of(envelope: str) -> Headers:
     )
 
 
-# -- reading a BODYSTRUCTURE ------------------------------------------------------------
-
-# One IMAP token: "(", ")", a quoted string, a literal's length, or an atom.
-_IMAP_TOKEN = re.compile(rb'\s*(?:([()])|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n|([^\s()"]+))', re.S)
-_QUOTED_PAIR = re.compile(rb"\\(.)", re.S)
-
-ImapValue = bytes | None | list["ImapValue"]
-
-
-def _imap_list(text: str) -> list[ImapValue]:
-    """The values of a parenthesised IMAP expression (as the store caches it): lists,
-    strings (quoted or literal) and NIL (None); atoms are bytes. Iterative, so deep
-    nesting costs no recursion."""
-    data = to_wire(text)
-    stack: list[list[ImapValue]] = [[]]
-    i = 0
-    while i < len(data):
-        m = _IMAP_TOKEN.match(data, i)
-        if m is None:
-            break
-        i = m.end()
-        paren, quoted, literal, atom = m.groups()
-        if paren == b"(":
-            stack.append([])
-        elif paren == b")":
-            if len(stack) > 1:
-                done = stack.pop()
-                stack[-1].append(done)
-        elif quoted is not None:
-            stack[-1].append(_QUOTED_PAIR.sub(rb"\1", quoted))
-        elif literal is not None:
-            size = int(literal)
-            stack[-1].append(data[i : i + size])
-            i += size
-        else:
-            stack[-1].append(None if atom.upper() == b"NIL" else atom)
-    return stack[0]
-
-
-def _str(value: ImapValue) -> str:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.decode("latin-1")
-    return ""
-
-
-def _params(value: ImapValue) -> dict[str, str]:
-    """A parameter list, names lower-cased."""
-    if not isinstance(value, list):
-        return {}
-    items = [_str(v) for v in value]
-    return {items[k].lower(): items[k + 1] for k in range(0, len(items) - 1, 2)}
-
-
-def _rfc2231(value: str) -> str:
-    """An extended parameter value: charset'language'percent-encoded."""
-    charset, _, rest = value.partition("'")
-    _, _, encoded = rest.partition("'")
-    raw = urllib.parse.unquote_to_bytes(encoded)
-    return raw.decode(_codec(charset), "replace")
-
-
-def _param(params: dict[str, str], name: str) -> str | None:
-    """A parameter's value, RFC 2231 (`name*`) or RFC 2047 encoded words decoded."""
-    if name + "*" in params:
-        return _rfc2231(params[name + "*"])
-    if name in params:
-        return decoded_header(params[name])
-    return None
+# -- the parts of a message -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Part:
-    """One leaf body part, as its BODYSTRUCTURE describes it."""
+class Part(MessagePart):
+    """One leaf body part, as its BODYSTRUCTURE describes it, with what the web mail
+    shows of it."""
 
-    number: str  # the IMAP part number: "1", "2.1"
-    content_type: str  # lower case, "text/plain"
-    params: dict[str, str]
-    content_id: str | None  # without the angle brackets
-    encoding: str  # the Content-Transfer-Encoding, lower case
-    size: int  # octets as stored (encoded)
-    disposition: str | None  # "attachment", "inline" or None
-    disposition_params: dict[str, str]
-
-    @property
-    def filename(self) -> str | None:
-        return _param(self.disposition_params, "filename") or _param(self.params, "name")
-
-    @property
-    def charset(self) -> str | None:
-        return _param(self.params, "charset")
-
-    @property
-    def is_attachment(self) -> bool:
-        return self.disposition == "attachment" or self.filename is not None
+    @classmethod
+    def of(cls, part: MessagePart) -> Part:
+        return cls(**{f.name: getattr(part, f.name) for f in dataclasses.fields(part)})
 
     @property
     def download_name(self) -> str:
@@ -219,62 +137,37 @@ class Structure:
     parts: dict[str, Part] = field(default_factory=dict)  # every leaf, by number
 
 
-def _leaf(items: list[ImapValue], number: str) -> Part:
-    ctype = f"{_str(items[0]).lower()}/{_str(items[1]).lower()}"
-    # Extension data follows the basic fields (more of them for text and message/rfc822).
-    if ctype.startswith("text/"):
-        ext = 8
-    elif ctype == "message/rfc822":
-        ext = 10
-    else:
-        ext = 7
-    disposition = items[ext + 1] if len(items) > ext + 1 else None
-    kind, dparams = None, {}
-    if isinstance(disposition, list) and disposition:
-        kind = _str(disposition[0]).lower() or None
-        dparams = _params(disposition[1] if len(disposition) > 1 else None)
-    content_id = (_str(items[3]).strip().strip("<>") or None) if len(items) > 3 else None
-    size = _str(items[6]) if len(items) > 6 else ""
-    return Part(
-        number=number,
-        content_type=ctype,
-        params=_params(items[2] if len(items) > 2 else None),
-        content_id=content_id,
-        encoding=_str(items[5]).lower() if len(items) > 5 else "7bit",
-        size=int(size) if size.isdigit() else 0,
-        disposition=kind,
-        disposition_params=dparams,
-    )
-
-
 def _is_body(part: Part) -> bool:
     return part.content_type in ("text/plain", "text/html") and not part.is_attachment
 
 
-def _walk(node: list[ImapValue], number: str, out: Structure, bodies: bool) -> None:
-    """Collect the leaves under `node` into `out`; while `bodies`, the first text parts
-    not marked as attachments become the bodies."""
-    stack: list[tuple[list[ImapValue], str, bool]] = [(node, number, bodies)]
-    while stack:
-        items, num, want_body = stack.pop()
-        if items and isinstance(items[0], list):  # a multipart
-            # (child child ... subtype params disposition language location)
-            split = next((k for k, v in enumerate(items) if not isinstance(v, list)), len(items))
-            children = [c for c in items[:split] if isinstance(c, list) and c]
-            subtype = _str(items[split]).lower() if split < len(items) else "mixed"
-            prefix = f"{num}." if num else ""
-            todo: list[tuple[list[ImapValue], str, bool]] = []
-            for k, child in enumerate(children, 1):
-                # Every alternative may be a body; of a related set only the root.
-                body_here = want_body and (subtype != "related" or k == 1)
-                todo.append((child, f"{prefix}{k}", body_here))
-            stack.extend(reversed(todo))  # depth first, in order
+def _outside_related_roots(number: str, related: set[str]) -> bool:
+    """Whether part `number` lies in a part other than the first (the root) of one of
+    the multipart/related parts numbered in `related`."""
+    while number:
+        number, _, index = number.rpartition(".")
+        if index != "1" and number in related:
+            return True
+    return False
+
+
+def parse_structure(bodystructure: str) -> Structure:
+    """The bodies and attachments of a message from its cached BODYSTRUCTURE: the first
+    text parts not marked as attachments are the bodies (every alternative may be one;
+    of a related set only the root), every other leaf part is an attachment."""
+    out = Structure()
+    related: set[str] = set()
+    for each in bodystructure_parts(bodystructure):
+        if each.is_multipart:
+            if each.content_type == "multipart/related":
+                related.add(each.number)
             continue
-        part = _leaf(items, num or "1")
+        part = Part.of(each)
         out.parts[part.number] = part
-        if part.content_id:
-            out.by_content_id.setdefault(part.content_id, part)
-        if want_body and _is_body(part):
+        content_id = (part.content_id or "").strip().strip("<>")
+        if content_id:
+            out.by_content_id.setdefault(content_id, part)
+        if _is_body(part) and not _outside_related_roots(part.number, related):
             if part.content_type == "text/html" and out.html is None:
                 out.html = part
                 continue
@@ -282,52 +175,21 @@ def _walk(node: list[ImapValue], number: str, out: Structure, bodies: bool) -> N
                 out.plain = part
                 continue
         out.attachments.append(part)
-
-
-def parse_structure(bodystructure: str) -> Structure:
-    """The bodies and attachments of a message from its cached BODYSTRUCTURE."""
-    values = _imap_list(bodystructure)
-    out = Structure()
-    if values and isinstance(values[0], list) and values[0]:
-        _walk(values[0], "", out, True)
     return out
 
 
 # -- decoding a part --------------------------------------------------------------------
 
 
-def _codec(charset: str | None) -> str:
-    """A Python text codec for a MIME charset (UTF-8 for us-ascii and unknown ones)."""
-    name = (charset or "").split("*", 1)[0].strip().lower()
-    if name in ("", "us-ascii", "ascii"):
-        return "utf-8"
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return "utf-8"
-    return info.name if getattr(info, "_is_text_encoding", True) else "utf-8"
-
-
 def decode_part(data: bytes, encoding: str) -> bytes:
     """The octets of a part whose body is `data` in Content-Transfer-Encoding
     `encoding` (base64 and quoted-printable decoded; garbage tolerated)."""
-    encoding = encoding.lower()
-    if encoding == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-        if len(cleaned) % 4 == 1:
-            cleaned = cleaned[:-1]  # a lone sextet carries no octet
-        try:
-            return base64.b64decode(cleaned + b"=" * (-len(cleaned) % 4))
-        except (binascii.Error, ValueError):
-            return b""
-    if encoding == "quoted-printable":
-        return binascii.a2b_qp(data)
-    return data
+    return transfer_decode(data, encoding)
 
 
 def text_of(data: bytes, part: Part) -> str:
     """The text of a text part whose body (still transfer-encoded) is `data`."""
-    return decode_part(data, part.encoding).decode(_codec(part.charset), "replace")
+    return charset_decode(transfer_decode(data, part.encoding), part.charset)
 
 
 # -- sanitizing HTML --------------------------------------------------------------------
