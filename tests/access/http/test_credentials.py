@@ -79,3 +79,24 @@ def test_entries_expire_and_are_bounded() -> None:
     cache.topology_changed(2)
     assert len(cache) == 0
     assert CredentialCache(ttl=0).get("a", "pw") is None
+
+
+def test_requests_at_once_share_one_password_check(org: Directory, checks: list[str]) -> None:
+    import asyncio
+
+    import httpx
+
+    from casarray.access.http import AppContext, create_app
+
+    app = create_app(AppContext.for_server(org, "CAS01"))
+
+    async def main() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://cas01") as c:
+            good = [c.get(FOLDERS, auth=("alice@lab.net", PASSWORD)) for _ in range(6)]
+            bad = [c.get(FOLDERS, auth=("alice@lab.net", "wrong")) for _ in range(3)]
+            answers = await asyncio.gather(*good, *bad)
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(main()) == [200] * 6 + [401] * 3
+    assert checks == ["alice@lab.net", "alice@lab.net"]  # one check per password

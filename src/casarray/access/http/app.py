@@ -18,9 +18,11 @@ is taken as `user`. It is refused over plain HTTP unless the context allows that
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
+import importlib.util
 import logging
 import re
 import ssl
@@ -32,7 +34,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from casarray.access.http.credentials import CredentialCache
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("casarray.http")
 
 UNPRIVILEGED_OFFSET = 10_000
+# llhttp (Node.js's parser) through httptools when installed, else h11 (pure Python).
+HTTP_PARSER = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 
 @dataclass(frozen=True)
@@ -137,9 +142,16 @@ def create_app(
     routes: list[BaseRoute] = []
     for service in default_services() if services is None else services:
         routes.extend(service(context))
-    app = Starlette(debug=debug, routes=routes)
+    app = Starlette(debug=debug, routes=routes, exception_handlers={ClientDisconnect: _client_gone})
     app.state.context = context
     return app
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away while its request waited (for a password check, say): there
+    is nobody to answer, and nothing to log as an error."""
+    log.debug("%s %s: the client disconnected", request.method, request.url.path)
+    return Response(status_code=499)
 
 
 # -- helpers for the services --------------------------------------------------------
@@ -221,13 +233,29 @@ async def authenticate(request: Request) -> Mailbox:
         raise HTTPException(
             429, "Too many failed logins; try again later.", {"Retry-After": str(int(retry) + 1)}
         )
-    mailbox = await run_in_threadpool(context.directory.mailboxes.authenticate, login, password)
+    # Requests that carry the same credentials at once (Outlook opens several) wait for
+    # one password check instead of each making its own.
+    key = cache.key(login, password)
+    pending = cache.checking.get(key)
+    if pending is not None:
+        mailbox = await asyncio.shield(pending)
+        if mailbox is None:
+            raise unauthorized(context)
+        return mailbox
+    pending = cache.checking[key] = asyncio.get_running_loop().create_future()
+    try:
+        mailbox = await run_in_threadpool(context.directory.mailboxes.authenticate, login, password)
+        pending.set_result(mailbox)
+    finally:
+        del cache.checking[key]
+        if not pending.done():
+            pending.set_result(None)
     if mailbox is None:
         await run_in_threadpool(context.throttle.failed, login, address)
         log.info("%s HTTP login %r from %s: failed", context.server_name, login, address)
         raise unauthorized(context)
     await run_in_threadpool(context.throttle.succeeded, login)
-    context.credentials.put(login, password, mailbox)
+    cache.put(login, password, mailbox)
     return mailbox
 
 
@@ -253,7 +281,7 @@ def http_server(
     is used, so loading a renewed certificate chain into it applies at once; requests
     then have the `https` scheme."""
     settings: dict[str, Any] = {
-        "http": "h11",
+        "http": HTTP_PARSER,
         "lifespan": "on",
         "log_config": None,
         "server_header": False,

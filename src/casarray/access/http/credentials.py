@@ -16,6 +16,7 @@ to the throttle.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -50,6 +51,13 @@ class CredentialCache:
         # True once a directory watcher feeds the versions (the runner's); else the
         # caller reads the version itself before trusting an entry (`authenticate`).
         self.followed = False
+        # Password checks under way, by key: requests with the same credentials wait
+        # for the one check (used from the event loop's thread only).
+        self.checking: dict[bytes, asyncio.Future[Mailbox | None]] = {}
+
+    def key(self, login: str, password: str) -> bytes:
+        """What identifies these credentials here (an HMAC, not the password)."""
+        return self._digest(login, password)
 
     def _digest(self, login: str, password: str) -> bytes:
         message = login.strip().lower().encode() + b"\0" + password.encode("utf-8", "replace")
