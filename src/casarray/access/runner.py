@@ -424,6 +424,7 @@ class Runner:
                 self.health.topology_changed(version)
             if self.http_context is not None:
                 self.http_context.credentials.topology_changed(version)
+                self.http_context.answers.topology_changed(version)
             if self.is_worker:
                 continue
             try:

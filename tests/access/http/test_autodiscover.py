@@ -4,12 +4,9 @@ real uvicorn server asked by curl."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import shutil
-import socket
 import subprocess
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -20,14 +17,14 @@ from starlette.testclient import TestClient
 
 from casarray.access import tls
 from casarray.access.http import AppContext, ServicePorts, create_app
-from casarray.access.http.app import http_server, parse_basic
+from casarray.access.http.app import parse_basic
 from casarray.access.http.autodiscover import (
     OUTLOOK_REQUEST_NS,
     OUTLOOK_RESPONSE_NS,
     RESPONSE_NS,
 )
 from casarray.directory import Directory
-from tests.access.http import build_org, client
+from tests.access.http import Served, build_org, client
 
 PATH = "/autodiscover/autodiscover.xml"
 MOBILE_RESPONSE_NS = (
@@ -504,38 +501,6 @@ def test_services_list(org: Directory, password: str) -> None:
 
 
 # -- a real server: uvicorn on 127.0.0.1 with TLS, asked by curl -----------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Served:
-    """uvicorn serving `app` on a listening socket of 127.0.0.1, in a thread of its own
-    (its own event loop), as `http_server` serves it in the runner."""
-
-    def __init__(self, app: object, ssl_context: object | None) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.server = http_server(app, ssl_context=ssl_context)  # type: ignore[arg-type]
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

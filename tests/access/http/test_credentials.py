@@ -100,3 +100,36 @@ def test_requests_at_once_share_one_password_check(org: Directory, checks: list[
 
     assert asyncio.run(main()) == [200] * 6 + [401] * 3
     assert checks == ["alice@lab.net", "alice@lab.net"]  # one check per password
+
+
+def test_autodiscover_answers_are_kept_until_the_directory_changes(
+    org: Directory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    from casarray.access.http import autodiscover
+    from tests.access.http.test_autodiscover import O, outlook_request, protocols
+
+    lookups: list[str] = []
+    original = autodiscover.lookup
+
+    def lookup(context: Any, mailbox: Any, request: Any) -> Any:
+        lookups.append(mailbox.alias)
+        return original(context, mailbox, request)
+
+    monkeypatch.setattr(autodiscover, "lookup", lookup)
+
+    def server(c: Any) -> str | None:
+        answer = c.post(
+            "/autodiscover/autodiscover.xml",
+            content=outlook_request(),
+            auth=("alice@lab.net", PASSWORD),
+        )
+        return protocols(ET.fromstring(answer.content))["EXCH"].findtext(f"{O}Server")
+
+    with client(org, "CAS01") as c:
+        assert [server(c) for _ in range(3)] == ["bj-cas.lab.net"] * 3
+        assert lookups == ["alice"]
+        org.databases.set("DB01", rpc_client_access_server="CAS02.lab.net")
+        assert server(c) == "CAS02.lab.net"
+        assert lookups == ["alice", "alice"]

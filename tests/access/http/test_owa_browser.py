@@ -10,26 +10,20 @@ the CI environment variable is set (to anything but "", 0, false or no): then it
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from casarray.access import tls
 from casarray.access.http import AppContext, create_app, owa
-from casarray.access.http.app import http_server
 from casarray.directory import Directory
 from casarray.mailstore.store import close_all, store_for
-from tests.access.http import build_org
+from tests.access.http import Served, build_org
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # tests/artifacts
@@ -92,32 +86,6 @@ def backend() -> str:
 def org(bj: Directory, password_hash: str) -> Iterator[Directory]:
     yield build_org(bj, password_hash)
     close_all()
-
-
-class Served:
-    """uvicorn (`app.http_server`) serving `app` over TLS on a socket of 127.0.0.1 that
-    we bind, in a thread with its own event loop."""
-
-    def __init__(self, app: Any, ssl_context: Any) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.server = http_server(app, ssl_context=ssl_context)
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True
-        )
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn didn't start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
 
 
 def test_sign_in_read_and_sign_out(

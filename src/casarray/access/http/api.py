@@ -148,29 +148,27 @@ def _from_http_exception(exc: HTTPException) -> ApiError:
     return error
 
 
+# The API's code for each store error, the most specific class first.
+_STORE_ERRORS: tuple[tuple[type[MailstoreError], str], ...] = (
+    (DestinationNotFound, "destination_not_found"),
+    (FolderNotFound, "folder_not_found"),
+    (MessageNotFound, "message_not_found"),
+    (FolderExists, "folder_exists"),
+    (FolderHasChildren, "folder_has_children"),
+    (FolderInUse, "folder_in_use"),
+    (InvalidFolderName, "invalid_folder_name"),
+    (InvalidFlag, "invalid_flag"),
+    (MessageTooLarge, "too_large"),
+    (DatabaseUnavailable, "database_unavailable"),
+)
+
+
 def _store_error(exc: MailstoreError) -> ApiError:
-    """The API error for a store error (the most specific class first)."""
+    """The API error for a store error."""
     message = str(exc)
-    if isinstance(exc, DestinationNotFound):
-        return ApiError("destination_not_found", message, field="to")
-    if isinstance(exc, FolderNotFound):
-        return ApiError("folder_not_found", message)
-    if isinstance(exc, MessageNotFound):
-        return ApiError("message_not_found", message)
-    if isinstance(exc, FolderExists):
-        return ApiError("folder_exists", message)
-    if isinstance(exc, FolderHasChildren):
-        return ApiError("folder_has_children", message)
-    if isinstance(exc, FolderInUse):
-        return ApiError("folder_in_use", message)
-    if isinstance(exc, InvalidFolderName):
-        return ApiError("invalid_folder_name", message)
-    if isinstance(exc, InvalidFlag):
-        return ApiError("invalid_flag", message)
-    if isinstance(exc, MessageTooLarge):
-        return ApiError("too_large", message)
-    if isinstance(exc, DatabaseUnavailable):
-        return ApiError("database_unavailable", message)
+    for kind, code in _STORE_ERRORS:
+        if isinstance(exc, kind):
+            return ApiError(code, message, field="to" if kind is DestinationNotFound else None)
     return ApiError("database_unavailable", f"The mailbox can't be used: {message}")
 
 

@@ -38,7 +38,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from casarray.access.http.credentials import CredentialCache
+from casarray.access.http.credentials import AnswerCache, CredentialCache
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class AppContext:
     throttle: Lockout = field(default_factory=MemoryLockout)
     # Verified Basic credentials, remembered briefly (`credentials` module).
     credentials: CredentialCache = field(default_factory=CredentialCache)
+    # Answers computed from the directory, until it changes (Autodiscover's).
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
     @classmethod
     def for_server(
@@ -221,8 +223,10 @@ async def authenticate(request: Request) -> Mailbox:
         raise unauthorized(context)
     login, password = credentials
     cache = context.credentials
-    if not cache.followed:
-        cache.topology_changed(await run_in_threadpool(context.directory.topology_version))
+    if not cache.followed:  # no watcher: read the version (a cheap query)
+        version = await run_in_threadpool(context.directory.topology_version)
+        cache.topology_changed(version)
+        context.answers.topology_changed(version)
     remembered = cache.get(login, password)
     if remembered is not None:
         return remembered

@@ -359,6 +359,12 @@ async def autodiscover(request: Request) -> Response:
     except AutodiscoverError as exc:
         log.info("%s autodiscover for %s: %s", context.server_name, mailbox.alias, exc)
         return _xml(error_xml(exc, context, provider=False))
+    # The answer depends on the directory only: kept until the topology changes.
+    key = ("autodiscover", mailbox.guid, outlook.email_address, outlook.legacy_dn)
+    cached = context.answers.get(key)
+    if cached is not None:
+        return _xml(cached)
+    version = context.answers.version
     try:
         settings = await run_in_threadpool(lookup, context, mailbox, outlook)
     except AutodiscoverError as exc:
@@ -375,7 +381,9 @@ async def autodiscover(request: Request) -> Response:
         settings.endpoint.fqdn,
         settings.endpoint.why,
     )
-    return _xml(settings_xml(settings, context))
+    body = settings_xml(settings, context)
+    context.answers.put(key, body, version)
+    return _xml(body)
 
 
 def routes(context: AppContext) -> Sequence[BaseRoute]:

@@ -100,3 +100,37 @@ class CredentialCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class AnswerCache:
+    """Answers computed from the directory (an Autodiscover response, say), kept until
+    the topology version changes, per process; at most `max_entries` (oldest go)."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[object, bytes] = OrderedDict()
+        self._version: int | None = None
+
+    def get(self, key: object) -> bytes | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: object, value: bytes, version: int | None) -> None:
+        """Keep `value` if the topology is still at `version` (read before computing)."""
+        with self._lock:
+            if version is None or version != self._version:
+                return
+            self._entries[key] = value
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    def topology_changed(self, version: int) -> None:
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
