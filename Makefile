@@ -7,7 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
 # Debian packages the test suite drives as real peers.
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium wrk nginx-light
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium
+# and the peers the benchmarks measure against (`make bench`)
+BENCH_PACKAGES := wrk nginx-light
 
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 
@@ -55,6 +57,7 @@ format: setup
 	$(BIN)/ruff check --fix src tests bench
 
 bench: setup
+	$(MAKE) debian-packages DEBIAN_PACKAGES="$(BENCH_PACKAGES)"
 	$(BIN)/python bench/directory.py
 
 clean:
