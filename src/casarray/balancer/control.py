@@ -1,0 +1,339 @@
+"""The balancer's control plane: one NLB cluster kept in step with the directory and
+with its nodes' health, on one data plane.
+
+    Balancer(read_view, engine=ProxyEngine()).run()
+
+- `read_view()` (blocking) gives the cluster as the directory has it now
+  (`model.ClusterView`); it is read again at every topology change (`follow`), so a
+  node added, a port rule changed or a node drained applies within a second.
+- A `health.HealthChecker` probes every node on every port rule; each transition (a
+  node down, up, or done warming up) re-renders the data plane, and while a node is in
+  slow start the data plane is re-rendered every second with its growing weight.
+- The engine is the data plane: `ProxyEngine` (asyncio, `proxy.Proxy`, choosing per
+  connection with `hashing.ranked` and the live health; a refused connection marks the
+  node down at once and is retried on the next node), `KernelEngine` (nftables,
+  `nft.render_script` with a rendezvous slot table per rule; conntrack keeps the
+  established connections; the table stays when this process dies, so forwarding goes
+  on) or an HAProxy engine (`haproxy`).
+- Drain (`Stop-NlbClusterNode -Drain`): a draining node gets no new connections (its
+  weight is 0) and keeps its open ones; at the drain deadline, the Proxy engine cuts
+  them.
+
+The status (per node: state with the failing probe, connections) is written to
+`$CASARRAY_HOME/run/balancer-<cluster>.json` for `Get-NlbClusterNode` and the lab.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from casarray.balancer import hashing, nft
+from casarray.balancer.health import HealthChecker, Transition
+from casarray.balancer.model import ClusterView, FilteringMode, HostState, Node, PortRule
+from casarray.balancer.proxy import Proxy
+
+log = logging.getLogger("casarray.balancer")
+
+SLOTS_PER_NODE = 256  # nftables buckets per node: shares within a few per cent
+RAMP_INTERVAL = 1.0  # seconds between re-renders while a node warms up
+
+
+class Engine(Protocol):
+    """A data plane: started once, told of every new view or health change."""
+
+    name: str
+
+    async def start(self, view: ClusterView, checker: HealthChecker) -> None: ...
+
+    async def update(self, view: ClusterView, checker: HealthChecker) -> None: ...
+
+    def connections(self, node: Node) -> int | None: ...
+
+    def cut(self, node: Node) -> int: ...
+
+    async def close(self, view: ClusterView, *, keep: bool) -> None: ...
+
+
+def choose(
+    view: ClusterView,
+    checker: HealthChecker,
+    rule: PortRule,
+    client_ip: str,
+    client_port: int,
+    exclude: set[str],
+) -> Node | None:
+    """The node for a new connection: the best ranked healthy, started node that
+    hasn't refused it already."""
+    ranked = hashing.ranked(
+        rule,
+        view.nodes,
+        client_ip,
+        client_port,
+        healthy=checker.healthy(rule),
+        weights=checker.weights(rule),
+    )
+    lowered = {name.lower() for name in exclude}
+    return next((node for node in ranked if node.name.lower() not in lowered), None)
+
+
+class ProxyEngine:
+    """The user-space data plane (`proxy.Proxy`)."""
+
+    name = "Proxy"
+
+    def __init__(self, proxy_protocol_ports: frozenset[int] = frozenset()) -> None:
+        self.proxy: Proxy | None = None
+        self.proxy_protocol_ports = proxy_protocol_ports
+        self._view: ClusterView | None = None
+        self._checker: HealthChecker | None = None
+
+    def _choose(
+        self, rule: PortRule, client_ip: str, client_port: int, port: int, exclude: set[str]
+    ) -> Node | None:
+        assert self._view is not None and self._checker is not None
+        return choose(self._view, self._checker, rule, client_ip, client_port, exclude)
+
+    def _refused(self, node: Node, port: int) -> None:
+        if self._checker is not None:
+            self._checker.report_refused(node.name, port)
+
+    async def start(self, view: ClusterView, checker: HealthChecker) -> None:
+        self._view, self._checker = view, checker
+        self.proxy = Proxy(
+            view,
+            self._choose,
+            on_refused=self._refused,
+            proxy_protocol_ports=self.proxy_protocol_ports,
+        )
+        await self.proxy.start()
+
+    async def update(self, view: ClusterView, checker: HealthChecker) -> None:
+        # health changes need nothing here: every connection asks the checker
+        if self.proxy is not None and view != self._view:
+            await self.proxy.set_view(view)
+        self._view, self._checker = view, checker
+
+    def connections(self, node: Node) -> int | None:
+        return self.proxy.connections(node) if self.proxy is not None else None
+
+    def cut(self, node: Node) -> int:
+        return self.proxy.close_node_connections(node) if self.proxy is not None else 0
+
+    async def close(self, view: ClusterView, *, keep: bool) -> None:
+        if self.proxy is not None:
+            await self.proxy.close()
+
+
+def slot_lists(view: ClusterView, checker: HealthChecker) -> dict[int, list[str]]:
+    """Per rule (by index), the nftables buckets: node addresses by rendezvous."""
+    started = [n for n in view.nodes if n.state is HostState.STARTED]
+    size = SLOTS_PER_NODE * max(1, len(started))
+    lists: dict[int, list[str]] = {}
+    for index, rule in enumerate(view.rules):
+        if rule.mode is FilteringMode.DISABLED:
+            lists[index] = []
+            continue
+        table = hashing.slot_table(
+            rule, view.nodes, size, healthy=checker.healthy(rule), weights=checker.weights(rule)
+        )
+        lists[index] = [node.address for node in table if node is not None]
+        if len(lists[index]) != len(table):  # no eligible node for some buckets
+            lists[index] = []
+    return lists
+
+
+class KernelEngine:
+    """The nftables data plane: one table, replaced atomically at every change."""
+
+    name = "Kernel"
+
+    def __init__(self, nft_command: str = "nft") -> None:
+        self.nft_command = nft_command
+        self._script = ""
+
+    async def start(self, view: ClusterView, checker: HealthChecker) -> None:
+        await self.update(view, checker)
+
+    async def update(self, view: ClusterView, checker: HealthChecker) -> None:
+        script = nft.render_script(view, [], rule_slots=slot_lists(view, checker))
+        if script == self._script:
+            return
+        await asyncio.to_thread(nft.apply, script, nft=self.nft_command)
+        self._script = script
+
+    def connections(self, node: Node) -> int | None:
+        return None  # conntrack's business; not counted here
+
+    def cut(self, node: Node) -> int:
+        return 0
+
+    async def close(self, view: ClusterView, *, keep: bool) -> None:
+        if not keep:
+            await asyncio.to_thread(nft.remove, view, nft=self.nft_command)
+
+
+@dataclass
+class Drain:
+    node: str
+    deadline: float | None  # monotonic; None: until the connections end
+
+
+class Balancer:
+    """Runs one cluster until `stop()`."""
+
+    def __init__(
+        self,
+        read_view: Callable[[], ClusterView],
+        engine: Engine,
+        *,
+        status_path: Path | None = None,
+        checker_options: Mapping[str, Any] | None = None,
+        drain_timeouts: Callable[[], Mapping[str, float | None]] | None = None,
+    ) -> None:
+        self.read_view = read_view
+        self.engine = engine
+        self.status_path = status_path
+        self.checker_options = dict(checker_options or {})
+        self.drain_timeouts = drain_timeouts
+        self.view: ClusterView | None = None
+        self.checker: HealthChecker | None = None
+        self._dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._drains: dict[str, Drain] = {}
+
+    def _on_transition(self, transition: Transition) -> None:
+        log.info(
+            "%s: node %s port %d %s%s",
+            self.view.name if self.view else "?",
+            transition.node,
+            transition.port,
+            transition.change.name,
+            f" ({transition.reason})" if transition.reason else "",
+        )
+        self._dirty.set()
+
+    async def start(self) -> None:
+        self.view = await asyncio.to_thread(self.read_view)
+        self.checker = HealthChecker(
+            self.view, on_transition=self._on_transition, **self.checker_options
+        )
+        await self.checker.start(wait=True)
+        await self.engine.start(self.view, self.checker)
+        self._note_drains(self.view)
+        self.write_status()
+        log.info(
+            "%s: %s data plane on %s with %d nodes and %d port rules",
+            self.view.name,
+            self.engine.name,
+            self.view.ip,
+            len(self.view.nodes),
+            len(self.view.rules),
+        )
+
+    async def view_changed(self) -> None:
+        """Read the cluster again (the directory changed) and apply it."""
+        assert self.checker is not None
+        view = await asyncio.to_thread(self.read_view)
+        if view == self.view:
+            return
+        self.view = view
+        self.checker.update(view)
+        self._note_drains(view)
+        await self.engine.update(view, self.checker)
+        self.write_status()
+
+    def _note_drains(self, view: ClusterView) -> None:
+        timeouts = self.drain_timeouts() if self.drain_timeouts is not None else {}
+        draining = {n.name for n in view.nodes if n.state is HostState.DRAINING}
+        for name in draining - set(self._drains):
+            timeout = timeouts.get(name)
+            deadline = time.monotonic() + timeout if timeout else None
+            self._drains[name] = Drain(name, deadline)
+        for name in set(self._drains) - draining:
+            del self._drains[name]
+
+    def _expire_drains(self) -> None:
+        assert self.view is not None
+        now = time.monotonic()
+        for drain in list(self._drains.values()):
+            if drain.deadline is not None and now >= drain.deadline:
+                node = self.view.node(drain.node)
+                if node is not None:
+                    cut = self.engine.cut(node)
+                    log.info("%s: drain of %s timed out; %d cut", self.view.name, node.name, cut)
+                drain.deadline = None
+
+    async def _rerender(self) -> None:
+        assert self.view is not None and self.checker is not None
+        await self.engine.update(self.view, self.checker)
+        self.write_status()
+
+    async def loop(self) -> None:
+        """Re-render on health transitions, and every second while a node warms up."""
+        assert self.checker is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RAMP_INTERVAL):
+                    await self._dirty.wait()
+            self._dirty.clear()
+            self._expire_drains()
+            await self._rerender()
+
+    def status(self) -> dict[str, Any]:
+        assert self.view is not None and self.checker is not None
+        statuses = self.checker.statuses()
+        nodes = []
+        for node in self.view.nodes:
+            shown = statuses.get(node.name)
+            nodes.append(
+                {
+                    "name": node.name,
+                    "address": node.address,
+                    "host_id": node.host_id,
+                    "priority": node.priority,
+                    "state": shown.state.value if shown is not None else node.state.value,
+                    "detail": shown.detail if shown is not None else "",
+                    "connections": self.engine.connections(node),
+                }
+            )
+        return {
+            "cluster": self.view.name,
+            "ip": self.view.ip,
+            "engine": self.engine.name,
+            "pid": os.getpid(),
+            "listen_offset": self.view.listen_offset,
+            "backend_offset": self.view.backend_offset,
+            "nodes": nodes,
+            "updated": time.time(),
+        }
+
+    def write_status(self) -> None:
+        if self.status_path is None or self.view is None:
+            return
+        path = self.status_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._dirty.set()
+
+    async def close(self, *, keep_data_plane: bool = False) -> None:
+        if self.checker is not None:
+            await self.checker.stop()
+        if self.view is not None:
+            await self.engine.close(self.view, keep=keep_data_plane)
+        if self.status_path is not None:
+            with contextlib.suppress(OSError):
+                self.status_path.unlink()

@@ -1,0 +1,187 @@
+"""The control plane with real backends on loopback: connections through the cluster IP
+spread over the nodes, a backend killed under load costs no new connection after a
+second, a node added to the view receives connections, and a draining node keeps its
+open connections but gets no new ones. On the Proxy engine, and on the Kernel engine
+(nftables) when root."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import pytest
+
+from casarray.balancer import nft
+from casarray.balancer.control import Balancer, Engine, KernelEngine, ProxyEngine
+from casarray.balancer.health import HealthPolicy
+from casarray.balancer.model import Affinity, ClusterView, HostState, Node, PortRule
+
+FAST = HealthPolicy(interval=0.1, timeout=0.3, slow_start=0)
+
+
+class Backend:
+    """An IMAP-ish node: greets with `* OK <name>` and echoes lines."""
+
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self.name, self.host, self.port = name, host, port
+        self.server: asyncio.AbstractServer | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> Backend:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        try:
+            writer.write(f"* OK {self.name}\r\n".encode())
+            await writer.drain()
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.writers.discard(writer)
+            writer.close()
+
+    async def kill(self) -> None:
+        """Like kill -9: the listener and every connection go at once."""
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.transport.abort()
+        await self.server.wait_closed()
+
+
+async def greeting(host: str, port: int) -> str:
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    try:
+        line = await asyncio.wait_for(reader.readline(), 2)
+    finally:
+        writer.close()
+    if not line.startswith(b"* OK "):
+        raise ConnectionError(f"no greeting: {line!r}")
+    return line.decode().split()[2]
+
+
+def view_of(vip: str, port: int, backends: list[Backend], **changes: object) -> ClusterView:
+    nodes = tuple(
+        Node(b.name, b.host, host_id=i + 1, priority=i + 1) for i, b in enumerate(backends)
+    )
+    rule = PortRule(port, port, affinity=Affinity.NONE)
+    view = ClusterView("bj-cas.lab.net", vip, nodes, (rule,))
+    return dataclasses.replace(view, **changes)  # type: ignore[arg-type]
+
+
+def kernel_missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the Kernel engine needs root"
+    if shutil.which("nft") is None:
+        return "nft (Debian's nftables) is not installed"
+    return None
+
+
+def engines() -> list[str]:
+    return ["proxy", "kernel"]
+
+
+@pytest.fixture(params=engines())
+def engine_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "kernel" and (missing := kernel_missing()):
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return name
+
+
+def make_engine(name: str) -> Engine:
+    return ProxyEngine() if name == "proxy" else KernelEngine()
+
+
+# Each engine gets addresses of its own (kernel: 127.77.9.x, as the nft tests use).
+ADDRESSES = {
+    "proxy": ("127.0.3.10", ["127.0.3.11", "127.0.3.12", "127.0.3.13"]),
+    "kernel": ("127.77.9.30", ["127.77.9.31", "127.77.9.32", "127.77.9.33"]),
+}
+PORT = 20143
+
+
+@pytest.fixture
+async def cluster(engine_name: str) -> AsyncIterator[tuple[Balancer, list[Backend], dict]]:
+    vip, hosts = ADDRESSES[engine_name]
+    backends = [await Backend(f"CAS0{i + 1}", h, PORT).start() for i, h in enumerate(hosts[:2])]
+    spare = Backend("CAS03", hosts[2], PORT)
+    state = {"view": view_of(vip, PORT, backends), "spare": spare, "vip": vip}
+    balancer = Balancer(
+        lambda: state["view"], make_engine(engine_name), checker_options={"policy": FAST}
+    )
+    await balancer.start()
+    loop = asyncio.ensure_future(balancer.loop())
+    try:
+        yield balancer, backends, state
+    finally:
+        balancer.stop()
+        await loop
+        await balancer.close()
+        for backend in [*backends, spare]:
+            if backend.server is not None:
+                backend.server.close()
+        if engine_name == "kernel":
+            assert not nft.table_exists(state["view"])
+
+
+async def test_spread_failover_join_and_drain(
+    cluster: tuple[Balancer, list[Backend], dict],
+) -> None:
+    balancer, backends, state = cluster
+    vip = state["vip"]
+    seen = Counter([await greeting(vip, PORT) for _ in range(60)])
+    assert set(seen) == {"CAS01", "CAS02"} and min(seen.values()) >= 15, seen
+
+    # kill -9 CAS02 under load: after one second, no new connection fails
+    killed = time.monotonic()
+    await backends[1].kill()
+    failures_late = 0
+    answered: Counter[str] = Counter()
+    while time.monotonic() - killed < 2.0:
+        try:
+            answered[await greeting(vip, PORT)] += 1
+        except (OSError, ConnectionError, TimeoutError):
+            if time.monotonic() - killed > 1.0:
+                failures_late += 1
+    assert failures_late == 0
+    assert answered["CAS01"] > 10
+
+    # CAS03 joins the view (as a server added to the site does): it takes a share
+    spare = await state["spare"].start()
+    state["view"] = view_of(vip, PORT, [backends[0], spare])
+    await balancer.view_changed()
+    await asyncio.sleep(0.5)
+    seen = Counter([await greeting(vip, PORT) for _ in range(60)])
+    assert seen["CAS03"] >= 15 and seen["CAS01"] >= 15, seen
+
+    # drain CAS03: an open session goes on, new connections all go to CAS01
+    reader, writer = await asyncio.open_connection(vip, PORT)
+    first = await reader.readline()
+    view = state["view"]
+    draining = tuple(
+        dataclasses.replace(n, state=HostState.DRAINING) if n.name == "CAS03" else n
+        for n in view.nodes
+    )
+    state["view"] = dataclasses.replace(view, nodes=draining)
+    await balancer.view_changed()
+    seen = Counter([await greeting(vip, PORT) for _ in range(30)])
+    assert seen == Counter({"CAS01": 30}), seen
+    if first.startswith(b"* OK CAS03"):
+        writer.write(b"still here\r\n")
+        assert await asyncio.wait_for(reader.readline(), 2) == b"still here\r\n"
+    writer.close()
+    status = balancer.status()
+    assert [n["state"] for n in status["nodes"]] == ["Converged", "Draining"]
