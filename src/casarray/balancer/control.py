@@ -33,6 +33,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -197,13 +198,11 @@ class Balancer:
         *,
         status_path: Path | None = None,
         checker_options: Mapping[str, Any] | None = None,
-        drain_timeouts: Callable[[], Mapping[str, float | None]] | None = None,
     ) -> None:
         self.read_view = read_view
         self.engine = engine
         self.status_path = status_path
         self.checker_options = dict(checker_options or {})
-        self.drain_timeouts = drain_timeouts
         self.view: ClusterView | None = None
         self.checker: HealthChecker | None = None
         self._dirty = asyncio.Event()
@@ -252,18 +251,27 @@ class Balancer:
         self.write_status()
 
     def _note_drains(self, view: ClusterView) -> None:
-        timeouts = self.drain_timeouts() if self.drain_timeouts is not None else {}
-        draining = {n.name for n in view.nodes if n.state is HostState.DRAINING}
-        for name in draining - set(self._drains):
-            timeout = timeouts.get(name)
-            deadline = time.monotonic() + timeout if timeout else None
-            self._drains[name] = Drain(name, deadline)
-        for name in set(self._drains) - draining:
+        """Follow the draining nodes and their deadlines (Stop-NlbClusterNode -Drain
+        -Timeout: the node's `drain_until`)."""
+        draining = {n.name: n for n in view.nodes if n.state is HostState.DRAINING}
+        now = datetime.now(UTC)
+        for name, node in draining.items():
+            deadline = None
+            if node.drain_until is not None:
+                left = (node.drain_until - now).total_seconds()
+                deadline = time.monotonic() + max(0.0, left)
+            known = self._drains.get(name)
+            if known is None or (known.deadline is not None) != (deadline is not None):
+                self._drains[name] = Drain(name, deadline)
+        for name in set(self._drains) - set(draining):
             del self._drains[name]
 
-    def _expire_drains(self) -> None:
+    def _expire_drains(self) -> bool:
+        """Cut the connections of nodes whose drain timed out; whether any did (the
+        directory then shows them Stopped: the view is read again)."""
         assert self.view is not None
         now = time.monotonic()
+        expired = False
         for drain in list(self._drains.values()):
             if drain.deadline is not None and now >= drain.deadline:
                 node = self.view.node(drain.node)
@@ -271,6 +279,8 @@ class Balancer:
                     cut = self.engine.cut(node)
                     log.info("%s: drain of %s timed out; %d cut", self.view.name, node.name, cut)
                 drain.deadline = None
+                expired = True
+        return expired
 
     async def _rerender(self) -> None:
         assert self.view is not None and self.checker is not None
@@ -285,7 +295,8 @@ class Balancer:
                 async with asyncio.timeout(RAMP_INTERVAL):
                     await self._dirty.wait()
             self._dirty.clear()
-            self._expire_drains()
+            if self._expire_drains():
+                await self.view_changed()
             await self._rerender()
 
     def status(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class RuleProtocol(enum.Enum):
@@ -92,6 +93,9 @@ class Node:
     priority: int  # NLB's HostPriority, 1..32, unique; 1 is the highest
     state: HostState = HostState.STARTED
     fqdn: str = ""
+    # Stop-NlbClusterNode -Drain -Timeout: when the drain ends and the remaining
+    # connections are cut (timezone-aware UTC); None: drain until they end.
+    drain_until: datetime | None = None
 
 
 @dataclass(frozen=True)

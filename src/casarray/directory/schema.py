@@ -204,3 +204,92 @@ class LoginFailureRow(Base):
     strikes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     blocked_until: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     last: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+# -- Network Load Balancing (revision 0005) --------------------------------------------
+
+
+class WindowsFeatureRow(Base):
+    """Install-WindowsFeature: a Windows feature (NLB, RSAT-NLB) installed on a server."""
+
+    __tablename__ = "windows_feature"
+    __table_args__ = (UniqueConstraint("server_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False
+    )
+    name: Mapped[str] = mapped_column(String(64), nullable=False)  # canonical, e.g. NLB
+    when_installed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class NlbClusterRow(Base):
+    """An NLB cluster: its FQDN, primary IP and settings. With `follow_array` and an
+    array, its nodes are the array's members (computed when read)."""
+
+    __tablename__ = "nlb_cluster"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    ip_address: Mapped[str] = mapped_column(String(45), nullable=False, unique=True)
+    subnet_mask: Mapped[str] = mapped_column(String(45), nullable=False)
+    operation_mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    data_plane: Mapped[str] = mapped_column(String(16), nullable=False)
+    interface_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    array_id: Mapped[int | None] = mapped_column(
+        ForeignKey("client_access_array.id", ondelete="SET NULL"), nullable=True, unique=True
+    )
+    follow_array: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class NlbNodeRow(Base):
+    """A server's place in an NLB cluster; a server is in at most one cluster."""
+
+    __tablename__ = "nlb_node"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("nlb_cluster.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    interface_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    host_id: Mapped[int] = mapped_column(Integer, nullable=False)  # 1..32
+    host_priority: Mapped[int] = mapped_column(Integer, nullable=False)  # 1..32, unique
+    initial_host_state: Mapped[str] = mapped_column(String(16), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # admin state
+    drain_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    when_added: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class NlbPortRuleRow(Base):
+    """A port rule: StartPort..EndPort on one cluster IP (or all: `ip` NULL)."""
+
+    __tablename__ = "nlb_port_rule"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[int] = mapped_column(
+        ForeignKey("nlb_cluster.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    ip: Mapped[str | None] = mapped_column(String(45), nullable=True)
+    start_port: Mapped[int] = mapped_column(Integer, nullable=False)
+    end_port: Mapped[int] = mapped_column(Integer, nullable=False)
+    protocol: Mapped[str] = mapped_column(String(8), nullable=False)
+    mode: Mapped[str] = mapped_column(String(16), nullable=False)
+    affinity: Mapped[str] = mapped_column(String(16), nullable=False)
+    timeout: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # minutes
+
+
+class NlbNodeWeightRow(Base):
+    """Set-NlbClusterPortRuleNodeWeight -LoadWeight: a node's weight on one rule (no row:
+    Equal). Keyed by server, so a node that follows an array needs no node row."""
+
+    __tablename__ = "nlb_node_weight"
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("nlb_port_rule.id", ondelete="CASCADE"), primary_key=True
+    )
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    load_weight: Mapped[int] = mapped_column(Integer, nullable=False)  # 0..100

@@ -1,6 +1,6 @@
 """The directory: one object that opens the store and offers the services, one per
-object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`),
-plus the topology version and a way to watch it, and the session secret."""
+object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`,
+`nlb`), plus the topology version and a way to watch it, and the session secret."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ class Directory:
         from casarray.directory.components import ComponentService
         from casarray.directory.databases import DatabaseService
         from casarray.directory.mailboxes import MailboxService
+        from casarray.directory.nlb import NlbService
         from casarray.directory.servers import ServerService
         from casarray.directory.sites import SiteService
 
@@ -51,6 +52,7 @@ class Directory:
         self.databases = DatabaseService(self)
         self.mailboxes = MailboxService(self)
         self.components = ComponentService(self)
+        self.nlb = NlbService(self)
         self._session_secret: bytes | None = None
 
     @classmethod

@@ -14,6 +14,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.mailboxes",
     "casarray.shell.cmdlets.messages",
     "casarray.shell.cmdlets.components",
+    "casarray.shell.cmdlets.nlb",
 )
 
 _loaded = False
