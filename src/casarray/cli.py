@@ -102,6 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow LOGIN before STARTTLS (for benchmarks on loopback; never in production)",
     )
 
+    balancer = commands.add_parser("balancer", help="run an NLB cluster's load balancer")
+    balancer_commands = balancer.add_subparsers(dest="balancer_command", required=True)
+    brun = balancer_commands.add_parser(
+        "run",
+        help="balance a cluster's port rules over its nodes until SIGTERM",
+        description="Run the load balancer of an NLB cluster from the directory (New-NlbCluster): "
+        "health probes per node and port rule, and the data plane (Kernel: nftables, "
+        "Proxy: asyncio, HAProxy), kept in step with the directory within a second.",
+    )
+    brun.add_argument("cluster", metavar="CLUSTER", help="the cluster's name, e.g. bj-cas.lab.net")
+    _add_directory_option(brun)
+    brun.add_argument(
+        "--engine",
+        choices=("Kernel", "Proxy", "HAProxy"),
+        type=lambda v: {"kernel": "Kernel", "proxy": "Proxy", "haproxy": "HAProxy"}.get(
+            v.lower(), v
+        ),
+        help="the data plane (default: the cluster's -DataPlane; Auto is Kernel as root)",
+    )
+    brun.add_argument("--listen-offset", type=int, metavar="N", help="cluster ports + N")
+    brun.add_argument("--backend-offset", type=int, metavar="N", help="node ports + N")
+    brun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    brun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
     demo = commands.add_parser(
         "demo", help="build the seed's sample organization in a temporary folder and print it"
     )
@@ -176,6 +200,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workers=args.workers,
                     use_uvloop=not args.no_uvloop,
                     allow_plaintext_login=args.allow_plaintext_login,
+                    log_file=args.log_file,
+                    log_level=args.log_level,
+                )
+            )
+        if args.command == "balancer":
+            from casarray.balancer.runner import BalancerOptions
+            from casarray.balancer.runner import run as run_balancer
+
+            return run_balancer(
+                BalancerOptions(
+                    cluster=args.cluster,
+                    directory=args.directory,
+                    engine=args.engine,
+                    listen_offset=args.listen_offset,
+                    backend_offset=args.backend_offset,
                     log_file=args.log_file,
                     log_level=args.log_level,
                 )

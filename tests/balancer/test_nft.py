@@ -132,18 +132,18 @@ def test_narrowest_rule_first_and_rule_ip() -> None:
     )
     lines = nft.render_rules(cluster, SLOTS, seed=1)
     assert lines[0].startswith("ip daddr 127.77.1.20 tcp dport 143 dnat to ")
-    assert lines[1] == "ip daddr 127.77.1.10 tcp dport 0-65535 drop"
+    assert lines[1] == "ip daddr 127.77.1.10 tcp dport 0-65535 ct state new drop"
 
 
 def test_disabled_drops_and_no_slot_rejects() -> None:
     disabled = view(PortRule(25, 25, mode=FilteringMode.DISABLED))
     assert nft.render_rules(disabled, SLOTS) == [
-        "ip daddr 127.77.1.10 tcp dport 25 drop",
-        "ip daddr 127.77.1.10 udp dport 25 drop",
+        "ip daddr 127.77.1.10 tcp dport 25 ct state new drop",
+        "ip daddr 127.77.1.10 udp dport 25 ct state new drop",
     ]
     assert nft.render_rules(view(PortRule(25, 25)), []) == [
-        "ip daddr 127.77.1.10 tcp dport 25 reject with tcp reset",
-        "ip daddr 127.77.1.10 udp dport 25 reject",
+        "ip daddr 127.77.1.10 tcp dport 25 ct state new reject with tcp reset",
+        "ip daddr 127.77.1.10 udp dport 25 ct state new reject",
     ]
 
 

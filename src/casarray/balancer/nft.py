@@ -191,10 +191,12 @@ def render_rules(
         chosen = list(rule_slots[index]) if rule_slots and index in rule_slots else list(slots)
         for proto in _protocols(rule):
             match = f"ip daddr {daddr} {proto} dport {_port_match(rule, view.listen_offset)}"
+            # Only new connections are refused: a reject or drop here would also end
+            # the established ones (seen on Linux 6.18), which a drain must keep.
             if rule.mode is FilteringMode.DISABLED:
-                action = "drop"
+                action = "ct state new drop"
             elif not chosen:
-                action = "reject with tcp reset" if proto == "tcp" else "reject"
+                action = "ct state new " + ("reject with tcp reset" if proto == "tcp" else "reject")
             else:
                 action = _target(view, rule, proto, chosen, seed)
             lines.append(f"{match} {action}")

@@ -1,0 +1,193 @@
+"""`casarray balancer run` in front of two real Client Access servers (`casarray server
+run CAS01/CAS02`), set up with the seed's cmdlets: IMAP through the cluster IP spreads
+over both, a server killed with -9 costs no new connection after a second, a drained
+server keeps its open session and gets no new one. Proxy plane everywhere; Kernel plane
+(nftables) as root."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from casarray.balancer.runner import status_path
+from tests.access.imap.server_harness import Lab, make_lab
+
+VIP = "127.77.1.10"
+HOSTS = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12"}
+
+
+@pytest.fixture
+def lab(tmp_path: Path, password_hash: str) -> Iterator[Lab]:
+    lab = make_lab(tmp_path / "lab", password_hash)
+    yield lab
+    lab.directory.close()
+
+
+def free_offset() -> int:
+    """An offset N with 143+N free on the cluster IP and on both servers, and 993+N,
+    80+N, 443+N free on both servers."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((VIP, 0))
+            offset = probe.getsockname()[1] - 143
+        if offset <= 0 or 993 + offset > 65535:
+            continue
+        try:
+            for host in HOSTS.values():
+                for port in (143, 993, 80, 443):
+                    with socket.socket() as other:
+                        other.bind((host, port + offset))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free ports")
+
+
+def start(args: list[str], lab: Lab, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "casarray", *args, "--directory", lab.url, "--log-file", str(log)],
+        env=lab.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_for(predicate: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            if predicate():  # type: ignore[operator]
+                return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def greeting(port: int) -> str:
+    """Which server greets through the cluster IP ("CAS01", ...)."""
+    with socket.create_connection((VIP, port), timeout=3) as sock:
+        line = sock.makefile("rb").readline().decode()
+    assert line.startswith("* OK [CAPABILITY"), line
+    return line.split("] ", 1)[1].split(".", 1)[0]
+
+
+def node_states(path: Path) -> dict[str, str]:
+    return {n["name"]: n["state"] for n in json.loads(path.read_text())["nodes"]}
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def kernel_missing() -> str | None:
+    if os.geteuid() != 0:
+        return "the Kernel data plane needs root"
+    if shutil.which("nft") is None:
+        return "nft (Debian's nftables) is not installed"
+    return None
+
+
+@pytest.mark.parametrize("engine", ["Proxy", "Kernel"])
+def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
+    if engine == "Kernel" and (missing := kernel_missing()):
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    offset = free_offset()
+    # the seed's steps, as an administrator types them
+    lab.shell(
+        "Install-WindowsFeature NLB -ComputerName CAS01; "
+        "Install-WindowsFeature NLB -ComputerName CAS02; "
+        'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName bj-cas.lab.net '
+        f"-ClusterPrimaryIP {VIP} -DataPlane {engine}; "
+        "Add-NlbClusterNode -HostName CAS01 -NewNodeName CAS02 -NewNodeInterface Ethernet; "
+        "Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force; "
+        "Add-NlbClusterPortRule -HostName CAS01 -StartPort 143 -EndPort 143 -Protocol Tcp "
+        "-Affinity None"
+    )
+    servers = {
+        name: start(
+            ["server", "run", name, "--port-offset", str(offset), "--processes", "1"],
+            lab,
+            lab.home / f"{name}.log",
+        )
+        for name in HOSTS
+    }
+    listen = offset if engine == "Proxy" else 0
+    port = 143 + listen
+    balancer: subprocess.Popen[bytes] | None = None
+    log = lab.home / "balancer.log"
+    try:
+        for host in HOSTS.values():
+            wait_for(lambda host=host: socket.create_connection((host, 143 + offset), 1))
+        balancer = start(
+            ["balancer", "run", "bj-cas.lab.net", "--engine", engine,
+             "--listen-offset", str(listen), "--backend-offset", str(offset)],
+            lab,
+            log,
+        )  # fmt: skip
+        status_file = status_path("bj-cas.lab.net", lab.home)
+        wait_for(lambda: json.loads(status_file.read_text())["engine"] == engine)
+        seen = Counter(greeting(port) for _ in range(40))
+        assert set(seen) == {"CAS01", "CAS02"} and min(seen.values()) >= 8, seen
+
+        # kill -9 CAS02: after one second no new connection fails, all go to CAS01
+        servers["CAS02"].kill()
+        servers["CAS02"].wait()
+        killed = time.monotonic()
+        late_failures, answered = 0, Counter[str]()
+        while time.monotonic() - killed < 2.5:
+            try:
+                answered[greeting(port)] += 1
+            except (OSError, AssertionError):
+                if time.monotonic() - killed > 1.0:
+                    late_failures += 1
+        assert late_failures == 0, answered
+        assert node_states(status_file) == {"CAS01": "Converged", "CAS02": "Unhealthy"}
+        shown = lab.shell("Get-NlbClusterNode -HostName CAS01 | Format-Table Name,State")
+        assert "CAS02" in shown
+
+        # drain CAS01: its open session goes on; then Start-NlbClusterNode brings it back
+        with socket.create_connection((VIP, port), timeout=3) as open_session:
+            stream = open_session.makefile("rb")
+            assert b"CAS01" in stream.readline()
+            lab.shell("Stop-NlbClusterNode -HostName CAS01 -Drain")
+            wait_for(
+                lambda: (
+                    {n["name"]: n["state"] for n in json.loads(status_file.read_text())["nodes"]}[
+                        "CAS01"
+                    ]
+                    == "Draining"
+                ),
+                timeout=5,
+            )
+            open_session.sendall(b"a NOOP\r\n")
+            assert stream.readline().startswith(b"a OK")
+    finally:
+        if balancer is not None:
+            stop(balancer)
+        for proc in servers.values():
+            stop(proc)
+    text = log.read_text()
+    assert f"{engine} data plane on {VIP}" in text
+    if engine == "Kernel":
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+        assert "casarray_bj_cas_lab_net" not in tables.stdout  # removed at a clean stop
