@@ -162,8 +162,8 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
                     late_failures += 1
         assert late_failures == 0, answered
         assert node_states(status_file) == {"CAS01": "Converged", "CAS02": "Unhealthy"}
-        shown = lab.shell("Get-NlbClusterNode -HostName CAS01 | Format-Table Name,State")
-        assert "CAS02" in shown
+        shown = lab.shell("Get-NlbClusterNode -HostName CAS01 | Format-List Name,State")
+        assert "Unhealthy (imap 143: connection refused)" in shown, shown
 
         # drain CAS01: its open session goes on; then Start-NlbClusterNode brings it back
         with socket.create_connection((VIP, port), timeout=3) as open_session:

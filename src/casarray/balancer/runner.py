@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -29,6 +30,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from casarray.config import casarray_home
 
@@ -55,6 +57,24 @@ class BalancerOptions:
 
 def status_path(cluster: str, home: Path | None = None) -> Path:
     return (home or casarray_home()) / "run" / f"balancer-{cluster.lower()}.json"
+
+
+def read_status(cluster: str, home: Path | None = None) -> dict[str, Any] | None:
+    """What a running balancer of `cluster` says of its nodes, or None when none runs."""
+    try:
+        status = json.loads(status_path(cluster, home).read_text())
+        os.kill(int(status["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(status)
+
+
+def live_node(status: dict[str, Any] | None, node: str) -> dict[str, Any] | None:
+    """A node's entry in a balancer's status (state, detail, connections)."""
+    for entry in (status or {}).get("nodes", ()):
+        if str(entry.get("name", "")).lower() == node.lower():
+            return dict(entry)
+    return None
 
 
 def engine_name(requested: str | None, data_plane: str) -> str:

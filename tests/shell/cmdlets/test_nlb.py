@@ -294,3 +294,23 @@ def test_help_for_every_nlb_cmdlet(shell: Shell) -> None:
     ):
         out = shell.ok(f"Get-Help {name} -Examples").out
         assert name in out and "EXAMPLE" in out.upper()
+
+
+def test_export_haproxy_config(seeded: Shell, tmp_path: object) -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "haproxy.cfg"
+    seeded.ok("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
+    seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 993 -EndPort 993 -Protocol Tcp")
+    out = seeded.ok(f"Export-NlbClusterConfig -HostName CAS01 -Format HAProxy -Path {path}").out
+    assert str(path) in out
+    text = path.read_text()
+    assert "bind 127.77.1.10:993" in text and "127.77.1.12:993" in text
+    assert "inter 500" in text and "fall 2" in text and "rise 2" in text
+    if shutil.which("haproxy"):
+        check = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+    error = seeded.run(f"Export-NlbClusterConfig CAS01 -Format Nginx -Path {path}").error()
+    assert "parameter 'Format'" in error.message and "use -Format HAProxy" in error.message

@@ -14,9 +14,11 @@ cmdlets) or piped in. The rules live in `Directory.nlb`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from casarray.balancer.runner import live_node, read_status
 from casarray.directory.nlb import (
     AFFINITIES,
     DATA_PLANES,
@@ -112,7 +114,7 @@ def cluster_object(cluster: NlbCluster) -> PSObject:
     )
 
 
-def node_object(node: NlbNode) -> PSObject:
+def node_object(node: NlbNode, connections: int | None = None) -> PSObject:
     return PSObject(
         {
             "Name": node.name,
@@ -125,6 +127,7 @@ def node_object(node: NlbNode) -> PSObject:
             "DrainUntil": node.drain_until,
             "FromArray": node.from_array,
             "Health": node.health,
+            "Connections": connections,
             "Cluster": node.cluster,
             "ClusterIPAddress": node.cluster_ip,
             "Fqdn": node.fqdn,
@@ -578,7 +581,9 @@ class GetNlbClusterNode(Cmdlet):
     synopsis = "Gets the nodes of NLB clusters."
     description = (
         "Shows each node's state: Converged, Converged(default) for the started node with "
-        "the highest priority, Draining, Stopped or Suspended."
+        "the highest priority, Draining, Stopped or Suspended; while the cluster's balancer "
+        "runs (casarray balancer run), also Unhealthy with the failing probe, or "
+        "Converging during a slow start, and the node's open connections."
     )
     examples = (
         Example("Get-NlbClusterNode", "Lists every node of every cluster."),
@@ -590,8 +595,20 @@ class GetNlbClusterNode(Cmdlet):
         has_cluster = params.get("InputObject") is not None or params.get("HostName")
         cluster = _cluster_ref(params) if has_cluster else None
         node = params.get("NodeName")
+        statuses: dict[str, Any] = {}
         for record in self.directory.nlb.nodes(cluster, node):
-            yield node_object(record)
+            # the running balancer's word on health (Unhealthy, Converging) and load
+            if record.cluster not in statuses:
+                statuses[record.cluster] = read_status(record.cluster)
+            live = live_node(statuses[record.cluster], record.name)
+            connections = None
+            if live is not None:
+                connections = live.get("connections")
+                if live.get("state") in ("Unhealthy", "Converging"):
+                    detail = live.get("detail")
+                    health = f"{live['state']} ({detail})" if detail else str(live["state"])
+                    record = dataclasses.replace(record, health=health)
+            yield node_object(record, connections)
 
 
 @register
@@ -953,3 +970,63 @@ class SetNlbClusterPortRuleNodeWeight(Cmdlet):
                 cluster, node, None if equal else weight, port_number=port_number, ip=ip
             )
         )
+
+
+@register
+class ExportNlbClusterConfig(Cmdlet):
+    name = "Export-NlbClusterConfig"
+    supports_should_process = True
+    parameters = (
+        _host(),
+        _interface(),
+        _input("A cluster from Get-NlbCluster."),
+        Parameter("Format", help="HAProxy: an haproxy.cfg for the cluster (the only format)."),
+        Parameter("Path", mandatory=True, help="The file to write."),
+        Parameter(
+            "SocketPath",
+            help="HAProxy's runtime API socket (default: haproxy.sock beside the file).",
+        ),
+        Parameter("BackendOffset", kind="int", help="Added to each port on the nodes."),
+    )
+    synopsis = "Exports an NLB cluster as an HAProxy configuration."
+    description = (
+        "Renders the cluster for HAProxy, the engine for clusters spread over several "
+        "hosts: a frontend per port rule on the cluster IP, balance by source for "
+        "affinity, the same health checks as casarray's balancer (inter 500, fall 2, "
+        "rise 2, slow start), stick tables for affinity timeouts, and a runtime API "
+        "socket through which `casarray balancer run --engine HAProxy` keeps it in step."
+    )
+    examples = (
+        Example(
+            "Export-NlbClusterConfig -HostName CAS01 -Format HAProxy -Path haproxy.cfg",
+            "Writes haproxy.cfg for CAS01's cluster; check it with haproxy -c -f haproxy.cfg.",
+        ),
+    )
+
+    def process(self, params: Mapping[str, Any]) -> Iterable[Any]:
+        from pathlib import Path
+
+        from casarray.balancer import haproxy
+        from casarray.directory.errors import InvalidValueError
+
+        fmt = params.get("Format") or "HAProxy"
+        if fmt.lower() != "haproxy":
+            raise InvalidValueError("Format", fmt, "isn't supported; use -Format HAProxy.")
+        has_cluster = params.get("InputObject") is not None or params.get("HostName")
+        clusters = self.directory.nlb.clusters(_cluster_ref(params) if has_cluster else None)
+        if len(clusters) != 1:
+            raise InvalidValueError(
+                "HostName",
+                params.get("HostName") or "",
+                f"names {len(clusters)} clusters; name one (or pipe it from Get-NlbCluster).",
+            )
+        path = Path(params["Path"]).expanduser()
+        socket_path = params.get("SocketPath") or str(path.with_name("haproxy.sock"))
+        view = self.directory.nlb.cluster_view(
+            clusters[0].guid, backend_offset=params.get("BackendOffset") or 0
+        )
+        text = haproxy.render_config(view, socket_path=socket_path)
+        if not self.should_process(str(path), "Export-NlbClusterConfig"):
+            return
+        path.write_text(text)
+        yield PSObject({"Path": str(path.resolve()), "Cluster": view.name, "Format": "HAProxy"})
