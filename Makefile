@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
 # Debian packages the test suite drives as real peers.
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables haproxy
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy
 # and the peers the benchmarks measure against (`make bench`)
 BENCH_PACKAGES := wrk nginx-light
 

@@ -174,6 +174,25 @@ def certificate_names(directory: Directory, server: str) -> list[str]:
     return names
 
 
+def proxy_sources(directory: Directory, server: str) -> frozenset[str]:
+    """The balancers that open IMAP connections (port 143) to `server` with a PROXY
+    protocol header: the cluster IP of each NLB cluster it is a node of whose rule for
+    143 says -ProxyProtocol (the Proxy data plane connects from the cluster IP)."""
+    from casarray.directory.errors import DirectoryError
+
+    sources: set[str] = set()
+    try:
+        clusters = directory.nlb.clusters(server)
+    except DirectoryError:
+        return frozenset()
+    for cluster in clusters:
+        view = directory.nlb.cluster_view(cluster.guid)
+        rule = view.rule_for(STANDARD_PORTS["imap"])
+        if rule is not None and rule.proxy_protocol:
+            sources.add(view.ip)
+    return frozenset(sources)
+
+
 def open_server(options: RunOptions) -> tuple[Directory, str, str]:
     """Open the directory; (directory, the server's name, its address). Refuses a
     server that isn't a Client Access server. Blocking."""
@@ -353,9 +372,28 @@ class Runner:
             address,
             self.ports["https"],
         )
+        await self._follow_balancers()
         if not self.is_worker:
             self._status_path = status_file(name)
             write_status(self._status_path, self.status(name, address, [os.getpid()]))
+
+    async def _follow_balancers(self) -> None:
+        """Which balancers send PROXY headers on the IMAP port (after each change)."""
+        assert self.directory is not None and self.imap is not None
+        try:
+            sources = await asyncio.to_thread(proxy_sources, self.directory, self.options.server)
+        except Exception as exc:
+            log.warning("%s: can't read the NLB clusters: %s", self.options.server, exc)
+            return
+        port = self.ports["imap"]
+        if self.imap.proxy_sources.get(port, frozenset()) != sources:
+            self.imap.proxy_sources = {port: sources} if sources else {}
+            if sources:
+                log.info(
+                    "%s: IMAP connections from %s begin with a PROXY header",
+                    self.options.server,
+                    ", ".join(sorted(sources)),
+                )
 
     def status(self, name: str, address: str, pids: list[int]) -> dict[str, Any]:
         assert self.backend is not None and self._cert_files is not None
@@ -420,6 +458,7 @@ class Runner:
         name = self.backend.server_name
         async for version in self.directory.watch(interval=0.2):
             self.backend.topology_changed(version)
+            await self._follow_balancers()
             if self.health is not None:
                 self.health.topology_changed(version)
             if self.http_context is not None:

@@ -30,6 +30,8 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -86,14 +88,25 @@ def choose(
     return next((node for node in ranked if node.name.lower() not in lowered), None)
 
 
+def proxy_protocol_ports(view: ClusterView) -> frozenset[int]:
+    """The cluster ports whose rule sends the nodes a PROXY protocol header."""
+    return frozenset(
+        port
+        for rule in view.rules
+        if rule.proxy_protocol and rule.end_port - rule.start_port < 64
+        for port in range(rule.start_port, rule.end_port + 1)
+    )
+
+
 class ProxyEngine:
-    """The user-space data plane (`proxy.Proxy`)."""
+    """The user-space data plane (`proxy.Proxy`). It connects to the nodes from the
+    cluster IP, so that they can tell the balancer's connections (and trust the PROXY
+    protocol header on the rules that send one)."""
 
     name = "Proxy"
 
-    def __init__(self, proxy_protocol_ports: frozenset[int] = frozenset()) -> None:
+    def __init__(self) -> None:
         self.proxy: Proxy | None = None
-        self.proxy_protocol_ports = proxy_protocol_ports
         self._view: ClusterView | None = None
         self._checker: HealthChecker | None = None
 
@@ -113,14 +126,16 @@ class ProxyEngine:
             view,
             self._choose,
             on_refused=self._refused,
-            proxy_protocol_ports=self.proxy_protocol_ports,
+            proxy_protocol_ports=proxy_protocol_ports(view),
+            source_address=view.ip,
         )
         await self.proxy.start()
 
     async def update(self, view: ClusterView, checker: HealthChecker) -> None:
         # health changes need nothing here: every connection asks the checker
         if self.proxy is not None and view != self._view:
-            await self.proxy.set_view(view)
+            await self.proxy.set_view(view, proxy_protocol_ports=proxy_protocol_ports(view))
+            self.proxy.source_address = view.ip
         self._view, self._checker = view, checker
 
     def connections(self, node: Node) -> int | None:
@@ -152,24 +167,49 @@ def slot_lists(view: ClusterView, checker: HealthChecker) -> dict[int, list[str]
     return lists
 
 
+def forget_connections(address: str) -> None:
+    """Drop the kernel's connection tracking entries of a failed node (`conntrack -D`).
+    Those in TIME_WAIT keep their old DNAT: a client port reused soon after (loopback
+    reuses them at once, tcp_tw_reuse=2) would be sent to the dead node again."""
+    conntrack = shutil.which("conntrack")
+    if conntrack is None:
+        return
+    done = subprocess.run(
+        [conntrack, "-D", "-p", "tcp", "--reply-src", address],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=10,
+    )
+    log.info("%s failed: its tracked connections dropped (%s)", address, done.stderr.strip())
+
+
 class KernelEngine:
-    """The nftables data plane: one table, replaced atomically at every change."""
+    """The nftables data plane: one table, replaced atomically at every change. The
+    connection tracking entries of a node that fails are dropped (`conntrack`)."""
 
     name = "Kernel"
 
     def __init__(self, nft_command: str = "nft") -> None:
         self.nft_command = nft_command
         self._script = ""
+        self._serving: set[str] = set()  # node addresses in the slot lists
 
     async def start(self, view: ClusterView, checker: HealthChecker) -> None:
         await self.update(view, checker)
 
     async def update(self, view: ClusterView, checker: HealthChecker) -> None:
-        script = nft.render_script(view, [], rule_slots=slot_lists(view, checker))
+        lists = slot_lists(view, checker)
+        script = nft.render_script(view, [], rule_slots=lists)
         if script == self._script:
             return
         await asyncio.to_thread(nft.apply, script, nft=self.nft_command)
         self._script = script
+        serving = {address for slots in lists.values() for address in slots}
+        draining = {n.address for n in view.nodes if n.state is not HostState.STARTED}
+        for address in self._serving - serving - draining:  # failed, not drained
+            await asyncio.to_thread(forget_connections, address)
+        self._serving = serving
 
     def connections(self, node: Node) -> int | None:
         return None  # conntrack's business; not counted here

@@ -79,6 +79,9 @@ class HealthPolicy:
     slow_start: float = 10.0  # seconds from slow_start_floor to full weight; 0: none
     slow_start_floor: float = 0.1  # the weight factor the moment a node comes up
     timeout: float = 0.5  # seconds a probe may take (connect, TLS, answer)
+    # seconds until the next probe while an up node is failing (HAProxy's fastinter):
+    # the second failure that takes it down comes soon after the first
+    fast_interval: float = 0.1
 
     def next_delay(self, rng: random.Random) -> float:
         """The jittered time until the next probe."""
@@ -584,7 +587,10 @@ class HealthChecker:
             reason = "" if result.ok else f"{target.label}: {result.reason or 'failed'}"
             self._emit(state.probe_result(result.ok, now, reason))
             check.first.set()
-            delay = self.policy.next_delay(self._rng) - (self._clock() - began)
+            if state.up and state.fails:  # failing: confirm it quickly
+                delay = self.policy.fast_interval - (self._clock() - began)
+            else:
+                delay = self.policy.next_delay(self._rng) - (self._clock() - began)
             await asyncio.sleep(max(0.0, delay))
 
     def _emit(self, events: Iterable[Transition]) -> None:

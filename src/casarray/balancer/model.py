@@ -74,6 +74,9 @@ class PortRule:
     timeout_minutes: int = 0  # NLB's extended affinity timeout (0: none)
     # LoadWeight per node name (0..100); a node not named here has weight 50 ("Equal")
     weights: Mapping[str, int] = field(default_factory=dict)
+    # casarray's own: each connection to a node starts with a PROXY protocol v2 header
+    # naming the client (Proxy data plane; the nodes trust it from the cluster IP)
+    proxy_protocol: bool = False
 
     def covers(self, port: int) -> bool:
         return self.start_port <= port <= self.end_port

@@ -353,7 +353,12 @@ class _ClientSide(asyncio.Protocol):
             side = _BackendSide(self)
             try:
                 await asyncio.wait_for(
-                    loop.create_connection(lambda side=side: side, node.address, backend_port),
+                    loop.create_connection(
+                        lambda side=side: side,
+                        node.address,
+                        backend_port,
+                        local_addr=(proxy.source_address, 0) if proxy.source_address else None,
+                    ),
                     proxy.connect_timeout,
                 )
             except (OSError, TimeoutError) as exc:
@@ -481,8 +486,12 @@ class Proxy:
         proxy_protocol_ports: Iterable[int] = (),
         connect_timeout: float = CONNECT_TIMEOUT,
         max_ports_per_rule: int = MAX_PORTS_PER_RULE,
+        source_address: str | None = None,
     ) -> None:
         listeners_for(view, max_ports_per_rule)  # refuse an unservable view early
+        # Connect to the nodes from this address (the cluster IP: the nodes then know
+        # the balancer's connections, and trust PROXY headers on them); None: any.
+        self.source_address = source_address
         self._view = view
         self._chooser = chooser
         self._on_refused = on_refused

@@ -253,6 +253,7 @@ class NlbPortRule:
     affinity: str
     timeout: int  # minutes
     weights: tuple[tuple[str, int], ...] = field(default=())  # (node, LoadWeight); else Equal
+    proxy_protocol: bool = False  # a PROXY v2 header to the nodes (casarray's own)
 
     @property
     def ip_text(self) -> str:
@@ -1099,6 +1100,7 @@ class NlbService:
             affinity=rule.affinity,
             timeout=rule.timeout,
             weights=tuple((n, w) for n, w in weights),
+            proxy_protocol=bool(rule.proxy_protocol),
         )
 
     def _rules(self, session: Session, cluster: NlbClusterRow) -> list[NlbPortRuleRow]:
@@ -1160,6 +1162,7 @@ class NlbService:
         mode: str = "Multiple",
         affinity: str = "Single",
         timeout: int = 0,
+        proxy_protocol: bool = False,
     ) -> NlbPortRule:
         """Add-NlbClusterPortRule, with NLB's defaults."""
         start, end = port("StartPort", start_port), port("EndPort", end_port)
@@ -1169,6 +1172,7 @@ class NlbService:
             mode=_choice("Mode", mode, MODES),
             affinity=_choice("Affinity", affinity, AFFINITIES),
             timeout=_in_range("Timeout", timeout, 0, 2**31 - 1),
+            proxy_protocol=bool(proxy_protocol),
         )
         with self.dir.store.write() as session:
             row = self._resolve_cluster(session, cluster)
@@ -1244,6 +1248,7 @@ class NlbService:
         new_mode: str | None = None,
         new_affinity: str | None = None,
         new_timeout: int | None = None,
+        proxy_protocol: bool | None = None,
     ) -> NlbPortRule:
         """Set-NlbClusterPortRule: the rule covering `port_number` gets new values."""
         start = port("NewStartPort", new_start_port) if new_start_port is not None else None
@@ -1271,6 +1276,8 @@ class NlbService:
                 rule.affinity = affinity
             if timeout is not None:
                 rule.timeout = timeout
+            if proxy_protocol is not None:
+                rule.proxy_protocol = bool(proxy_protocol)
             session.flush()
             return self._rule_record(session, row, rule)
 
@@ -1357,6 +1364,7 @@ class NlbService:
                     affinity=model.Affinity(r.affinity),
                     timeout_minutes=r.timeout,
                     weights=dict(r.weights),
+                    proxy_protocol=r.proxy_protocol,
                 )
                 for r in rules
             ),

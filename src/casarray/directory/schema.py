@@ -279,6 +279,11 @@ class NlbPortRuleRow(Base):
     mode: Mapped[str] = mapped_column(String(16), nullable=False)
     affinity: Mapped[str] = mapped_column(String(16), nullable=False)
     timeout: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # minutes
+    # casarray's own: the balancer opens each connection to a node with a PROXY
+    # protocol v2 header naming the client (the node trusts it from the cluster IP)
+    proxy_protocol: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
 
 
 class NlbNodeWeightRow(Base):

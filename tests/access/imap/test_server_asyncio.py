@@ -484,3 +484,44 @@ async def _test_client_that_does_not_read(server: ImapServer) -> None:
     assert connection.transport.get_write_buffer_size() + connection._pending_size < 256 * 1024
     assert sent < 16 * 1024 * 1024
     sock.close()
+
+
+# -- PROXY protocol from the balancer ---------------------------------------------------
+
+
+def test_proxy_header_from_the_balancer_names_the_client(
+    arun: Any, cert: tls.CertificateFiles
+) -> None:
+    arun(serving(cert, _test_proxy_header))
+
+
+async def _test_proxy_header(server: ImapServer) -> None:
+    from casarray.balancer.proxy import proxy_v2_header
+
+    port = server.port(False)
+    assert port is not None
+    # connections from 127.0.0.1 to this port come from the balancer, with a header
+    server.proxy_sources = {port: frozenset({"127.0.0.1"})}
+
+    def talk(first: bytes) -> bytes:
+        c = Client(port)
+        c.send(first)
+        line = c.line()
+        c.close()
+        return line
+
+    header = proxy_v2_header(("198.51.100.7", 40000), (HOST, 143))
+    # a version 2 header, then a version 1 line
+    assert await run(talk, header) == b"* OK fake ready\r\n"
+    assert FakeSession.sessions[-1].kwargs["client_address"] == "198.51.100.7"
+    v1 = b"PROXY TCP4 203.0.113.9 127.77.1.11 5555 143\r\n"
+    assert await run(talk, v1) == b"* OK fake ready\r\n"
+    assert FakeSession.sessions[-1].kwargs["client_address"] == "203.0.113.9"
+    count = len(FakeSession.sessions)
+    # no header from the balancer: the connection is dropped, no session is made
+    assert await run(talk, b"a NOOP\r\n") == b""
+    assert len(FakeSession.sessions) == count
+    # anyone else (other port: no balancer there) is greeted at once, header or not
+    server.proxy_sources = {}
+    assert await run(talk, b"") == b"* OK fake ready\r\n"
+    assert FakeSession.sessions[-1].kwargs["client_address"] == "127.0.0.1"

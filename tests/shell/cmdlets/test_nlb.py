@@ -257,8 +257,8 @@ def test_port_rule_cmdlets(seeded: Shell, bj: Directory) -> None:
         "-Mode Single -Timeout 5"
     )
     out = seeded.ok("Get-NlbClusterPortRule -HostName CAS01 -Port 993 | Format-List").out
-    assert "IP          : 127.77.1.10" in out and "Mode        : Single" in out
-    assert "Timeout     : 5" in out
+    assert "IP            : 127.77.1.10" in out and "Mode          : Single" in out
+    assert "Timeout       : 5" in out and "ProxyProtocol : False" in out
     seeded.ok("Get-NlbClusterPortRule -Port 143 | Set-NlbClusterPortRule -NewAffinity Network")
     assert bj.nlb.port_rules(port_number=143)[0].affinity == "Network"
     error = seeded.run("Set-NlbClusterPortRule -HostName CAS01 -Port 143 -NewEndPort 2000").error()
@@ -314,3 +314,13 @@ def test_export_haproxy_config(seeded: Shell, tmp_path: object) -> None:
         assert check.returncode == 0, check.stdout + check.stderr
     error = seeded.run(f"Export-NlbClusterConfig CAS01 -Format Nginx -Path {path}").error()
     assert "parameter 'Format'" in error.message and "use -Format HAProxy" in error.message
+
+
+def test_proxy_protocol_on_a_port_rule(seeded: Shell, bj: Directory) -> None:
+    seeded.ok("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
+    seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 143 -EndPort 143 -ProxyProtocol")
+    seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 993 -EndPort 993")
+    view = bj.nlb.cluster_view("bj-cas.lab.net")
+    assert [(r.start_port, r.proxy_protocol) for r in view.rules] == [(143, True), (993, False)]
+    seeded.ok("Set-NlbClusterPortRule -HostName CAS01 -Port 143 -ProxyProtocol:$false")
+    assert not bj.nlb.cluster_view("bj-cas.lab.net").rules[0].proxy_protocol

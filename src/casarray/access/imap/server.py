@@ -52,6 +52,8 @@ SWEEP_INTERVAL = 1.0
 # Data that arrives while the session is busy is held up to this much before reading
 # is paused (it normally isn't: reading is paused during every feed()).
 MAX_PENDING = 64 * 1024
+# How long the balancer has to send its PROXY protocol header.
+PROXY_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class ImapConnection(asyncio.Protocol):
         "_lost",
         "_pending",
         "_pending_size",
+        "_proxy_buffer",
+        "_proxy_timer",
         "_read_paused",
         "_shutdown",
         "_tls_starting",
@@ -118,6 +122,8 @@ class ImapConnection(asyncio.Protocol):
         self._idle_handle: asyncio.TimerHandle | None = None
         self._pending: list[bytes] | None = None
         self._pending_size = 0
+        self._proxy_buffer: bytes | None = None  # awaiting the balancer's PROXY header
+        self._proxy_timer: asyncio.TimerHandle | None = None
         self.bytes_in = 0
         self.bytes_out = 0
         self.opened = self.last_active = time.monotonic()
@@ -144,6 +150,18 @@ class ImapConnection(asyncio.Protocol):
             self.peer,
             "tls" if self.implicit_tls else "plain",
         )
+        sockname = transport.get_extra_info("sockname")
+        local_port = int(sockname[1]) if sockname else 0
+        if not self.implicit_tls and server.expects_proxy(client_address, local_port):
+            # the balancer says first who the client is (PROXY protocol)
+            self._proxy_buffer = b""
+            self._proxy_timer = server.loop.call_later(PROXY_TIMEOUT, self._proxy_failed)
+            return
+        self._begin(client_address)
+
+    def _begin(self, client_address: str) -> None:
+        """Start the session: its greeting goes out."""
+        server = self.server
         try:
             self.session = server._session_factory(
                 server.backend,
@@ -161,9 +179,50 @@ class ImapConnection(asyncio.Protocol):
             return
         self._handle(events)
 
+    def _proxy_data(self, data: bytes) -> None:
+        from casarray.access import proxy_protocol
+
+        buffer = (self._proxy_buffer or b"") + data
+        try:
+            parsed = proxy_protocol.parse(buffer)
+        except proxy_protocol.ProxyHeaderError as exc:
+            log.warning("%s #%d %s: %s", self.server.name, self.cid, self.peer, exc)
+            self._proxy_failed()
+            return
+        if parsed is None:
+            self._proxy_buffer = buffer
+            return
+        header, used = parsed
+        self._proxy_buffer = None
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
+        balancer = self.peer
+        client_address = self.peer.rsplit(":", 1)[0]
+        if header.source is not None:
+            client_address = header.source[0]
+            self.peer = f"{header.source[0]}:{header.source[1]}"
+        log.info("%s #%d %s via %s", self.server.name, self.cid, self.peer, balancer)
+        self._begin(client_address)
+        rest = buffer[used:]
+        if rest and self.session is not None:
+            self.data_received(rest)
+
+    def _proxy_failed(self) -> None:
+        """No valid PROXY header from the balancer in time: drop the connection."""
+        self._proxy_timer = None
+        if self._proxy_buffer is not None:
+            self._proxy_buffer = None
+            self._closing = True
+            if self.transport is not None:
+                self.transport.close()
+
     def data_received(self, data: bytes) -> None:
         self.last_active = time.monotonic()
         self.bytes_in += len(data)
+        if self._proxy_buffer is not None:
+            self._proxy_data(data)
+            return
         if self._closing or self._tls_starting:
             return
         if self._busy or self._write_paused:
@@ -193,6 +252,9 @@ class ImapConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._lost:
             return
+        if self._proxy_timer is not None:
+            self._proxy_timer.cancel()
+            self._proxy_timer = None
         self._lost = True
         self._closing = True
         self._stop_idle()
@@ -387,6 +449,8 @@ class ImapConnection(asyncio.Protocol):
     def check_timeout(self, now: float, timeout: float) -> None:
         if self._busy or self._closing or self._tls_starting or now - self.last_active < timeout:
             return
+        if self.session is None:  # still awaiting a PROXY header: its own timer ends it
+            return
         self.last_active = now  # one call per timeout period
         log.info("%s #%d %s idle time-out", self.server.name, self.cid, self.peer)
         try:
@@ -400,6 +464,9 @@ class ImapConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Say BYE and close, once the session's current step (if any) has finished."""
         if self._closing or self._lost:
+            return
+        if self._proxy_buffer is not None:
+            self._proxy_failed()
             return
         self._shutdown = True
         if self._tls_starting:
@@ -485,8 +552,16 @@ class ImapServer:
         self._sweeper: asyncio.Task[None] | None = None
         self.listeners: list[ListenerInfo] = []
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        # Per local port, the balancers (addresses) that open each connection with a
+        # PROXY protocol header naming the client (the runner keeps it current).
+        self.proxy_sources: dict[int, frozenset[str]] = {}
 
     # -- helpers for the connections ----------------------------------------------------
+
+    def expects_proxy(self, peer: str, local_port: int) -> bool:
+        """Whether a connection from `peer` to `local_port` starts with a PROXY header."""
+        sources = self.proxy_sources.get(local_port)
+        return sources is not None and peer in sources
 
     def _next_id(self) -> int:
         self._ids += 1

@@ -150,6 +150,7 @@ def rule_object(rule: NlbPortRule) -> PSObject:
             "Mode": rule.mode,
             "Affinity": rule.affinity,
             "Timeout": rule.timeout,
+            "ProxyProtocol": rule.proxy_protocol,
             "NodeWeights": [f"{n}={w}" for n, w in rule.weights],
             "ClusterName": rule.cluster,
         },
@@ -791,6 +792,12 @@ class AddNlbClusterPortRule(Cmdlet):
             "Affinity", kind="enum", choices=AFFINITIES, aliases=("A",), help="Default Single."
         ),
         Parameter("Timeout", kind="int", aliases=("T",), help="Affinity timeout, minutes (0)."),
+        Parameter(
+            "ProxyProtocol",
+            kind="switch",
+            help="casarray's own: open each connection to a node with a PROXY protocol v2 "
+            "header naming the client (Proxy data plane; IMAP 143 on the nodes).",
+        ),
     )
     synopsis = "Adds a port rule to an NLB cluster."
     description = (
@@ -821,6 +828,7 @@ class AddNlbClusterPortRule(Cmdlet):
                 mode=params.get("Mode") or "Multiple",
                 affinity=params.get("Affinity") or "Single",
                 timeout=params.get("Timeout") or 0,
+                proxy_protocol=bool(params.get("ProxyProtocol")),
             )
         )
 
@@ -873,6 +881,11 @@ class SetNlbClusterPortRule(Cmdlet):
         Parameter("NewMode", kind="enum", choices=MODES, help="Multiple, Single or Disabled."),
         Parameter("NewAffinity", kind="enum", choices=AFFINITIES, help="None, Single, Network."),
         Parameter("NewTimeout", kind="int", help="Affinity timeout, minutes."),
+        Parameter(
+            "ProxyProtocol",
+            kind="switch",
+            help="Send a PROXY v2 header to the nodes ($false: don't).",
+        ),
     )
     synopsis = "Changes an NLB port rule."
     description = "Changes the rule covering -Port (or the piped rule); ranges must not overlap."
@@ -900,6 +913,7 @@ class SetNlbClusterPortRule(Cmdlet):
                 new_mode=params.get("NewMode"),
                 new_affinity=params.get("NewAffinity"),
                 new_timeout=params.get("NewTimeout"),
+                proxy_protocol=params.get("ProxyProtocol"),
             )
         )
 

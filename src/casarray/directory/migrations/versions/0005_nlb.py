@@ -103,6 +103,7 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(length=16), nullable=False),
         sa.Column("affinity", sa.String(length=16), nullable=False),
         sa.Column("timeout", sa.Integer(), nullable=False),
+        sa.Column("proxy_protocol", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(
             ["cluster_id"],
             ["nlb_cluster.id"],
