@@ -194,6 +194,7 @@ class KernelEngine:
         self.nft_command = nft_command
         self._script = ""
         self._serving: set[str] = set()  # node addresses in the slot lists
+        self._counts: dict[str, tuple[float, int]] = {}  # address -> (when, connections)
 
     async def start(self, view: ClusterView, checker: HealthChecker) -> None:
         await self.update(view, checker)
@@ -212,10 +213,28 @@ class KernelEngine:
         self._serving = serving
 
     def connections(self, node: Node) -> int | None:
-        return None  # conntrack's business; not counted here
+        """The node's established connections, as the kernel tracks them (read with
+        `conntrack -L` at most once a second per node)."""
+        now = time.monotonic()
+        cached = self._counts.get(node.address)
+        if cached is not None and now - cached[0] < 1.0:
+            return cached[1]
+        conntrack = shutil.which("conntrack")
+        if conntrack is None:
+            return None
+        listed = subprocess.run(
+            [conntrack, "-L", "-p", "tcp", "--state", "ESTABLISHED", "--reply-src", node.address],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+        count = sum(1 for line in listed.stdout.splitlines() if line.startswith("tcp"))
+        self._counts[node.address] = (now, count)
+        return count
 
     def cut(self, node: Node) -> int:
-        return 0
+        return 0  # the kernel keeps them; drain's end is the node's to enforce
 
     async def close(self, view: ClusterView, *, keep: bool) -> None:
         if not keep:
