@@ -105,7 +105,7 @@ def _engine(name: str, work: Path) -> object:
         return control.KernelEngine()
     if name == "Proxy":
         return control.ProxyEngine()
-    from casarray.balancer.haproxy_engine import HaproxyEngine  # type: ignore[import-not-found]
+    from casarray.balancer.haproxy_engine import HaproxyEngine
 
     return HaproxyEngine(work)
 
