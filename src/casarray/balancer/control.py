@@ -109,19 +109,40 @@ class ProxyEngine:
         self.proxy: Proxy | None = None
         self._view: ClusterView | None = None
         self._checker: HealthChecker | None = None
+        # per rule (by identity): the healthy nodes and their weights, computed at each
+        # update (every health change, and each second of a slow start), not per
+        # connection
+        self._inputs: dict[int, tuple[frozenset[str], dict[str, float]]] = {}
+
+    def _refresh(self, view: ClusterView, checker: HealthChecker) -> None:
+        self._inputs = {
+            id(rule): (checker.healthy(rule), checker.weights(rule)) for rule in view.rules
+        }
 
     def _choose(
         self, rule: PortRule, client_ip: str, client_port: int, port: int, exclude: set[str]
     ) -> Node | None:
         assert self._view is not None and self._checker is not None
-        return choose(self._view, self._checker, rule, client_ip, client_port, exclude)
+        inputs = self._inputs.get(id(rule))
+        if inputs is None:
+            return choose(self._view, self._checker, rule, client_ip, client_port, exclude)
+        healthy, weights = inputs
+        for node in hashing.ranked(
+            rule, self._view.nodes, client_ip, client_port, healthy=healthy, weights=weights
+        ):
+            if node.name not in exclude:
+                return node
+        return None
 
     def _refused(self, node: Node, port: int) -> None:
         if self._checker is not None:
             self._checker.report_refused(node.name, port)
+            if self._view is not None:  # at once, not at the next update
+                self._refresh(self._view, self._checker)
 
     async def start(self, view: ClusterView, checker: HealthChecker) -> None:
         self._view, self._checker = view, checker
+        self._refresh(view, checker)
         self.proxy = Proxy(
             view,
             self._choose,
@@ -137,6 +158,7 @@ class ProxyEngine:
             await self.proxy.set_view(view, proxy_protocol_ports=proxy_protocol_ports(view))
             self.proxy.source_address = view.ip
         self._view, self._checker = view, checker
+        self._refresh(view, checker)
 
     def connections(self, node: Node) -> int | None:
         return self.proxy.connections(node) if self.proxy is not None else None
