@@ -18,7 +18,8 @@ other:
   resumes, so a slow reader costs at most a write buffer plus one read, never the whole
   transfer; data a client sends before the backend is connected is held up to
   `MAX_PENDING` bytes, then its reading is paused too;
-- TCP_NODELAY on both sockets (IMAP and HTTP are request/response);
+- TCP_NODELAY on both sockets (IMAP and HTTP are request/response), which asyncio and
+  uvloop set on every TCP transport themselves;
 - half-close: an EOF from one side becomes `write_eof()` on the other (after what is
   buffered), and the pair is closed when both directions are done;
 - passive detection: a backend connect that is refused, fails or takes longer than
@@ -54,7 +55,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import socket
 import struct
 import time
 from collections.abc import Callable, Iterable
@@ -162,13 +162,6 @@ def _rule_for(view: ClusterView, host: str, port: int) -> PortRule | None:
     return best
 
 
-def _nodelay(transport: Any) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
 def _pause(transport: Any) -> None:
     if transport is not None and not transport.is_closing():
         with contextlib.suppress(RuntimeError, AttributeError):
@@ -225,7 +218,6 @@ class _ClientSide(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        _nodelay(transport)
         peer = transport.get_extra_info("peername")
         self.peer = (peer[0], peer[1]) if peer else ("", 0)
         self.proxy._clients.add(self)
@@ -352,15 +344,13 @@ class _ClientSide(asyncio.Protocol):
             proxy._assign(self, node)
             side = _BackendSide(self)
             try:
-                await asyncio.wait_for(
-                    loop.create_connection(
+                async with asyncio.timeout(proxy.connect_timeout):
+                    await loop.create_connection(
                         lambda side=side: side,
                         node.address,
                         backend_port,
                         local_addr=(proxy.source_address, 0) if proxy.source_address else None,
-                    ),
-                    proxy.connect_timeout,
-                )
+                    )
             except (OSError, TimeoutError) as exc:
                 proxy._assign(self, None)
                 side.discard()
@@ -443,7 +433,6 @@ class _BackendSide(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        _nodelay(transport)
         if self.client._write_paused:
             _pause(transport)
 
