@@ -218,13 +218,23 @@ def common_free_port() -> int:
     raise RuntimeError("no common free port")
 
 
+def test_proxy_protocol_rules() -> None:
+    text = haproxy.render_config(
+        view(PortRule(143, 143, proxy_protocol=True), PortRule(993, 993)), socket_path="s"
+    )
+    imap, imaps = text.split("\nbackend ")[1:3]
+    assert "source 127.77.1.10" in imap and "send-proxy-v2 check-send-proxy" in imap
+    assert "source 127" not in imaps and "send-proxy" not in imaps
+
+
 def test_rendered_config_is_valid(haproxy_binary: str, tmp_path: Path) -> None:
     cluster = view(
         PortRule(143, 143, affinity=Affinity.NONE),
         PortRule(993, 993, timeout_minutes=20),
         PortRule(443, 443, affinity=Affinity.NETWORK, timeout_minutes=5),
         PortRule(80, 80, mode=FilteringMode.SINGLE),
-        PortRule(1000, 1010),
+        PortRule(1000, 1010, proxy_protocol=True),
+        PortRule(2000, 2000, proxy_protocol=True),
         PortRule(25, 25, mode=FilteringMode.DISABLED),
         PortRule(53, 53, protocol=RuleProtocol.UDP),
         nodes=(CAS01, CAS02, Node("CAS03", "127.77.1.13", 3, 3, state=HostState.SUSPENDED)),

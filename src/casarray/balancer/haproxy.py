@@ -137,6 +137,8 @@ def _servers(view: ClusterView, rule: PortRule, tls_check: bool) -> list[str]:
         line = f"server {server_name(node)} {address} {SERVER_CHECK}{check_port} weight {weight}"
         if tls_check:
             line += " check-ssl verify none"
+        if rule.proxy_protocol:  # the client named in a PROXY v2 header, checks too
+            line += " send-proxy-v2 check-send-proxy"
         if rule.mode is FilteringMode.SINGLE and position > 0:
             line += " backup"
         if node.state in (HostState.STOPPED, HostState.SUSPENDED):
@@ -208,6 +210,8 @@ def render_config(
         probe, tls = rule.probe(rule.start_port)
         lines = [
             *_balance(rule, balance_none),
+            # a node trusts PROXY headers from the cluster IP: connect from there
+            *([f"source {view.ip}"] if rule.proxy_protocol else []),
             *_stickiness(rule),
             *_checks(probe, health_path),
             *_servers(view, rule, tls),
