@@ -198,3 +198,44 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
     if engine == "Kernel":
         tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
         assert "casarray_bj_cas_lab_net" not in tables.stdout  # removed at a clean stop
+
+
+def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: Lab) -> None:
+    """The cluster follows the BJ array: CAS04, installed in BJ and started, is a node
+    and takes a share of the connections without any NLB cmdlet."""
+    offset = free_offset()
+    with socket.socket() as probe:  # CAS04's ports too
+        probe.bind(("127.77.1.14", 143 + offset))
+    lab.shell(
+        'New-ClientAccessArray -Name "BJ CAS Array" -Fqdn bj-cas.lab.net -Site BJ; '
+        f'New-NlbCluster -ClusterPrimaryIP {VIP} -ClientAccessArray "BJ CAS Array" '
+        "-DataPlane Proxy; "
+        "Remove-NlbClusterPortRule -HostName bj-cas.lab.net -Port 0 -Force; "
+        "Add-NlbClusterPortRule -HostName bj-cas.lab.net -StartPort 143 -EndPort 143 "
+        "-Protocol Tcp -Affinity None"
+    )
+    run = ["--port-offset", str(offset), "--processes", "1"]
+    procs = [start(["server", "run", "CAS01", *run], lab, lab.home / "CAS01.log")]
+    log = lab.home / "balancer.log"
+    try:
+        wait_for(lambda: socket.create_connection((HOSTS["CAS01"], 143 + offset), 1))
+        balancer = ["balancer", "run", "bj-cas.lab.net", "--engine", "Proxy"]
+        offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
+        procs.append(start([*balancer, *offsets], lab, log))
+        status_file = status_path("bj-cas.lab.net", lab.home)
+        wait_for(lambda: node_states(status_file)["CAS01"] == "Converged")
+        # the only servers up: CAS01 (CAS02 is a member too, but not running)
+        assert Counter(greeting(143 + offset) for _ in range(10)) == Counter({"CAS01": 10})
+        lab.shell("New-ExchangeServer -Name CAS04 -Roles ClientAccess -IPAddress 127.77.1.14")
+        procs.append(start(["server", "run", "CAS04", *run], lab, lab.home / "CAS04.log"))
+        wait_for(lambda: node_states(status_file).get("CAS04") in ("Converging", "Converged"))
+        seen: Counter[str] = Counter()
+        deadline = time.monotonic() + 20  # slow start: its share grows over 10 s
+        while time.monotonic() < deadline and seen["CAS04"] < 5:
+            seen[greeting(143 + offset)] += 1
+        assert seen["CAS04"] >= 5, seen
+        shown = lab.shell("Get-NlbClusterNode -HostName bj-cas.lab.net | Format-List Name,State")
+        assert "CAS04" in shown
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
