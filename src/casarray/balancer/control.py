@@ -68,21 +68,18 @@ class Engine(Protocol):
 
 def choose(
     view: ClusterView,
-    checker: HealthChecker,
     rule: PortRule,
     client_ip: str,
     client_port: int,
     exclude: set[str],
+    *,
+    healthy: frozenset[str],
+    weights: Mapping[str, float],
 ) -> Node | None:
     """The node for a new connection: the best ranked healthy, started node that
     hasn't refused it already."""
     ranked = hashing.ranked(
-        rule,
-        view.nodes,
-        client_ip,
-        client_port,
-        healthy=checker.healthy(rule),
-        weights=checker.weights(rule),
+        rule, view.nodes, client_ip, client_port, healthy=healthy, weights=weights
     )
     lowered = {name.lower() for name in exclude}
     return next((node for node in ranked if node.name.lower() not in lowered), None)
@@ -124,15 +121,12 @@ class ProxyEngine:
     ) -> Node | None:
         assert self._view is not None and self._checker is not None
         inputs = self._inputs.get(id(rule))
-        if inputs is None:
-            return choose(self._view, self._checker, rule, client_ip, client_port, exclude)
+        if inputs is None:  # a rule of a view not seen by update() yet
+            inputs = (self._checker.healthy(rule), self._checker.weights(rule))
         healthy, weights = inputs
-        for node in hashing.ranked(
-            rule, self._view.nodes, client_ip, client_port, healthy=healthy, weights=weights
-        ):
-            if node.name not in exclude:
-                return node
-        return None
+        return choose(
+            self._view, rule, client_ip, client_port, exclude, healthy=healthy, weights=weights
+        )
 
     def _refused(self, node: Node, port: int) -> None:
         if self._checker is not None:

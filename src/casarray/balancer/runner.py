@@ -36,7 +36,6 @@ from casarray.config import casarray_home
 
 log = logging.getLogger("casarray.balancer")
 
-UNPRIVILEGED_OFFSET = 10_000
 ENGINES = ("Kernel", "Proxy", "HAProxy")
 
 
@@ -111,6 +110,7 @@ def _engine(name: str, work: Path) -> object:
 
 
 async def run_balancer(options: BalancerOptions) -> int:
+    from casarray.access.runner import UNPRIVILEGED_OFFSET
     from casarray.balancer.control import Balancer
     from casarray.directory import Directory, DirectoryError
 

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("casarray.http")
 
-UNPRIVILEGED_OFFSET = 10_000
 # llhttp (Node.js's parser) through httptools when installed, else h11 (pure Python).
 HTTP_PARSER = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
