@@ -58,6 +58,8 @@ from __future__ import annotations
 import os
 import sys
 
+import benchlib  # before the folder leaves the path (see below)
+
 # Run as a script, this file's folder is sys.path[0], and bench/http.py would shadow
 # the standard library's `http` (which asyncio's and uvloop's neighbours import).
 if sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(
@@ -171,19 +173,7 @@ def _proc_stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                children.setdefault(int(_proc_stat(int(entry))[1]), []).append(int(entry))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
+process_tree = benchlib.process_tree
 
 
 def processes_naming(text: str) -> list[int]:
@@ -500,29 +490,16 @@ class Result:
     output: str = ""
 
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
 def parse_wrk(output: str) -> Result:
-    result = Result(output=output)
-    found = re.search(r"^Requests/sec:\s*([\d.]+)", output, re.M)
-    if found is None:
-        raise RuntimeError(f"wrk printed no Requests/sec:\n{output}")
-    result.rate = float(found.group(1))
-    for percent, attribute in (("50", "p50_ms"), ("99", "p99_ms")):
-        found = re.search(rf"^\s*{percent}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
-        if found is not None:
-            setattr(result, attribute, float(found.group(1)) * UNITS[found.group(2)])
-    found = re.search(r"^\s*(\d+) requests in", output, re.M)
-    result.requests = int(found.group(1)) if found else 0
-    found = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
-    result.failed += int(found.group(1)) if found else 0
-    found = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    figures = benchlib.parse_wrk(output)
+    return Result(
+        rate=figures.rate,
+        p50_ms=figures.p50_ms,
+        p99_ms=figures.p99_ms,
+        requests=figures.requests,
+        failed=figures.failed,
+        output=output,
     )
-    if found is not None:
-        result.failed += sum(int(n) for n in found.groups())
-    return result
 
 
 def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> Result:

@@ -65,9 +65,11 @@ from __future__ import annotations
 import os
 import sys
 
+import benchlib  # before the folder leaves the path (see below)
+
 # This file is bench/http.py: run as a script, its folder is sys.path[0], and the
 # standard library's `http` package (urllib, uvicorn, Starlette import it) would be
-# this file. The bench imports nothing from its own folder, so the folder goes.
+# this file. Only benchlib comes from its own folder (imported above), so the folder goes.
 if sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(
     os.path.realpath(__file__)
 ):
@@ -79,7 +81,6 @@ import contextlib
 import ctypes
 import json
 import random
-import re
 import resource
 import shutil
 import signal
@@ -158,29 +159,7 @@ def stop_process(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) ->
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    children = _children()
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
+process_tree = benchlib.process_tree
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -956,30 +935,17 @@ class Result:
         return self.requests_per_second / (self.cpu_percent / 100)
 
 
-UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
 def parse_wrk(output: str) -> Result:
     """requests/s, p50/p99 and failures from `wrk --latency` output."""
-    result = Result(output=output)
-    found = re.search(r"^Requests/sec:\s*([\d.]+)", output, re.M)
-    if found is None:
-        raise RuntimeError(f"wrk printed no Requests/sec:\n{output}")
-    result.requests_per_second = float(found.group(1))
-    for percent, attribute in (("50", "p50_ms"), ("99", "p99_ms")):
-        found = re.search(rf"^\s*{percent}(?:\.0+)?%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.M)
-        if found is not None:
-            setattr(result, attribute, float(found.group(1)) * UNITS[found.group(2)])
-    found = re.search(r"^\s*(\d+) requests in", output, re.M)
-    result.requests = int(found.group(1)) if found else 0
-    found = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", output)
-    result.failed += int(found.group(1)) if found else 0
-    found = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    figures = benchlib.parse_wrk(output)
+    return Result(
+        requests_per_second=figures.rate,
+        p50_ms=figures.p50_ms,
+        p99_ms=figures.p99_ms,
+        requests=figures.requests,
+        failed=figures.failed,
+        output=output,
     )
-    if found is not None:
-        result.failed += sum(int(n) for n in found.groups())
-    return result
 
 
 def run_wrk(

@@ -50,6 +50,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
+import benchlib
+
 USER, PASSWORD = "bench", "bench-password"
 CAS_HOST, DOVECOT_HOST = "127.77.1.11", "127.0.0.1"
 RATE_GOAL, IDLE_GOAL_KB = 0.5, 20.0
@@ -143,28 +145,7 @@ def free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def _children() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    children = _children()
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
+process_tree = benchlib.process_tree
 
 
 def memory_kb(pids: list[int]) -> tuple[int, int]:
