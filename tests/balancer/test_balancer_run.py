@@ -162,13 +162,9 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
                 if time.monotonic() - killed > 1.0:
                     late_failures += 1
                     late.append(f"{time.monotonic() - killed:.2f}s {exc!r}")
-        if engine == "Proxy":  # a refused connection is retried on another node
-            assert late_failures == 0, (answered, late)
-        else:
-            # Known defect, under investigation (issue 6): on the Kernel plane about one
-            # connection in a thousand is still refused 1-2.5 s after the kill, although
-            # the dead node's conntrack entries are dropped when it goes down.
-            assert late_failures <= max(1, sum(answered.values()) // 1000), (answered, late)
+        # Proxy: a refused connection is retried on another node. Kernel: the dead
+        # node's tracked connections are dropped, and so are stale ones at start.
+        assert late_failures == 0, (answered, late)
         assert node_states(status_file) == {"CAS01": "Converged", "CAS02": "Unhealthy"}
         shown = lab.shell("Get-NlbClusterNode -HostName CAS01 | Format-List Name,State")
         assert "Unhealthy (imap 143: connection refused)" in shown, shown

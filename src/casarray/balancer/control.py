@@ -30,8 +30,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from casarray.balancer import hashing, nft
+from casarray.balancer import conntrack, hashing, nft
 from casarray.balancer.health import HealthChecker, Transition
 from casarray.balancer.model import ClusterView, FilteringMode, HostState, Node, PortRule
 from casarray.balancer.proxy import Proxy
@@ -183,32 +181,18 @@ def slot_lists(view: ClusterView, checker: HealthChecker) -> dict[int, list[str]
     return lists
 
 
-def forget_connections(address: str) -> None:
-    """Drop the kernel's connection tracking entries of a failed node (`conntrack -D`).
-    Those in TIME_WAIT keep their old DNAT: a client port reused soon after (loopback
-    reuses them at once, tcp_tw_reuse=2) would be sent to the dead node again."""
-    conntrack = shutil.which("conntrack")
-    if conntrack is None:
-        return
-    done = subprocess.run(
-        [conntrack, "-D", "-p", "tcp", "--reply-src", address],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=10,
-    )
-    log.info("%s failed: its tracked connections dropped (%s)", address, done.stderr.strip())
-
-
 class KernelEngine:
-    """The nftables data plane: one table, replaced atomically at every change. The
-    connection tracking entries of a node that fails are dropped (`conntrack`)."""
+    """The nftables data plane: one table, replaced atomically at every change. Tracked
+    connections that would follow an old DNAT are dropped (`balancer.conntrack`): a
+    failed node's at once, stale ones at start and at every change of the cluster, all
+    of them when the cluster stops."""
 
     name = "Kernel"
 
     def __init__(self, nft_command: str = "nft") -> None:
         self.nft_command = nft_command
         self._script = ""
+        self._view: ClusterView | None = None
         self._serving: set[str] = set()  # node addresses in the slot lists
         self._counts: dict[str, tuple[float, int]] = {}  # address -> (when, connections)
 
@@ -218,15 +202,17 @@ class KernelEngine:
     async def update(self, view: ClusterView, checker: HealthChecker) -> None:
         lists = slot_lists(view, checker)
         script = nft.render_script(view, [], rule_slots=lists)
-        if script == self._script:
-            return
-        await asyncio.to_thread(nft.apply, script, nft=self.nft_command)
-        self._script = script
+        if script != self._script:
+            await asyncio.to_thread(nft.apply, script, nft=self.nft_command)
+            self._script = script
         serving = {address for slots in lists.values() for address in slots}
         draining = {n.address for n in view.nodes if n.state is not HostState.STARTED}
         for address in self._serving - serving - draining:  # failed, not drained
-            await asyncio.to_thread(forget_connections, address)
+            await asyncio.to_thread(conntrack.forget_node, address)
         self._serving = serving
+        if view != self._view:
+            await asyncio.to_thread(conntrack.prune, view)
+            self._view = view
 
     def connections(self, node: Node) -> int | None:
         """The node's established connections, as the kernel tracks them (read with
@@ -235,18 +221,9 @@ class KernelEngine:
         cached = self._counts.get(node.address)
         if cached is not None and now - cached[0] < 1.0:
             return cached[1]
-        conntrack = shutil.which("conntrack")
-        if conntrack is None:
-            return None
-        listed = subprocess.run(
-            [conntrack, "-L", "-p", "tcp", "--state", "ESTABLISHED", "--reply-src", node.address],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=10,
-        )
-        count = sum(1 for line in listed.stdout.splitlines() if line.startswith("tcp"))
-        self._counts[node.address] = (now, count)
+        count = conntrack.count_established(node.address)
+        if count is not None:
+            self._counts[node.address] = (now, count)
         return count
 
     def cut(self, node: Node) -> int:
@@ -255,6 +232,7 @@ class KernelEngine:
     async def close(self, view: ClusterView, *, keep: bool) -> None:
         if not keep:
             await asyncio.to_thread(nft.remove, view, nft=self.nft_command)
+            await asyncio.to_thread(conntrack.forget_cluster, view)
 
 
 @dataclass
