@@ -71,6 +71,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import json
 import logging
 import re
@@ -93,8 +94,14 @@ NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin") o
 WRK = shutil.which("wrk") or "wrk"
 HAPROXY = "/usr/sbin/haproxy"
 PAGE = b"casarray ok\r\n"
-PLANES = ("direct", "kernel", "proxy", "haproxy")
-LABELS = {"direct": "direct", "kernel": "Kernel", "proxy": "Proxy", "haproxy": "HAProxy"}
+PLANES = ("direct", "kernel", "proxy", "bare", "haproxy")
+LABELS = {
+    "direct": "direct",
+    "kernel": "Kernel",
+    "proxy": "Proxy",
+    "bare": "bare",
+    "haproxy": "HAProxy",
+}
 ENGINES = {"kernel": "Kernel", "proxy": "Proxy", "haproxy": "HAProxy"}
 START_TIMEOUT = 30.0
 WRK_THREADS = 2
@@ -354,6 +361,67 @@ def plane_main(argv: list[str]) -> int:
     return 0
 
 
+def bare_main(argv: list[str]) -> int:
+    """`balancer.py _bare PORT`: the least an asyncio proxy can do per connection (accept,
+    connect to the backends in turn, relay with two Protocols, close), on uvloop, with
+    no choosing, health or accounting. What the Proxy plane costs above it is ours."""
+    port = int(argv[0])
+    import uvloop
+
+    class Side(asyncio.Protocol):
+        def __init__(self, peer: Side | None = None) -> None:
+            self.peer, self.transport, self.held = peer, None, b""
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            if self.peer is None:  # the client side: connect to a backend
+                asyncio.get_running_loop().create_task(self.connect())
+            else:
+                self.peer.peer = self
+                if self.peer.held:
+                    transport.write(self.peer.held)
+
+        async def connect(self) -> None:
+            backend = BACKENDS[next(turn) % len(BACKENDS)]
+            try:
+                await asyncio.get_running_loop().create_connection(
+                    lambda: Side(self), backend, port
+                )
+            except OSError:
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if self.peer is not None and self.peer.transport is not None:
+                self.peer.transport.write(data)
+            else:
+                self.held += data
+
+        def eof_received(self) -> bool:
+            if self.peer is not None and self.peer.transport is not None:
+                self.peer.transport.close()
+            return False
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.peer is not None and self.peer.transport is not None:
+                self.peer.transport.close()
+
+    turn = itertools.count()
+
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            Side, VIP, port, reuse_address=True, backlog=4096
+        )
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
+        await stopping.wait()
+        server.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())
+    return 0
+
+
 @dataclass
 class Plane:
     name: str  # direct, kernel, proxy, haproxy
@@ -427,16 +495,19 @@ def start_plane(name: str, port: int, base: Path) -> Plane:
         return Plane(name, BACKENDS[0], port, base, note=f"wrk to {BACKENDS[0]} itself")
     work = base / f"plane-{name}"
     work.mkdir(parents=True, exist_ok=True)
-    proc = spawn(
-        [sys.executable, os.path.abspath(__file__), "_plane", ENGINES[name], str(port), str(work)],
-        work / "plane.log",
-    )
+    if name == "bare":
+        argv = ["_bare", str(port)]
+    else:
+        argv = ["_plane", ENGINES[name], str(port), str(work)]
+    proc = spawn([sys.executable, os.path.abspath(__file__), *argv], work / "plane.log")
     plane = Plane(name, VIP, port, work, proc)
 
     def ready() -> bool:
         if proc.poll() is not None:
             log = (work / "plane.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the {plane.label} plane exited with {proc.returncode}:\n{log}")
+        if name == "bare":
+            return http_ok(VIP, port)
         return all(plane.has(node) for node in ("CAS01", "CAS02")) and http_ok(VIP, port)
 
     try:
@@ -447,6 +518,7 @@ def start_plane(name: str, port: int, base: Path) -> Plane:
     plane.note = {
         "kernel": "nftables DNAT (jhash of the 4-tuple)",
         "proxy": "asyncio proxy on uvloop, 1 process",
+        "bare": "a bare uvloop relay (no choice, health or counts): asyncio's floor here",
         "haproxy": f"haproxy {haproxy_version()} master-worker, mode tcp, roundrobin",
     }[name]
     return plane
@@ -785,6 +857,8 @@ def conntrack_note() -> str | None:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_plane":
         return plane_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "_bare":
+        return bare_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per wrk measurement (10)")
     parser.add_argument("--connections", type=int, default=50, help="wrk's -c (50)")
@@ -857,7 +931,7 @@ def main() -> int:
                         f"{_ms(result.p99_ms)}, {result.failed} failed, plane CPU {_cpu(result)}",
                         flush=True,
                     )
-                if name != "direct" and args.trials > 0:
+                if name not in ("direct", "bare") and args.trials > 0:
                     print(f"  failover, {args.trials} trials:", flush=True)
                     failovers[name] = failover_trials(plane, backends, args.trials, args.observe)
             finally:

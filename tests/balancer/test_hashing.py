@@ -250,3 +250,27 @@ def test_slot_table_weights_and_edge_cases() -> None:
     assert shares(()) == {}
     with pytest.raises(ValueError):
         slot_table(rule, nodes(3), 0)
+
+
+def test_slot_index_spreads_connections_and_keeps_affinity() -> None:
+    """The Proxy plane's first choice: a slot per connection, looked up in a slot table."""
+    slots = 1024
+    # one client's connections (Affinity None) spread over the slots, so over the nodes
+    nodes = [Node(f"CAS0{i}", f"127.77.1.1{i}", host_id=i, priority=i) for i in (1, 2)]
+    table = slot_table(PortRule(143, 143), nodes, slots)
+    seen = Counter(
+        table[hashing.slot_index(Affinity.NONE, "127.0.0.1", port, slots)].name  # type: ignore[union-attr]
+        for port in range(30000, 40000)
+    )
+    assert abs(seen["CAS01"] - 5000) < 250, seen  # within 5% of an even split
+    # Single: every port of a client in one slot; Network: every host of a /24 in one
+    single = {hashing.slot_index(Affinity.SINGLE, "10.1.2.3", p, slots) for p in range(50)}
+    network = {hashing.slot_index(Affinity.NETWORK, f"10.1.2.{h}", h, slots) for h in range(50)}
+    assert len(single) == 1 and len(network) == 1
+    # other clients and networks land elsewhere; IPv6 and mapped addresses work too
+    assert (
+        len({hashing.slot_index(Affinity.SINGLE, f"10.1.{n}.1", 0, slots) for n in range(50)}) > 40
+    )
+    mapped = hashing.slot_index(Affinity.SINGLE, "::ffff:10.1.2.3", 0, slots)
+    assert 0 <= mapped < slots
+    assert 0 <= hashing.slot_index(Affinity.NONE, "2001:db8::1", 443, slots) < slots

@@ -46,6 +46,7 @@ log = logging.getLogger("casarray.balancer")
 
 SLOTS_PER_NODE = 256  # nftables buckets per node: shares within a few per cent
 RAMP_INTERVAL = 1.0  # seconds between re-renders while a node warms up
+PROXY_SLOTS = 1024  # the Proxy plane's first-choice table per rule
 
 
 class Engine(Protocol):
@@ -94,9 +95,10 @@ def proxy_protocol_ports(view: ClusterView) -> frozenset[int]:
 
 
 class ProxyEngine:
-    """The user-space data plane (`proxy.Proxy`). It connects to the nodes from the
-    cluster IP, so that they can tell the balancer's connections (and trust the PROXY
-    protocol header on the rules that send one)."""
+    """The user-space data plane (`proxy.Proxy`). On the rules that send a PROXY
+    protocol header it connects to the nodes from the cluster IP, the address the nodes
+    trust to send one. A connection's first choice is a slot table lookup (one hash);
+    the rendezvous ranking is computed only to retry after a refusal."""
 
     name = "Proxy"
 
@@ -104,20 +106,34 @@ class ProxyEngine:
         self.proxy: Proxy | None = None
         self._view: ClusterView | None = None
         self._checker: HealthChecker | None = None
-        # per rule (by identity): the healthy nodes and their weights, computed at each
-        # update (every health change, and each second of a slow start), not per
-        # connection
+        # per rule (by identity): the healthy nodes, their weights and the slot table of
+        # first choices, computed at each update (every health change, and each second
+        # of a slow start), not per connection
         self._inputs: dict[int, tuple[frozenset[str], dict[str, float]]] = {}
+        self._slots: dict[int, tuple[Node | None, ...]] = {}
 
     def _refresh(self, view: ClusterView, checker: HealthChecker) -> None:
         self._inputs = {
             id(rule): (checker.healthy(rule), checker.weights(rule)) for rule in view.rules
+        }
+        self._slots = {
+            id(rule): hashing.slot_table(
+                rule, view.nodes, PROXY_SLOTS, healthy=healthy, weights=weights
+            )
+            for rule in view.rules
+            for healthy, weights in (self._inputs[id(rule)],)
+            if rule.mode is FilteringMode.MULTIPLE
         }
 
     def _choose(
         self, rule: PortRule, client_ip: str, client_port: int, port: int, exclude: set[str]
     ) -> Node | None:
         assert self._view is not None and self._checker is not None
+        table = self._slots.get(id(rule))
+        if table is not None and not exclude:  # the first choice: one hash, one lookup
+            node = table[hashing.slot_index(rule.affinity, client_ip, client_port, PROXY_SLOTS)]
+            if node is not None:
+                return node
         inputs = self._inputs.get(id(rule))
         if inputs is None:  # a rule of a view not seen by update() yet
             inputs = (self._checker.healthy(rule), self._checker.weights(rule))

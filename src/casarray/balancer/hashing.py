@@ -40,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
+import zlib
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
@@ -68,6 +69,23 @@ def affinity_key(affinity: Affinity, client_ip: str, client_port: int = 0) -> by
     if affinity is Affinity.SINGLE:
         return b"ip:" + address.packed
     return b"conn:" + address.packed + client_port.to_bytes(2, "big")
+
+
+def slot_index(affinity: Affinity, client_ip: str, client_port: int, slots: int) -> int:
+    """The slot (0 .. slots-1) of a client connection, for a data plane that looks its
+    node up in a `slot_table` per connection (the Proxy plane's fast path): CRC-32 of
+    the affinity key, spread by a multiplicative (Fibonacci) mix. IPv4 text keys are
+    cut from the address as written (no parsing per connection); anything with a `:`
+    (IPv6, IPv4-mapped) takes `affinity_key`'s way."""
+    if ":" in client_ip:
+        key = affinity_key(affinity, client_ip, client_port)
+    elif affinity is Affinity.NONE:
+        key = f"{client_ip}|{client_port}".encode()
+    elif affinity is Affinity.NETWORK:
+        key = client_ip.rpartition(".")[0].encode()
+    else:
+        key = client_ip.encode()
+    return ((zlib.crc32(key) * 0x9E3779B1) & 0xFFFFFFFF) * slots >> 32
 
 
 def slot_key(slot: int) -> bytes:
@@ -229,6 +247,7 @@ __all__ = [
     "score",
     "shares",
     "single_host",
+    "slot_index",
     "slot_key",
     "slot_table",
     "unit_hash",
