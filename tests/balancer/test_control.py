@@ -19,7 +19,7 @@ import pytest
 from casarray.balancer import nft
 from casarray.balancer.control import Balancer, Engine, KernelEngine, ProxyEngine
 from casarray.balancer.health import HealthPolicy
-from casarray.balancer.model import Affinity, ClusterView, HostState, Node, PortRule
+from casarray.balancer.model import Affinity, ClusterView, HostState, Node, PortRule, RuleProtocol
 
 FAST = HealthPolicy(interval=0.1, timeout=0.3, slow_start=0)
 
@@ -192,3 +192,88 @@ async def test_spread_failover_join_and_drain(
     writer.close()
     status = balancer.status()
     assert [n["state"] for n in status["nodes"]] == ["Converged", "Draining"]
+
+
+class UdpEcho(asyncio.DatagramProtocol):
+    """A UDP node: answers each datagram with its name and the datagram."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(self.name.encode() + b" " + data, addr)
+
+
+class UdpClient(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.answers: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.answers.put_nowait((data, addr))
+
+
+async def test_proxy_plane_relays_udp_of_a_both_rule() -> None:
+    """A Both port rule on the Proxy plane: TCP as before, and each UDP client's
+    datagrams go to one node, answered from the cluster IP; a node gone moves it."""
+    vip, hosts = "127.0.3.20", ["127.0.3.21", "127.0.3.22"]
+    loop = asyncio.get_running_loop()
+    tcp = [await Backend(f"CAS0{i + 1}", h, PORT).start() for i, h in enumerate(hosts)]
+    udp = []
+    for backend in tcp:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda b=backend: UdpEcho(b.name), local_addr=(backend.host, PORT)
+        )
+        udp.append(transport)
+    view = view_of(vip, PORT, tcp)
+    view = dataclasses.replace(
+        view, rules=(dataclasses.replace(view.rules[0], protocol=RuleProtocol.BOTH),)
+    )
+    balancer = Balancer(lambda: view, ProxyEngine(), checker_options={"policy": FAST})
+    await balancer.start()
+    task = asyncio.ensure_future(balancer.loop())
+    clients = []
+    try:
+        assert (await greeting(vip, PORT)).startswith("CAS0")
+        seen: Counter[str] = Counter()
+        for _ in range(16):
+            transport, client = await loop.create_datagram_endpoint(
+                UdpClient, remote_addr=(vip, PORT)
+            )
+            clients.append((transport, client))
+            for attempt in (b"one", b"two"):
+                transport.sendto(attempt)
+            first, addr = await asyncio.wait_for(client.answers.get(), 2)
+            second, _ = await asyncio.wait_for(client.answers.get(), 2)
+            assert addr == (vip, PORT)
+            assert first.split()[0] == second.split()[0]  # one client, one node
+            seen[first.split()[0].decode()] += 1
+        assert set(seen) == {"CAS01", "CAS02"}, seen
+        # CAS02's UDP service goes away: its clients' next datagrams reach CAS01 (the
+        # first one after the refusal is lost, as UDP may lose any)
+        udp[1].close()
+        moved: set[int] = set()
+        deadline = loop.time() + 3
+        while len(moved) < len(clients) and loop.time() < deadline:
+            for transport, _client in clients:
+                transport.sendto(b"again")
+            await asyncio.sleep(0.05)
+            for index, (_transport, client) in enumerate(clients):
+                while not client.answers.empty():
+                    name = client.answers.get_nowait()[0].split()[0].decode()
+                    assert name == "CAS01", name
+                    moved.add(index)
+        assert len(moved) == len(clients), moved
+    finally:
+        for transport, _ in clients:
+            transport.close()
+        balancer.stop()
+        await task
+        await balancer.close()
+        udp[0].close()
+        for backend in tcp:
+            await backend.kill()

@@ -41,6 +41,7 @@ from casarray.balancer import conntrack, hashing, nft
 from casarray.balancer.health import HealthChecker, Transition
 from casarray.balancer.model import ClusterView, FilteringMode, HostState, Node, PortRule
 from casarray.balancer.proxy import Proxy
+from casarray.balancer.udp_proxy import DatagramProxy
 
 log = logging.getLogger("casarray.balancer")
 
@@ -95,7 +96,8 @@ def proxy_protocol_ports(view: ClusterView) -> frozenset[int]:
 
 
 class ProxyEngine:
-    """The user-space data plane (`proxy.Proxy`). On the rules that send a PROXY
+    """The user-space data plane: `proxy.Proxy` for TCP, `udp_proxy.DatagramProxy` for
+    the UDP side of Udp and Both rules. On the rules that send a PROXY
     protocol header it connects to the nodes from the cluster IP, the address the nodes
     trust to send one. A connection's first choice is a slot table lookup (one hash);
     the rendezvous ranking is computed only to retry after a refusal."""
@@ -104,6 +106,7 @@ class ProxyEngine:
 
     def __init__(self) -> None:
         self.proxy: Proxy | None = None
+        self.udp: DatagramProxy | None = None
         self._view: ClusterView | None = None
         self._checker: HealthChecker | None = None
         # per rule (by identity): the healthy nodes, their weights and the slot table of
@@ -159,22 +162,41 @@ class ProxyEngine:
             source_address=view.ip,
         )
         await self.proxy.start()
+        # UDP: an ICMP refusal moves the flow to another node; the node's health is the
+        # TCP probes' to judge (a Both rule's TCP side may be fine)
+        self.udp = DatagramProxy(view, self._choose, source_address=view.ip)
+        try:
+            await self.udp.start()
+        except BaseException:
+            await self.proxy.close()
+            raise
 
     async def update(self, view: ClusterView, checker: HealthChecker) -> None:
         # health changes need nothing here: every connection asks the checker
         if self.proxy is not None and view != self._view:
             await self.proxy.set_view(view, proxy_protocol_ports=proxy_protocol_ports(view))
             self.proxy.source_address = view.ip
+        if self.udp is not None and view != self._view:
+            await self.udp.set_view(view)
+            self.udp.source_address = view.ip
         self._view, self._checker = view, checker
         self._refresh(view, checker)
 
     def connections(self, node: Node) -> int | None:
-        return self.proxy.connections(node) if self.proxy is not None else None
+        """Open TCP connections and live UDP flows (idle ones end after a minute)."""
+        if self.proxy is None:
+            return None
+        return self.proxy.connections(node) + (self.udp.flows(node) if self.udp else 0)
 
     def cut(self, node: Node) -> int:
-        return self.proxy.close_node_connections(node) if self.proxy is not None else 0
+        if self.proxy is None:
+            return 0
+        udp = self.udp.close_node_flows(node) if self.udp is not None else 0
+        return self.proxy.close_node_connections(node) + udp
 
     async def close(self, view: ClusterView, *, keep: bool) -> None:
+        if self.udp is not None:
+            await self.udp.close()
         if self.proxy is not None:
             await self.proxy.close()
 
