@@ -11,6 +11,8 @@ down, 2 successes up, 10 s slow start). Each plane runs in a process of its own
 - direct: wrk asks one backend itself (no balancer): the ceiling;
 - Kernel: `control.KernelEngine`, nftables DNAT (root and Debian's nft needed);
 - Proxy: `control.ProxyEngine`, the asyncio proxy;
+- bare: a bare uvloop relay (`bare_main`: accept, connect, relay, close; nothing else),
+  the floor of any asyncio proxy on this machine;
 - HAProxy: `haproxy_engine.HaproxyEngine`, Debian's haproxy in master-worker mode with
   the config `haproxy.render_config` makes, kept in step through its runtime API.
 
@@ -47,7 +49,7 @@ machine's CPUs: their number is printed.
 
 Options: `--seconds S` (10) per wrk measurement, `--connections N` (50, wrk's -c),
 `--trials N` (20 failover trials per plane; 0: none), `--planes LIST` (direct, kernel,
-proxy, haproxy; default all, Kernel only as root), `--warmup S` (1), `--observe S` (3),
+proxy, bare, haproxy; default all, Kernel only as root), `--warmup S` (1), `--observe S` (3),
 `--keep DIR` (work in DIR and keep it: nginx configs and logs, each plane's log,
 haproxy.cfg, wrk's output). Every process started here is stopped on exit (also on
 Ctrl-C), and the Kernel plane's nftables table is removed.
