@@ -11,7 +11,7 @@ import hashlib
 import random
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from casarray.balancer.proxy import (
     listeners_for,
     proxy_v2_header,
 )
+from tests.balancer.conftest import Run
 
 CLUSTER_IP = "127.0.0.10"
 A = Node("CAS01", "127.0.0.11", host_id=1, priority=1)
@@ -31,34 +32,6 @@ B = Node("CAS02", "127.0.0.12", host_id=2, priority=2)
 DEAD = Node("CAS09", "127.0.0.19", host_id=9, priority=9)  # nothing listens there
 SIGNATURE = b"\x0d\x0a\x0d\x0a\x00\x0d\x0a\x51\x55\x49\x54\x0a"
 TIMEOUT = 5.0
-
-
-# -- running on both loops --------------------------------------------------------------
-
-
-def _loop_factories() -> list[Any]:
-    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return factories
-    factories.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
-    return factories
-
-
-Run = Callable[[Awaitable[Any]], Any]
-
-
-@pytest.fixture(params=_loop_factories())
-def run(request: pytest.FixtureRequest) -> Iterator[Run]:
-    def runner(coro: Awaitable[Any]) -> Any:
-        async def bounded() -> Any:
-            return await asyncio.wait_for(coro, 20)
-
-        with asyncio.Runner(loop_factory=request.param) as r:
-            return r.run(bounded())
-
-    yield runner
 
 
 # -- ports, backends, choosers ------------------------------------------------------------

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import pytest
 from casarray.balancer.model import ClusterView, FilteringMode, Node, PortRule, RuleProtocol
 from casarray.balancer.proxy import ProxyConfigError
 from casarray.balancer.udp_proxy import DatagramProxy, udp_listeners_for
+from tests.balancer.conftest import Run
 
 CLUSTER_IP = "127.0.4.10"
 CLIENT_IP = "127.0.4.5"
@@ -28,34 +29,6 @@ A = Node("CAS01", "127.0.4.11", host_id=1, priority=1)
 B = Node("CAS02", "127.0.4.12", host_id=2, priority=2)
 TIMEOUT = 5.0
 QUIET = 0.3  # how long "no reply" is waited for
-
-
-# -- running on both loops --------------------------------------------------------------
-
-
-def _loop_factories() -> list[Any]:
-    factories: list[Any] = [pytest.param(asyncio.new_event_loop, id="asyncio")]
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return factories
-    factories.append(pytest.param(uvloop.new_event_loop, id="uvloop"))
-    return factories
-
-
-Run = Callable[[Awaitable[Any]], Any]
-
-
-@pytest.fixture(params=_loop_factories())
-def run(request: pytest.FixtureRequest) -> Iterator[Run]:
-    def runner(coro: Awaitable[Any]) -> Any:
-        async def bounded() -> Any:
-            return await asyncio.wait_for(coro, 20)
-
-        with asyncio.Runner(loop_factory=request.param) as r:
-            return r.run(bounded())
-
-    yield runner
 
 
 # -- ports, backends, clients, choosers ---------------------------------------------------
