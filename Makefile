@@ -7,9 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
 # Debian packages the test suite drives as real peers.
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy bind9-dnsutils nsd
 # and the peers the benchmarks measure against (`make bench`)
-BENCH_PACKAGES := wrk nginx-light
+BENCH_PACKAGES := wrk nginx-light dnsperf
 
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 

@@ -82,9 +82,8 @@ import signal
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,7 +247,7 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = START_TIME
     """Poll `check` every 20 ms; the seconds it took."""
     began = time.monotonic()
     while not check():
-        check_stop()
+        benchlib.check_stop()
         if time.monotonic() - began > timeout:
             raise RuntimeError(f"{what}: not within {timeout:g} s")
         time.sleep(0.02)
@@ -596,7 +595,7 @@ def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> R
     )
     try:
         while proc.poll() is None:
-            check_stop()
+            benchlib.check_stop()
             time.sleep(0.1)
         output = proc.communicate()[0].decode(errors="replace")
     finally:
@@ -688,7 +687,7 @@ async def _trial(plane: Plane, victim: Backend, observe: float) -> Trial:
 def failover_trials(plane: Plane, backends: list[Backend], trials: int, observe: float) -> Failover:
     result = Failover()
     for index in range(trials):
-        check_stop()
+        benchlib.check_stop()
         victim = backends[index % len(backends)]
         trial = asyncio.run(_trial(plane, victim, observe))
         result.trials.append(trial)
@@ -814,35 +813,6 @@ def report(
 # -- main ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def temporary(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    path = Path(tempfile.mkdtemp(prefix="casarray-balancer-bench-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-_stopping: list[int] = []
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    if _stopping:
-        return
-    _stopping.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def check_stop() -> None:
-    if _stopping:
-        raise KeyboardInterrupt(f"signal {_stopping[0]}")
-
-
 def conntrack_note() -> str | None:
     """A warning when the connection tracking table is more than half full (the Kernel
     plane's DNAT needs an entry per connection; entries stay 2 min in TIME_WAIT)."""
@@ -889,7 +859,7 @@ def main() -> int:
         print(f"HAProxy left out: {HAPROXY} is missing (Debian package haproxy)")
         planes.remove("haproxy")
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
+        signal.signal(signum, benchlib.on_signal)
 
     cpus = len(os.sched_getaffinity(0))
     print(
@@ -899,7 +869,10 @@ def main() -> int:
     keep_alive: dict[str, Result] = {}
     new_conns: dict[str, Result] = {}
     failovers: dict[str, Failover] = {}
-    with temporary(args.keep) as base, contextlib.ExitStack() as cleanup:
+    with (
+        benchlib.temporary(args.keep, "casarray-balancer-bench-") as base,
+        contextlib.ExitStack() as cleanup,
+    ):
         port = common_free_port()
         backends = [Backend(host, port, base) for host in BACKENDS]
         for backend in backends:
@@ -910,7 +883,7 @@ def main() -> int:
             f"cluster IP {VIP}:{port}\n"
         )
         for name in planes:
-            check_stop()
+            benchlib.check_stop()
             plane = start_plane(name, port, base)
             try:
                 print(f"{plane.label}: {plane.note}", flush=True)

@@ -1,15 +1,21 @@
-"""What the benchmark scripts share: reading wrk's output, and a process's tree.
+"""What the benchmark scripts share: reading wrk's output, a process's tree, the work
+folder (`temporary`) and stopping on a signal (`on_signal`, `check_stop`).
 
-Kept free of any import beyond the standard library's `os`, `re` and `dataclasses`:
-bench/http.py and bench/balancer.py import it before they take their own folder off
-the import path (where bench/http.py would shadow the standard library's `http`).
+Kept to a few modules of the standard library that never import `http`: bench/http.py
+and bench/balancer.py import it before they take their own folder off the import path
+(where bench/http.py would shadow the standard library's `http`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
@@ -63,3 +69,40 @@ def process_tree(pid: int) -> list[int]:
         tree.append(current)
         todo.extend(children.get(current, []))
     return tree
+
+
+@contextlib.contextmanager
+def temporary(keep: str | None, prefix: str, mode: int | None = None) -> Iterator[Path]:
+    """`keep` (made if missing, kept afterwards), or a new temporary folder named with
+    `prefix` (given `mode`, if any) that is removed afterwards."""
+    if keep:
+        path = Path(keep).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if mode is not None:
+        path.chmod(mode)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_stopping: list[int] = []  # the signal that asked the script to stop, once one did
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    """A signal handler: stop the script (KeyboardInterrupt) at the first signal, so
+    that its `finally` blocks stop every process it started."""
+    if _stopping:
+        return
+    _stopping.append(signum)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt if a signal asked the script to stop (where a handler's
+    exception may have been swallowed, e.g. by a subprocess call)."""
+    if _stopping:
+        raise KeyboardInterrupt(f"signal {_stopping[0]}")

@@ -87,12 +87,11 @@ import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -986,12 +985,12 @@ def run_wrk(
     )
     try:
         while proc.poll() is None:
-            check_stop()
+            benchlib.check_stop()
             if measure:
                 peak = max(peak, rss_kb(target.pids()))
             time.sleep(0.2)
         output = proc.communicate()[0].decode(errors="replace")
-        check_stop()  # wrk, in this script's process group, may have had the Ctrl-C
+        benchlib.check_stop()  # wrk, in this script's process group, may have had the Ctrl-C
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -1036,7 +1035,7 @@ def wait_idle(target: Target, limit: float = 120.0) -> float:
     pids = target.pids()
     before = cpu_seconds(pids)
     while time.perf_counter() - started < limit:
-        check_stop()
+        benchlib.check_stop()
         time.sleep(0.25)
         after = cpu_seconds(pids)
         if after - before < 0.05 * 0.25:
@@ -1275,37 +1274,6 @@ def launcher_main(argv: list[str]) -> int:
 # -- main ---------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def temporary(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep).resolve()
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    path = Path(tempfile.mkdtemp(prefix="casarray-http-bench-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-_stopping: list[int] = []  # the signal that asked this script to stop, once one did
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    if _stopping:
-        return  # already stopping: a second Ctrl-C must not cut the clean-up short
-    _stopping.append(signum)
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def check_stop() -> None:
-    """Raise KeyboardInterrupt if a signal asked to stop: the handler's own exception
-    can be lost (raised inside an at-fork or finaliser hook, which only prints it)."""
-    if _stopping:
-        raise KeyboardInterrupt(f"signal {_stopping[0]}")
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_launcher":
         return launcher_main(sys.argv[2:])
@@ -1354,7 +1322,7 @@ def main() -> int:
     # Ctrl-C, SIGTERM and SIGHUP all end in the clean-up below (SIGINT also when the
     # shell started this in the background with SIGINT ignored).
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate)
+        signal.signal(signum, benchlib.on_signal)
 
     cpus = len(os.sched_getaffinity(0))
     print(
@@ -1370,7 +1338,10 @@ def main() -> int:
         )
     results: dict[tuple[str, str], Result] = {}
     targets: list[Target] = []
-    with temporary(args.keep) as base, contextlib.ExitStack() as cleanup:
+    with (
+        benchlib.temporary(args.keep, "casarray-http-bench-") as base,
+        contextlib.ExitStack() as cleanup,
+    ):
         print("Building the lab organization ...")
         lab = build_lab(base, args.users)
         offset = free_offset(lab.host, random.Random())
@@ -1418,7 +1389,7 @@ def main() -> int:
                 for seconds, measure in ((args.warmup, False), (args.seconds, True)):
                     if seconds <= 0:
                         continue
-                    check_stop()
+                    benchlib.check_stop()
                     script_args: tuple[str, ...] = ()
                     if request.cold:  # from the first user casarray hasn't seen yet
                         script_args = (str(cold.next), str(WRK_THREADS))

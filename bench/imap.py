@@ -36,14 +36,12 @@ import contextlib
 import os
 import random
 import resource
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -523,21 +521,6 @@ async def measure(server: Server, args: argparse.Namespace) -> dict[str, float]:
 # -- main ------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def temporary(keep: str | None) -> Iterator[Path]:
-    if keep:
-        path = Path(keep)
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
-        return
-    path = Path(tempfile.mkdtemp(prefix="casarray-imap-bench-"))
-    path.chmod(0o755)  # Dovecot's mail processes (nobody) walk into it
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
     dovecot = results.get("Dovecot")
     cas = results.get("casarray") or {}
@@ -589,7 +572,7 @@ def main() -> int:
     print(f"Making {args.messages} messages ...")
     messages = make_messages(args.messages)
     results: dict[str, dict[str, float]] = {}
-    with temporary(args.keep) as base:
+    with benchlib.temporary(args.keep, "casarray-imap-bench-", 0o755) as base:
         starters: list[tuple[str, Callable[[Path, list[Message]], Server]]] = []
         if not args.no_casarray:
             starters.append(

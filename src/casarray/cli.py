@@ -126,6 +126,54 @@ def build_parser() -> argparse.ArgumentParser:
     brun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
     brun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
 
+    dns_parser = commands.add_parser("dns", help="run the authoritative DNS server")
+    dns_commands = dns_parser.add_subparsers(dest="dns_command", metavar="ACTION", required=True)
+    drun = dns_commands.add_parser(
+        "run",
+        help="serve the directory's zones over UDP and TCP until SIGTERM",
+        description="Serve the zones of the directory (two views: inside the site subnets "
+        "and outside) on the DNS server's address, port 53, or 10053 when the process may "
+        "not bind ports below 1024; kept in step with the directory within a second.",
+    )
+    _add_directory_option(drun)
+    drun.add_argument(
+        "--address", metavar="IP", help="listen here (default: the directory's, 127.77.0.53)"
+    )
+    drun.add_argument(
+        "--port-offset",
+        type=int,
+        metavar="N",
+        help="listen on 53+N (default: 0, or 10000 when port 53 can't be bound)",
+    )
+    drun.add_argument("--port", type=int, metavar="PORT", help="listen on PORT (0: any free one)")
+    drun.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="processes sharing the port with SO_REUSEPORT (default 1)",
+    )
+    drun.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set for the workers
+    drun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    drun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    drun.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+
+    pki = commands.add_parser("pki", help="the lab certificate authority")
+    pki_commands = pki.add_subparsers(dest="pki_command", metavar="ACTION", required=True)
+    sign = pki_commands.add_parser(
+        "sign",
+        help="issue a certificate for a PKCS #10 request (as Get-LabCertificate)",
+        description="Sign REQUEST (PEM or DER, e.g. from New-ExchangeCertificate "
+        "-GenerateRequest -RequestFile) with the lab CA, made on first use in "
+        "$CASARRAY_HOME/pki/ca; print the certificate (PEM) or write it to FILE.",
+    )
+    sign.add_argument("request", metavar="REQUEST", help="the request file")
+    sign.add_argument("--out", metavar="FILE", help="write the certificate here")
+    pki_commands.add_parser(
+        "root",
+        help="print the path of the lab CA's root certificate (made on first use)",
+    )
+
     demo = commands.add_parser(
         "demo", help="build the seed's sample organization in a temporary folder and print it"
     )
@@ -218,6 +266,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log_file=args.log_file,
                     log_level=args.log_level,
                 )
+            )
+        if args.command == "dns":
+            from casarray.dns.runner import DnsOptions
+            from casarray.dns.runner import run as run_dns
+
+            return run_dns(
+                DnsOptions(
+                    directory=args.directory,
+                    address=args.address,
+                    port_offset=args.port_offset,
+                    port=args.port,
+                    processes=args.processes,
+                    worker_index=args.worker,
+                    use_uvloop=not args.no_uvloop,
+                    log_file=args.log_file,
+                    log_level=args.log_level,
+                )
+            )
+        if args.command == "pki":
+            from casarray.pki.command import run as run_pki
+
+            return run_pki(
+                args.pki_command, getattr(args, "request", None), getattr(args, "out", None)
             )
         if args.command == "demo":
             from casarray.demo import run_demo

@@ -2,12 +2,13 @@
 
 Everything comes from the directory: the server's address, its site's array (a name
 its certificate must cover), and per login or request the user's database and its
-endpoint. The server listens on its address for IMAP on 143 (STARTTLS) and 993
-(implicit TLS) and HTTP on 80 and 443 (Autodiscover, autoconfig, health checks, web
-mail, the JSON API), when the process may bind them, else on each port plus 10000
-(said once at start). `port_offset` or explicit ports override that; when some ports
-are given and others not, the others are free ports (tests use port 0 throughout),
-reported in the status file.
+endpoint, and the certificates enabled for its IMAP and IIS services (chosen by SNI,
+followed live: `access.tls`). The server listens on its address for IMAP on 143
+(STARTTLS) and 993 (implicit TLS) and HTTP on 80 and 443 (Autodiscover, autoconfig,
+health checks, web mail, the JSON API), when the process may bind them, else on each
+port plus 10000 (said once at start). `port_offset` or explicit ports override that;
+when some ports are given and others not, the others are free ports (tests use port 0
+throughout), reported in the status file.
 
 With `processes` > 1 (the command line's default: one per CPU) a supervisor process
 (`access.supervisor`) starts that many worker processes, each serving every port on
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from casarray.access.http.health import HealthContext
     from casarray.access.imap.directory_backend import DirectoryBackend
     from casarray.access.imap.server import ImapServer
-    from casarray.access.tls import CertificateFiles
+    from casarray.access.tls import CertificateFiles, TlsContexts
     from casarray.directory import Directory
 
 log = logging.getLogger("casarray.server")
@@ -324,7 +325,7 @@ class Runner:
         self._http_tasks: list[asyncio.Task[None]] = []
         self._cert_names: list[str] = []
         self._cert_files: CertificateFiles | None = None
-        self._ssl: ssl.SSLContext | None = None
+        self.tls: dict[str, TlsContexts] = {}  # per service (IMAP, IIS)
         self._status_path: Path | None = None
 
     @property
@@ -343,13 +344,17 @@ class Runner:
             self._cert_files, self._cert_names = await asyncio.to_thread(
                 ensure_certificate, self.directory, name
             )
-        self._ssl = tls.server_context(self._cert_files)
+        self.tls = {
+            service: tls.TlsContexts(service, self._cert_files, server=name)
+            for service in tls.SERVICES
+        }
+        await self._follow_certificates(name)
         self.backend = DirectoryBackend(self.directory, name)
         self.imap = ImapServer(
             self.backend,
             name=name,
             host=address,
-            ssl_context=self._ssl,
+            ssl_context=self.tls[tls.IMAP].context,
             workers=self.options.workers,
             allow_plaintext=self.options.allow_plaintext_login,
         )
@@ -376,6 +381,18 @@ class Runner:
         if not self.is_worker:
             self._status_path = status_file(name)
             write_status(self._status_path, self.status(name, address, [os.getpid()]))
+
+    async def _follow_certificates(self, name: str) -> None:
+        """Serve the certificates enabled for IMAP and IIS on this server (at start and
+        after each change); the self-signed one while none is."""
+        from casarray.access import tls
+
+        assert self.directory is not None
+        try:
+            names = await asyncio.to_thread(certificate_names, self.directory, name)
+            await asyncio.to_thread(tls.refresh, self.directory, name, names, self.tls.values())
+        except Exception as exc:  # e.g. the server was removed meanwhile
+            log.warning("%s: can't read the enabled certificates: %s", name, exc)
 
     async def _follow_balancers(self) -> None:
         """Which balancers send PROXY headers on the IMAP port (after each change)."""
@@ -407,6 +424,7 @@ class Runner:
         from casarray.access.http import AppContext, ServicePorts, create_app, default_services
         from casarray.access.http.app import http_server
         from casarray.access.http.health import HealthContext, health_routes, probe_imap
+        from casarray.access.tls import IIS
 
         assert self.directory is not None
         offset = advertised_offset(self.ports)
@@ -424,7 +442,8 @@ class Runner:
         self.health = HealthContext.of(context, imap_probe=lambda: probe_imap(address, imap_port))
         health = self.health
         app = create_app(context, [*default_services(), lambda _: health_routes(health)])
-        for sock, ssl_context in ((plain, None), (tls_socket, self._ssl)):
+        https = self.tls[IIS].context
+        for sock, ssl_context in ((plain, None), (tls_socket, https)):
             server = http_server(app, ssl_context=ssl_context)
             self.http.append(server)
             self._http_tasks.append(asyncio.ensure_future(server.serve(sockets=[sock])))
@@ -438,12 +457,11 @@ class Runner:
             await asyncio.sleep(0.01)
 
     def reload_certificate(self) -> None:
-        """Load the certificate files again (a worker, told by SIGHUP that the
-        supervisor renewed them). Every listener uses this one SSL context."""
-        if self._ssl is None or self._cert_files is None:
-            return
+        """Load the self-signed certificate's files again (a worker, told by SIGHUP that
+        the supervisor renewed them); served from the next handshake on."""
         try:
-            self._ssl.load_cert_chain(str(self._cert_files.certificate), str(self._cert_files.key))
+            for contexts in self.tls.values():
+                contexts.reload_fallback()
         except (OSError, ssl.SSLError) as exc:
             log.error("can't load the renewed certificate: %s", exc)
         else:
@@ -459,6 +477,7 @@ class Runner:
         async for version in self.directory.watch(interval=0.2):
             self.backend.topology_changed(version)
             await self._follow_balancers()
+            await self._follow_certificates(name)
             if self.health is not None:
                 self.health.topology_changed(version)
             if self.http_context is not None:
@@ -471,9 +490,10 @@ class Runner:
             except Exception as exc:  # e.g. the server was removed meanwhile
                 log.warning("%s: directory changed (version %d): %s", name, version, exc)
                 continue
-            if names != self._cert_names and self._ssl is not None:
-                files, _ = await asyncio.to_thread(tls.ensure_certificate, name, names)
-                self._ssl.load_cert_chain(str(files.certificate), str(files.key))
+            if names != self._cert_names and self.tls:
+                await asyncio.to_thread(tls.ensure_certificate, name, names)
+                for contexts in self.tls.values():
+                    contexts.reload_fallback()
                 self._cert_names = names
                 log.info("%s: new certificate for %s", name, ", ".join(names))
 

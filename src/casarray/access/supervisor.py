@@ -12,8 +12,9 @@ that must use the machine runs N worker processes. The supervisor:
   once it serves, and the supervisor writes the status file when all have;
 - restarts a worker that dies (after 0.5 s, doubling up to 30 s while it keeps
   dying), and says so in the log; the other workers go on serving meanwhile;
-- follows the directory and renews the certificate when the names it must cover
-  change, then tells the workers to load it (SIGHUP);
+- follows the directory and renews the self-signed certificate when the names it
+  must cover change, then tells the workers to load it (SIGHUP); the certificates
+  enabled for IMAP and IIS each worker follows itself in the directory (`access.tls`);
 - on SIGTERM or SIGINT passes the signal on, waits for the workers to finish their
   sessions, and exits 0. A worker dies with its supervisor (PR_SET_PDEATHSIG), also
   when the supervisor is killed with kill -9.
@@ -30,17 +31,13 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from casarray.access.runner import (
     SERVICES,
     RunOptions,
-    StartupError,
     certificate_names,
     ensure_certificate,
     open_listeners,
@@ -50,6 +47,7 @@ from casarray.access.runner import (
     status_file,
     write_status,
 )
+from casarray.workers import WorkerPool
 
 if TYPE_CHECKING:
     import socket
@@ -59,32 +57,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("casarray.server")
 
-READY_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
-RESTART_DELAY = 0.5
-MAX_RESTART_DELAY = 30.0
-STABLE_AFTER = 60.0  # a worker up this long restarts with the first delay again
-
-
-@dataclass
-class Worker:
-    index: int
-    process: subprocess.Popen[bytes] | None = None
-    started: float = 0.0
-    delay: float = RESTART_DELAY
-    restart_at: float | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else None
-
 
 class Supervisor:
     """Runs `options.processes` workers of one Client Access server."""
 
     def __init__(self, options: RunOptions) -> None:
         self.options = options
-        self.workers = [Worker(index) for index in range(1, options.processes + 1)]
+        self.pool = WorkerPool(
+            options.server,
+            self.command,
+            options.processes,
+            on_restarted=self._write_status,
+            log=log,
+        )
         self.stopping = asyncio.Event()
         self.directory: Directory | None = None
         self.name = options.server
@@ -95,7 +80,6 @@ class Supervisor:
         self._cert_files: CertificateFiles | None = None
         self._cert_names: list[str] = []
         self._status_path: Path | None = None
-        self._settling: set[asyncio.Task[None]] = set()
 
     def command(self, index: int) -> list[str]:
         """The command line of worker `index`."""
@@ -115,28 +99,6 @@ class Supervisor:
             args.append("--allow-plaintext-login")
         return args
 
-    def _spawn(self, worker: Worker) -> None:
-        worker.process = subprocess.Popen(
-            self.command(worker.index), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
-        )
-        worker.started = time.monotonic()
-        worker.restart_at = None
-
-    async def _ready(self, worker: Worker) -> None:
-        """Wait for the worker's `ready` line; StartupError if it exits first."""
-        process = worker.process
-        assert process is not None and process.stdout is not None
-        try:
-            async with asyncio.timeout(READY_TIMEOUT):
-                line = await asyncio.to_thread(process.stdout.readline)
-        except TimeoutError:
-            raise StartupError(
-                f"{self.name}: worker {worker.index} didn't start in {READY_TIMEOUT:.0f} s"
-            ) from None
-        if line.strip() != b"ready":
-            code = process.wait()
-            raise StartupError(f"{self.name}: worker {worker.index} exited with status {code}")
-
     async def start(self) -> None:
         self.directory, self.name, self.address = await asyncio.to_thread(open_server, self.options)
         record = await asyncio.to_thread(self.directory.servers.one, self.name)
@@ -149,14 +111,12 @@ class Supervisor:
         )
         if self.options.allow_plaintext_login:
             log.warning("%s: LOGIN is allowed without TLS (--allow-plaintext-login)", self.name)
-        for worker in self.workers:
-            self._spawn(worker)
-        await asyncio.gather(*(self._ready(worker) for worker in self.workers))
+        await self.pool.start()
         log.info(
             "%s: %d worker processes serve IMAP on %s:%d (STARTTLS) and %s:%d (TLS), "
             "HTTP on %s:%d and HTTPS on %s:%d",
             self.name,
-            len(self.workers),
+            len(self.pool.workers),
             *(part for service in SERVICES for part in (self.address, self.ports[service])),
         )
         self._status_path = status_file(self.name)
@@ -165,51 +125,11 @@ class Supervisor:
     def _write_status(self) -> None:
         if self._status_path is None or self._cert_files is None:
             return
-        pids = [worker.pid for worker in self.workers if worker.pid is not None]
+        pids = self.pool.pids()
         write_status(
             self._status_path,
             service_status(self.name, self.fqdn, self.address, self.ports, self._cert_files, pids),
         )
-
-    async def supervise(self) -> None:
-        """Restart workers that die, until stopped."""
-        while not self.stopping.is_set():
-            now = time.monotonic()
-            for worker in self.workers:
-                process = worker.process
-                if worker.restart_at is not None:
-                    if now >= worker.restart_at:
-                        log.info("%s: starting worker %d again", self.name, worker.index)
-                        self._spawn(worker)
-                        settling = asyncio.ensure_future(self._settle(worker))
-                        self._settling.add(settling)
-                        settling.add_done_callback(self._settling.discard)
-                    continue
-                if process is None or process.poll() is None:
-                    continue
-                if now - worker.started > STABLE_AFTER:
-                    worker.delay = RESTART_DELAY
-                log.warning(
-                    "%s: worker %d (pid %d) exited with status %s; restarting it in %.1f s",
-                    self.name,
-                    worker.index,
-                    process.pid,
-                    process.returncode,
-                    worker.delay,
-                )
-                worker.restart_at = now + worker.delay
-                worker.delay = min(worker.delay * 2, MAX_RESTART_DELAY)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(0.1):
-                    await self.stopping.wait()
-
-    async def _settle(self, worker: Worker) -> None:
-        try:
-            await self._ready(worker)
-        except StartupError as exc:
-            log.warning("%s", exc)
-            return
-        self._write_status()
 
     async def watch_directory(self) -> None:
         """Renew the certificate when its names change, and tell the workers."""
@@ -227,30 +147,10 @@ class Supervisor:
             await asyncio.to_thread(tls.ensure_certificate, self.name, names)
             self._cert_names = names
             log.info("%s: new certificate for %s", self.name, ", ".join(names))
-            self._signal(signal.SIGHUP)
-
-    def _signal(self, signum: int) -> None:
-        for worker in self.workers:
-            if worker.process is not None and worker.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    worker.process.send_signal(signum)
+            self.pool.signal(signal.SIGHUP)
 
     async def stop(self) -> None:
-        self._signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for worker in self.workers:
-            process = worker.process
-            if process is None:
-                continue
-            remaining = max(0.0, deadline - time.monotonic())
-            try:
-                await asyncio.to_thread(process.wait, remaining)
-            except subprocess.TimeoutExpired:
-                log.warning("%s: worker %d didn't stop; killing it", self.name, worker.index)
-                process.kill()
-                await asyncio.to_thread(process.wait)
-            if process.stdout is not None:
-                process.stdout.close()
+        await self.pool.stop()
         for sock in self._placeholders.values():
             sock.close()
         if self._status_path is not None:
@@ -267,7 +167,7 @@ class Supervisor:
         try:
             await self.start()
             tasks = [
-                asyncio.ensure_future(self.supervise()),
+                asyncio.ensure_future(self.pool.supervise(self.stopping)),
                 asyncio.ensure_future(self.watch_directory()),
             ]
             stop = asyncio.ensure_future(self.stopping.wait())

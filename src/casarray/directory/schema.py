@@ -298,3 +298,107 @@ class NlbNodeWeightRow(Base):
         ForeignKey("server.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     load_weight: Mapped[int] = mapped_column(Integer, nullable=False)  # 0..100
+
+
+# -- DNS (revision 0006) ----------------------------------------------------------------
+
+
+class DnsServerRow(Base):
+    """The DNS server's settings (one row, created when first set; none: defaults)."""
+
+    __tablename__ = "dns_server"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    listening_ip_address: Mapped[str | None] = mapped_column(String(45), nullable=True)
+
+
+class DnsZoneRow(Base):
+    """Add-DnsServerPrimaryZone: a zone beside the accepted domains' (which need no row)."""
+
+    __tablename__ = "dns_zone"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    zone_file: Mapped[str] = mapped_column(String(255), nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class DnsRecordRow(Base):
+    """A resource record added by cmdlet. `zone_key` names the zone (an accepted domain
+    or a dns_zone row); `name` is relative to it ("@" for the apex); `data` is the
+    record's data in master-file form with absolute names."""
+
+    __tablename__ = "dns_record"
+    __table_args__ = (UniqueConstraint("zone_key", "name_key", "rr_type", "data"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone_key: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(255), nullable=False)
+    rr_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    data: Mapped[str] = mapped_column(String(1024), nullable=False)
+    ttl: Mapped[int] = mapped_column(Integer, nullable=False)  # seconds
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class DnsClientSubnetRow(Base):
+    """Add-DnsServerClientSubnet: a named set of client networks (comma-separated
+    CIDRs) that see the inside view, beside the sites' subnets."""
+
+    __tablename__ = "dns_client_subnet"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    ipv4_subnets: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    ipv6_subnets: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class DnsQueryPolicyRow(Base):
+    """Add-DnsServerQueryResolutionPolicy (reduced): names (comma-separated, "*."
+    wildcards) that clients outside the inside view are denied (NXDOMAIN)."""
+
+    __tablename__ = "dns_query_policy"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    fqdn: Mapped[str] = mapped_column(Text, nullable=False)
+    processing_order: Mapped[int] = mapped_column(Integer, nullable=False)
+    is_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+# -- Certificates (revision 0007) --------------------------------------------------------
+
+
+class ExchangeCertificateRow(Base):
+    """A certificate (or a pending request) in one server's store, as
+    Get-ExchangeCertificate shows it. `certificate_pem` is the leaf and its issuers,
+    `request_pem` the PKCS#10 request while pending; `private_key` is sealed with the
+    organization's key-encryption key (see casarray.pki.vault), never plain. `key_id`
+    (SHA-256 of the public key) finds the request a certificate completes."""
+
+    __tablename__ = "exchange_certificate"
+    __table_args__ = (UniqueConstraint("server_id", "thumbprint"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    thumbprint: Mapped[str] = mapped_column(String(40), nullable=False)  # SHA-1, upper hex
+    key_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    friendly_name: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    issuer: Mapped[str] = mapped_column(Text, nullable=False)
+    domains: Mapped[str] = mapped_column(Text, nullable=False)  # one name per line
+    serial_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    not_after: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # Valid, Untrusted, Pending
+    root_ca_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    services: Mapped[str] = mapped_column(String(64), nullable=False)  # "IMAP, IIS" or "None"
+    is_self_signed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    public_key_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    certificate_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    private_key: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
+    private_key_exportable: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,6 +1,7 @@
 """The directory: one object that opens the store and offers the services, one per
 object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`,
-`nlb`), plus the topology version and a way to watch it, and the session secret."""
+`nlb`, `dns`, `certificates`), plus the topology version and a way to watch it, and
+the session secret."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ class Directory:
 
     def __init__(self, store: Store) -> None:
         from casarray.directory.arrays import ArrayService
+        from casarray.directory.certificates import Certificates
         from casarray.directory.components import ComponentService
         from casarray.directory.databases import DatabaseService
+        from casarray.directory.dns import DnsService
         from casarray.directory.mailboxes import MailboxService
         from casarray.directory.nlb import NlbService
         from casarray.directory.servers import ServerService
@@ -53,6 +56,8 @@ class Directory:
         self.mailboxes = MailboxService(self)
         self.components = ComponentService(self)
         self.nlb = NlbService(self)
+        self.dns = DnsService(self)
+        self.certificates = Certificates(self)
         self._session_secret: bytes | None = None
 
     @classmethod

@@ -15,6 +15,8 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.messages",
     "casarray.shell.cmdlets.components",
     "casarray.shell.cmdlets.nlb",
+    "casarray.shell.cmdlets.dns",
+    "casarray.shell.cmdlets.certificates",
 )
 
 _loaded = False

@@ -281,8 +281,9 @@ def http_server(
     (uvicorn's own handlers are not installed), doesn't configure logging, sends no
     `Server` header, and ignores X-Forwarded-* headers (a client on a loopback address
     must not pass plain HTTP off as HTTPS). With `ssl_context` the same context object
-    is used, so loading a renewed certificate chain into it applies at once; requests
-    then have the `https` scheme."""
+    is used for the server's life, so one whose `sni_callback` changes what it serves
+    (`access.tls.TlsContexts`) applies to the next handshake; requests then have the
+    `https` scheme."""
     settings: dict[str, Any] = {
         "http": HTTP_PARSER,
         "lifespan": "on",
