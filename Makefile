@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 .PHONY: demo test setup debian-packages lint format bench clean
 
 demo: setup
-	$(BIN)/casarray demo
+	$(BIN)/casarray lab walkthrough
 
 test: setup
 	$(BIN)/ruff check src tests bench

@@ -158,6 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     drun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     drun.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
 
+    mailbox = commands.add_parser("mailbox", help="run the Mailbox role of a server")
+    mailbox_commands = mailbox.add_subparsers(
+        dest="mailbox_command", metavar="ACTION", required=True
+    )
+    mrun = mailbox_commands.add_parser(
+        "run",
+        help="hold the server's mailbox databases mounted until SIGTERM",
+        description="Mount the Mailbox server's databases, check their stores, checkpoint "
+        "them now and then, and dismount them at a clean stop (SIGTERM); kill -9 leaves them "
+        "mounted, as a crashed store would.",
+    )
+    mrun.add_argument("name", metavar="SERVER", help="the Mailbox server, e.g. MBX01")
+    _add_directory_option(mrun)
+    mrun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    mrun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+
     pki = commands.add_parser("pki", help="the lab certificate authority")
     pki_commands = pki.add_subparsers(dest="pki_command", metavar="ACTION", required=True)
     sign = pki_commands.add_parser(
@@ -178,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="build the seed's sample organization in a temporary folder and print it"
     )
     demo.add_argument("--home", metavar="DIR", help="keep the organization in DIR instead")
+
+    from casarray.client.cli import add_parser as add_client_parser
+
+    add_client_parser(commands)
+
+    from casarray.lab.cli import add_parser as add_lab_parser
+
+    add_lab_parser(commands)
     return parser
 
 
@@ -294,6 +318,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             from casarray.demo import run_demo
 
             return run_demo(args.home)
+        if args.command == "client":
+            from casarray.client.cli import run as run_client
+
+            return run_client(args)
+        if args.command == "lab":
+            from casarray.lab.cli import run as run_lab
+
+            return run_lab(args)
+        if args.command == "mailbox":
+            from casarray.mailstore.runner import MailboxOptions
+            from casarray.mailstore.runner import run as run_mailbox
+
+            return run_mailbox(
+                MailboxOptions(
+                    server=args.name,
+                    directory=args.directory,
+                    log_file=args.log_file,
+                    log_level=args.log_level,
+                )
+            )
     except DirectoryError as exc:
         print(f"casarray: {exc}", file=sys.stderr)
         return 1

@@ -23,3 +23,30 @@ def directory_url(explicit: str | None = None) -> str:
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser().resolve()}"
     return url
+
+
+CAP_NET_BIND_SERVICE = 10  # bind ports below 1024
+CAP_NET_ADMIN = 12  # nftables, conntrack
+
+
+def has_capability(number: int) -> bool:
+    """Whether this process holds Linux capability `number` (effective set), e.g. root,
+    or root with some capabilities dropped (`setpriv --bounding-set -net_admin`), or a
+    user granted one. Elsewhere (no /proc): whether it runs as root."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> number & 1)
+    except (OSError, ValueError):
+        pass
+    return os.geteuid() == 0
+
+
+def may_bind_low_ports() -> bool:
+    return has_capability(CAP_NET_BIND_SERVICE)
+
+
+def may_admin_network() -> bool:
+    """Whether this process may change nftables and conntrack (the Kernel data plane)."""
+    return has_capability(CAP_NET_ADMIN)

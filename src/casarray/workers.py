@@ -10,6 +10,9 @@ A worker is a child process that prints `ready` on its stdout once it serves. Th
 - passes signals on (SIGHUP for a reload) and stops them: SIGTERM, then SIGKILL for
   one still running after STOP_TIMEOUT.
 
+The restart policy is `Backoff`, shared with the lab's process table
+(`casarray.lab.supervisor`), whose processes announce themselves by status files.
+
 Each worker dies with its parent (the runners set PR_SET_PDEATHSIG in the worker).
 """
 
@@ -22,11 +25,11 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from casarray.access.runner import StartupError
 
-__all__ = ["Worker", "WorkerPool"]
+__all__ = ["Backoff", "Worker", "WorkerPool"]
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -37,12 +40,44 @@ POLL = 0.1
 
 
 @dataclass
+class Backoff:
+    """When to start again a process that died: after `first` seconds, doubling up to
+    `limit` while it keeps dying; a process that ran `stable_after` seconds or more
+    starts from `first` again."""
+
+    first: float = RESTART_DELAY
+    limit: float = MAX_RESTART_DELAY
+    stable_after: float = STABLE_AFTER
+    delay: float = field(init=False, default=RESTART_DELAY)
+
+    def __post_init__(self) -> None:
+        self.delay = self.first
+
+    def next_delay(self, ran_for: float) -> float:
+        """The wait before the next start of a process that died after running
+        `ran_for` seconds; the one after it doubles."""
+        if ran_for >= self.stable_after:
+            self.delay = self.first
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.limit)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+@dataclass
 class Worker:
     index: int
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
-    delay: float = RESTART_DELAY
+    backoff: Backoff = field(default_factory=Backoff)
     restart_at: float | None = None
+
+    @property
+    def delay(self) -> float:
+        """The wait before its next start, should it die now."""
+        return self.backoff.delay
 
     @property
     def pid(self) -> int | None:
@@ -116,18 +151,16 @@ class WorkerPool:
                     continue
                 if process is None or process.poll() is None:
                     continue
-                if now - worker.started > STABLE_AFTER:
-                    worker.delay = RESTART_DELAY
+                delay = worker.backoff.next_delay(now - worker.started)
                 self.log.warning(
                     "%s: worker %d (pid %d) exited with status %s; restarting it in %.1f s",
                     self.label,
                     worker.index,
                     process.pid,
                     process.returncode,
-                    worker.delay,
+                    delay,
                 )
-                worker.restart_at = now + worker.delay
-                worker.delay = min(worker.delay * 2, MAX_RESTART_DELAY)
+                worker.restart_at = now + delay
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL):
                     await stopping.wait()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from casarray.config import casarray_home
+from casarray.config import casarray_home, may_admin_network, may_bind_low_ports
 
 log = logging.getLogger("casarray.balancer")
 
@@ -87,9 +87,11 @@ def engine_name(requested: str | None, data_plane: str) -> str:
     else:
         raise BalancerError(f"Unknown engine {wanted!r}: use Kernel, Proxy or HAProxy.")
     if wanted == "Auto":
-        return "Kernel" if os.geteuid() == 0 and shutil.which("nft") else "Proxy"
-    if wanted == "Kernel" and os.geteuid() != 0:
-        raise BalancerError("The Kernel data plane needs root; use -DataPlane Proxy.")
+        return "Kernel" if may_admin_network() and shutil.which("nft") else "Proxy"
+    if wanted == "Kernel" and not may_admin_network():
+        raise BalancerError(
+            "The Kernel data plane needs root (CAP_NET_ADMIN); use -DataPlane Proxy."
+        )
     if wanted == "Kernel" and not shutil.which("nft"):
         raise BalancerError("The Kernel data plane needs nft (Debian's nftables).")
     if wanted == "HAProxy" and not shutil.which("haproxy"):
@@ -120,7 +122,7 @@ async def run_balancer(options: BalancerOptions) -> int:
         name = engine_name(options.engine, record.data_plane)
     except DirectoryError as exc:
         raise BalancerError(exc.message) from exc
-    default = 0 if os.geteuid() == 0 else UNPRIVILEGED_OFFSET
+    default = 0 if may_bind_low_ports() else UNPRIVILEGED_OFFSET
     listen = options.listen_offset if options.listen_offset is not None else default
     backend = options.backend_offset if options.backend_offset is not None else default
     if name == "Kernel":

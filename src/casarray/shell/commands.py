@@ -17,6 +17,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.nlb",
     "casarray.shell.cmdlets.dns",
     "casarray.shell.cmdlets.certificates",
+    "casarray.shell.cmdlets.testing",
 )
 
 _loaded = False

@@ -1,0 +1,139 @@
+"""The `casarray lab` sub-commands' arguments; `commands` does the work."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", metavar="DIR", help="the lab's folder (default: $CASARRAY_HOME, else ~/.casarray)"
+    )
+
+
+def add_parser(commands: Any) -> argparse.ArgumentParser:
+    """Add `lab` and its actions to the `casarray` command's sub-parsers."""
+    lab = commands.add_parser(
+        "lab",
+        help="run the whole lab organization on this machine",
+        description="The lab: every role of the organization (DNS, the Client Access and "
+        "Mailbox servers, the NLB clusters' balancers) as its own supervised process on "
+        "its own loopback address, state in one folder. Standard ports and the Kernel data "
+        "plane as root, else each port plus 10000 and the Proxy data plane.",
+    )
+    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+
+    up = actions.add_parser(
+        "up",
+        help="make the organization if needed, start it, show its status live",
+        description="Make the seed's 'before' organization in the lab's folder when it has "
+        "none (the users' passwords are printed this once), start every process and show "
+        "the status live until Ctrl-C, which stops them all. With --detach, return once "
+        "all is healthy and print how to reach the lab.",
+    )
+    _home(up)
+    up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --detach: give up (and stop it) when not all healthy by then (60)",
+    )
+
+    status = actions.add_parser("status", help="print the lab's status once")
+    _home(status)
+    status.add_argument("--json", action="store_true", help="as JSON, for programs")
+
+    down = actions.add_parser("down", help="stop the running lab cleanly")
+    _home(down)
+
+    reset = actions.add_parser("reset", help="stop the lab and delete its organization")
+    _home(reset)
+    reset.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+
+    logs = actions.add_parser("logs", help="print a process's log (the supervisor's by default)")
+    _home(logs)
+    logs.add_argument("name", nargs="?", metavar="NAME", help="DNS, CAS01, MBX01, a cluster...")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing what comes")
+    logs.add_argument(
+        "-n", "--lines", type=int, default=50, metavar="N", help="the last N lines (50)"
+    )
+
+    kill = actions.add_parser(
+        "kill",
+        help="kill -9 a process to simulate a failure (not restarted until `lab start`)",
+    )
+    _home(kill)
+    kill.add_argument("name", metavar="NAME", help="CAS02, MBX01, DNS, bj-cas.lab.net...")
+
+    start = actions.add_parser("start", help="start a killed process again")
+    _home(start)
+    start.add_argument("name", metavar="NAME")
+
+    add = actions.add_parser(
+        "add-server",
+        help="install a server; the running lab starts it, and it joins its site's array",
+    )
+    _home(add)
+    add.add_argument("name", metavar="NAME", help="e.g. CAS04")
+    add.add_argument("--site", required=True, help="its Active Directory site, e.g. BJ")
+    add.add_argument(
+        "--roles", default="ClientAccess", help="ClientAccess, Mailbox, ... (ClientAccess)"
+    )
+    add.add_argument(
+        "--ip-address", metavar="IP", help="its address (default: the site's next free one)"
+    )
+
+    walk = actions.add_parser(
+        "walkthrough",
+        help="run the seed's procedure step by step on a new lab (what `make demo` runs)",
+        description="Make a new lab organization (the seed's 'before') in a new temporary "
+        "folder, or in --home if it is empty, start it, and run the seed's steps through the "
+        "shell and the client, checking each; exit 0 only if every step passed.",
+    )
+    walk.add_argument("--home", metavar="DIR", help="make the lab here (an empty folder)")
+    walk.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+
+    supervise = actions.add_parser("supervise")  # what `up --detach` runs; no help: hidden
+    _home(supervise)
+    return lab
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a `casarray lab` action; its exit status."""
+    import sys
+
+    from casarray.lab import commands
+    from casarray.lab.config import LabConfigError
+
+    if args.lab_command == "walkthrough":
+        from casarray.lab import walkthrough
+
+        return walkthrough.run(args.home, keep=args.keep)
+    try:
+        home = commands.lab_home(args.home)
+        action = args.lab_command
+        if action == "up":
+            return commands.up(home, args.detach, args.timeout)
+        if action == "supervise":
+            return commands.supervise(home)
+        if action == "status":
+            return commands.status(home, args.json)
+        if action == "down":
+            return commands.down(home)
+        if action == "reset":
+            return commands.reset(home, args.yes)
+        if action == "logs":
+            return commands.logs(home, args.name, args.follow, args.lines)
+        if action == "kill":
+            return commands.kill(home, args.name)
+        if action == "start":
+            return commands.start(home, args.name)
+        if action == "add-server":
+            return commands.add_server(home, args.name, args.site, args.roles, args.ip_address)
+    except (commands.LabError, LabConfigError) as exc:
+        print(f"casarray: {exc}", file=sys.stderr)
+        return 1
+    raise AssertionError(args.lab_command)

@@ -1,0 +1,605 @@
+"""The lab's process table: every role of the organization as its own process.
+
+The table follows the directory (`Directory.watch`): one process per role, made from
+what the directory holds now, so a server installed or an NLB cluster created gets its
+process within a second, and one removed is stopped.
+
+- `DNS`: `casarray dns run`, ready when `run/dns.json` names its pid;
+- each Client Access server, `CAS01`: `casarray server run CAS01 --processes 1`, ready
+  with `run/CAS01.imap.json`;
+- each Mailbox server, `MBX01`: `casarray mailbox run MBX01`, ready with
+  `run/MBX01.mailbox.json`;
+- each NLB cluster, `bj-cas.lab.net`: `casarray balancer run bj-cas.lab.net`, ready
+  with `run/balancer-bj-cas.lab.net.json`.
+
+A server with both roles runs two processes: `NAME` (Client Access) and `NAME-store`.
+Every process gets the lab's port offset (lab.json) and its addresses from the
+directory, writes its output to `$CASARRAY_HOME/logs/<NAME>.log`, is ready once its
+status file names its pid, runs in a process group of its own (a Ctrl-C on the
+terminal reaches the supervisor only, which stops the processes in order) and gets
+SIGTERM when the supervisor dies, even by kill -9 (PR_SET_PDEATHSIG).
+
+States: Starting (until ready), Running, Restarting (it exited: started again after
+`workers.Backoff`'s delay, 0.5 s doubling up to 30 s while it keeps dying, or at once
+when the directory changes meanwhile; the lab log and the process's own log say so),
+Killed (`casarray lab kill NAME`: kill -9, and not started again until `casarray lab
+start NAME`), Stopping.
+
+A clean stop (SIGTERM, SIGINT, `lab down`) stops the balancers first, then the Client
+Access servers and the DNS server, and the Mailbox servers last, once no Client Access
+server uses their databases (SIGTERM, SIGKILL after STOP_TIMEOUT), then removes what
+killed processes left: their status files, and the nftables tables of the clusters.
+
+What the supervisor knows (its pid, every process's state, the last events) is in
+`$CASARRAY_HOME/run/supervisor.json` while it runs; `casarray.lab.control` serves the
+commands on `run/lab.sock`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from casarray.workers import Backoff
+
+if TYPE_CHECKING:
+    from casarray.directory import Directory
+    from casarray.lab.config import LabConfig
+
+log = logging.getLogger("casarray.lab")
+
+DNS, CLIENT_ACCESS, MAILBOX, NLB = "DNS", "ClientAccess", "Mailbox", "NLB"
+STOP_ORDER = ((NLB,), (CLIENT_ACCESS, DNS), (MAILBOX,))  # who is stopped first
+STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
+    "Starting",
+    "Running",
+    "Restarting",
+    "Killed",
+    "Stopping",
+)
+STOP_TIMEOUT = 15.0
+TICK = 0.05
+FOLLOW_INTERVAL = 0.2
+EVENTS = 50  # events kept in the state file
+STATE_FILE = "supervisor.json"
+LAB_LOG = "lab"  # logs/lab.log: the supervisor's own
+
+
+@dataclass(frozen=True)
+class Role:
+    """One process of the lab, as the directory asks for it."""
+
+    name: str  # how the commands name it: DNS, CAS01, MBX01, bj-cas.lab.net
+    kind: str  # DNS, ClientAccess, Mailbox, NLB
+    target: str  # the server or cluster it runs ("" for DNS)
+    command: tuple[str, ...]
+    status_file: Path  # names the process's pid once it serves
+
+
+def state_path(home: Path) -> Path:
+    return home / "run" / STATE_FILE
+
+
+def log_path(home: Path, name: str) -> Path:
+    return home / "logs" / f"{name}.log"
+
+
+def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
+    """The processes the lab runs for what the directory holds now. Blocking."""
+    from casarray.access.runner import status_file as server_status
+    from casarray.balancer.runner import status_path as balancer_status
+    from casarray.dns.runner import status_path as dns_status
+    from casarray.mailstore.runner import status_path as mailbox_status
+
+    home, offset = config.home, str(config.port_offset)
+    base: tuple[str, ...] = (sys.executable, "-m", "casarray")
+    url = ("--directory", config.directory)
+    command: tuple[str, ...]
+    roles = [
+        Role(DNS, DNS, "", (*base, "dns", "run", *url, "--port-offset", offset), dns_status(home))
+    ]
+    for server in directory.servers.get():
+        if server.is_client_access_server:
+            command = (*base, "server", "run", server.name, *url, "--port-offset", offset)
+            command += ("--processes", "1")
+            roles.append(
+                Role(
+                    server.name,
+                    CLIENT_ACCESS,
+                    server.name,
+                    command,
+                    server_status(server.name, home),
+                )
+            )
+        if server.is_mailbox_server:
+            name = f"{server.name}-store" if server.is_client_access_server else server.name
+            roles.append(
+                Role(
+                    name,
+                    MAILBOX,
+                    server.name,
+                    (*base, "mailbox", "run", server.name, *url),
+                    mailbox_status(server.name, home),
+                )
+            )
+    for cluster in directory.nlb.clusters():
+        command = (*base, "balancer", "run", cluster.name, *url)
+        command += ("--listen-offset", offset, "--backend-offset", offset)
+        roles.append(
+            Role(cluster.name, NLB, cluster.name, command, balancer_status(cluster.name, home))
+        )
+    return roles
+
+
+def _pdeathsig() -> Callable[[], None] | None:
+    """A preexec function that has the child get SIGTERM when its parent dies (Linux)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+def exit_text(code: int | None) -> str:
+    if code is None:
+        return "running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"status {code} ({signal.Signals(-code).name})"
+    return f"status {code}"
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Entry:
+    """A role's process and what the supervisor knows of it."""
+
+    role: Role
+    log: Path
+    state: str = STARTING
+    process: subprocess.Popen[bytes] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    started: float = 0.0  # monotonic, of the current process
+    restart_at: float | None = None
+    delay: float = 0.0  # the wait before the pending (or last) restart
+    restarts: int = 0
+    last_exit: int | None = None
+    since: str = ""
+    ready_after: float | None = None  # seconds from start to ready, the last time
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
+
+    def snapshot(self) -> dict[str, Any]:
+        detail = ""
+        if self.state == RESTARTING and self.restart_at is not None:
+            detail = f"exited with {exit_text(self.last_exit)}; again in " + (
+                f"{max(0.0, self.restart_at - time.monotonic()):.1f} s"
+            )
+        elif self.state == KILLED:
+            detail = "killed by `casarray lab kill`; `casarray lab start` brings it back"
+        return {
+            "name": self.role.name,
+            "kind": self.role.kind,
+            "target": self.role.target,
+            "state": self.state,
+            "pid": self.pid,
+            "restarts": self.restarts,
+            "last_exit": self.last_exit,
+            "since": self.since,
+            "detail": detail,
+            "log": str(self.log),
+            "ready_after": self.ready_after,
+        }
+
+
+class SupervisorError(Exception):
+    """A command the supervisor refuses (an unknown process name, say)."""
+
+
+class Supervisor:
+    """Runs the lab's processes until `stopping` is set (see the module docstring)."""
+
+    def __init__(self, config: LabConfig, directory: Directory) -> None:
+        self.config = config
+        self.directory = directory
+        self.entries: dict[str, Entry] = {}  # by name, lower case
+        self.retiring: list[Entry] = []  # left the directory: being stopped
+        self.events: deque[dict[str, str]] = deque(maxlen=EVENTS)
+        self.stopping = asyncio.Event()
+        self.started = now_text()
+        self._preexec = _pdeathsig()
+        self._dirty = True
+        self._first = True  # the first reconcile starts everything without a word each
+        self._env = {
+            **os.environ,
+            "CASARRAY_HOME": str(config.home),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self._env.pop("CASARRAY_DIRECTORY", None)  # each command says --directory
+
+    # -- events ------------------------------------------------------------------------
+
+    def event(self, text: str, *, entry: Entry | None = None, level: int = logging.INFO) -> None:
+        """Say `text` in the lab log, in the process's own log, and in the state file."""
+        log.log(level, "%s", text)
+        self.events.append({"time": now_text(), "text": text})
+        if entry is not None:
+            stamp = datetime.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            with contextlib.suppress(OSError), entry.log.open("a") as file:
+                file.write(f"{stamp} LAB {text}\n")
+        self._dirty = True
+
+    def _set_state(self, entry: Entry, state: str) -> None:
+        entry.state = state
+        entry.since = now_text()
+        self._dirty = True
+
+    # -- processes ---------------------------------------------------------------------
+
+    def _spawn(self, entry: Entry) -> None:
+        """Start the role's process (from the event loop's thread: PR_SET_PDEATHSIG
+        follows the thread that forked)."""
+        entry.log.parent.mkdir(parents=True, exist_ok=True)
+        with entry.log.open("ab") as output:
+            entry.process = subprocess.Popen(
+                entry.role.command,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+                process_group=0,
+                preexec_fn=self._preexec,
+            )
+        entry.started = time.monotonic()
+        entry.restart_at = None
+        self._set_state(entry, STARTING)
+        log.info("%s: started (pid %d)", entry.role.name, entry.process.pid)
+
+    def _ready(self, entry: Entry) -> bool:
+        try:
+            status = json.loads(entry.role.status_file.read_text())
+        except (OSError, ValueError):
+            return False
+        return (
+            entry.process is not None
+            and isinstance(status, dict)
+            and status.get("pid") == entry.process.pid
+        )
+
+    def _check(self, entry: Entry, now: float) -> None:
+        process = entry.process
+        if entry.state in (STARTING, RUNNING) and process is not None:
+            code = process.poll()
+            if code is not None:
+                entry.last_exit = code
+                delay = entry.delay = entry.backoff.next_delay(now - entry.started)
+                entry.restart_at = now + delay
+                self._set_state(entry, RESTARTING)
+                self.event(
+                    f"{entry.role.name} (pid {process.pid}) exited with {exit_text(code)}; "
+                    f"starting it again in {delay:.1f} s",
+                    entry=entry,
+                    level=logging.WARNING,
+                )
+                return
+            if entry.state == STARTING and self._ready(entry):
+                entry.ready_after = round(now - entry.started, 2)
+                self._set_state(entry, RUNNING)
+                if entry.role.kind == DNS:
+                    self._note_dns(entry)
+                again = " again" if entry.restarts else ""
+                self.event(
+                    f"{entry.role.name} is up{again} (pid {process.pid}, "
+                    f"ready in {entry.ready_after:.2f} s)",
+                    entry=entry if entry.restarts else None,
+                )
+        elif entry.state == RESTARTING and entry.restart_at is not None and now >= entry.restart_at:
+            entry.restarts += 1
+            self._spawn(entry)
+            self.event(
+                f"{entry.role.name}: started again (pid {entry.pid}, restart {entry.restarts})",
+                entry=entry,
+            )
+
+    def _note_dns(self, entry: Entry) -> None:
+        """Keep lab.json's DNS address and port those the DNS server listens on (an
+        administrator may move it: Set-DnsServerSetting -ListeningIPAddress)."""
+        try:
+            status = json.loads(entry.role.status_file.read_text())
+            address, port = str(status["address"]), int(status["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if (address, port) != (self.config.dns_address, self.config.dns_port):
+            self.config = self.config.with_dns(address, port)
+            self.config.save()
+            self.event(f"DNS listens on {address} port {port}: lab.json says so now")
+
+    def reconcile(self, roles: list[Role]) -> None:
+        """Start the processes of new roles; stop those whose role left the directory
+        (or changed: it is started anew)."""
+        wanted = {role.name.lower(): role for role in roles}
+        for key, entry in list(self.entries.items()):
+            role = wanted.get(key)
+            if role == entry.role:
+                continue
+            del self.entries[key]
+            self.event(f"{entry.role.name} left the directory; stopping it")
+            self.retiring.append(entry)
+            self._terminate(entry)
+        for key, role in wanted.items():
+            if key not in self.entries:
+                entry = Entry(role, log_path(self.config.home, role.name))
+                self.entries[key] = entry
+                if not self._first:
+                    self.event(f"{role.name} joined the directory; starting it")
+                self._spawn(entry)
+        self._first = False
+
+    def _terminate(self, entry: Entry) -> None:
+        entry.restart_at = None
+        self._set_state(entry, STOPPING)
+        if entry.process is not None and entry.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                entry.process.terminate()
+        entry.started = time.monotonic()
+
+    def _reap_retiring(self, now: float) -> None:
+        for entry in list(self.retiring):
+            process = entry.process
+            if process is None or process.poll() is not None:
+                self.retiring.remove(entry)
+                self._remove_leftovers(entry)
+            elif now - entry.started > STOP_TIMEOUT:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+
+    def find(self, name: str) -> Entry:
+        entry = self.entries.get(name.strip().lower())
+        if entry is None:
+            known = ", ".join(e.role.name for e in self.entries.values())
+            raise SupervisorError(f"The lab has no process named '{name}' (it has {known}).")
+        return entry
+
+    def kill(self, name: str) -> str:
+        """kill -9 a process, and don't start it again until `start`."""
+        entry = self.find(name)
+        if entry.state == KILLED:
+            return f"{entry.role.name} is already killed."
+        pid = entry.pid
+        self._set_state(entry, KILLED)
+        entry.restart_at = None
+        if entry.process is not None and pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                entry.process.wait(5)
+            entry.last_exit = entry.process.returncode
+        text = (
+            f"{entry.role.name} killed (kill -9 of pid {pid}); not started again until "
+            f"`casarray lab start {entry.role.name}`"
+            if pid is not None
+            else f"{entry.role.name} marked killed (it wasn't running); not started again "
+            f"until `casarray lab start {entry.role.name}`"
+        )
+        self.event(text, entry=entry)
+        return text
+
+    def start(self, name: str) -> str:
+        """Start a killed (or restarting) process now."""
+        entry = self.find(name)
+        if entry.state in (STARTING, RUNNING):
+            return f"{entry.role.name} is already {entry.state.lower()} (pid {entry.pid})."
+        entry.backoff.reset()
+        self._spawn(entry)
+        text = f"{entry.role.name} started (pid {entry.pid})"
+        self.event(text, entry=entry)
+        return text
+
+    # -- the state file ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "home": str(self.config.home),
+            "started": self.started,
+            "stopping": self.stopping.is_set(),
+            "processes": [entry.snapshot() for entry in self.entries.values()],
+            "events": list(self.events),
+            "updated": time.time(),
+        }
+
+    def write_state(self) -> None:
+        from casarray.access.runner import write_status
+
+        write_status(state_path(self.config.home), self.snapshot())
+        self._dirty = False
+
+    # -- running -----------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Keep the process table in step with the directory; a process waiting to be
+        started again is started at once after a change (the change may be its fix)."""
+        first = True
+        async for _version in self.directory.watch(interval=FOLLOW_INTERVAL):
+            if self.stopping.is_set():
+                return
+            try:
+                roles = await asyncio.to_thread(roles_of, self.directory, self.config)
+            except Exception as exc:  # a database outage: keep what runs
+                log.error("can't read the directory: %s", exc)
+                continue
+            if self.stopping.is_set():
+                return
+            self.reconcile(roles)
+            if not first:
+                self.retry_now()
+            first = False
+
+    def retry_now(self) -> None:
+        now = time.monotonic()
+        for entry in self.entries.values():
+            waiting = entry.restart_at
+            if entry.state == RESTARTING and waiting is not None and waiting > now:
+                entry.restart_at = now
+                log.info("%s: the directory changed; starting it now", entry.role.name)
+
+    async def tick(self) -> None:
+        """Watch the processes: ready, exited, due for a restart."""
+        last_write = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for entry in list(self.entries.values()):
+                self._check(entry, now)
+            self._reap_retiring(now)
+            if self._dirty or now - last_write > 1.0:  # countdowns move
+                self.write_state()
+                last_write = now
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(TICK):
+                    await self.stopping.wait()
+
+    def all_running(self) -> bool:
+        return bool(self.entries) and all(e.state == RUNNING for e in self.entries.values())
+
+    async def run(self) -> None:
+        """Start every process and supervise them until `stopping` is set; then stop
+        them all."""
+        roles = await asyncio.to_thread(roles_of, self.directory, self.config)
+        self.event(f"lab starting in {self.config.home} (supervisor pid {os.getpid()})")
+        self.reconcile(roles)
+        self.write_state()
+        tasks = [asyncio.ensure_future(self.follow()), asyncio.ensure_future(self.tick())]
+        try:
+            stop = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done and task.exception() is not None:
+                    log.error("supervisor task failed: %r", task.exception())
+            stop.cancel()
+        finally:
+            self.stopping.set()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await self.stop_all()
+
+    async def stop_all(self) -> None:
+        """Stop the processes in STOP_ORDER, then clear what killed ones left."""
+        self.event("lab stopping")
+        self.write_state()
+        started = time.monotonic()
+        for kinds in STOP_ORDER:
+            group = [e for e in self.entries.values() if e.role.kind in kinds]
+            group += [e for e in self.retiring if e.role.kind in kinds]
+            for entry in group:
+                self._terminate(entry)
+            await asyncio.gather(*(self._wait_stopped(entry) for entry in group))
+        self.retiring.clear()
+        for entry in self.entries.values():
+            self._remove_leftovers(entry)
+        await asyncio.to_thread(remove_nft_tables, self.directory)
+        self.event(f"lab stopped in {time.monotonic() - started:.1f} s")
+
+    async def _wait_stopped(self, entry: Entry) -> None:
+        process = entry.process
+        if process is None:
+            return
+        try:
+            await asyncio.to_thread(process.wait, STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.event(f"{entry.role.name} didn't stop in {STOP_TIMEOUT:.0f} s; killing it")
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.to_thread(process.wait)
+        entry.last_exit = process.returncode
+
+    def _remove_leftovers(self, entry: Entry) -> None:
+        """The status file of a process that can't remove it any more (killed)."""
+        with contextlib.suppress(OSError, ValueError):
+            status = json.loads(entry.role.status_file.read_text())
+            pid = status.get("pid") if isinstance(status, dict) else None
+            if not isinstance(pid, int) or not pid_alive(pid):
+                entry.role.status_file.unlink()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, dead but not yet reaped, doesn't)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: it answered the signal
+
+
+def remove_nft_tables(directory: Directory) -> list[str]:
+    """Delete the nftables table of every NLB cluster of the directory that has one
+    (the Kernel data plane of a balancer that was killed leaves it); the names of the
+    clusters whose table went. Nothing without root or nft."""
+    import shutil
+
+    from casarray.balancer import conntrack, nft
+    from casarray.config import may_admin_network
+
+    if not may_admin_network() or shutil.which("nft") is None:
+        return []
+    removed = []
+    try:
+        clusters = directory.nlb.clusters()
+    except Exception as exc:
+        log.error("can't read the NLB clusters: %s", exc)
+        return []
+    for cluster in clusters:
+        try:
+            view = directory.nlb.cluster_view(cluster.guid)
+            if nft.table_exists(view):
+                nft.remove(view)
+                conntrack.forget_cluster(view)
+                removed.append(cluster.name)
+        except Exception as exc:
+            log.error("%s: can't remove its nftables table: %s", cluster.name, exc)
+    return removed
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    """The running supervisor's state file, or None when no supervisor runs."""
+    try:
+        state = json.loads(state_path(home).read_text())
+    except (OSError, ValueError):
+        return None
+    pid = state.get("pid") if isinstance(state, dict) else None
+    if not isinstance(pid, int) or not pid_alive(pid):
+        return None
+    return dict(state)

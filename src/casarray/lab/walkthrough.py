@@ -1,0 +1,518 @@
+"""`casarray lab walkthrough` (what `make demo` runs): the seed's procedure, for real.
+
+It makes a new lab organization (the seed's "before") in `--home` (default: a new
+temporary folder), starts it (`lab up --detach`), then runs each step of the seed
+through the Exchange Management Shell, printing the command, a line on why, and the
+command's real output, and checks that the step did what it claims:
+
+1. `Install-WindowsFeature NLB` on CAS01 and CAS02;
+2. the NLB cluster bj-cas.lab.net on 127.77.1.10 with CAS01 and CAS02 and port rules
+   for IMAP and HTTPS (the lab starts its balancer; both nodes converge);
+3. the DNS record bj-cas -> 127.77.1.10, then a real DNS query to the lab's server;
+4. `New-ClientAccessArray` for site BJ (its members: CAS01 and CAS02), and the NLB
+   cluster set to follow the array's members (`Set-NlbCluster -FollowArray`);
+5. per Client Access server, a request with the array FQDN, mail.lab.net,
+   autodiscover.lab.net and the server's own FQDN as subject alternative names, signed
+   by the lab CA, imported and enabled for IMAP and IIS (a TLS handshake to
+   bj-cas.lab.net then verifies against the lab root);
+6. DB02 gets the array, DB01 still names CAS01, `Test-ClientAccessArray` flags DB01;
+   BJ's databases are pointed at the array (the seed's `Get-MailboxDatabase |
+   Set-MailboxDatabase`, limited to BJ's Mailbox server: SH's DB03 belongs to SH's
+   Client Access server) and the test is clean;
+7. the client side, with casarray's Outlook-like client (`casarray.client`): alice's
+   profile by Autodiscover names bj-cas.lab.net; her inbox is read through the array;
+   CAS01 is killed (`lab kill`) and her client carries on through CAS02 with the same
+   profile (the time it took is shown); CAS04 is added to BJ (`lab add-server`) and
+   gets connections through the cluster IP with no command (Test-ClientAccessArray then
+   flags its self-signed certificate, and it gets the array's certificate); DB01 is
+   pointed at CAS02.lab.net and her client is referred there (the seed's last line).
+
+It stops at the first step that fails, prints a table of the steps with their timings,
+stops the lab (unless `--keep`), and exits 0 only if every step passed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+CLUSTER = "bj-cas.lab.net"
+CLUSTER_IP = "127.77.1.10"
+ARRAY_NAME = "BJ CAS Array"
+USER = "alice@lab.net"
+WAIT = 20.0  # seconds a step waits for the lab to show its effect
+
+
+class StepFailed(Exception):
+    """A step did not do what it claims."""
+
+
+@dataclass
+class Outcome:
+    number: str
+    title: str
+    seconds: float = 0.0
+    ok: bool | None = None  # None: not run
+    detail: str = ""
+
+
+@dataclass
+class Walk:
+    """What the steps share."""
+
+    home: Path
+    console: Console
+    passwords: dict[str, str]
+    config: Any = None  # lab.config.LabConfig
+    session: Any = None  # shell.runtime.Session
+    profile: Any = None  # client.profile.Profile, once step 7a made it
+    out: io.StringIO = field(default_factory=io.StringIO)
+    err: io.StringIO = field(default_factory=io.StringIO)
+
+    # -- the shell ------------------------------------------------------------------
+
+    def shell(self, command: str, *, show: bool = True) -> str:
+        """Run `command` in the shell as an administrator types it; its output. A
+        command that writes an error fails the step."""
+        from casarray.shell.runtime import Host, Session
+
+        if self.session is None:
+            host = Host(out=self.out, err=self.err, stdin=io.StringIO(""), terminal=False)
+            self.session = Session(directory_url=self.config.directory, host=host)
+        out_at, err_at = self.out.tell(), self.err.tell()
+        errors_at = len(self.session.errors)
+        self.console.print(f"[bold cyan][PS] C:\\>[/] {command}", highlight=False)
+        ok = self.session.run(command)
+        written = self.out.getvalue()[out_at:].rstrip()
+        errors = self.err.getvalue()[err_at:].rstrip()
+        if show and written:
+            self.console.print(written, highlight=False, markup=False)
+        if errors:
+            self.console.print(errors, style="red", highlight=False, markup=False)
+        if not ok or len(self.session.errors) > errors_at:
+            raise StepFailed(f"{command}: {errors or 'failed'}")
+        return written
+
+    def say(self, text: str) -> None:
+        self.console.print(f"  [green]->[/] {text}", highlight=False)
+
+    def directory(self) -> Any:
+        return self.session.directory
+
+    # -- waiting for the lab ----------------------------------------------------------
+
+    def wait(self, what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
+        """Call `check` until it returns something true; StepFailed after `timeout`."""
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                result = check()
+            except Exception as exc:  # the lab is still settling
+                last = exc
+            else:
+                if result:
+                    return result
+            time.sleep(0.1)
+        raise StepFailed(f"{what}: not after {timeout:.0f} s" + (f" ({last})" if last else ""))
+
+    def network(self) -> Any:
+        from casarray.client.network import Network
+
+        return Network.configure(home=self.home)
+
+
+# -- the steps ---------------------------------------------------------------------------
+
+
+def step_nlb_feature(walk: Walk) -> str:
+    for server in ("CAS01", "CAS02"):
+        walk.shell(f"Install-WindowsFeature NLB -ComputerName {server}")
+    shown = walk.shell("Get-WindowsFeature NLB -ComputerName CAS02", show=False)
+    if "Installed" not in shown:
+        raise StepFailed(f"NLB is not installed on CAS02: {shown}")
+    return "NLB installed on CAS01 and CAS02"
+
+
+def step_nlb_cluster(walk: Walk) -> str:
+    from casarray.balancer.runner import read_status
+
+    walk.shell(
+        f'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName {CLUSTER} '
+        f"-ClusterPrimaryIP {CLUSTER_IP} -SubnetMask 255.255.255.0 -OperationMode Multicast"
+    )
+    walk.shell("Add-NlbClusterNode -HostName CAS01 -NewNodeName CAS02 -NewNodeInterface Ethernet")
+    walk.shell("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
+    for start, end in ((143, 143), (993, 993), (443, 443), (80, 80)):
+        walk.shell(
+            f"Add-NlbClusterPortRule -HostName CAS01 -StartPort {start} -EndPort {end} "
+            "-Protocol Tcp -Affinity None",
+            show=False,
+        )
+    walk.shell("Get-NlbClusterPortRule -HostName CAS01")
+
+    def converged() -> bool:
+        status = read_status(CLUSTER, walk.home)
+        states = {node["name"]: node["state"] for node in (status or {}).get("nodes", ())}
+        return states.get("CAS01") == "Converged" and states.get("CAS02") == "Converged"
+
+    walk.wait("the lab's balancer with CAS01 and CAS02 converged", converged)
+    walk.shell("Get-NlbClusterNode -HostName CAS01")
+    engine = (read_status(CLUSTER, walk.home) or {}).get("engine", "?")
+    return f"balancer running ({engine} data plane), CAS01 and CAS02 converged"
+
+
+def step_dns(walk: Walk) -> str:
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    walk.shell(
+        f"Add-DnsServerResourceRecordA -ZoneName lab.net -Name bj-cas -IPv4Address {CLUSTER_IP}"
+    )
+    walk.shell("Get-DnsServerResourceRecord -ZoneName lab.net -Name bj-cas")
+    address, port = walk.config.dns_address, walk.config.dns_port
+
+    def answer() -> list[str]:
+        query = dns.message.make_query(CLUSTER, dns.rdatatype.A)
+        reply = dns.query.udp(query, address, port=port, timeout=1.0)
+        return [item.to_text() for rrset in reply.answer for item in rrset]
+
+    found = walk.wait(f"{CLUSTER} in the lab's DNS", answer)
+    walk.console.print(f"[dim]dig @{address} -p {port} {CLUSTER} +short[/]", highlight=False)
+    walk.console.print("\n".join(found), highlight=False)
+    if found != [CLUSTER_IP]:
+        raise StepFailed(f"{CLUSTER} resolves to {found}, not {CLUSTER_IP}")
+    return f"{CLUSTER} A {CLUSTER_IP}, answered by the lab's DNS at {address}:{port}"
+
+
+def step_array(walk: Walk) -> str:
+    walk.shell(f'New-ClientAccessArray -Name "{ARRAY_NAME}" -Fqdn "{CLUSTER}" -Site "BJ"')
+    walk.shell(f'Get-ClientAccessArray "{ARRAY_NAME}" | Format-List Name,Fqdn,Site,Members')
+    members = sorted(walk.directory().arrays.one(CLUSTER).members)
+    if members != ["CAS01", "CAS02"]:
+        raise StepFailed(f"the array's members are {members}")
+    # beyond NLB: the cluster's nodes follow the array's members from now on
+    walk.shell(f'Set-NlbCluster -HostName CAS01 -ClientAccessArray "{ARRAY_NAME}" -FollowArray')
+    return "the array has CAS01 and CAS02 as members; the NLB cluster follows it"
+
+
+def issue_certificate(walk: Walk, server: str) -> None:
+    """The seed's step 4 for one Client Access server: a request with every name clients
+    use (the array FQDN, mail, autodiscover, the server's own FQDN), the lab CA's
+    certificate for it, imported and enabled for IMAP and IIS."""
+    names = f"{CLUSTER},mail.lab.net,autodiscover.lab.net,{server}.lab.net"
+    request = walk.home / f"{server}.csr"
+    issued = walk.home / f"{server}.cer"
+    walk.shell(
+        f'New-ExchangeCertificate -Server {server} -GenerateRequest -SubjectName "C=CN, '
+        f'O=Lab, CN={CLUSTER}" -DomainName {names} -FriendlyName "BJ CAS Array" '
+        f"-RequestFile {request}",
+        show=False,
+    )
+    walk.say(f"request written to {request.name}")
+    walk.shell(f"Get-LabCertificate -RequestFile {request} -Path {issued}", show=False)
+    walk.shell(
+        f"Import-ExchangeCertificate -Server {server} -FileName {issued} | "
+        "Enable-ExchangeCertificate -Services IMAP,IIS",
+        show=False,
+    )
+
+
+def step_certificate(walk: Walk) -> str:
+    from casarray.client.network import Network
+
+    for server in ("CAS01", "CAS02"):
+        issue_certificate(walk, server)
+    walk.shell(
+        "Get-ExchangeCertificate -Server CAS01 | "
+        "Format-List Subject,CertificateDomains,Services,Status"
+    )
+    network: Network = walk.network()
+
+    def verified() -> bool:
+        network.connect(CLUSTER, walk.config.port(993)).sock.close()
+        return True
+
+    walk.wait(f"a TLS handshake with {CLUSTER} verified against the lab root", verified)
+    return f"TLS to {CLUSTER}:{walk.config.port(993)} verifies against the lab root"
+
+
+def step_databases(walk: Walk) -> str:
+    walk.shell("New-MailboxDatabase DB02 -Server MBX01")
+    shown = walk.shell("Get-MailboxDatabase | Format-Table Name,Server,RpcClientAccessServer")
+    databases = walk.directory().databases
+    if databases.one("DB02").rpc_client_access_server.lower() != CLUSTER:
+        raise StepFailed("DB02 did not get the array")
+    if databases.one("DB01").rpc_client_access_server.lower() != "cas01.lab.net":
+        raise StepFailed("DB01 should still name CAS01.lab.net")
+    flagged = walk.shell(f'Test-ClientAccessArray -Identity "{ARRAY_NAME}"')
+    if "DB01" not in flagged:
+        raise StepFailed("Test-ClientAccessArray did not flag DB01")
+    walk.shell(
+        f"Get-MailboxDatabase -Server MBX01 | Set-MailboxDatabase -RpcClientAccessServer {CLUSTER}"
+    )
+    walk.shell("Get-MailboxDatabase | Format-Table Name,Server,RpcClientAccessServer")
+    clean = walk.shell(f'Test-ClientAccessArray -Identity "{ARRAY_NAME}"')
+    if "No issues found" not in clean:
+        raise StepFailed(f"Test-ClientAccessArray is not clean:\n{clean}")
+    del shown
+    return "DB01 was flagged, then every BJ database names the array and the test is clean"
+
+
+def _password(walk: Walk) -> str:
+    password = walk.passwords.get(USER)
+    if password is None:
+        raise StepFailed(f"no password known for {USER} (the walkthrough makes its own lab)")
+    return password
+
+
+def step_profile(walk: Walk) -> str:
+    from casarray.client.autodiscover import autodiscover
+    from casarray.client.profile import Profile
+
+    result = autodiscover(USER, _password(walk), network=walk.network())
+    profile = Profile.from_autodiscover(result)
+    walk.console.print(
+        f"  Autodiscover ({result.found_by}): {result.url}\n"
+        f"  Server     {profile.server}\n  ServerDN   {profile.server_dn}\n"
+        f"  IMAP       {profile.server}:{profile.imap_port} ({profile.imap_encryption})",
+        highlight=False,
+    )
+    if profile.server.lower() != CLUSTER:
+        raise StepFailed(f"the profile names {profile.server}, not {CLUSTER}")
+    walk.profile = profile
+    return f"alice's profile: Server {profile.server}"
+
+
+def _session_on(walk: Walk, server: str | None, tries: int = 40) -> Any:
+    """A logged-in session through the profile; with `server`, one greeted by it."""
+    from casarray.client.mailbox import open_mailbox
+
+    network = walk.network()
+    for _ in range(tries):
+        session = open_mailbox(walk.profile, _password(walk), network=network)
+        if server is None or (session.server or "").upper().startswith(server):
+            return session
+        session.close()
+    raise StepFailed(f"no connection through {CLUSTER} reached {server} in {tries} tries")
+
+
+def step_inbox(walk: Walk) -> str:
+    session = _session_on(walk, "CAS01")
+    try:
+        messages = session.list("INBOX")
+    finally:
+        session.close()
+    for message in messages:
+        walk.console.print(
+            f"  {message.sender:28} {message.subject}", highlight=False, markup=False
+        )
+    if not messages:
+        raise StepFailed("alice's inbox is empty")
+    return f"{len(messages)} messages read through {CLUSTER}, served by {session.server}"
+
+
+def step_failover(walk: Walk) -> str:
+    from casarray.client.errors import ClientError
+    from casarray.lab import commands
+
+    session = _session_on(walk, "CAS01")
+    session.list("INBOX")
+    before = walk.profile.server
+    killed = time.monotonic()
+    commands.kill(walk.home, "CAS01")
+    deadline = killed + WAIT
+    served_by = None
+    while time.monotonic() < deadline:
+        try:
+            session.list("INBOX")  # the old connection: broken now
+        except ClientError:
+            session.close()
+            try:
+                session = _session_on(walk, None, tries=1)
+                session.list("INBOX")
+                served_by = session.server
+                break
+            except ClientError:
+                time.sleep(0.05)
+                continue
+        time.sleep(0.02)
+    outage = time.monotonic() - killed
+    session.close()
+    if served_by is None or not served_by.upper().startswith("CAS02"):
+        raise StepFailed(f"the client did not carry on through CAS02 (last: {served_by})")
+    if walk.profile.server != before:
+        raise StepFailed("the profile changed")
+    walk.say(f"the inbox is read again through {CLUSTER}, served by {served_by}")
+    return (
+        f"CAS01 killed; alice carried on through CAS02 after {outage * 1000:.0f} ms, same profile"
+    )
+
+
+def step_new_server(walk: Walk) -> str:
+    from casarray.lab import commands
+
+    commands.add_server(walk.home, "CAS04", "BJ", "ClientAccess", None)
+    port = walk.config.port(143)
+
+    def greeted_by_cas04() -> bool:
+        for _ in range(20):
+            with socket.create_connection((CLUSTER_IP, port), timeout=2) as sock:
+                greeting = sock.recv(512)
+            if b"CAS04" in greeting:
+                return True
+        return False
+
+    walk.wait(f"a connection through {CLUSTER_IP} served by CAS04", greeted_by_cas04, timeout=30)
+    walk.shell("Get-ClientAccessArray | Format-List Name,Members")
+    walk.shell("Get-NlbClusterNode -HostName CAS02")
+    # it serves, but with its own self-signed certificate: the analyzer says so
+    flagged = walk.shell(f'Test-ClientAccessArray -Identity "{ARRAY_NAME}"')
+    if "CAS04" not in flagged or "certificate" not in flagged:
+        raise StepFailed("Test-ClientAccessArray did not flag CAS04's certificate")
+    issue_certificate(walk, "CAS04")
+    network = walk.network()
+
+    def verified_by_cas04() -> bool:
+        for _ in range(20):  # every member answers TLS to bj-cas.lab.net now
+            network.connect(CLUSTER, walk.config.port(993)).sock.close()
+        return True
+
+    walk.wait("TLS through the array verified on every member", verified_by_cas04)
+    return "CAS04 joined the array and the cluster and took connections with no command"
+
+
+def step_redirect(walk: Walk) -> str:
+    from casarray.client.autodiscover import autodiscover
+    from casarray.client.mailbox import open_mailbox
+
+    walk.shell("Set-MailboxDatabase DB01 -RpcClientAccessServer CAS02.lab.net")
+    # CAS02 itself serves her (it is her database's server now); any other member of
+    # the array refers her there (RFC 2221), as Exchange redirects Outlook
+    network = walk.network()
+    for _ in range(40):
+        session = open_mailbox(walk.profile, _password(walk), network=network)
+        try:
+            session.list("INBOX")
+        finally:
+            session.close()
+        if session.referrals:
+            break
+    else:
+        raise StepFailed("no member of the array referred alice to CAS02.lab.net")
+    moved = session.profile.server
+    if moved.lower() != "cas02.lab.net":
+        raise StepFailed(f"alice was referred to {moved}, not CAS02.lab.net")
+    walk.say(f"the array's member she reached answers: NO [REFERRAL {session.referrals[0].url}]")
+    walk.say(
+        "Your Exchange administrator moved your mailbox to another server: the profile "
+        f"now uses {moved}, and her inbox is read there."
+    )
+    again = autodiscover(USER, _password(walk), network=network)
+    walk.say(f"Autodiscover now gives Server {again.server} too")
+    if again.server.lower() != "cas02.lab.net":
+        raise StepFailed(f"Autodiscover still gives {again.server}")
+    return f"alice's client was referred to {moved} (her profile follows), as Autodiscover says"
+
+
+STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
+    ("1", "Install NLB", "Windows Server's Network Load Balancing.", step_nlb_feature),
+    ("2", "NLB cluster", "One cluster IP, IMAP and HTTPS port rules.", step_nlb_cluster),
+    ("3", "DNS record", "Point the array's name at the cluster IP.", step_dns),
+    ("4", "CAS array", "One name for the site's Client Access servers.", step_array),
+    ("5", "Certificate", "Every name clients use, in one certificate.", step_certificate),
+    ("6", "Databases", "Old databases keep their server: point them at the array.", step_databases),
+    ("7a", "Profile", "Autodiscover gives the array's name, not a server's.", step_profile),
+    ("7b", "Inbox", "The mailbox is read through the array.", step_inbox),
+    ("7c", "Failover", "A Client Access server dies; the client carries on.", step_failover),
+    ("7d", "New server", "A new Client Access server joins with no command.", step_new_server),
+    ("7e", "Redirect", "The seed's last line: send DB01's users to a good CAS.", step_redirect),
+)
+
+
+# -- running it --------------------------------------------------------------------------
+
+
+def run(home: str | None = None, *, keep: bool = False, console: Console | None = None) -> int:
+    from casarray.lab import commands
+
+    out = console or Console()
+    scratch = None
+    if home is None:
+        scratch = Path(tempfile.mkdtemp(prefix="casarray-walkthrough-"))
+        folder = scratch
+    else:
+        folder = Path(home).resolve()
+        if (folder / "lab.json").exists() or (folder / "directory.db").exists():
+            out.print(
+                f"[red]{folder} already holds an organization; the walkthrough starts from "
+                "the seed's 'before': use another --home, or `casarray lab reset` first."
+            )
+            return 2
+    os.environ["CASARRAY_HOME"] = str(folder)
+    outcomes = [Outcome(number, title) for number, title, _, _ in STEPS]
+    started = time.monotonic()
+    walk: Walk | None = None
+    try:
+        out.rule("[bold]The seed's 'before': the lab organization")
+        config, passwords = commands.prepare(folder)
+        commands.show_passwords(out, passwords)
+        up_started = time.monotonic()
+        if commands.up(folder, detach=True) != 0:
+            out.print("[red]The lab did not start.")
+            return 1
+        out.print(f"The lab is up and healthy after {time.monotonic() - up_started:.1f} s.")
+        walk = Walk(folder, out, passwords or {}, config=config)
+        for outcome, (number, title, why, action) in zip(outcomes, STEPS, strict=True):
+            out.rule(f"[bold]{number}. {title}")
+            out.print(why)
+            begun = time.monotonic()
+            try:
+                outcome.detail = action(walk)
+                outcome.ok = True
+            except Exception as exc:  # a step that fails ends the walk
+                outcome.ok = False
+                outcome.detail = str(exc) if isinstance(exc, StepFailed) else repr(exc)
+                out.print(f"[red]Step {number} failed: {outcome.detail}", highlight=False)
+            outcome.seconds = time.monotonic() - begun
+            if outcome.ok:
+                walk.say(outcome.detail)
+            else:
+                break
+    finally:
+        if walk is not None and walk.session is not None:
+            walk.session.close()
+        if not keep:
+            commands.down(folder, quiet=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+    summary(out, outcomes, time.monotonic() - started)
+    if keep:
+        out.print(f"The lab keeps running in {folder} (`casarray lab down --home {folder}`).")
+    return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def summary(out: Console, outcomes: list[Outcome], seconds: float) -> None:
+    table = Table(title=f"The seed, step by step ({seconds:.1f} s in all)")
+    table.add_column("step")
+    table.add_column("what")
+    table.add_column("result")
+    table.add_column("time", justify="right")
+    table.add_column("detail")
+    for outcome in outcomes:
+        result = {True: "[green]passed", False: "[red]FAILED", None: "[dim]not run"}[outcome.ok]
+        took = f"{outcome.seconds:.1f} s" if outcome.ok is not None else ""
+        table.add_row(outcome.number, outcome.title, result, took, outcome.detail)
+    out.print(table)

@@ -1,0 +1,333 @@
+"""`casarray mailbox run MBX01`: the Mailbox role of one server, as a process.
+
+The Client Access servers read and write the mailbox databases themselves (the stores
+are SQLite files or PostgreSQL schemas that any process may open); what the Mailbox
+server owns is whether its databases are in service: a database is used only while it
+is mounted (`Mount-Database`). This process:
+
+- mounts every database of the server (`databases.set_mounted`) and opens each store
+  once to check it (its schema, and on SQLite the WAL replayed by the open); a
+  database still mounted at start was left so by a process that didn't stop cleanly,
+  which the log says;
+- follows the directory (`Directory.watch`): a database of the server mounted or
+  dismounted by cmdlet meanwhile is opened or closed (it does not mount it again:
+  `Dismount-Database` keeps a database out of service until `Mount-Database`);
+- on SQLite, runs a passive WAL checkpoint of each store every CHECKPOINT_INTERVAL
+  seconds, so the write-ahead logs don't grow while clients keep a reader open;
+- says `ready` on its stdout when that is a pipe (a supervisor reading it), and writes
+  `$CASARRAY_HOME/run/<server>.mailbox.json` (its databases, its pid) while it runs;
+- at a clean stop (SIGTERM, SIGINT) dismounts the databases it holds and removes the
+  status file. Killed with kill -9 it leaves them mounted, as a crashed Exchange store
+  leaves its databases until the next start: clients go on using them meanwhile, and
+  the next start finds them mounted and checks them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import stat
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from casarray.config import casarray_home
+
+if TYPE_CHECKING:
+    from casarray.directory import Directory
+    from casarray.directory.objects import MailboxDatabase
+    from casarray.mailstore.store import SqlDatabaseStore
+
+log = logging.getLogger("casarray.mailbox")
+
+CHECKPOINT_INTERVAL = 60.0
+FOLLOW_INTERVAL = 0.2
+
+
+class StartupError(Exception):
+    """The Mailbox role can't start (unknown server, not a Mailbox server, bad store)."""
+
+
+@dataclass
+class MailboxOptions:
+    server: str
+    directory: str | None = None
+    log_file: str | None = None
+    log_level: str = "INFO"
+    checkpoint_interval: float = CHECKPOINT_INTERVAL
+
+
+def status_path(server: str, home: Path | None = None) -> Path:
+    return (home or casarray_home()) / "run" / f"{server}.mailbox.json"
+
+
+def read_status(server: str, home: Path | None = None) -> dict[str, Any] | None:
+    """What a running Mailbox role says of its databases, or None when none runs."""
+    try:
+        status = json.loads(status_path(server, home).read_text())
+        os.kill(int(status["pid"]), 0)
+    except PermissionError:  # another user's process: alive
+        return dict(status)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(status)
+
+
+def checkpoint(store: SqlDatabaseStore) -> tuple[int, int] | None:
+    """A passive WAL checkpoint of a SQLite store: (frames in the WAL, frames copied to
+    the database file); None for PostgreSQL."""
+    if store.is_postgres:
+        return None
+    raw = store.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    if row is None:
+        return None
+    return int(row[1]), int(row[2])
+
+
+class MailboxRunner:
+    """The databases of one Mailbox server, held mounted while this runs."""
+
+    def __init__(self, options: MailboxOptions) -> None:
+        self.options = options
+        self.directory: Directory | None = None
+        self.name = options.server
+        self.fqdn = ""
+        self.stores: dict[str, SqlDatabaseStore] = {}  # database name -> store
+        self.locations: dict[str, str] = {}
+        self.stopping = asyncio.Event()
+        self._status: Path | None = None
+        self._started = ""
+        self._opened = False  # the server is a Mailbox server: its databases are ours
+
+    # -- blocking steps (run in a thread) -------------------------------------------
+
+    def _open(self) -> list[MailboxDatabase]:
+        from casarray.directory import Directory, DirectoryError
+
+        try:
+            directory = Directory.open(self.options.directory)
+        except DirectoryError as exc:
+            raise StartupError(str(exc)) from exc
+        self.directory = directory
+        try:
+            record = directory.servers.one(self.options.server)
+        except DirectoryError as exc:
+            raise StartupError(str(exc)) from exc
+        if not record.is_mailbox_server:
+            raise StartupError(
+                f"The server '{record.name}' isn't a Mailbox server (its roles: "
+                f"{record.roles}); only Mailbox servers hold mailbox databases."
+            )
+        self.name, self.fqdn = record.name, record.fqdn
+        self._opened = True
+        databases = directory.databases.get(server=record.name)
+        mounted: list[MailboxDatabase] = []
+        for database in databases:
+            if database.mounted:
+                log.warning(
+                    "%s: %s was left mounted (its store wasn't stopped cleanly); checking it",
+                    self.name,
+                    database.name,
+                )
+            mounted.append(directory.databases.set_mounted(database.guid, True))
+        return mounted
+
+    def _check(self, database: MailboxDatabase) -> SqlDatabaseStore:
+        """Open the database's store once and read its schema (on SQLite the open
+        replays what a crash left in the WAL)."""
+        from casarray.mailstore.interface import MailstoreError
+        from casarray.mailstore.store import open_database_store
+
+        try:
+            store = open_database_store(database.store_location)
+            version = store.schema_version()
+            mailboxes = len(store.mailbox_guids())
+        except (MailstoreError, ValueError) as exc:
+            raise StartupError(f"{self.name}: the store of {database.name}: {exc}") from exc
+        log.info(
+            "%s: %s mounted (%s, store schema %d, %d mailbox%s)",
+            self.name,
+            database.name,
+            database.store_location,
+            version,
+            mailboxes,
+            "" if mailboxes == 1 else "es",
+        )
+        return store
+
+    def _sync(self) -> bool:
+        """Open the stores of databases mounted meanwhile and close those dismounted or
+        removed; whether anything changed."""
+        assert self.directory is not None
+        databases = {
+            db.name: db for db in self.directory.databases.get(server=self.name) if db.mounted
+        }
+        changed = False
+        for name in list(self.stores):
+            if name not in databases or databases[name].store_location != self.locations[name]:
+                log.info("%s: %s is dismounted", self.name, name)
+                del self.stores[name], self.locations[name]
+                changed = True
+        for name, database in databases.items():
+            if name not in self.stores:
+                try:
+                    self.stores[name] = self._check(database)
+                except StartupError as exc:
+                    log.error("%s", exc)
+                    continue
+                self.locations[name] = database.store_location
+                changed = True
+        return changed
+
+    def _checkpoint_all(self) -> None:
+        for name, store in list(self.stores.items()):
+            try:
+                result = checkpoint(store)
+            except Exception as exc:  # a busy or vanished file: next time
+                log.warning("%s: checkpoint of %s failed: %s", self.name, name, exc)
+                continue
+            if result is not None and result[0] > 0:
+                log.debug("%s: %s checkpoint: %d of %d WAL frames", self.name, name, *result[::-1])
+
+    def _dismount(self) -> None:
+        """Dismount every database of the server (those it held, and any mounted
+        before a failed start)."""
+        assert self.directory is not None
+        try:
+            databases = self.directory.databases.get(server=self.name)
+        except Exception as exc:
+            log.error("%s: can't read its databases to dismount them: %s", self.name, exc)
+            databases = []
+        for database in databases:
+            if not database.mounted:
+                continue
+            try:
+                self.directory.databases.set_mounted(database.guid, False)
+            except Exception as exc:
+                log.error("%s: can't dismount %s: %s", self.name, database.name, exc)
+            else:
+                log.info("%s: %s dismounted", self.name, database.name)
+        self.stores.clear()
+        self.locations.clear()
+
+    # -- the process -----------------------------------------------------------------
+
+    def _write_status(self) -> None:
+        from casarray.access.runner import write_status
+
+        if self._status is None:
+            return
+        write_status(
+            self._status,
+            {
+                "server": self.name,
+                "fqdn": self.fqdn,
+                "pid": os.getpid(),
+                "databases": [
+                    {"name": name, "location": self.locations[name], "mounted": True}
+                    for name in sorted(self.stores)
+                ],
+                "started": self._started,
+            },
+        )
+
+    async def start(self) -> None:
+        databases = await asyncio.to_thread(self._open)
+        for database in databases:
+            self.stores[database.name] = await asyncio.to_thread(self._check, database)
+            self.locations[database.name] = database.store_location
+        self._started = datetime.now(UTC).isoformat(timespec="seconds")
+        self._status = status_path(self.name)
+        self._write_status()
+        log.info(
+            "%s: Mailbox role up with %s",
+            self.name,
+            ", ".join(sorted(self.stores)) or "no databases",
+        )
+
+    async def checkpoints(self) -> None:
+        """The checkpoints, also when the directory doesn't change."""
+        while True:
+            await asyncio.sleep(self.options.checkpoint_interval)
+            await asyncio.to_thread(self._checkpoint_all)
+
+    async def stop(self) -> None:
+        from casarray.access.runner import remove_status
+        from casarray.mailstore.store import close_all
+
+        if self.directory is not None and self._opened:
+            await asyncio.to_thread(self._dismount)
+        if self._status is not None:
+            remove_status(self._status)
+        close_all()
+        if self.directory is not None:
+            self.directory.close()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self.start()
+            announce_ready()
+            tasks = [asyncio.ensure_future(self.follow_changes())]
+            tasks.append(asyncio.ensure_future(self.checkpoints()))
+            stop = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done and task.exception() is not None:
+                    log.error("%s: %r", self.name, task.exception())
+            stop.cancel()
+            log.info("%s: stopping", self.name)
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            await self.stop()
+        return 0
+
+    async def follow_changes(self) -> None:
+        assert self.directory is not None
+        async for _version in self.directory.watch(interval=FOLLOW_INTERVAL):
+            if await asyncio.to_thread(self._sync):
+                self._write_status()
+
+
+def announce_ready() -> None:
+    """`ready` on stdout when a supervisor reads it through a pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            os.write(sys.stdout.fileno(), b"ready\n")
+
+
+def run(options: MailboxOptions) -> int:
+    """Run until SIGTERM or SIGINT; the exit status."""
+    from casarray.access.runner import RunOptions, logging_to, loop_factory
+
+    logging_options = RunOptions(server="", log_file=options.log_file, log_level=options.log_level)
+    with logging_to(logging_options):
+        try:
+            with asyncio.Runner(loop_factory=loop_factory(True)) as runner:
+                return int(runner.run(MailboxRunner(options).run()))
+        except StartupError as exc:
+            log.error("%s", exc)
+            if options.log_file:  # the log is a file: say it on the terminal too
+                print(f"casarray: {exc}", file=sys.stderr)
+            return 1
