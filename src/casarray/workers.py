@@ -24,12 +24,13 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from casarray.access.runner import StartupError
 
-__all__ = ["Backoff", "Worker", "WorkerPool"]
+__all__ = ["Backoff", "Worker", "WorkerPool", "run_until_stopped"]
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -197,3 +198,43 @@ class WorkerPool:
                 await asyncio.to_thread(process.wait)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+async def run_until_stopped(
+    label: str,
+    stopping: asyncio.Event,
+    *,
+    start: Callable[[], Awaitable[None]],
+    jobs: Callable[[], list[Coroutine[Any, Any, None]]],
+    stop: Callable[[], Awaitable[None]],
+    log: logging.Logger,
+    on_started: Callable[[], None] | None = None,
+    quiet: bool = False,
+) -> int:
+    """The life of a runner process: SIGTERM and SIGINT set `stopping`; `start()`, then
+    `on_started()`, then the coroutines of `jobs()` until `stopping` is set or one of
+    them ends (an error is logged); then `stop()`, always. Exit status 0."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await start()
+        if on_started is not None:
+            on_started()
+        tasks = [asyncio.ensure_future(job) for job in jobs()]
+        waiting = asyncio.ensure_future(stopping.wait())
+        done, _ = await asyncio.wait({*tasks, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task in done and task.exception() is not None:
+                log.error("%s: %r", label, task.exception())
+        waiting.cancel()
+        if not quiet:
+            log.info("%s: stopping", label)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await stop()
+    return 0

@@ -27,7 +27,6 @@ failed-login counters) is per worker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -47,7 +46,7 @@ from casarray.access.runner import (
     status_file,
     write_status,
 )
-from casarray.workers import WorkerPool
+from casarray.workers import WorkerPool, run_until_stopped
 
 if TYPE_CHECKING:
     import socket
@@ -160,30 +159,14 @@ class Supervisor:
         log.info("%s: stopped", self.name)
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            await self.start()
-            tasks = [
-                asyncio.ensure_future(self.pool.supervise(self.stopping)),
-                asyncio.ensure_future(self.watch_directory()),
-            ]
-            stop = asyncio.ensure_future(self.stopping.wait())
-            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task in done and task.exception() is not None:
-                    log.error("%s: supervisor task failed: %r", self.name, task.exception())
-            stop.cancel()
-            log.info("%s: stopping", self.name)
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            await self.stop()
-        return 0
+        return await run_until_stopped(
+            self.name,
+            self.stopping,
+            start=self.start,
+            jobs=lambda: [self.pool.supervise(self.stopping), self.watch_directory()],
+            stop=self.stop,
+            log=log,
+        )
 
 
 def default_processes() -> int:

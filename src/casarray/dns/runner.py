@@ -24,13 +24,12 @@ it (exit status 0).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +45,7 @@ from casarray.access.runner import (
     write_status,
 )
 from casarray.config import casarray_home
-from casarray.workers import WorkerPool
+from casarray.workers import WorkerPool, run_until_stopped
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
@@ -308,32 +307,26 @@ class DnsRunner:
             self.directory.close()
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            await self.start()
+        def ready() -> None:
             if self.is_worker:  # tell the first process
                 os.write(sys.stdout.fileno(), b"ready\n")
-            tasks = [asyncio.ensure_future(self.follow())]
+
+        def jobs() -> list[Coroutine[Any, Any, None]]:
+            wanted = [self.follow()]
             if self.pool.workers:
-                tasks.append(asyncio.ensure_future(self.pool.supervise(self.stopping)))
-            stop = asyncio.ensure_future(self.stopping.wait())
-            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task in done and task.exception() is not None:
-                    log.error("DNS: %r", task.exception())
-            stop.cancel()
-            if not self.is_worker:
-                log.info("DNS: stopping")
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            await self.stop()
-        return 0
+                wanted.append(self.pool.supervise(self.stopping))
+            return wanted
+
+        return await run_until_stopped(
+            "DNS",
+            self.stopping,
+            start=self.start,
+            on_started=ready,
+            jobs=jobs,
+            stop=self.stop,
+            log=log,
+            quiet=self.is_worker,
+        )
 
 
 def run(options: DnsOptions) -> int:

@@ -29,7 +29,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import stat
 import sys
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from casarray.config import casarray_home
+from casarray.workers import run_until_stopped
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
@@ -279,29 +279,15 @@ class MailboxRunner:
             self.directory.close()
 
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
-        tasks: list[asyncio.Task[None]] = []
-        try:
-            await self.start()
-            announce_ready()
-            tasks = [asyncio.ensure_future(self.follow_changes())]
-            tasks.append(asyncio.ensure_future(self.checkpoints()))
-            stop = asyncio.ensure_future(self.stopping.wait())
-            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task in done and task.exception() is not None:
-                    log.error("%s: %r", self.name, task.exception())
-            stop.cancel()
-            log.info("%s: stopping", self.name)
-        finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-            await self.stop()
-        return 0
+        return await run_until_stopped(
+            self.name,
+            self.stopping,
+            start=self.start,
+            on_started=announce_ready,
+            jobs=lambda: [self.follow_changes(), self.checkpoints()],
+            stop=self.stop,
+            log=log,
+        )
 
     async def follow_changes(self) -> None:
         assert self.directory is not None

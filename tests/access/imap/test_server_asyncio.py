@@ -525,3 +525,33 @@ async def _test_proxy_header(server: ImapServer) -> None:
     server.proxy_sources = {}
     assert await run(talk, b"") == b"* OK fake ready\r\n"
     assert FakeSession.sessions[-1].kwargs["client_address"] == "127.0.0.1"
+
+
+def test_a_port_that_cant_be_bound_is_the_error_shown(
+    arun: Any, cert: tls.CertificateFiles
+) -> None:
+    """A server that couldn't open its listeners shuts down cleanly, so the bind error
+    is what the runner reports (not an error of the shutdown)."""
+
+    async def body() -> str:
+        with socket.socket() as taken:
+            taken.bind((HOST, 0))
+            taken.listen()
+            server = ImapServer(
+                object(),  # type: ignore[arg-type]
+                name="CAS01",
+                host=HOST,
+                ssl_context=tls.server_context(cert),
+                session_factory=FakeSession,
+                limits=FakeLimits(),
+            )
+            try:
+                await server.start(taken.getsockname()[1], None)
+            except OSError as exc:
+                error = str(exc)
+            else:
+                raise AssertionError("the taken port was bound")
+            await server.shutdown(grace=0.1)
+            return error
+
+    assert "address already in use" in arun(body()).lower()

@@ -665,5 +665,7 @@ class ImapServer:
             task.cancel()
         await asyncio.sleep(0)
         # The commands still running finish (an APPEND answered OK stays durable).
-        await self.loop.run_in_executor(None, self._executor.shutdown, True)
+        # (a server that never started has no loop yet: nothing ran on its executor)
+        loop = self.loop or asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._executor.shutdown, True)
         self._servers.clear()
