@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from casarray.directory import Directory, InvalidOperationError, InvalidValueError, NotFoundError
 from casarray.dns.export import export_zone
 from casarray.dns.zones import build_zones
+from tests.dns.nsd import NSD_ADDRESS, start_nsd, stop_nsd
 
 VIP = "127.77.1.10"
 
@@ -131,62 +130,21 @@ def test_export_errors(seeded: Directory, tmp_path: Path) -> None:
 # -- NSD serves the exported zone ------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.bind(("127.0.0.1", 0))
-        return int(udp.getsockname()[1])
-
-
 @contextlib.contextmanager
 def nsd_serving(folder: Path, zones: dict[str, Path]) -> Iterator[int]:
-    """NSD in the foreground on 127.0.0.1 and a free port, serving `zones`."""
-    nsd = need("nsd", "nsd")
-    port = free_port()
-    config = folder / "nsd.conf"
-    zone_blocks = "".join(
-        f'zone:\n  name: "{name}"\n  zonefile: "{path}"\n' for name, path in zones.items()
-    )
-    config.write_text(
-        "server:\n"
-        f"  ip-address: 127.0.0.1@{port}\n"
-        '  username: ""\n'
-        '  chroot: ""\n'
-        f'  zonesdir: "{folder}"\n'
-        f'  pidfile: "{folder}/nsd.pid"\n'
-        f'  zonelistfile: "{folder}/zone.list"\n'
-        f'  xfrdfile: "{folder}/xfrd.state"\n'
-        f'  xfrdir: "{folder}"\n'
-        f'  logfile: "{folder}/nsd.log"\n'
-        '  database: ""\n'
-        "  server-count: 1\n"
-        "remote-control:\n"
-        "  control-enable: no\n" + zone_blocks
-    )
-    proc = subprocess.Popen([nsd, "-d", "-c", str(config)], stderr=subprocess.PIPE)
+    """NSD serving `zones` on NSD_ADDRESS; its port."""
+    need("nsd", "nsd")
+    nsd = start_nsd(folder, zones)
     try:
-        deadline = time.monotonic() + 15
-        while "nsd started" not in _read(folder / "nsd.log"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"NSD did not start: {_read(folder / 'nsd.log')}")
-            time.sleep(0.05)
-        yield port
+        yield nsd.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _read(path: Path) -> str:
-    return path.read_text(errors="replace") if path.exists() else ""
+        stop_nsd(nsd)
 
 
 def dig(port: int, name: str, rdtype: str) -> list[str]:
     tool = need("dig", "bind9-dnsutils")
     proc = subprocess.run(
-        [tool, "@127.0.0.1", "-p", str(port), "+norec", "+short", "+time=2", name, rdtype],
+        [tool, f"@{NSD_ADDRESS}", "-p", str(port), "+norec", "+short", "+time=2", name, rdtype],
         capture_output=True,
         text=True,
         timeout=30,
