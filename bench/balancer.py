@@ -72,7 +72,6 @@ if sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import itertools
 import json
 import logging
@@ -141,47 +140,13 @@ http {{
 # -- processes ----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec: get SIGTERM when this script dies (Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(argv: list[str], log: Path, **kw: Any) -> subprocess.Popen[bytes]:
-    """Start `argv` in a session of its own (a Ctrl-C reaches this script only, which
-    then stops it in order), its output to `log`."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-            **kw,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
-    """Stop `proc` (`signum`, then SIGKILL after 20 s) and what is left of its group."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _proc_stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 process_tree = benchlib.process_tree
+spawn = benchlib.spawn
+stop_process = benchlib.stop_process
 
 
 def processes_naming(text: str) -> list[int]:
@@ -591,7 +556,7 @@ def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> R
     cpu_before = cpu_seconds(pids)
     started = time.perf_counter()
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=benchlib.die_with_parent
     )
     try:
         while proc.poll() is None:

@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: reading wrk's output, a process's tree, the work
-folder (`temporary`) and stopping on a signal (`on_signal`, `check_stop`).
+"""What the benchmark scripts share: reading wrk's output, starting and stopping the
+processes measured (`spawn`, `stop_process`) and a process's tree, the work folder
+(`temporary`) and stopping on a signal (`on_signal`, `check_stop`).
 
 Kept to a few modules of the standard library that never import `http`: bench/http.py
 and bench/balancer.py import it before they take their own folder off the import path
@@ -9,11 +10,14 @@ and bench/balancer.py import it before they take their own folder off the import
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +110,54 @@ def check_stop() -> None:
     exception may have been swallowed, e.g. by a subprocess call)."""
     if _stopping:
         raise KeyboardInterrupt(f"signal {_stopping[0]}")
+
+
+def die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the script dies (Linux), so that a
+    killed benchmark leaves no server behind."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def pinned(cpus: set[int] | None) -> Callable[[], None]:
+    """A preexec_fn: die with the script, and run on `cpus` (None: any)."""
+
+    def prepare() -> None:
+        die_with_parent()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return prepare
+
+
+def spawn(
+    argv: list[str], log: Path, cpus: set[int] | None = None, **kw: object
+) -> subprocess.Popen[bytes]:
+    """Start `argv` in a session of its own (a Ctrl-C reaches the script only, which then
+    stops it in order), on `cpus` if given, its output to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=pinned(cpus),
+            **kw,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+    """Stop `proc` (`signum`, then SIGKILL after 20 s) and whatever is left of its
+    process group (the one start_new_session made: workers that outlived it)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)

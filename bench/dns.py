@@ -55,7 +55,6 @@ if sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(
 
 import argparse
 import contextlib
-import ctypes
 import json
 import re
 import shutil
@@ -63,7 +62,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,52 +98,8 @@ MIX = [
 # -- processes ----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec: get SIGTERM when this script dies (Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def pinned(cpus: set[int] | None) -> Callable[[], None]:
-    """A preexec_fn: die with this script, and run on `cpus` (None: any)."""
-
-    def prepare() -> None:
-        _die_with_parent()
-        if cpus:
-            os.sched_setaffinity(0, cpus)
-
-    return prepare
-
-
-def spawn(
-    argv: list[str], log: Path, cpus: set[int] | None = None, **kw: object
-) -> subprocess.Popen[bytes]:
-    """Start `argv` in a session of its own on `cpus`, its output to `log`."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=pinned(cpus),
-            **kw,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 20 s, and what is left of its group."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+spawn = benchlib.spawn
+stop_process = benchlib.stop_process
 
 
 def cpu_seconds(pid: int) -> float:
@@ -347,7 +301,7 @@ def run_dnsperf(
     argv += ["-l", f"{seconds:g}", "-c", str(clients), "-q", str(outstanding)]
     before = cpu_seconds(server.proc.pid)
     result = subprocess.run(
-        argv, capture_output=True, text=True, check=False, preexec_fn=pinned(cpus)
+        argv, capture_output=True, text=True, check=False, preexec_fn=benchlib.pinned(cpus)
     )
     used = cpu_seconds(server.proc.pid) - before
     if result.returncode != 0:

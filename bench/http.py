@@ -78,7 +78,6 @@ if sys.path and os.path.realpath(sys.path[0] or os.curdir) == os.path.dirname(
 import argparse
 import base64
 import contextlib
-import ctypes
 import json
 import random
 import resource
@@ -118,47 +117,9 @@ NOISE_PERCENT = 30  # other processes' CPU use (% of one CPU) that makes a run n
 # -- processes ----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In a child, before exec: get SIGTERM when this script dies (Linux), so that a
-    killed benchmark leaves no server behind."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(argv: list[str], log: Path, **kw: Any) -> subprocess.Popen[bytes]:
-    """Start `argv` in a session of its own (a Ctrl-C reaches this script only, which
-    then stops it in order), its output to `log`."""
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-            **kw,
-        )
-
-
-def stop_process(proc: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
-    """Stop `proc` (SIGTERM or `signum`, then SIGKILL after 20 s) and whatever is left of
-    its process group (its worker processes)."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signum)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    # The group is the one start_new_session made (its id is the leader's pid): kill
-    # workers that outlived their leader.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 process_tree = benchlib.process_tree
+spawn = benchlib.spawn
+stop_process = benchlib.stop_process
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -981,7 +942,7 @@ def run_wrk(
     started = time.perf_counter()
     peak = 0
     proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=benchlib.die_with_parent
     )
     try:
         while proc.poll() is None:

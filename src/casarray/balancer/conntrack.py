@@ -159,11 +159,19 @@ def prune(view: ClusterView) -> int:
     """Delete the entries to the cluster's IPs that lead to a node or node port the
     cluster no longer has; the number of (node, port) pairs deleted."""
     pairs = stale_pairs(view, entries(view))
-    for proto, ip, address, port in sorted(pairs):
-        _run(["-D", "-p", proto, "--orig-dst", ip, "--reply-src", address,
-              "--reply-port-src", str(port)])  # fmt: skip
+    for _proto, _ip, address, port in _delete(pairs):
         log.info("%s: stale tracked connections to %s:%d dropped", view.name, address, port)
     return len(pairs)
+
+
+def _delete(pairs: set[tuple[str, str, str, int]]) -> list[tuple[str, str, str, int]]:
+    """Delete the entries of each (protocol, cluster IP, node address, node port); the
+    pairs, in order."""
+    done = sorted(pairs)
+    for proto, ip, address, port in done:
+        _run(["-D", "-p", proto, "--orig-dst", ip, "--reply-src", address,
+              "--reply-port-src", str(port)])  # fmt: skip
+    return done
 
 
 def forget_node(address: str) -> None:
@@ -183,9 +191,7 @@ def forget_cluster(view: ClusterView) -> None:
         for entry in entries(view)
         if entry.node_address != entry.dst
     }
-    for proto, ip, address, port in sorted(pairs):
-        _run(["-D", "-p", proto, "--orig-dst", ip, "--reply-src", address,
-              "--reply-port-src", str(port)])  # fmt: skip
+    _delete(pairs)
 
 
 def count_established(address: str) -> int | None:
