@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from casarray.directory.errors import DirectoryError
+    from casarray.errors import CasarrayError
 
     try:
         if args.command == "directory":
@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log_level=args.log_level,
                 )
             )
-    except DirectoryError as exc:
+    except CasarrayError as exc:
         print(f"casarray: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -4,15 +4,13 @@ does not resolve yet) from one that is not (a wrong password)."""
 
 from __future__ import annotations
 
+from casarray.errors import CasarrayError
 
-class ClientError(Exception):
+
+class ClientError(CasarrayError):
     """A client failure; `str()` is the message for the user."""
 
     transient = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class LookupFailed(ClientError):

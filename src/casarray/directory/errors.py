@@ -6,16 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from casarray.errors import CasarrayError
 
-class DirectoryError(Exception):
+
+class DirectoryError(CasarrayError):
     """Base of every error the directory raises on purpose."""
-
-    category = "NotSpecified"
-
-    def __init__(self, message: str, *, target: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.target = target
 
 
 class InvalidValueError(DirectoryError, ValueError):

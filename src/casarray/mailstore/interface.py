@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from casarray.errors import CasarrayError
+
 SPECIAL_FOLDERS = (
     ("Sent", "\\Sent"),
     ("Drafts", "\\Drafts"),
@@ -28,7 +30,7 @@ DELIMITER = "/"
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
-class MailstoreError(Exception):
+class MailstoreError(CasarrayError):
     """Base of the store's errors; `code` is an IMAP response code where one fits."""
 
     code: str | None = None

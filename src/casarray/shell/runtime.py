@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from casarray.errors import CasarrayError
 from casarray.shell import ast
 from casarray.shell.cmdlet import COMMANDS, Cmdlet, Parameter, StopUpstream
 from casarray.shell.operators import binary, unary
@@ -96,11 +97,9 @@ class TerminatingError(Exception):
 def record_from_exception(
     exc: BaseException, command: str | None, pos: int | None, source: str | None
 ) -> ErrorRecord:
-    from casarray.directory.errors import DirectoryError
-
     if isinstance(exc, TerminatingError):
         return exc.record
-    if isinstance(exc, DirectoryError):
+    if isinstance(exc, CasarrayError):
         return ErrorRecord(
             exc.message,
             category=exc.category,
