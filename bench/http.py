@@ -313,7 +313,7 @@ def _casarray_cli() -> list[str]:
 def start_runner(lab: Lab, base: Path, processes: int, offset: int) -> Target:
     """`casarray server run CAS01 --port-offset N [--processes P]`; its ports and
     certificate from its status file."""
-    from casarray.access.runner import status_file
+    from casarray.access.cas_process import status_file
 
     usage = subprocess.run(
         [*_casarray_cli(), "server", "run", "--help"], capture_output=True, text=True, check=False
@@ -334,7 +334,7 @@ def start_runner(lab: Lab, base: Path, processes: int, offset: int) -> Target:
     if has_processes:  # always: its default is one process per CPU
         argv += ["--processes", str(processes)]
     proc = spawn(argv, base / "casarray.log", env=dict(os.environ, CASARRAY_HOME=str(lab.home)))
-    path = status_file(SERVER, lab.home)
+    path = status_file(SERVER, lab.home).path
     deadline = time.monotonic() + START_TIMEOUT
     status: dict[str, Any] = {}
     seen_at: float | None = None
@@ -1186,8 +1186,8 @@ def launcher_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from casarray.access import tls
-    from casarray.access.runner import LOG_DATE_FORMAT, LOG_FORMAT, certificate_names
     from casarray.directory import Directory
+    from casarray.process.logs import LOG_DATE_FORMAT, LOG_FORMAT, certificate_names
 
     with Directory.open(args.directory) as directory:
         host = directory.servers.one(SERVER).ip_address

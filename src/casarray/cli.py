@@ -90,7 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes sharing the ports (default: one per CPU; 1: no supervisor)",
     )
     run.add_argument(
-        "--workers", type=int, default=16, metavar="N", help="threads per process (default 16)"
+        "--threads",
+        "--workers",  # its name before 0.2, still accepted
+        dest="threads",
+        type=int,
+        default=16,
+        metavar="N",
+        help="threads per process for the mailbox databases (default 16)",
     )
     run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
     run.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
@@ -254,9 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run(args.directory, args.command_text, args.file)
         if args.command == "server":
-            from casarray.access.runner import RunOptions
-            from casarray.access.runner import run as run_server
-            from casarray.access.supervisor import default_processes
+            from casarray.access.cas_master import default_processes
+            from casarray.access.cas_process import RunOptions
+            from casarray.access.cas_process import run as run_server
 
             return run_server(
                 RunOptions(
@@ -269,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     https_port=args.https_port,
                     processes=args.processes or default_processes(),
                     worker_index=args.worker,
-                    workers=args.workers,
+                    threads=args.threads,
                     use_uvloop=not args.no_uvloop,
                     allow_plaintext_login=args.allow_plaintext_login,
                     log_file=args.log_file,
@@ -277,8 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         if args.command == "balancer":
-            from casarray.balancer.runner import BalancerOptions
-            from casarray.balancer.runner import run as run_balancer
+            from casarray.balancer.balancer_process import BalancerOptions
+            from casarray.balancer.balancer_process import run as run_balancer
 
             return run_balancer(
                 BalancerOptions(
@@ -292,8 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         if args.command == "dns":
-            from casarray.dns.runner import DnsOptions
-            from casarray.dns.runner import run as run_dns
+            from casarray.dns.dns_process import DnsOptions
+            from casarray.dns.dns_process import run as run_dns
 
             return run_dns(
                 DnsOptions(
@@ -327,8 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_lab(args)
         if args.command == "mailbox":
-            from casarray.mailstore.runner import MailboxOptions
-            from casarray.mailstore.runner import run as run_mailbox
+            from casarray.mailstore.mailbox_process import MailboxOptions
+            from casarray.mailstore.mailbox_process import run as run_mailbox
 
             return run_mailbox(
                 MailboxOptions(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from casarray.access.runner import read_status
+from casarray.access.cas_process import read_status
 from tests.access.http.test_autodiscover import O, outlook_request, protocols
 from tests.access.imap.server_harness import PASSWORD, Lab, make_lab, running
 

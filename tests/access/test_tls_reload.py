@@ -28,7 +28,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from casarray.balancer.runner import status_path
+from casarray.balancer.balancer_process import status_file
 from tests.access.imap.server_harness import PASSWORD, Lab, make_lab
 
 VIP = "127.77.1.10"
@@ -224,7 +224,7 @@ def test_enabled_certificates_are_served_through_the_balancer_without_a_restart(
             lab,
             log,
         )  # fmt: skip
-        status = status_path("bj-cas.lab.net", lab.home)
+        status = status_file("bj-cas.lab.net", lab.home).path
         wait_for(
             lambda: {n["state"] for n in json.loads(status.read_text())["nodes"]} == {"Converged"}
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from casarray.balancer.runner import status_path
+from casarray.balancer.balancer_process import status_file as balancer_status
 from tests.access.imap.server_harness import Lab, make_lab
 
 VIP = "127.77.1.10"
@@ -144,7 +144,7 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
             lab,
             log,
         )  # fmt: skip
-        status_file = status_path("bj-cas.lab.net", lab.home)
+        status_file = balancer_status("bj-cas.lab.net", lab.home).path
         wait_for(lambda: json.loads(status_file.read_text())["engine"] == engine)
         seen = Counter(greeting(port) for _ in range(40))
         assert set(seen) == {"CAS01", "CAS02"} and min(seen.values()) >= 8, seen
@@ -224,7 +224,7 @@ def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: La
         balancer = ["balancer", "run", "bj-cas.lab.net", "--engine", "Proxy"]
         offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
         procs.append(start([*balancer, *offsets], lab, log))
-        status_file = status_path("bj-cas.lab.net", lab.home)
+        status_file = balancer_status("bj-cas.lab.net", lab.home).path
         wait_for(lambda: node_states(status_file)["CAS01"] == "Converged")
         # the only servers up: CAS01 (CAS02 is a member too, but not running)
         assert Counter(greeting(143 + offset) for _ in range(10)) == Counter({"CAS01": 10})

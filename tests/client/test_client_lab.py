@@ -30,11 +30,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from casarray.balancer.runner import status_path as balancer_status
+from casarray.balancer.balancer_process import status_file as balancer_status
 from casarray.client.errors import AuthenticationFailed
 from casarray.client.network import Network
 from casarray.client.profile import Profile, ProfileStore
-from casarray.dns.runner import read_status as dns_status
+from casarray.dns.dns_process import read_status as dns_status
 from tests.access.imap.server_harness import PASSWORD, Lab, make_lab
 
 VIP = "127.77.1.10"

@@ -14,7 +14,7 @@ import dns.exception
 import dns.message
 import dns.query
 
-from casarray.dns.runner import bind_pair
+from casarray.dns.dns_process import bind_pair
 
 NSD = shutil.which("nsd") or shutil.which("nsd", path="/usr/sbin:/sbin")
 NSD_ADDRESS = "127.77.54.2"

@@ -35,9 +35,9 @@ import dns.zone
 import pytest
 
 from casarray.directory import Directory
+from casarray.dns.dns_process import read_status
 from casarray.dns.export import export_zone
 from casarray.dns.handler import Responder
-from casarray.dns.runner import read_status
 from casarray.dns.zones import ZoneSet
 from tests.conftest import build_bj
 from tests.dns.nsd import NSD_ADDRESS, Nsd, nsd_missing, start_nsd, stop_nsd

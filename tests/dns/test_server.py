@@ -40,8 +40,8 @@ import dns.rdatatype
 import pytest
 
 from casarray.directory import Directory
+from casarray.dns.dns_process import bind_pair, read_status, status_file
 from casarray.dns.handler import Responder
-from casarray.dns.runner import bind_pair, read_status, status_path
 from casarray.dns.server import DnsServer
 from casarray.dns.zones import build_zones
 from tests.conftest import build_bj
@@ -418,7 +418,7 @@ def test_workers_share_the_port_and_come_back(tmp_path: Path, server: Running) -
         err = stop(proc)
     assert proc.returncode == 0, err
     assert "worker 1" in err and "exited with status -9; restarting it" in err
-    assert status_path(home).exists() is False
+    assert status_file(home).path.exists() is False
 
 
 def test_without_low_ports_it_is_10053_said_once(tmp_path: Path, server: Running) -> None:

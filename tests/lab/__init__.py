@@ -93,7 +93,7 @@ class Lab:
     def state(self) -> dict[str, Any]:
         """The supervisor's state file (read directly: it is world-readable)."""
         try:
-            return dict(json.loads((self.home / "run" / "supervisor.json").read_text()))
+            return dict(json.loads((self.home / "run" / "lab-supervisor.json").read_text()))
         except (OSError, ValueError):
             return {}
 

@@ -22,13 +22,13 @@ from casarray.lab.supervisor import (
     KILLED,
     RESTARTING,
     RUNNING,
+    LabSupervisor,
     Role,
-    Supervisor,
     SupervisorError,
     read_state,
     roles_of,
 )
-from casarray.workers import Backoff
+from casarray.process.pool import Backoff
 
 # A role's stand-in: writes {"pid": ...} to its status file, removes it at SIGTERM.
 STAND_IN = """
@@ -54,13 +54,13 @@ def stand_in(home: Path, name: str) -> Role:
 
 
 @pytest.fixture
-async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
+async def supervisor(tmp_path: Path) -> AsyncIterator[LabSupervisor]:
     home = tmp_path / "lab"
     (home / "run").mkdir(parents=True)
     url = f"sqlite:///{home / 'directory.db'}"
     config = LabConfig(home, 10_000, "127.77.0.53", 10_053, home / "root.pem", url, "Proxy")
     directory = Directory.open(url)
-    supervisor = Supervisor(config, directory)
+    supervisor = LabSupervisor(config, directory)
     ticking = asyncio.ensure_future(supervisor.tick())
     try:
         yield supervisor
@@ -80,7 +80,7 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return False
 
 
-async def test_ready_when_the_status_file_names_the_process(supervisor: Supervisor) -> None:
+async def test_ready_when_the_status_file_names_the_process(supervisor: LabSupervisor) -> None:
     home = supervisor.config.home
     supervisor.reconcile([stand_in(home, "CAS01"), stand_in(home, "CAS02")])
     entry = supervisor.find("cas01")  # names in any case
@@ -97,7 +97,7 @@ async def test_ready_when_the_status_file_names_the_process(supervisor: Supervis
 
 
 async def test_a_crash_is_restarted_with_backoff_and_the_logs_say_so(
-    supervisor: Supervisor,
+    supervisor: LabSupervisor,
 ) -> None:
     home = supervisor.config.home
     supervisor.reconcile([stand_in(home, "CAS01")])
@@ -123,7 +123,7 @@ async def test_a_crash_is_restarted_with_backoff_and_the_logs_say_so(
     assert any("starting it again in 1.0 s" in text for text in events)
 
 
-async def test_kill_is_not_restarted_until_start(supervisor: Supervisor) -> None:
+async def test_kill_is_not_restarted_until_start(supervisor: LabSupervisor) -> None:
     home = supervisor.config.home
     supervisor.reconcile([stand_in(home, "CAS02")])
     entry = supervisor.find("CAS02")
@@ -135,15 +135,15 @@ async def test_kill_is_not_restarted_until_start(supervisor: Supervisor) -> None
     assert entry.state == KILLED and entry.pid is None and entry.last_exit == -9
     assert supervisor.snapshot()["processes"][0]["detail"].startswith("killed by")
     assert supervisor.kill("CAS02") == "CAS02 is already killed."
-    supervisor.start("CAS02")
+    supervisor.start_process("CAS02")
     assert await until(lambda: entry.state == RUNNING)
     assert entry.pid != pid
-    assert "already running" in supervisor.start("CAS02")
+    assert "already running" in supervisor.start_process("CAS02")
     with pytest.raises(SupervisorError, match="no process named 'CAS09' \\(it has CAS02\\)"):
         supervisor.kill("CAS09")
 
 
-async def test_a_role_that_leaves_is_stopped(supervisor: Supervisor) -> None:
+async def test_a_role_that_leaves_is_stopped(supervisor: LabSupervisor) -> None:
     home = supervisor.config.home
     supervisor.reconcile([stand_in(home, "CAS01"), stand_in(home, "CAS04")])
     assert await until(lambda: supervisor.all_running())
@@ -159,7 +159,7 @@ async def test_a_role_that_leaves_is_stopped(supervisor: Supervisor) -> None:
     assert "CAS04 left the directory; stopping it" in events
 
 
-async def test_stop_all_clears_what_a_killed_process_left(supervisor: Supervisor) -> None:
+async def test_stop_all_clears_what_a_killed_process_left(supervisor: LabSupervisor) -> None:
     home = supervisor.config.home
     supervisor.reconcile([stand_in(home, "CAS01"), stand_in(home, "CAS02")])
     assert await until(lambda: supervisor.all_running())

@@ -1,7 +1,12 @@
 """The balancer's control plane: one NLB cluster kept in step with the directory and
 with its nodes' health, on one data plane.
 
-    Balancer(read_view, engine=ProxyEngine()).run()
+    balancer = Balancer(read_view, ProxyEngine(), status_path=...)
+    await balancer.start()          # the first view, probes, the data plane
+    await balancer.loop()           # until balancer.stop(); call view_changed() on changes
+    await balancer.close()
+
+(`balancer_process.BalancerProcess` is the process that does this for one cluster.)
 
 - `read_view()` (blocking) gives the cluster as the directory has it now
   (`model.ClusterView`); it is read again at every topology change (`follow`), so a
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -42,6 +46,7 @@ from casarray.balancer.health import HealthChecker, Transition
 from casarray.balancer.model import ClusterView, FilteringMode, HostState, Node, PortRule
 from casarray.balancer.proxy import Proxy
 from casarray.balancer.udp_proxy import DatagramProxy
+from casarray.process.status import StatusFile
 
 log = logging.getLogger("casarray.balancer")
 
@@ -421,11 +426,7 @@ class Balancer:
     def write_status(self) -> None:
         if self.status_path is None or self.view is None:
             return
-        path = self.status_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.status(), indent=2) + "\n")
-        os.replace(tmp, path)
+        StatusFile(self.status_path).write(self.status())
 
     def stop(self) -> None:
         self._stopping.set()
@@ -437,5 +438,4 @@ class Balancer:
         if self.view is not None:
             await self.engine.close(self.view, keep=keep_data_plane)
         if self.status_path is not None:
-            with contextlib.suppress(OSError):
-                self.status_path.unlink()
+            StatusFile(self.status_path).remove()

@@ -1,7 +1,7 @@
 """The Proxy data plane: a user-space TCP proxy on asyncio (uvloop when it runs the loop).
 
 The Kernel plane (nftables DNAT) needs root on Linux; this one runs anywhere, as any
-user, on whatever event loop is running (`casarray.access.runner.loop_factory` gives
+user, on whatever event loop is running (`casarray.access.cas_process.loop_factory` gives
 uvloop's). It listens on the cluster IP, on every port of every TCP port rule of a
 `ClusterView` (plus `view.listen_offset`), asks a `chooser` which node takes each new
 connection and connects to that node's port (plus `view.backend_offset`). Choosing is

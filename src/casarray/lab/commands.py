@@ -3,7 +3,7 @@
 - `up`: makes the organization in the lab's folder (`--home`, default
   $CASARRAY_HOME) when it has none (`topology.build_seed_organization`, the users'
   passwords printed this once) and decides its ports (`config.LabConfig`), then runs
-  the supervisor (`supervisor.Supervisor`) here with a live status view until Ctrl-C,
+  the supervisor (`supervisor.LabSupervisor`) here with a live status view until Ctrl-C,
   which stops everything; with `--detach` the supervisor runs in the background (a new
   session: `casarray lab supervise`, its output in logs/lab.log) and `up` returns once
   all is healthy, saying how to reach the lab and how long that took, or fails after
@@ -45,13 +45,12 @@ from casarray.lab import control
 from casarray.lab.config import LabConfig
 from casarray.lab.supervisor import (
     LAB_LOG,
-    Supervisor,
+    LabSupervisor,
     log_path,
-    pid_alive,
     read_state,
     remove_nft_tables,
-    state_path,
 )
+from casarray.process.status import StatusFile, pid_alive
 
 if TYPE_CHECKING:
     from casarray.lab.status import LabStatus
@@ -157,7 +156,7 @@ def supervisor_lock(home: Path) -> Iterator[None]:
 
 
 def _log_to(stream: IO[str]) -> logging.Handler:
-    from casarray.access.runner import LOG_DATE_FORMAT, LOG_FORMAT
+    from casarray.process.logs import LOG_DATE_FORMAT, LOG_FORMAT
 
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
@@ -167,29 +166,16 @@ def _log_to(stream: IO[str]) -> logging.Handler:
     return handler
 
 
-async def _supervise(config: LabConfig) -> Supervisor:
+async def _supervise(config: LabConfig) -> LabSupervisor:
     """Run the supervisor and its control socket until it is stopped."""
-    from casarray.directory import Directory
-
-    directory = await asyncio.to_thread(Directory.open, config.directory)
-    supervisor = Supervisor(config, directory)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(signum, supervisor.stopping.set)
-    server = await control.serve(supervisor, config.home)
-    try:
-        await supervisor.run()
-    finally:
-        control.close(server, config.home)
-        with contextlib.suppress(FileNotFoundError):
-            state_path(config.home).unlink()
-        directory.close()
+    supervisor = LabSupervisor(config)
+    await supervisor.run()
     return supervisor
 
 
 def supervise(home: Path) -> int:
     """The detached supervisor (`casarray lab supervise`): its output is logs/lab.log."""
-    from casarray.access.runner import loop_factory
+    from casarray.process.lifecycle import loop_factory
 
     config = _load(home)
     config.check_runnable()
@@ -267,8 +253,8 @@ def _up_detached(config: LabConfig, out: Console, started: float, timeout: float
 def _up_foreground(config: LabConfig, out: Console, started: float) -> int:
     from rich.live import Live
 
-    from casarray.access.runner import loop_factory
     from casarray.lab.status import render
+    from casarray.process.lifecycle import loop_factory
 
     home = config.home
     lab_log = log_path(home, LAB_LOG)
@@ -456,10 +442,9 @@ def stop_strays(home: Path) -> list[int]:
     a supervisor (SIGTERM, then SIGKILL); their pids."""
     pids: set[int] = set()
     for path in _status_files(home):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            pid = json.loads(path.read_text()).get("pid")
-            if isinstance(pid, int) and pid != os.getpid() and pid_alive(pid) and _is_casarray(pid):
-                pids.add(pid)
+        said = StatusFile(path).read()
+        if said is not None and said["pid"] != os.getpid() and _is_casarray(said["pid"]):
+            pids.add(said["pid"])
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
@@ -476,10 +461,7 @@ def stop_strays(home: Path) -> list[int]:
 def clear_leftovers(home: Path) -> None:
     """Status files of dead processes, the socket, the kernel tables of the clusters."""
     for path in _status_files(home):
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            pid = json.loads(path.read_text()).get("pid")
-            if not isinstance(pid, int) or not pid_alive(pid):
-                path.unlink()
+        StatusFile(path).remove_if_dead()
     with contextlib.suppress(FileNotFoundError):
         control.socket_path(home).unlink()
     config = LabConfig.load(home)

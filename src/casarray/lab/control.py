@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from casarray.lab.supervisor import Supervisor
+    from casarray.lab.supervisor import LabSupervisor
 
 SOCKET = "lab.sock"
 MAX_LINE = 64 * 1024
@@ -57,7 +57,7 @@ def _address(path: Path) -> str:
     )
 
 
-async def handle(supervisor: Supervisor, request: dict[str, Any]) -> dict[str, Any]:
+async def handle(supervisor: LabSupervisor, request: dict[str, Any]) -> dict[str, Any]:
     """One command's answer."""
     from casarray.lab.supervisor import SupervisorError
 
@@ -72,7 +72,7 @@ async def handle(supervisor: Supervisor, request: dict[str, Any]) -> dict[str, A
         if command in ("kill", "start"):
             if not isinstance(name, str) or not name.strip():
                 return {"ok": False, "error": f"'{command}' needs the name of a process."}
-            action = supervisor.kill if command == "kill" else supervisor.start
+            action = supervisor.kill if command == "kill" else supervisor.start_process
             message = action(name)
             supervisor.write_state()
             return {"ok": True, "message": message}
@@ -81,7 +81,7 @@ async def handle(supervisor: Supervisor, request: dict[str, Any]) -> dict[str, A
     return {"ok": False, "error": f"Unknown command '{command}': use kill, start, state or down."}
 
 
-async def serve(supervisor: Supervisor, home: Path) -> asyncio.AbstractServer:
+async def serve(supervisor: LabSupervisor, home: Path) -> asyncio.AbstractServer:
     """Listen on the control socket (a stale one, of a supervisor that died, is
     replaced)."""
     path = socket_path(home)

@@ -235,11 +235,11 @@ def collect(
     """The lab's status now (see the module docstring). Blocking: a few directory reads
     and, with `probe`, the health pages and a DNS query, all at once (about a second at
     worst, when something doesn't answer)."""
-    from casarray.access.runner import read_status as server_status
-    from casarray.balancer.runner import live_node
-    from casarray.balancer.runner import read_status as balancer_status
+    from casarray.access.cas_process import read_status as server_status
+    from casarray.balancer.balancer_process import live_node
+    from casarray.balancer.balancer_process import read_status as balancer_status
     from casarray.directory import Directory
-    from casarray.dns.runner import read_status as dns_status
+    from casarray.dns.dns_process import read_status as dns_status
     from casarray.lab.supervisor import read_state
 
     home = config.home

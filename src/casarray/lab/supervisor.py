@@ -1,14 +1,14 @@
-"""The lab's process table: every role of the organization as its own process.
+"""The lab supervisor: every role of the organization as its own process.
 
 The table follows the directory (`Directory.watch`): one process per role, made from
 what the directory holds now, so a server installed or an NLB cluster created gets its
 process within a second, and one removed is stopped.
 
-- `DNS`: `casarray dns run`, ready when `run/dns.json` names its pid;
+- `DNS`: `casarray dns run`, ready when its status file (`run/dns.json`) names its pid;
 - each Client Access server, `CAS01`: `casarray server run CAS01 --processes 1`, ready
-  with `run/CAS01.imap.json`;
+  with `run/cas-cas01.json`;
 - each Mailbox server, `MBX01`: `casarray mailbox run MBX01`, ready with
-  `run/MBX01.mailbox.json`;
+  `run/mailbox-mbx01.json`;
 - each NLB cluster, `bj-cas.lab.net`: `casarray balancer run bj-cas.lab.net`, ready
   with `run/balancer-bj-cas.lab.net.json`.
 
@@ -30,16 +30,16 @@ Access servers and the DNS server, and the Mailbox servers last, once no Client 
 server uses their databases (SIGTERM, SIGKILL after STOP_TIMEOUT), then removes what
 killed processes left: their status files, and the nftables tables of the clusters.
 
-What the supervisor knows (its pid, every process's state, the last events) is in
-`$CASARRAY_HOME/run/supervisor.json` while it runs; `casarray.lab.control` serves the
-commands on `run/lab.sock`.
+What the supervisor knows (its pid, every process's state, the last events) is in its
+status file, `$CASARRAY_HOME/run/lab-supervisor.json`, while it runs;
+`casarray.lab.control` serves the commands on `run/lab.sock`. Its life cycle is
+`process.ServiceProcess`'s (SIGHUP, a closed terminal, stops it too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -53,7 +53,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.workers import Backoff
+from casarray.lab import control
+from casarray.process import status
+from casarray.process.lifecycle import Job, ServiceProcess
+from casarray.process.parent import death_signal_preexec
+from casarray.process.pool import Backoff
+from casarray.process.status import StatusFile
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
@@ -74,7 +79,6 @@ STOP_TIMEOUT = 15.0
 TICK = 0.05
 FOLLOW_INTERVAL = 0.2
 EVENTS = 50  # events kept in the state file
-STATE_FILE = "supervisor.json"
 LAB_LOG = "lab"  # logs/lab.log: the supervisor's own
 
 
@@ -90,7 +94,8 @@ class Role:
 
 
 def state_path(home: Path) -> Path:
-    return home / "run" / STATE_FILE
+    """The supervisor's status file: its pid, every process's state, the last events."""
+    return status.status_file(status.LAB, "supervisor", home).path
 
 
 def log_path(home: Path, name: str) -> Path:
@@ -99,17 +104,23 @@ def log_path(home: Path, name: str) -> Path:
 
 def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
     """The processes the lab runs for what the directory holds now. Blocking."""
-    from casarray.access.runner import status_file as server_status
-    from casarray.balancer.runner import status_path as balancer_status
-    from casarray.dns.runner import status_path as dns_status
-    from casarray.mailstore.runner import status_path as mailbox_status
+    from casarray.access.cas_process import status_file as server_status
+    from casarray.balancer.balancer_process import status_file as balancer_status
+    from casarray.dns.dns_process import status_file as dns_status
+    from casarray.mailstore.mailbox_process import status_file as mailbox_status
 
     home, offset = config.home, str(config.port_offset)
     base: tuple[str, ...] = (sys.executable, "-m", "casarray")
     url = ("--directory", config.directory)
     command: tuple[str, ...]
     roles = [
-        Role(DNS, DNS, "", (*base, "dns", "run", *url, "--port-offset", offset), dns_status(home))
+        Role(
+            DNS,
+            DNS,
+            "",
+            (*base, "dns", "run", *url, "--port-offset", offset),
+            dns_status(home).path,
+        )
     ]
     for server in directory.servers.get():
         if server.is_client_access_server:
@@ -121,7 +132,7 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                     CLIENT_ACCESS,
                     server.name,
                     command,
-                    server_status(server.name, home),
+                    server_status(server.name, home).path,
                 )
             )
         if server.is_mailbox_server:
@@ -132,32 +143,16 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                     MAILBOX,
                     server.name,
                     (*base, "mailbox", "run", server.name, *url),
-                    mailbox_status(server.name, home),
+                    mailbox_status(server.name, home).path,
                 )
             )
     for cluster in directory.nlb.clusters():
         command = (*base, "balancer", "run", cluster.name, *url)
         command += ("--listen-offset", offset, "--backend-offset", offset)
         roles.append(
-            Role(cluster.name, NLB, cluster.name, command, balancer_status(cluster.name, home))
+            Role(cluster.name, NLB, cluster.name, command, balancer_status(cluster.name, home).path)
         )
     return roles
-
-
-def _pdeathsig() -> Callable[[], None] | None:
-    """A preexec function that has the child get SIGTERM when its parent dies (Linux)."""
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return preexec
 
 
 def exit_text(code: int | None) -> str:
@@ -202,6 +197,10 @@ class Entry:
             detail = f"exited with {exit_text(self.last_exit)}; again in " + (
                 f"{max(0.0, self.restart_at - time.monotonic()):.1f} s"
             )
+        elif self.state == STARTING and self.restarts and self.last_exit is not None:
+            detail = f"restart {self.restarts}; the last run exited with " + exit_text(
+                self.last_exit
+            )
         elif self.state == KILLED:
             detail = "killed by `casarray lab kill`; `casarray lab start` brings it back"
         return {
@@ -223,18 +222,25 @@ class SupervisorError(Exception):
     """A command the supervisor refuses (an unknown process name, say)."""
 
 
-class Supervisor:
-    """Runs the lab's processes until `stopping` is set (see the module docstring)."""
+class LabSupervisor(ServiceProcess):
+    """Runs the lab's processes until `stopping` is set (see the module docstring).
+    `directory` is the lab's, opened by the caller, or by `start()` when None."""
 
-    def __init__(self, config: LabConfig, directory: Directory) -> None:
+    label = "lab"
+    log = log
+
+    def __init__(self, config: LabConfig, directory: Directory | None = None) -> None:
+        super().__init__()
         self.config = config
-        self.directory = directory
+        self._owns_directory = directory is None
+        self._directory = directory
+        self._control: asyncio.AbstractServer | None = None
         self.entries: dict[str, Entry] = {}  # by name, lower case
         self.retiring: list[Entry] = []  # left the directory: being stopped
         self.events: deque[dict[str, str]] = deque(maxlen=EVENTS)
-        self.stopping = asyncio.Event()
-        self.started = now_text()
-        self._preexec = _pdeathsig()
+        self.started_at = now_text()
+        # the lab's processes get SIGTERM, not SIGKILL, when it dies: they clean up
+        self._preexec = death_signal_preexec(signal.SIGTERM)
         self._dirty = True
         self._first = True  # the first reconcile starts everything without a word each
         self._env = {
@@ -283,15 +289,8 @@ class Supervisor:
         log.info("%s: started (pid %d)", entry.role.name, entry.process.pid)
 
     def _ready(self, entry: Entry) -> bool:
-        try:
-            status = json.loads(entry.role.status_file.read_text())
-        except (OSError, ValueError):
-            return False
-        return (
-            entry.process is not None
-            and isinstance(status, dict)
-            and status.get("pid") == entry.process.pid
-        )
+        said = StatusFile(entry.role.status_file).read_any()
+        return entry.process is not None and said is not None and said["pid"] == entry.process.pid
 
     def _check(self, entry: Entry, now: float) -> None:
         process = entry.process
@@ -331,10 +330,10 @@ class Supervisor:
     def _note_dns(self, entry: Entry) -> None:
         """Keep lab.json's DNS address and port those the DNS server listens on (an
         administrator may move it: Set-DnsServerSetting -ListeningIPAddress)."""
+        said = StatusFile(entry.role.status_file).read_any() or {}
         try:
-            status = json.loads(entry.role.status_file.read_text())
-            address, port = str(status["address"]), int(status["port"])
-        except (OSError, ValueError, KeyError, TypeError):
+            address, port = str(said["address"]), int(said["port"])
+        except (KeyError, TypeError, ValueError):
             return
         if (address, port) != (self.config.dns_address, self.config.dns_port):
             self.config = self.config.with_dns(address, port)
@@ -411,8 +410,8 @@ class Supervisor:
         self.event(text, entry=entry)
         return text
 
-    def start(self, name: str) -> str:
-        """Start a killed (or restarting) process now."""
+    def start_process(self, name: str) -> str:
+        """Start a killed (or restarting) process now (`casarray lab start NAME`)."""
         entry = self.find(name)
         if entry.state in (STARTING, RUNNING):
             return f"{entry.role.name} is already {entry.state.lower()} (pid {entry.pid})."
@@ -428,7 +427,7 @@ class Supervisor:
         return {
             "pid": os.getpid(),
             "home": str(self.config.home),
-            "started": self.started,
+            "started": self.started_at,
             "stopping": self.stopping.is_set(),
             "processes": [entry.snapshot() for entry in self.entries.values()],
             "events": list(self.events),
@@ -436,9 +435,7 @@ class Supervisor:
         }
 
     def write_state(self) -> None:
-        from casarray.access.runner import write_status
-
-        write_status(state_path(self.config.home), self.snapshot())
+        StatusFile(state_path(self.config.home)).write(self.snapshot())
         self._dirty = False
 
     # -- running -----------------------------------------------------------------------
@@ -488,28 +485,40 @@ class Supervisor:
     def all_running(self) -> bool:
         return bool(self.entries) and all(e.state == RUNNING for e in self.entries.values())
 
-    async def run(self) -> None:
-        """Start every process and supervise them until `stopping` is set; then stop
-        them all."""
+    @property
+    def directory(self) -> Directory:
+        assert self._directory is not None, "the supervisor has not started"
+        return self._directory
+
+    async def start(self) -> None:
+        """Open the directory, start every process, and answer on the control socket."""
+        if self._directory is None:
+            from casarray.directory import Directory
+
+            self._directory = await asyncio.to_thread(Directory.open, self.config.directory)
         roles = await asyncio.to_thread(roles_of, self.directory, self.config)
         self.event(f"lab starting in {self.config.home} (supervisor pid {os.getpid()})")
         self.reconcile(roles)
         self.write_state()
-        tasks = [asyncio.ensure_future(self.follow()), asyncio.ensure_future(self.tick())]
-        try:
-            stop = asyncio.ensure_future(self.stopping.wait())
-            done, _ = await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-            for task in tasks:
-                if task in done and task.exception() is not None:
-                    log.error("supervisor task failed: %r", task.exception())
-            stop.cancel()
-        finally:
-            self.stopping.set()
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+        self._control = await control.serve(self, self.config.home)
+
+    def jobs(self) -> list[Job]:
+        return [self.follow(), self.tick()]
+
+    def signal_handlers(self) -> dict[int, Callable[[], None]]:
+        return {signal.SIGHUP: self.stopping.set}
+
+    async def stop(self) -> None:
+        """Stop every process, then the control socket; remove the status file."""
+        self.stopping.set()
+        if self._directory is not None:
             await self.stop_all()
+        if self._control is not None:
+            control.close(self._control, self.config.home)
+        with contextlib.suppress(FileNotFoundError):
+            state_path(self.config.home).unlink()
+        if self._directory is not None and self._owns_directory:
+            self._directory.close()
 
     async def stop_all(self) -> None:
         """Stop the processes in STOP_ORDER, then clear what killed ones left."""
@@ -543,25 +552,7 @@ class Supervisor:
 
     def _remove_leftovers(self, entry: Entry) -> None:
         """The status file of a process that can't remove it any more (killed)."""
-        with contextlib.suppress(OSError, ValueError):
-            status = json.loads(entry.role.status_file.read_text())
-            pid = status.get("pid") if isinstance(status, dict) else None
-            if not isinstance(pid, int) or not pid_alive(pid):
-                entry.role.status_file.unlink()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether the process runs (a zombie, dead but not yet reaped, doesn't)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: it answered the signal
+        StatusFile(entry.role.status_file).remove_if_dead()
 
 
 def remove_nft_tables(directory: Directory) -> list[str]:
@@ -595,11 +586,4 @@ def remove_nft_tables(directory: Directory) -> list[str]:
 
 def read_state(home: Path) -> dict[str, Any] | None:
     """The running supervisor's state file, or None when no supervisor runs."""
-    try:
-        state = json.loads(state_path(home).read_text())
-    except (OSError, ValueError):
-        return None
-    pid = state.get("pid") if isinstance(state, dict) else None
-    if not isinstance(pid, int) or not pid_alive(pid):
-        return None
-    return dict(state)
+    return StatusFile(state_path(home)).read()

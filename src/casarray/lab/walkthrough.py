@@ -146,7 +146,7 @@ def step_nlb_feature(walk: Walk) -> str:
 
 
 def step_nlb_cluster(walk: Walk) -> str:
-    from casarray.balancer.runner import read_status
+    from casarray.balancer.balancer_process import read_status
 
     walk.shell(
         f'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName {CLUSTER} '

@@ -108,9 +108,9 @@ class ServerProcess:
         return self.lab.home / "certs" / f"{self.name}.pem"
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        from casarray.access.runner import status_file
+        from casarray.access.cas_process import status_file
 
-        status_path = status_file(self.name, self.lab.home)
+        status_path = status_file(self.name, self.lab.home).path
         with contextlib.suppress(FileNotFoundError):
             status_path.unlink()
         self.proc = subprocess.Popen(

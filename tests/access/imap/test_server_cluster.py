@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from casarray.access.runner import read_status
+from casarray.access.cas_process import read_status
 from tests.access.imap.server_harness import PASSWORD, Lab, ServerProcess, make_lab, running
 
 

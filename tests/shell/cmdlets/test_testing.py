@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from casarray.balancer.runner import status_path
+from casarray.balancer.balancer_process import status_file
 from casarray.directory import Directory
 from tests.shell.cmdlet_shell import Shell
 
@@ -252,7 +252,7 @@ def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) 
     offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
     balancer = ["balancer", "run", ARRAY, "--engine", "Proxy", *offsets]
     procs["balancer"] = start(balancer, lab, lab.home / "balancer.log")
-    status = status_path(ARRAY, lab.home)
+    status = status_file(ARRAY, lab.home).path
     try:
         # CAS02 doesn't run: the balancer's probes fail
         up = ("Converging", "Converged")  # Converging: slow start, new clients come
@@ -266,7 +266,7 @@ def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) 
 
         procs["CAS02"] = start(["server", "run", "CAS02", *run], lab, lab.home / "CAS02.log")
         wait_for(lambda: node_states(status)["CAS02"] in up)
-        wait_for(lambda: json.loads((lab.home / "run" / "CAS02.imap.json").read_text()))
+        wait_for(lambda: json.loads((lab.home / "run" / "cas-cas02.json").read_text()))
         assert findings(shell, ARRAY) == [("None", "None", "")]  # health known: no Info
 
         # a hung CAS02 (SIGSTOP): it accepts connections but answers nothing
@@ -322,7 +322,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
     alice (DB01, BJ) has two messages; DB03 (SH) has CAS03 as endpoint, not running."""
     import time
 
-    from casarray.dns.runner import read_status as dns_status
+    from casarray.dns.dns_process import read_status as dns_status
     from casarray.lab.config import LabConfig
     from tests.access.imap.server_harness import make_lab
     from tests.balancer.test_balancer_run import start, stop, wait_for
@@ -357,7 +357,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
             offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
             procs.append(start(["balancer", "run", ARRAY, "--engine", "Proxy", *offsets], lab,
                                lab.home / "balancer.log"))  # fmt: skip
-            status = status_path(ARRAY, lab.home)
+            status = status_file(ARRAY, lab.home).path
             up = {"Converging", "Converged"}  # Converging: slow start, clients come
             wait_for(lambda: {n["state"] for n in json.loads(status.read_text())["nodes"]} <= up,
                      timeout=30)  # fmt: skip

@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.balancer.runner import live_node, read_status
+from casarray.balancer.balancer_process import live_node, read_status
 from casarray.directory.nlb import (
     AFFINITIES,
     DATA_PLANES,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from casarray.directory.analyzer import INFO, Finding, analyze, is_clean
+from casarray.diagnostics.array_analyzer import INFO, Finding, analyze, is_clean
 from casarray.directory.objects import ClientAccessArray, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.objects import identity_arg
@@ -427,7 +427,7 @@ class TestOutlookConnectivity(Cmdlet):
     )
 
     def process(self, params: Mapping[str, Any]) -> Iterable[Any]:
-        from casarray.directory.analyzer import connectivity_mailbox
+        from casarray.diagnostics.connectivity import connectivity_mailbox
         from casarray.directory.endpoints import preferred_endpoint
         from casarray.directory.objects import Mailbox, ServerRole
 
@@ -545,7 +545,7 @@ class TestMAPIConnectivity(Cmdlet):
     )
 
     def process(self, params: Mapping[str, Any]) -> Iterable[Any]:
-        from casarray.directory.analyzer import connectivity_mailbox
+        from casarray.diagnostics.connectivity import connectivity_mailbox
         from casarray.directory.endpoints import database_endpoint
         from casarray.directory.objects import Mailbox, MailboxDatabase
 

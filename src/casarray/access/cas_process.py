@@ -1,4 +1,4 @@
-"""`casarray server run CAS01`: run the access services of one Client Access server.
+"""`casarray server run CAS01`: the process of one Client Access server's access services.
 
 Everything comes from the directory: the server's address, its site's array (a name
 its certificate must cover), and per login or request the user's database and its
@@ -10,36 +10,40 @@ port plus 10000 (said once at start). `port_offset` or explicit ports override t
 when some ports are given and others not, the others are free ports (tests use port 0
 throughout), reported in the status file.
 
-With `processes` > 1 (the command line's default: one per CPU) a supervisor process
-(`access.supervisor`) starts that many worker processes, each serving every port on
+With `processes` > 1 (the command line's default: one per CPU) a master process
+(`access.cas_master`) starts that many worker processes, each serving every port on
 its own socket with SO_REUSEPORT, so the kernel spreads connections over them and over
 the CPUs; the services are stateless, so any worker answers any client. With
 `processes` = 1 everything runs in this process.
 
-While it runs, `$CASARRAY_HOME/run/<server>.imap.json` says that the listeners are up
-and on which ports; it is removed at exit. SIGTERM and SIGINT close the listeners, say
-BYE to every IMAP session once its current command has finished, and exit 0.
+While it runs, its status file (`process.status_file(CLIENT_ACCESS, server)`,
+`$CASARRAY_HOME/run/cas-<server>.json`) says that the listeners are up and on which
+ports; it is removed at exit. The life cycle is `process.ServiceProcess`'s: SIGTERM and
+SIGINT close the listeners, say BYE to every IMAP session once its current command has
+finished, and exit 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
 import ssl
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.config import casarray_home
+from casarray.process import status
+from casarray.process.errors import StartupError
+from casarray.process.lifecycle import Job, ServiceProcess, run_process
+from casarray.process.pool import announce_ready
+from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
     import uvicorn
@@ -56,16 +60,9 @@ log = logging.getLogger("casarray.server")
 # The listeners of a Client Access server, in the order they are bound.
 SERVICES = ("imap", "imaps", "http", "https")
 STANDARD_PORTS = {"imap": 143, "imaps": 993, "http": 80, "https": 443}
-UNPRIVILEGED_OFFSET = 10_000
 SUBMISSION_PORT = 587
-LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)s %(message)s"
-LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 BACKLOG = 1024
 HTTP_START_TIMEOUT = 10.0
-
-
-class StartupError(Exception):
-    """The server can't start (unknown server, not a Client Access server, port taken)."""
 
 
 @dataclass
@@ -78,7 +75,7 @@ class RunOptions:
     http_port: int | None = None
     https_port: int | None = None
     processes: int = 1  # worker processes (1: serve in this process)
-    workers: int = 16  # threads per process for the mailbox store
+    threads: int = 16  # threads per process for the mailbox store
     allow_plaintext_login: bool = False  # LOGIN without TLS: benchmarks on loopback only
     use_uvloop: bool = True
     log_file: str | None = None
@@ -104,65 +101,14 @@ class RunOptions:
         return ports, some_explicit or self.port_offset is not None
 
 
-def status_file(server: str, home: Path | None = None) -> Path:
+def status_file(server: str, home: Path | None = None) -> status.StatusFile:
     """The file that says a server's listeners are up (JSON), while they are."""
-    return (home or casarray_home()) / "run" / f"{server}.imap.json"
+    return status.status_file(status.CLIENT_ACCESS, server, home)
 
 
 def read_status(server: str, home: Path | None = None) -> dict[str, Any] | None:
     """The status of a running server's services, or None when it isn't running."""
-    path = status_file(server, home)
-    try:
-        status = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    pid = status.get("pid")
-    if not isinstance(pid, int):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return dict(status)
-
-
-def write_status(path: Path, status: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(status, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def remove_status(path: Path) -> None:
-    with contextlib.suppress(OSError, ValueError):
-        if json.loads(path.read_text()).get("pid") == os.getpid():
-            path.unlink()
-
-
-@contextlib.contextmanager
-def logging_to(options: RunOptions) -> Iterator[None]:
-    handler: logging.Handler
-    if options.log_file:
-        Path(options.log_file).parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(options.log_file)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    fmt = LOG_FORMAT
-    if options.worker_index is not None:  # the lines of the workers say whose they are
-        fmt = fmt.replace("%(message)s", f"[w{options.worker_index}] %(message)s")
-    handler.setFormatter(logging.Formatter(fmt, LOG_DATE_FORMAT))
-    root = logging.getLogger("casarray")
-    root.addHandler(handler)
-    previous = root.level
-    root.setLevel(options.log_level.upper())
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        handler.close()
+    return status_file(server, home).read()
 
 
 def certificate_names(directory: Directory, server: str) -> list[str]:
@@ -308,11 +254,15 @@ def advertised_offset(ports: dict[str, int]) -> int:
     return offsets.pop() if len(offsets) == 1 else 0
 
 
-class Runner:
+class ClientAccessProcess(ServiceProcess):
     """The running access services of one Client Access server, in this process
-    (alone, or as one worker process of a supervisor)."""
+    (alone, or as one worker process of a `ClientAccessMaster`)."""
+
+    log = log
 
     def __init__(self, options: RunOptions) -> None:
+        super().__init__()
+        self.label = options.server
         self.options = options
         self.directory: Directory | None = None
         self.backend: DirectoryBackend | None = None
@@ -321,12 +271,12 @@ class Runner:
         self.http_context: AppContext | None = None
         self.http: list[uvicorn.Server] = []
         self.ports: dict[str, int] = {}
-        self.stopping = asyncio.Event()
+        self.address = ""
         self._http_tasks: list[asyncio.Task[None]] = []
         self._cert_names: list[str] = []
         self._cert_files: CertificateFiles | None = None
         self.tls: dict[str, TlsContexts] = {}  # per service (IMAP, IIS)
-        self._status_path: Path | None = None
+        self._status: status.StatusFile | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -355,7 +305,7 @@ class Runner:
             name=name,
             host=address,
             ssl_context=self.tls[tls.IMAP].context,
-            workers=self.options.workers,
+            workers=self.options.threads,
             allow_plaintext=self.options.allow_plaintext_login,
         )
         if self.options.allow_plaintext_login and not self.is_worker:
@@ -378,9 +328,21 @@ class Runner:
             self.ports["https"],
         )
         await self._follow_balancers()
-        if not self.is_worker:
-            self._status_path = status_file(name)
-            write_status(self._status_path, self.status(name, address, [os.getpid()]))
+        self.label, self.address = name, address
+
+    def started(self) -> None:
+        if self.is_worker:  # tell the master
+            announce_ready()
+            return
+        self._status = status_file(self.label)
+        self._status.write(self.status(self.label, self.address, [os.getpid()]))
+
+    def jobs(self) -> list[Job]:
+        return [self.watch_directory()]
+
+    def signal_handlers(self) -> dict[int, Callable[[], None]]:
+        # a worker: the master renewed the self-signed certificate
+        return {signal.SIGHUP: self.reload_certificate} if self.is_worker else {}
 
     async def _follow_certificates(self, name: str) -> None:
         """Serve the certificates enabled for IMAP and IIS on this server (at start and
@@ -513,38 +475,12 @@ class Runner:
         for task in self._http_tasks:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 10)
-        if self._status_path is not None:
-            remove_status(self._status_path)
+        if self._status is not None:
+            self._status.remove()
         if self.backend is not None:
             await asyncio.to_thread(self.backend.close)
         if self.directory is not None:
             self.directory.close()
-
-    async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
-        if self.is_worker:
-            loop.add_signal_handler(signal.SIGHUP, self.reload_certificate)
-        watcher: asyncio.Task[None] | None = None
-        try:
-            await self.start()
-            if self.is_worker:  # tell the supervisor
-                os.write(sys.stdout.fileno(), b"ready\n")
-            watcher = asyncio.ensure_future(self.watch_directory())
-            stop = asyncio.ensure_future(self.stopping.wait())
-            done, _ = await asyncio.wait({watcher, stop}, return_when=asyncio.FIRST_COMPLETED)
-            if watcher in done and watcher.exception() is not None:
-                log.error("directory watcher failed: %r", watcher.exception())
-            stop.cancel()
-            log.info("%s: stopping", self.options.server)
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(BaseException):
-                    await watcher
-            await self.stop()
-        return 0
 
 
 def service_status(
@@ -568,45 +504,20 @@ def service_status(
     }
 
 
-def loop_factory(use_uvloop: bool) -> Any:
-    if use_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            return None
-        return uvloop.new_event_loop
-    return None
-
-
-def die_with_parent() -> None:
-    """In a worker: be killed when the supervisor dies, even by kill -9 (Linux)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the supervisor's pipe closing tells
-        pass
-    if os.getppid() == 1:  # the parent is already gone
-        os._exit(1)
-
-
 def run(options: RunOptions) -> int:
     """Run until SIGTERM or SIGINT; the exit status."""
-    with logging_to(options):
-        factory = loop_factory(options.use_uvloop)
-        if options.processes > 1 and options.worker_index is None:
-            from casarray.access.supervisor import Supervisor
 
-            main: Any = Supervisor(options)
-        else:
-            if options.worker_index is not None:
-                die_with_parent()
-            main = Runner(options)
-        try:
-            with asyncio.Runner(loop_factory=factory) as loop_runner:
-                return int(loop_runner.run(main.run()))
-        except StartupError as exc:
-            log.error("%s", exc)
-            return 1
+    def make() -> ServiceProcess:
+        if options.processes > 1 and options.worker_index is None:
+            from casarray.access.cas_master import ClientAccessMaster
+
+            return ClientAccessMaster(options)
+        return ClientAccessProcess(options)
+
+    return run_process(
+        make,
+        log_file=options.log_file,
+        log_level=options.log_level,
+        worker_index=options.worker_index,
+        use_uvloop=options.use_uvloop,
+    )

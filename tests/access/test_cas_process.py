@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from casarray.access import runner as runner_mod
-from casarray.access.runner import Runner, RunOptions, read_status, status_file
+from casarray.access import cas_process as runner_mod
+from casarray.access.cas_process import ClientAccessProcess, RunOptions, read_status, status_file
 from tests.access.imap.server_harness import Lab, make_lab, running
 
 
@@ -143,7 +143,7 @@ def test_port_offset_status_file_and_log(lab: Lab) -> None:
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert read_status("CAS02", lab.home) is None
-    assert not status_file("CAS02", lab.home).exists()
+    assert not status_file("CAS02", lab.home).path.exists()
     lines = err.splitlines()
     # each worker says where it listens, and the supervisor says it once for all
     assert sum("] CAS02: IMAP listening on" in line for line in lines) == 2
@@ -159,7 +159,7 @@ def test_port_offset_status_file_and_log(lab: Lab) -> None:
 
 
 def test_read_status_of_a_dead_process(tmp_path: Path) -> None:
-    path = status_file("CAS01", tmp_path)
+    path = status_file("CAS01", tmp_path).path
     path.parent.mkdir(parents=True)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -191,7 +191,7 @@ def test_low_ports_refused_means_plus_10000_said_once(
     monkeypatch.setattr(runner_mod, "bind_socket", bind_socket)
 
     async def main() -> tuple[int | None, int | None, dict[str, int]]:
-        runner = Runner(RunOptions(server="CAS01", directory=lab.url))
+        runner = ClientAccessProcess(RunOptions(server="CAS01", directory=lab.url))
         await runner.start()
         try:
             assert runner.imap is not None

@@ -1,4 +1,4 @@
-"""The supervisor of a multi-process `casarray server run CAS01 --processes N`.
+"""The master process of a multi-process `casarray server run CAS01 --processes N`.
 
 One Python process runs on one core at a time (the GIL), so a Client Access server
 that must use the machine runs N worker processes. The supervisor:
@@ -9,15 +9,15 @@ that must use the machine runs N worker processes. The supervisor:
 - starts N workers (`casarray server run CAS01 --worker I` with the exact ports),
   each binding its own listening sockets on those ports with SO_REUSEPORT, so the
   kernel spreads new connections over them; a worker says `ready` on its stdout
-  once it serves, and the supervisor writes the status file when all have;
+  once it serves, and the master writes the status file when all have;
 - restarts a worker that dies (after 0.5 s, doubling up to 30 s while it keeps
   dying), and says so in the log; the other workers go on serving meanwhile;
 - follows the directory and renews the self-signed certificate when the names it
   must cover change, then tells the workers to load it (SIGHUP); the certificates
   enabled for IMAP and IIS each worker follows itself in the directory (`access.tls`);
 - on SIGTERM or SIGINT passes the signal on, waits for the workers to finish their
-  sessions, and exits 0. A worker dies with its supervisor (PR_SET_PDEATHSIG), also
-  when the supervisor is killed with kill -9.
+  sessions, and exits 0. A worker dies with its master (PR_SET_PDEATHSIG), also
+  when the master is killed with kill -9.
 
 The workers share nothing but the directory and the mailbox databases, as Client
 Access servers of an array do; what each keeps per process (cached lookups, the
@@ -31,22 +31,21 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from casarray.access.runner import (
+from casarray.access.cas_process import (
     SERVICES,
     RunOptions,
     certificate_names,
     ensure_certificate,
     open_listeners,
     open_server,
-    remove_status,
     service_status,
     status_file,
-    write_status,
 )
-from casarray.workers import WorkerPool, run_until_stopped
+from casarray.process.lifecycle import Job, ServiceProcess
+from casarray.process.pool import WorkerPool
+from casarray.process.status import StatusFile
 
 if TYPE_CHECKING:
     import socket
@@ -57,10 +56,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("casarray.server")
 
 
-class Supervisor:
+class ClientAccessMaster(ServiceProcess):
     """Runs `options.processes` workers of one Client Access server."""
 
+    log = log
+
     def __init__(self, options: RunOptions) -> None:
+        super().__init__()
+        self.label = options.server
         self.options = options
         self.pool = WorkerPool(
             options.server,
@@ -69,7 +72,6 @@ class Supervisor:
             on_restarted=self._write_status,
             log=log,
         )
-        self.stopping = asyncio.Event()
         self.directory: Directory | None = None
         self.name = options.server
         self.address = ""
@@ -78,7 +80,7 @@ class Supervisor:
         self._placeholders: dict[str, socket.socket] = {}
         self._cert_files: CertificateFiles | None = None
         self._cert_names: list[str] = []
-        self._status_path: Path | None = None
+        self._status: StatusFile | None = None
 
     def command(self, index: int) -> list[str]:
         """The command line of worker `index`."""
@@ -88,7 +90,7 @@ class Supervisor:
             args += ["--directory", opts.directory]
         for service in SERVICES:
             args += [f"--{service}-port", str(self.ports[service])]
-        args += ["--processes", "1", "--worker", str(index), "--workers", str(opts.workers)]
+        args += ["--processes", "1", "--worker", str(index), "--threads", str(opts.threads)]
         args += ["--log-level", opts.log_level]
         if opts.log_file:
             args += ["--log-file", opts.log_file]
@@ -118,16 +120,21 @@ class Supervisor:
             len(self.pool.workers),
             *(part for service in SERVICES for part in (self.address, self.ports[service])),
         )
-        self._status_path = status_file(self.name)
+        self.label = self.name
+
+    def started(self) -> None:
+        self._status = status_file(self.name)
         self._write_status()
 
+    def jobs(self) -> list[Job]:
+        return [self.pool.supervise(self.stopping), self.watch_directory()]
+
     def _write_status(self) -> None:
-        if self._status_path is None or self._cert_files is None:
+        if self._status is None or self._cert_files is None:
             return
         pids = self.pool.pids()
-        write_status(
-            self._status_path,
-            service_status(self.name, self.fqdn, self.address, self.ports, self._cert_files, pids),
+        self._status.write(
+            service_status(self.name, self.fqdn, self.address, self.ports, self._cert_files, pids)
         )
 
     async def watch_directory(self) -> None:
@@ -152,21 +159,11 @@ class Supervisor:
         await self.pool.stop()
         for sock in self._placeholders.values():
             sock.close()
-        if self._status_path is not None:
-            remove_status(self._status_path)
+        if self._status is not None:
+            self._status.remove()
         if self.directory is not None:
             self.directory.close()
         log.info("%s: stopped", self.name)
-
-    async def run(self) -> int:
-        return await run_until_stopped(
-            self.name,
-            self.stopping,
-            start=self.start,
-            jobs=lambda: [self.pool.supervise(self.stopping), self.watch_directory()],
-            stop=self.stop,
-            log=log,
-        )
 
 
 def default_processes() -> int:

@@ -1,4 +1,4 @@
-"""Test-ClientAccessArray's analysis (`casarray.directory.analyzer`) on SQLite and
+"""Test-ClientAccessArray's analysis (`casarray.diagnostics.array_analyzer`) on SQLite and
 PostgreSQL: for every check, a directory that produces the finding (its severity, its
 text and its fix) and the change that clears it; the DNS facts come from the real zones
 of the directory, member health from a provider the test passes in."""
@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from casarray.directory import ConflictError, Directory, NotFoundError
-from casarray.directory.analyzer import (
+from casarray.diagnostics.array_analyzer import (
     BALANCER_EXTRA_NODES,
     BALANCER_MISSING_MEMBERS,
     CERTIFICATE_MISSING,
@@ -33,11 +32,10 @@ from casarray.directory.analyzer import (
     Finding,
     MemberHealth,
     analyze,
-    connectivity_alias,
-    connectivity_mailbox,
     is_clean,
     resolve,
 )
+from casarray.directory import Directory, NotFoundError
 from casarray.directory.objects import ClientAccessArray, Server
 from casarray.dns.zones import build_zones
 
@@ -391,30 +389,3 @@ def test_an_array_named_as_a_public_name(bj: Directory, fqdn: str, kind: str) ->
     assert finding.fix == 'Set-ClientAccessArray -Identity "BJ CAS Array" -Fqdn bj-cas.lab.net'
     bj.arrays.set("BJ CAS Array", fqdn=ARRAY)
     assert run(bj) == []
-
-
-# -- the test mailbox of the connectivity cmdlets -------------------------------------------
-
-
-def test_the_test_mailbox_is_made_once_and_its_password_renewed(bj: Directory) -> None:
-    bj.databases.new("DB01", "MBX01", mounted=True)
-    made, first = connectivity_mailbox(bj, "DB01")
-    assert (made.alias, made.primary_smtp_address, made.database) == (
-        "extest_db01",
-        "extest_db01@lab.net",
-        "DB01",
-    )
-    again, second = connectivity_mailbox(bj, bj.databases.one("DB01"))
-    assert again.guid == made.guid and second != first
-    assert bj.mailboxes.authenticate("extest_db01@lab.net", second) is not None
-    assert bj.mailboxes.authenticate("extest_db01@lab.net", first) is None
-    assert connectivity_alias("Mailbox Database 0815") == "extest_mailbox-database-0815"
-
-
-def test_a_test_mailbox_alias_taken_elsewhere_is_refused(bj: Directory, password: str) -> None:
-    bj.databases.new("DB01", "MBX01", mounted=True)
-    bj.databases.new("DB03", "MBX02", mounted=True)
-    bj.mailboxes.new(name="Someone", alias="extest_db01", database="DB03", password=password)
-    with pytest.raises(ConflictError, match="taken by a mailbox in database DB03"):
-        connectivity_mailbox(bj, "DB01")
-    assert bj.mailboxes.authenticate("extest_db01", password) is not None

@@ -35,24 +35,19 @@ this order:
   DNS publishes for web mail, MX and IMAP (and autoconfig.<domain> counts as an
   Autodiscover name).
 
-Also here, for Test-MAPIConnectivity and Test-OutlookConnectivity: the test mailbox of
-a database (`connectivity_mailbox`), Exchange's extest_ account made on demand.
-
 What is live is passed in, so that the analysis is a function of what it is given:
 `zones` (a `casarray.dns.zones.ZoneSet`; default built from the directory) and
-`health`, a callable giving each member's `MemberHealth` (default `live_health()`:
-the running balancer's status file and the running servers' health pages, found
-through their status files in $CASARRAY_HOME/run).
+`health`, a callable giving each member's `MemberHealth` (default
+`live_health.live_health()`: the running balancer's status file and the running
+servers' health pages, found through their status files in $CASARRAY_HOME/run).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dns.name
@@ -64,13 +59,12 @@ from casarray.directory.components import (
     INACTIVE,
     SERVER_WIDE_OFFLINE,
 )
-from casarray.directory.errors import ConflictError, NotFoundError
 from casarray.directory.objects import ClientAccessArray, MailboxDatabase, ServerRole
 from casarray.pki.names import unique as unique_names
 
 if TYPE_CHECKING:
     from casarray.directory.nlb import NlbCluster
-    from casarray.directory.objects import Mailbox, Server, Site
+    from casarray.directory.objects import Server, Site
     from casarray.directory.service import Directory
     from casarray.dns.zones import ZoneSet
 
@@ -207,87 +201,6 @@ def _relative(fqdn: str, zone: str) -> str:
     return "@" if name == zone else name[: -len(zone) - 1]
 
 
-# -- live health ------------------------------------------------------------------------
-
-
-def live_health(home: Path | None = None, timeout: float = HEALTH_TIMEOUT) -> HealthProvider:
-    """The default health provider: for each member, the running balancer's word
-    (`$CASARRAY_HOME/run/balancer-<cluster>.json`: Unhealthy with the failing probe),
-    and, when the member's server runs here (`run/<server>.imap.json`), its health
-    pages (/imap/, /owa/, /autodiscover/healthcheck.htm answering 200) and its IMAP
-    greeting, probed on the ports that file names. Unknown when neither runs here."""
-
-    def provide(
-        array: ClientAccessArray, cluster: NlbCluster | None, members: Sequence[Server]
-    ) -> Mapping[str, MemberHealth]:
-        from casarray.access.runner import read_status as server_status
-        from casarray.balancer.runner import live_node
-        from casarray.balancer.runner import read_status as balancer_status
-
-        status = balancer_status(cluster.name, home) if cluster is not None else None
-        result: dict[str, MemberHealth] = {}
-        running: dict[str, dict[str, object]] = {}
-        for member in members:
-            node = live_node(status, member.name)
-            if node is not None and node.get("state") == UNHEALTHY:
-                detail = str(node.get("detail") or "failing its probes")
-                source = f"balancer {cluster.name}" if cluster is not None else "balancer"
-                result[member.name] = MemberHealth(member.name, UNHEALTHY, detail, source)
-                continue
-            own = server_status(member.name, home)
-            if own is not None:
-                running[member.name] = own
-            elif node is not None:
-                state = str(node.get("state", ""))
-                result[member.name] = MemberHealth(member.name, HEALTHY, state, "balancer")
-            else:
-                result[member.name] = MemberHealth(member.name, UNKNOWN)
-        if running:
-            probed = asyncio.run(_probe_servers(running, timeout))
-            result.update(probed)
-        return result
-
-    return provide
-
-
-async def _probe_servers(
-    running: Mapping[str, Mapping[str, object]], timeout: float
-) -> dict[str, MemberHealth]:
-    async def one(name: str, status: Mapping[str, object]) -> MemberHealth:
-        from casarray.balancer.health import ProbeTarget, run_probe
-        from casarray.balancer.model import Probe
-
-        host = str(status.get("host", ""))
-        fqdn = str(status.get("fqdn") or host)
-        targets = [
-            ProbeTarget(name, 143, host, int(status["imap"]), Probe.IMAP, server_name=fqdn)  # type: ignore[call-overload]
-        ] + [
-            ProbeTarget(
-                name,
-                80,
-                host,
-                int(status["http"]),  # type: ignore[call-overload]
-                Probe.HTTP,
-                path=f"/{vdir}/healthcheck.htm",
-                server_name=fqdn,
-            )
-            for vdir in ("imap", "owa", "autodiscover")
-        ]
-        results = await asyncio.gather(*(run_probe(t, timeout) for t in targets))
-        failed = [
-            f"{'IMAP greeting' if t.kind is Probe.IMAP else t.path}: {r.reason}"
-            for t, r in zip(targets, results, strict=True)
-            if not r.ok
-        ]
-        if failed:
-            return MemberHealth(name, UNHEALTHY, "; ".join(failed), "health page")
-        return MemberHealth(name, HEALTHY, "", "health page")
-
-    names = list(running)
-    found = await asyncio.gather(*(one(n, running[n]) for n in names))
-    return dict(zip(names, found, strict=True))
-
-
 # -- the analysis -----------------------------------------------------------------------
 
 
@@ -309,7 +222,10 @@ def analyze(
     else:
         arrays, sites = directory.arrays.get(), directory.sites.get()
     zones = zones if zones is not None else build_zones(directory)
-    health = health if health is not None else live_health()
+    if health is None:
+        from casarray.diagnostics.live_health import live_health
+
+        health = live_health()
     context = _Context(directory, zones, health)
     findings: list[Finding] = []
     for site in sites:
@@ -729,54 +645,3 @@ class _Context:
             f"{self.suggested_fqdn(array.site)}"
         )
         return [self._finding(WARNING, SAME_AS_PUBLIC_NAME, array, array.fqdn, message, fix)]
-
-
-# -- the test mailboxes of Test-MAPIConnectivity and Test-OutlookConnectivity -------------
-
-TEST_MAILBOX_PREFIX = "extest_"
-TEST_PASSWORD_BYTES = 24
-
-
-def connectivity_alias(database: str) -> str:
-    """The alias of a database's test mailbox: extest_<database>, lower case, any
-    character an alias can't have made a hyphen."""
-    label = re.sub(r"[^a-z0-9-]+", "-", database.lower()).strip("-") or "db"
-    return f"{TEST_MAILBOX_PREFIX}{label}"[:64]
-
-
-def connectivity_mailbox(directory: Directory, database: object) -> tuple[Mailbox, str]:
-    """A database's test mailbox and a password that logs on to it now.
-
-    Exchange's test cmdlets log on to a test mailbox that New-TestCasConnectivityUser.ps1
-    made (extest_<n>), or to the database's SystemMailbox. casarray makes one per
-    database on first use: alias extest_<database>, display name "extest_<database>",
-    address extest_<database>@<default domain>, in that database. Its password is no
-    one's: it is set to a new random one every time a test asks for it (a directory
-    write), so no password is kept anywhere; two tests of one database at the same
-    moment may therefore refuse each other's logon."""
-    import secrets
-
-    record = database if isinstance(database, MailboxDatabase) else None
-    record = record or directory.databases.one(database)
-    alias = connectivity_alias(record.name)
-    password = secrets.token_urlsafe(TEST_PASSWORD_BYTES)
-    try:
-        found = directory.mailboxes.one(alias)
-    except NotFoundError:
-        found = None
-    if found is not None and found.database.lower() == record.name.lower():
-        return directory.mailboxes.set(found.guid, password=password), password
-    if found is not None:  # a mailbox with that alias elsewhere: not ours to reset
-        raise ConflictError(
-            f"The alias {alias}, which the test mailbox of database {record.name} needs, is "
-            f"taken by a mailbox in database {found.database}.",
-            conflicting=found.primary_smtp_address,
-            target=record.name,
-        )
-    made = directory.mailboxes.new(
-        name=f"{TEST_MAILBOX_PREFIX}{record.name}"[:256],
-        alias=alias,
-        database=record.guid,
-        password=password,
-    )
-    return made, password

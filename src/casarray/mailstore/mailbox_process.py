@@ -1,4 +1,4 @@
-"""`casarray mailbox run MBX01`: the Mailbox role of one server, as a process.
+"""`casarray mailbox run MBX01`: the process of one server's Mailbox role.
 
 The Client Access servers read and write the mailbox databases themselves (the stores
 are SQLite files or PostgreSQL schemas that any process may open); what the Mailbox
@@ -15,7 +15,8 @@ is mounted (`Mount-Database`). This process:
 - on SQLite, runs a passive WAL checkpoint of each store every CHECKPOINT_INTERVAL
   seconds, so the write-ahead logs don't grow while clients keep a reader open;
 - says `ready` on its stdout when that is a pipe (a supervisor reading it), and writes
-  `$CASARRAY_HOME/run/<server>.mailbox.json` (its databases, its pid) while it runs;
+  its status file, `$CASARRAY_HOME/run/mailbox-<server>.json` (its databases, its
+  pid), while it runs;
 - at a clean stop (SIGTERM, SIGINT) dismounts the databases it holds and removes the
   status file. Killed with kill -9 it leaves them mounted, as a crashed Exchange store
   leaves its databases until the next start: clients go on using them meanwhile, and
@@ -25,19 +26,17 @@ is mounted (`Mount-Database`). This process:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import os
-import stat
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.config import casarray_home
-from casarray.workers import run_until_stopped
+from casarray.process import status
+from casarray.process.errors import StartupError
+from casarray.process.lifecycle import Job, ServiceProcess, run_process
+from casarray.process.pool import announce_ready
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
@@ -50,10 +49,6 @@ CHECKPOINT_INTERVAL = 60.0
 FOLLOW_INTERVAL = 0.2
 
 
-class StartupError(Exception):
-    """The Mailbox role can't start (unknown server, not a Mailbox server, bad store)."""
-
-
 @dataclass
 class MailboxOptions:
     server: str
@@ -63,20 +58,13 @@ class MailboxOptions:
     checkpoint_interval: float = CHECKPOINT_INTERVAL
 
 
-def status_path(server: str, home: Path | None = None) -> Path:
-    return (home or casarray_home()) / "run" / f"{server}.mailbox.json"
+def status_file(server: str, home: Path | None = None) -> status.StatusFile:
+    return status.status_file(status.MAILBOX, server, home)
 
 
 def read_status(server: str, home: Path | None = None) -> dict[str, Any] | None:
     """What a running Mailbox role says of its databases, or None when none runs."""
-    try:
-        status = json.loads(status_path(server, home).read_text())
-        os.kill(int(status["pid"]), 0)
-    except PermissionError:  # another user's process: alive
-        return dict(status)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return dict(status)
+    return status_file(server, home).read()
 
 
 def checkpoint(store: SqlDatabaseStore) -> tuple[int, int] | None:
@@ -99,18 +87,21 @@ def checkpoint(store: SqlDatabaseStore) -> tuple[int, int] | None:
     return int(row[1]), int(row[2])
 
 
-class MailboxRunner:
+class MailboxProcess(ServiceProcess):
     """The databases of one Mailbox server, held mounted while this runs."""
 
+    log = log
+
     def __init__(self, options: MailboxOptions) -> None:
+        super().__init__()
+        self.label = options.server
         self.options = options
         self.directory: Directory | None = None
         self.name = options.server
         self.fqdn = ""
         self.stores: dict[str, SqlDatabaseStore] = {}  # database name -> store
         self.locations: dict[str, str] = {}
-        self.stopping = asyncio.Event()
-        self._status: Path | None = None
+        self._status: status.StatusFile | None = None
         self._started = ""
         self._opened = False  # the server is a Mailbox server: its databases are ours
 
@@ -228,12 +219,9 @@ class MailboxRunner:
     # -- the process -----------------------------------------------------------------
 
     def _write_status(self) -> None:
-        from casarray.access.runner import write_status
-
         if self._status is None:
             return
-        write_status(
-            self._status,
+        self._status.write(
             {
                 "server": self.name,
                 "fqdn": self.fqdn,
@@ -252,8 +240,9 @@ class MailboxRunner:
             self.stores[database.name] = await asyncio.to_thread(self._check, database)
             self.locations[database.name] = database.store_location
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
-        self._status = status_path(self.name)
+        self._status = status_file(self.name)
         self._write_status()
+        self.label = self.name
         log.info(
             "%s: Mailbox role up with %s",
             self.name,
@@ -267,27 +256,21 @@ class MailboxRunner:
             await asyncio.to_thread(self._checkpoint_all)
 
     async def stop(self) -> None:
-        from casarray.access.runner import remove_status
         from casarray.mailstore.store import close_all
 
         if self.directory is not None and self._opened:
             await asyncio.to_thread(self._dismount)
         if self._status is not None:
-            remove_status(self._status)
+            self._status.remove()
         close_all()
         if self.directory is not None:
             self.directory.close()
 
-    async def run(self) -> int:
-        return await run_until_stopped(
-            self.name,
-            self.stopping,
-            start=self.start,
-            on_started=announce_ready,
-            jobs=lambda: [self.follow_changes(), self.checkpoints()],
-            stop=self.stop,
-            log=log,
-        )
+    def started(self) -> None:
+        announce_ready(only_to_a_pipe=True)  # to the lab; nothing on a terminal
+
+    def jobs(self) -> list[Job]:
+        return [self.follow_changes(), self.checkpoints()]
 
     async def follow_changes(self) -> None:
         assert self.directory is not None
@@ -296,24 +279,8 @@ class MailboxRunner:
                 self._write_status()
 
 
-def announce_ready() -> None:
-    """`ready` on stdout when a supervisor reads it through a pipe."""
-    with contextlib.suppress(OSError, ValueError):
-        if stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
-            os.write(sys.stdout.fileno(), b"ready\n")
-
-
 def run(options: MailboxOptions) -> int:
     """Run until SIGTERM or SIGINT; the exit status."""
-    from casarray.access.runner import RunOptions, logging_to, loop_factory
-
-    logging_options = RunOptions(server="", log_file=options.log_file, log_level=options.log_level)
-    with logging_to(logging_options):
-        try:
-            with asyncio.Runner(loop_factory=loop_factory(True)) as runner:
-                return int(runner.run(MailboxRunner(options).run()))
-        except StartupError as exc:
-            log.error("%s", exc)
-            if options.log_file:  # the log is a file: say it on the terminal too
-                print(f"casarray: {exc}", file=sys.stderr)
-            return 1
+    return run_process(
+        lambda: MailboxProcess(options), log_file=options.log_file, log_level=options.log_level
+    )

@@ -1,4 +1,4 @@
-"""Worker processes of a multi-process runner (`casarray server run --processes N`,
+"""Worker processes of a multi-process server (`casarray server run --processes N`,
 `casarray dns run --processes N`): started, awaited, started again when they die.
 
 A worker is a child process that prints `ready` on its stdout once it serves. The pool
@@ -13,7 +13,7 @@ A worker is a child process that prints `ready` on its stdout once it serves. Th
 The restart policy is `Backoff`, shared with the lab's process table
 (`casarray.lab.supervisor`), whose processes announce themselves by status files.
 
-Each worker dies with its parent (the runners set PR_SET_PDEATHSIG in the worker).
+Each worker dies with its parent (`parent.die_with_parent`, set by `run_process`).
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import stat
 import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from casarray.access.runner import StartupError
+from casarray.process.errors import StartupError
 
-__all__ = ["Backoff", "Worker", "WorkerPool", "run_until_stopped"]
+__all__ = ["Backoff", "Worker", "WorkerPool", "announce_ready"]
 
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
@@ -38,6 +40,7 @@ RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
 STABLE_AFTER = 60.0  # a worker up this long restarts with the first delay again
 POLL = 0.1
+READY = b"ready\n"  # what a process says on its stdout once it serves
 
 
 @dataclass
@@ -132,7 +135,7 @@ class WorkerPool:
             raise StartupError(
                 f"{self.label}: worker {worker.index} didn't start in {READY_TIMEOUT:.0f} s"
             ) from None
-        if line.strip() != b"ready":
+        if line.strip() != READY.strip():
             code = await asyncio.to_thread(process.wait)
             raise StartupError(f"{self.label}: worker {worker.index} exited with status {code}")
 
@@ -200,41 +203,12 @@ class WorkerPool:
                 process.stdout.close()
 
 
-async def run_until_stopped(
-    label: str,
-    stopping: asyncio.Event,
-    *,
-    start: Callable[[], Awaitable[None]],
-    jobs: Callable[[], list[Coroutine[Any, Any, None]]],
-    stop: Callable[[], Awaitable[None]],
-    log: logging.Logger,
-    on_started: Callable[[], None] | None = None,
-    quiet: bool = False,
-) -> int:
-    """The life of a runner process: SIGTERM and SIGINT set `stopping`; `start()`, then
-    `on_started()`, then the coroutines of `jobs()` until `stopping` is set or one of
-    them ends (an error is logged); then `stop()`, always. Exit status 0."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        await start()
-        if on_started is not None:
-            on_started()
-        tasks = [asyncio.ensure_future(job) for job in jobs()]
-        waiting = asyncio.ensure_future(stopping.wait())
-        done, _ = await asyncio.wait({*tasks, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        for task in tasks:
-            if task in done and task.exception() is not None:
-                log.error("%s: %r", label, task.exception())
-        waiting.cancel()
-        if not quiet:
-            log.info("%s: stopping", label)
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        await stop()
-    return 0
+def announce_ready(*, only_to_a_pipe: bool = False) -> None:
+    """Tell the parent that this process serves: `ready` on standard output (what
+    `WorkerPool` and the lab wait for). With `only_to_a_pipe`, only when standard
+    output is a pipe (a process also run by hand on a terminal)."""
+    with contextlib.suppress(OSError, ValueError):
+        fd = sys.stdout.fileno()
+        if only_to_a_pipe and not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+        os.write(fd, READY)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from casarray.directory import Directory
-from casarray.mailstore.runner import checkpoint, read_status, status_path
+from casarray.mailstore.mailbox_process import checkpoint, read_status, status_file
 from casarray.mailstore.store import open_database_store
 from tests.conftest import build_bj
 
@@ -83,7 +83,7 @@ def test_mounts_while_running_and_dismounts_at_a_clean_stop(url: str, casarray_h
     assert proc.returncode == 0, err
     assert "DB01 mounted" in err and "DB01 dismounted" in err
     assert mounted(url) == {"DB01": False, "DB02": False, "DB03": False}
-    assert not status_path("MBX01", casarray_home).exists()
+    assert not status_file("MBX01", casarray_home).path.exists()
 
 
 def test_kill_9_leaves_them_mounted_and_the_next_start_says_so(

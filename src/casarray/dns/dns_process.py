@@ -1,4 +1,4 @@
-"""`casarray dns run`: the organization's authoritative DNS server.
+"""`casarray dns run`: the process of the organization's authoritative DNS server.
 
 It serves the zones of the directory (`dns.zones.build_zones`: every zone, in an inside
 and an outside view) on the DNS server's address (`Set-DnsServerSetting
@@ -16,36 +16,28 @@ queries over them; each process follows the directory itself. A worker that dies
 started again (after 0.5 s, doubling up to 30 s while it keeps dying), and dies with
 this process (PR_SET_PDEATHSIG).
 
-While it runs, `$CASARRAY_HOME/run/dns.json` says where it listens, the serial this
-process serves and the processes' ids; it is removed at exit. SIGTERM and SIGINT stop
-it (exit status 0).
+While it runs, its status file (`$CASARRAY_HOME/run/dns.json`) says where it listens,
+the serial this process serves and the processes' ids; it is removed at exit. SIGTERM
+and SIGINT stop it (exit status 0).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import socket
 import sys
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.access.runner import (
-    UNPRIVILEGED_OFFSET,
-    RunOptions,
-    die_with_parent,
-    logging_to,
-    loop_factory,
-    remove_status,
-    write_status,
-)
-from casarray.config import casarray_home
-from casarray.workers import WorkerPool, run_until_stopped
+from casarray.process import status
+from casarray.process.errors import StartupError
+from casarray.process.lifecycle import Job, ServiceProcess, run_process
+from casarray.process.pool import WorkerPool, announce_ready
+from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
@@ -57,10 +49,6 @@ log = logging.getLogger("casarray.dns")
 STANDARD_PORT = 53
 FOLLOW_INTERVAL = 0.2
 BIND_TRIES = 20  # for port 0: a free TCP port whose UDP twin is free too
-
-
-class StartupError(Exception):
-    """The DNS server can't start (address not local, port taken, bad directory)."""
 
 
 @dataclass
@@ -76,21 +64,14 @@ class DnsOptions:
     log_level: str = "INFO"
 
 
-def status_path(home: Path | None = None) -> Path:
+def status_file(home: Path | None = None) -> status.StatusFile:
     """The file that says the DNS server is up (JSON), while it is."""
-    return (home or casarray_home()) / "run" / "dns.json"
+    return status.status_file(status.DNS, home=home)
 
 
 def read_status(home: Path | None = None) -> dict[str, Any] | None:
     """What the running DNS server says of itself, or None when none runs."""
-    try:
-        status = json.loads(status_path(home).read_text())
-        os.kill(int(status["pid"]), 0)
-    except PermissionError:
-        pass
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return dict(status)
+    return status_file(home).read()
 
 
 def bind_pair(address: str, port: int, *, reuse_port: bool) -> tuple[socket.socket, socket.socket]:
@@ -183,10 +164,15 @@ def zone_names(zones: ZoneSet) -> list[str]:
     return [zone.origin.to_text(omit_final_dot=True) for zone in zones.inside if zone.origin]
 
 
-class DnsRunner:
+class DnsProcess(ServiceProcess):
     """The DNS server in this process, and its worker processes if it has any."""
 
+    label = "DNS"
+    log = log
+
     def __init__(self, options: DnsOptions) -> None:
+        super().__init__()
+        self.quiet = options.worker_index is not None
         self.options = options
         self.directory: Directory | None = None
         self.server: DnsServer | None = None
@@ -195,12 +181,11 @@ class DnsRunner:
         self.serial = 0
         self.version = 0  # the directory's topology version the zones were built after
         self.zones: list[str] = []
-        self.stopping = asyncio.Event()
         workers = 0 if self.is_worker else max(0, options.processes - 1)
         self.pool = WorkerPool(
             "DNS", self.command, workers, on_restarted=self._write_status, log=log
         )
-        self._status: Path | None = None
+        self._status: status.StatusFile | None = None
         self._started = ""
 
     @property
@@ -237,16 +222,26 @@ class DnsRunner:
             1 + len(self.pool.workers),
             "es" if self.pool.workers else "",
         )
+
+    def started(self) -> None:
+        if self.is_worker:  # tell the first process
+            announce_ready()
+            return
         self._started = datetime.now(UTC).isoformat(timespec="seconds")
-        self._status = status_path()
+        self._status = status_file()
         self._write_status()
+
+    def jobs(self) -> list[Job]:
+        wanted = [self.follow()]
+        if self.pool.workers:
+            wanted.append(self.pool.supervise(self.stopping))
+        return wanted
 
     def _write_status(self) -> None:
         if self._status is None:
             return
         pids = [os.getpid(), *self.pool.pids()]
-        write_status(
-            self._status,
+        self._status.write(
             {
                 "pid": os.getpid(),
                 "address": self.address,
@@ -302,49 +297,17 @@ class DnsRunner:
         if self.server is not None:
             await self.server.close()
         if self._status is not None:
-            remove_status(self._status)
+            self._status.remove()
         if self.directory is not None:
             self.directory.close()
-
-    async def run(self) -> int:
-        def ready() -> None:
-            if self.is_worker:  # tell the first process
-                os.write(sys.stdout.fileno(), b"ready\n")
-
-        def jobs() -> list[Coroutine[Any, Any, None]]:
-            wanted = [self.follow()]
-            if self.pool.workers:
-                wanted.append(self.pool.supervise(self.stopping))
-            return wanted
-
-        return await run_until_stopped(
-            "DNS",
-            self.stopping,
-            start=self.start,
-            on_started=ready,
-            jobs=jobs,
-            stop=self.stop,
-            log=log,
-            quiet=self.is_worker,
-        )
 
 
 def run(options: DnsOptions) -> int:
     """Run until SIGTERM or SIGINT; the exit status."""
-    logging_options = RunOptions(
-        server="",
+    return run_process(
+        lambda: DnsProcess(options),
         log_file=options.log_file,
         log_level=options.log_level,
         worker_index=options.worker_index,
+        use_uvloop=options.use_uvloop,
     )
-    with logging_to(logging_options):
-        if options.worker_index is not None:
-            die_with_parent()
-        try:
-            with asyncio.Runner(loop_factory=loop_factory(options.use_uvloop)) as runner:
-                return int(runner.run(DnsRunner(options).run()))
-        except StartupError as exc:
-            log.error("%s", exc)
-            if options.log_file:  # the log is a file: say it on the terminal too
-                print(f"casarray: {exc}", file=sys.stderr)
-            return 1

@@ -1,0 +1,177 @@
+"""`casarray balancer run bj-cas.lab.net`: the process of one NLB cluster's balancer.
+
+It reads the cluster from the directory (`directory.nlb.cluster_view`), follows every
+topology change within a second (a node added to the array's site, a port rule set,
+`Stop-NlbClusterNode -Drain`), probes the nodes (`health`) and keeps the data plane in
+step (`control`):
+
+- the engine is the cluster's DataPlane (`Set-NlbCluster -DataPlane`), or `--engine`:
+  Kernel (nftables; needs root and Debian's nft), Proxy (asyncio) or HAProxy. Auto, the
+  default, is Kernel when the process is root and `nft` is there, else Proxy;
+- without root, the Client Access servers listen on their ports plus 10000 (10143,
+  10993, ...), and so does the Proxy plane on the cluster IP: `--listen-offset` and
+  `--backend-offset` default to 10000 then, and to 0 as root.
+
+Its status file, `$CASARRAY_HOME/run/balancer-<cluster>.json`, tells the state of every
+node (with the failing probe when Unhealthy) and its connections while it runs. SIGTERM
+or SIGINT stops it: the Proxy plane closes; the Kernel plane's table is removed (after a
+crash it stays, and forwarding goes on with the last health known).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from casarray.config import casarray_home, may_admin_network, may_bind_low_ports
+from casarray.process import status
+from casarray.process.errors import StartupError
+from casarray.process.lifecycle import Job, ServiceProcess, run_process
+from casarray.process.ports import UNPRIVILEGED_OFFSET
+
+if TYPE_CHECKING:
+    from casarray.balancer.control import Balancer
+    from casarray.balancer.model import ClusterView
+    from casarray.directory import Directory
+
+log = logging.getLogger("casarray.balancer")
+
+ENGINES = ("Kernel", "Proxy", "HAProxy")
+
+
+@dataclass
+class BalancerOptions:
+    cluster: str
+    directory: str | None = None
+    engine: str | None = None  # None: the cluster's DataPlane
+    listen_offset: int | None = None
+    backend_offset: int | None = None
+    log_file: str | None = None
+    log_level: str = "INFO"
+
+
+def status_file(cluster: str, home: Path | None = None) -> status.StatusFile:
+    return status.status_file(status.BALANCER, cluster, home)
+
+
+def read_status(cluster: str, home: Path | None = None) -> dict[str, Any] | None:
+    """What a running balancer of `cluster` says of its nodes, or None when none runs."""
+    return status_file(cluster, home).read()
+
+
+def live_node(status: dict[str, Any] | None, node: str) -> dict[str, Any] | None:
+    """A node's entry in a balancer's status (state, detail, connections)."""
+    for entry in (status or {}).get("nodes", ()):
+        if str(entry.get("name", "")).lower() == node.lower():
+            return dict(entry)
+    return None
+
+
+def engine_name(requested: str | None, data_plane: str) -> str:
+    """The engine to run: the one asked for, else the cluster's data plane, Auto being
+    Kernel as root with nft, else Proxy."""
+    wanted = (requested or data_plane or "Auto").strip()
+    for name in (*ENGINES, "Auto"):
+        if wanted.lower() == name.lower():
+            wanted = name
+            break
+    else:
+        raise StartupError(f"Unknown engine {wanted!r}: use Kernel, Proxy or HAProxy.")
+    if wanted == "Auto":
+        return "Kernel" if may_admin_network() and shutil.which("nft") else "Proxy"
+    if wanted == "Kernel" and not may_admin_network():
+        raise StartupError(
+            "The Kernel data plane needs root (CAP_NET_ADMIN); use -DataPlane Proxy."
+        )
+    if wanted == "Kernel" and not shutil.which("nft"):
+        raise StartupError("The Kernel data plane needs nft (Debian's nftables).")
+    if wanted == "HAProxy" and not shutil.which("haproxy"):
+        raise StartupError("The HAProxy engine needs Debian's haproxy.")
+    return wanted
+
+
+def _engine(name: str, work: Path) -> object:
+    from casarray.balancer import control
+
+    if name == "Kernel":
+        return control.KernelEngine()
+    if name == "Proxy":
+        return control.ProxyEngine()
+    from casarray.balancer.haproxy_engine import HaproxyEngine
+
+    return HaproxyEngine(work)
+
+
+class BalancerProcess(ServiceProcess):
+    """One NLB cluster's balancer: its engine kept in step with the directory."""
+
+    log = log
+
+    def __init__(self, options: BalancerOptions) -> None:
+        super().__init__()
+        self.label = options.cluster
+        self.options = options
+        self.directory: Directory | None = None
+        self.balancer: Balancer | None = None
+
+    async def start(self) -> None:
+        from casarray.balancer.control import Balancer
+        from casarray.directory import Directory, DirectoryError
+
+        options = self.options
+        try:
+            self.directory = directory = Directory.open(options.directory)
+            record = directory.nlb.cluster(options.cluster)
+            name = engine_name(options.engine, record.data_plane)
+        except DirectoryError as exc:
+            raise StartupError(exc.message) from exc
+        self.label = record.name
+        default = 0 if may_bind_low_ports() else UNPRIVILEGED_OFFSET
+        listen = options.listen_offset if options.listen_offset is not None else default
+        backend = options.backend_offset if options.backend_offset is not None else default
+        if name == "Kernel":
+            listen = 0  # DNAT keeps the cluster's ports
+
+        def read_view() -> ClusterView:
+            return directory.nlb.cluster_view(
+                record.guid, backend_offset=backend, listen_offset=listen
+            )
+
+        work = casarray_home() / "run" / f"balancer-{record.name.lower()}"
+        self.balancer = Balancer(
+            read_view, _engine(name, work), status_path=status_file(record.name).path
+        )
+        await self.balancer.start()
+
+    def jobs(self) -> list[Job]:
+        assert self.balancer is not None
+        return [self.balancer.loop(), self.follow()]
+
+    async def follow(self) -> None:
+        from casarray.directory import DirectoryError
+
+        assert self.directory is not None and self.balancer is not None
+        async for _version in self.directory.watch(interval=0.2):
+            try:
+                await self.balancer.view_changed()
+            except DirectoryError as exc:  # the cluster was removed, say
+                log.error("%s: %s", self.label, exc.message)
+                self.stopping.set()
+                return
+
+    async def stop(self) -> None:
+        if self.balancer is not None:
+            self.balancer.stop()
+            await self.balancer.close()
+        if self.directory is not None:
+            self.directory.close()
+
+
+def run(options: BalancerOptions) -> int:
+    """Run until SIGTERM or SIGINT; the exit status."""
+    make: Callable[[], ServiceProcess] = lambda: BalancerProcess(options)  # noqa: E731
+    return run_process(make, log_file=options.log_file, log_level=options.log_level)
