@@ -13,15 +13,19 @@ BENCH_PACKAGES := wrk nginx-light dnsperf
 
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo))
 
-.PHONY: demo test setup debian-packages lint format bench clean
+.PHONY: demo test check unit setup debian-packages lint format bench clean
 
 demo: setup
 	$(BIN)/casarray lab walkthrough
 
-test: setup
+test: setup check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The static checks `make test` runs first: lint, format, the layers (import-linter).
+check: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/lint-imports
 
 setup: debian-packages $(STAMP)
 

@@ -429,3 +429,51 @@ def password_hash() -> str:
 @pytest.fixture(scope="session")
 def password() -> str:
     return PASSWORD
+
+
+# -- test tiers ----------------------------------------------------------------------
+# The markers of each module that needs more than Python (pyproject.toml lists them):
+# `pytest -m "not integration"` leaves out every module below and every PostgreSQL case.
+TIERS: dict[str, tuple[str, ...]] = {
+    "access/http/test_owa_browser.py": ("browser",),
+    "access/http/test_api_schemathesis.py": (),
+    "access/imap/test_server_cluster.py": (),
+    "access/imap/test_server_imap.py": (),
+    "access/test_cas_master.py": (),
+    "access/test_cas_process.py": (),
+    "access/test_server_http.py": (),
+    "access/test_tls_reload.py": (),
+    "balancer/test_balancer_run.py": ("root",),
+    "balancer/test_conntrack.py": ("root",),
+    "balancer/test_control.py": (),
+    "balancer/test_haproxy.py": ("haproxy",),
+    "balancer/test_haproxy_engine.py": ("haproxy",),
+    "balancer/test_nft.py": ("root",),
+    "balancer/test_proxy.py": (),
+    "balancer/test_udp_proxy.py": (),
+    "client/test_client_lab.py": ("lab",),
+    "directory/test_migrations.py": (),
+    "dns/test_export.py": ("nsd",),
+    "dns/test_nsd_diff.py": ("nsd",),
+    "dns/test_server.py": (),
+    "lab/": ("lab",),
+    "mailstore/test_dovecot_differential.py": ("dovecot",),
+    "mailstore/test_mailbox_process.py": (),
+    "mailstore/test_store_durability.py": (),
+    "process/test_lifecycle.py": (),
+    "shell/cmdlets/test_testing.py": (),
+    "shell/test_cli.py": (),
+    "shell/test_seed_lines.py": (),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests).as_posix()
+        for prefix, markers in TIERS.items():
+            if relative == prefix or (prefix.endswith("/") and relative.startswith(prefix)):
+                for marker in ("integration", *markers):
+                    item.add_marker(marker)
+        if item.get_closest_marker("postgres") is not None:
+            item.add_marker("integration")

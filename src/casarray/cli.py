@@ -196,11 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the path of the lab CA's root certificate (made on first use)",
     )
 
-    demo = commands.add_parser(
-        "demo", help="build the seed's sample organization in a temporary folder and print it"
-    )
-    demo.add_argument("--home", metavar="DIR", help="keep the organization in DIR instead")
-
     from casarray.client.cli import add_parser as add_client_parser
 
     add_client_parser(commands)
@@ -320,10 +315,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_pki(
                 args.pki_command, getattr(args, "request", None), getattr(args, "out", None)
             )
-        if args.command == "demo":
-            from casarray.demo import run_demo
-
-            return run_demo(args.home)
         if args.command == "client":
             from casarray.client.cli import run as run_client
 

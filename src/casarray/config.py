@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -50,3 +52,44 @@ def may_bind_low_ports() -> bool:
 def may_admin_network() -> bool:
     """Whether this process may change nftables and conntrack (the Kernel data plane)."""
     return has_capability(CAP_NET_ADMIN)
+
+
+LAB_FILE = "lab.json"
+
+
+@dataclass(frozen=True)
+class LabNetwork:
+    """What a client needs to reach the lab whose folder it runs in: the lab's DNS
+    server, the offset of every port (10000 for a lab without root), and the lab CA's
+    root certificate. `casarray.lab.config.LabConfig` writes them in `lab.json`; any
+    client reads them here, as a domain-joined Windows client gets its DNS server and
+    its enterprise root from the domain."""
+
+    home: Path
+    dns_address: str
+    dns_port: int
+    port_offset: int
+    root_ca: Path
+
+
+def lab_network(home: Path | None = None) -> LabNetwork | None:
+    """The network settings of the lab in `home` (default $CASARRAY_HOME), or None
+    outside a lab; ValueError naming the file when it is there but damaged."""
+    home = Path(home) if home is not None else casarray_home()
+    path = home / LAB_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"Can't read {path}: {exc}") from exc
+    try:
+        return LabNetwork(
+            home=home,
+            dns_address=str(data["dns_address"]),
+            dns_port=int(data["dns_port"]),
+            port_offset=int(data["port_offset"]),
+            root_ca=Path(data["root_ca"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} lacks or has a bad value for {exc}") from exc

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from casarray.access.imap import utf7
 from casarray.client.errors import AuthenticationFailed, ClientError, ConnectionLost
 from casarray.client.network import Network
 from casarray.client.profile import Profile
+from casarray.wire import utf7
 
 MAX_REFERRALS = 3
 FETCH_ITEMS = "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"

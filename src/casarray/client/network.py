@@ -19,25 +19,20 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from casarray.client.errors import CertificateRejected, ClientError, ConnectFailed
 from casarray.client.resolver import NameResolver, parse_server
-from casarray.config import casarray_home
+from casarray.config import LabNetwork, casarray_home, lab_network
 
 CONNECT_TIMEOUT = 3.0
 
 
-def lab_config(home: Path | None = None) -> Any | None:
-    """The lab's settings (`casarray.lab.config.LabConfig`), or None outside a lab;
-    ClientError when its file is damaged."""
+def lab_config(home: Path | None = None) -> LabNetwork | None:
+    """The network settings of the lab the client runs in (`casarray.config`), or None
+    outside a lab; ClientError when its file is damaged."""
     try:
-        from casarray.lab.config import LabConfig, LabConfigError
-    except ImportError:
-        return None
-    try:
-        return LabConfig.load(home)
-    except (LabConfigError, OSError, ValueError) as exc:
+        return lab_network(home)
+    except ValueError as exc:
         raise ClientError(f"the lab's settings can't be read: {exc}") from None
 
 
@@ -84,7 +79,7 @@ class Network:
             port_offset = int(lab.port_offset) if lab is not None else 0
         if cafile is None:
             base = Path(lab.home) if lab is not None else (home or casarray_home())
-            root = Path(getattr(lab, "root_ca", None) or base / "pki" / "lab-root.pem")
+            root = lab.root_ca if lab is not None else base / "pki" / "lab-root.pem"
             cafile = root if root.is_file() else None
         return cls(
             resolver=resolver, port_offset=port_offset, cafile=Path(cafile) if cafile else None

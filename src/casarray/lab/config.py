@@ -6,10 +6,10 @@ The ports are decided at creation and kept: as root, the standard ports (53, 80,
 and the Proxy data plane. A lab made as root is not started by another user later (its
 ports would move under the clients); `casarray lab reset` makes it anew.
 
-Readers (the Outlook-like client, the Test- cmdlets) use `LabConfig.load()`: the DNS
-server's address and port (to resolve the lab's names), the port offset (to reach every
-service), and the lab CA's root certificate (`root_ca`, there once the lab CA has been
-used: `casarray pki root`).
+Clients (the Outlook-like client, the Test- cmdlets) read what they need of it with
+`casarray.config.lab_network()`: the DNS server's address and port (to resolve the
+lab's names), the port offset (to reach every service), and the lab CA's root
+certificate (`root_ca`, there once the lab CA has been used: `casarray pki root`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from casarray.config import casarray_home
+from casarray.config import LAB_FILE, casarray_home
+from casarray.process.ports import UNPRIVILEGED_OFFSET
 
-LAB_FILE = "lab.json"
-UNPRIVILEGED_OFFSET = 10_000  # as the runners use (access.runner.UNPRIVILEGED_OFFSET)
 DNS_PORT = 53
 KERNEL, PROXY = "Kernel", "Proxy"
 

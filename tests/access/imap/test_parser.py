@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import search as s
-from casarray.access.imap import utf7
 from casarray.access.imap.parser import (
     CommandParser,
     CommandReader,
@@ -22,6 +21,7 @@ from casarray.access.imap.parser import (
     RawCommand,
 )
 from casarray.access.imap.sequence import SequenceError, SequenceSet
+from casarray.wire import utf7
 
 # -- framing ------------------------------------------------------------------------
 

@@ -19,10 +19,10 @@ from datetime import date, datetime, timedelta, timezone
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import search as s
-from casarray.access.imap import utf7
 from casarray.access.imap.responses import MONTHS
 from casarray.access.imap.sequence import SequenceSet
 from casarray.mailstore.interface import DELIMITER, SYSTEM_FLAGS
+from casarray.wire import utf7
 
 # -- framing ---------------------------------------------------------------------
 
