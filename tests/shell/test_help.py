@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, register
+from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, load_commands, register
 from casarray.shell.cmdlets import help as help_module
 from casarray.shell.cmdlets import utility
-from casarray.shell.commands import load_commands
 from casarray.shell.runtime import Host, Session
 
 

@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, register
+from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, load_commands, register
 from casarray.shell.formatting import FormattedOutput, has_wildcard, wildcard_match
 from casarray.shell.psobject import PSObject
 from casarray.shell.values import ShellRuntimeError
@@ -76,8 +76,6 @@ _TEXT_WIDTH = 100
 
 def all_cmdlets() -> list[type[Cmdlet]]:
     """Every registered cmdlet, once, by name."""
-    from casarray.shell.commands import load_commands
-
     load_commands()
     unique = {id(cls): cls for cls in COMMANDS.values()}
     return sorted(unique.values(), key=lambda cls: cls.name.lower())
@@ -85,8 +83,6 @@ def all_cmdlets() -> list[type[Cmdlet]]:
 
 def find_cmdlet(name: str) -> type[Cmdlet] | None:
     """A cmdlet by its name or one of its aliases (case-insensitive)."""
-    from casarray.shell.commands import load_commands
-
     load_commands()
     return COMMANDS.get(name.lower())
 
