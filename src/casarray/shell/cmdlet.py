@@ -158,9 +158,14 @@ def register(cls: type[Cmdlet]) -> type[Cmdlet]:
 
 # -- where the cmdlets live -------------------------------------------------------------
 
-# Importing these modules registers every cmdlet; loaded on the first command, once.
+# Importing these modules registers every cmdlet; loaded on the first command, once. A
+# module's cmdlets may live in a package of modules (cmdlets/utility/): Get-Command shows
+# the package as their module.
 CMDLET_MODULES = (
-    "casarray.shell.cmdlets.utility",
+    "casarray.shell.cmdlets.utility.object_cmdlets",
+    "casarray.shell.cmdlets.utility.members",
+    "casarray.shell.cmdlets.utility.output",
+    "casarray.shell.cmdlets.utility.conversion",
     "casarray.shell.cmdlets.help",
     "casarray.shell.cmdlets.topology",
     "casarray.shell.cmdlets.arrays",

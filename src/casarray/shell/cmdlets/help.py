@@ -69,6 +69,7 @@ _COMMON_HELP = (
     'information, type, "get-help about_commonparameters".'
 )
 _TEXT_WIDTH = 100
+_CMDLETS_PACKAGE = "casarray.shell.cmdlets."
 
 
 # -- the cmdlets, their parameters and their syntax ---------------------------------------
@@ -146,6 +147,15 @@ def _verb_noun(name: str) -> tuple[str, str]:
     return (verb, noun) if noun else ("", name)
 
 
+def module_name(cls: type[Cmdlet]) -> str:
+    """The module Get-Command names for a cmdlet: its module under `cmdlets`, or the
+    package when the module is split into several (`nlb` for `cmdlets/nlb/port_rules.py`)."""
+    module = cls.__module__
+    if module.startswith(_CMDLETS_PACKAGE):
+        return module[len(_CMDLETS_PACKAGE) :].split(".", 1)[0]
+    return module.rsplit(".", 1)[-1]
+
+
 def cmdlet_object(cls: type[Cmdlet]) -> PSObject:
     verb, noun = _verb_noun(cls.name)
     return PSObject(
@@ -155,7 +165,7 @@ def cmdlet_object(cls: type[Cmdlet]) -> PSObject:
             "Definition": "\n".join(syntax_lines(cls)),
             "Verb": verb,
             "Noun": noun,
-            "ModuleName": cls.__module__.rsplit(".", 1)[-1],
+            "ModuleName": module_name(cls),
             "Parameters": [p.name for p in cls.parameters],
             "Synopsis": cls.synopsis,
         },
@@ -171,7 +181,7 @@ def alias_object(alias: str, cls: type[Cmdlet]) -> PSObject:
             "Name": alias,
             "Definition": cls.name,
             "ReferencedCommand": cls.name,
-            "ModuleName": cls.__module__.rsplit(".", 1)[-1],
+            "ModuleName": module_name(cls),
         },
         type_name=ALIAS_TYPE,
         display=alias,
