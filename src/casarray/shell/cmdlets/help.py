@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, load_commands, register
-from casarray.shell.formatting import FormattedOutput, has_wildcard, wildcard_match
+from casarray.shell.formatting import FormattedOutput
+from casarray.shell.properties import has_wildcard, wildcard_match
 from casarray.shell.psobject import PSObject
 from casarray.shell.values import ShellRuntimeError
 from casarray.shell.views import register_view

@@ -17,10 +17,8 @@ from casarray.shell.cmdlets.utility.common import (
     PARAMETER_SET,
     Collecting,
 )
-from casarray.shell.formatting import (
-    format_datetime,
-)
 from casarray.shell.psobject import PSObject
+from casarray.shell.value_format import format_datetime
 from casarray.shell.values import (
     ScriptBlockValue,
     SecureString,

@@ -14,10 +14,8 @@ from casarray.shell.cmdlets.utility.common import (
     input_object,
     input_parameter,
 )
-from casarray.shell.formatting import (
-    register_group,
-    wildcard_match,
-)
+from casarray.shell.formatting import register_group
+from casarray.shell.properties import wildcard_match
 from casarray.shell.psobject import PSObject
 from casarray.shell.values import (
     ShellRuntimeError,

@@ -24,7 +24,8 @@ from casarray.shell.cmdlets.utility.common import (
     input_parameter,
     not_negative,
 )
-from casarray.shell.formatting import (
+from casarray.shell.operators import binary
+from casarray.shell.properties import (
     SELECT_KEYS,
     SORT_KEYS,
     PropertySpec,
@@ -32,7 +33,6 @@ from casarray.shell.formatting import (
     property_arguments,
     property_names,
 )
-from casarray.shell.operators import binary
 from casarray.shell.psobject import PSObject
 from casarray.shell.values import (
     ScriptBlockValue,

@@ -22,10 +22,10 @@ from casarray.shell.formatting import (
     format_list,
     format_table,
     out_string,
-    property_names,
     write_lines,
 )
 from casarray.shell.formatting import Formatter as _Formatter
+from casarray.shell.properties import property_names
 from casarray.shell.values import (
     ShellRuntimeError,
     get_member,
