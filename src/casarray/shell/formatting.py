@@ -41,10 +41,7 @@ from casarray.shell.properties import (
 )
 from casarray.shell.psobject import PSObject
 from casarray.shell.value_format import apply_format, cell_text, enumeration_limit, is_number
-from casarray.shell.values import (
-    to_string,
-    type_name,
-)
+from casarray.shell.values import to_string, type_name
 from casarray.shell.views import view_for
 
 if TYPE_CHECKING:

@@ -13,10 +13,7 @@ from enum import Enum
 from typing import Any
 
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
-from casarray.shell.cmdlets.utility.common import (
-    PARAMETER_SET,
-    Collecting,
-)
+from casarray.shell.cmdlets.utility.common import PARAMETER_SET, Collecting
 from casarray.shell.psobject import PSObject
 from casarray.shell.value_format import format_datetime
 from casarray.shell.values import (

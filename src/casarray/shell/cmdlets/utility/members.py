@@ -9,19 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
-from casarray.shell.cmdlets.utility.common import (
-    NO_INPUT,
-    input_object,
-    input_parameter,
-)
+from casarray.shell.cmdlets.utility.common import NO_INPUT, input_object, input_parameter
 from casarray.shell.formatting import register_group
 from casarray.shell.properties import wildcard_match
 from casarray.shell.psobject import PSObject
-from casarray.shell.values import (
-    ShellRuntimeError,
-    to_string,
-    type_name,
-)
+from casarray.shell.values import ShellRuntimeError, to_string, type_name
 from casarray.shell.views import register_view
 
 # -- Get-Member ----------------------------------------------------------------------------------

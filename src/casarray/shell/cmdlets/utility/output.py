@@ -26,13 +26,7 @@ from casarray.shell.formatting import (
 )
 from casarray.shell.formatting import Formatter as _Formatter
 from casarray.shell.properties import property_names
-from casarray.shell.values import (
-    ShellRuntimeError,
-    get_member,
-    is_collection,
-    to_string,
-    type_name,
-)
+from casarray.shell.values import ShellRuntimeError, get_member, is_collection, to_string, type_name
 
 # -- Format-Table, Format-List ---------------------------------------------------------------
 
