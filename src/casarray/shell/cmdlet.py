@@ -177,7 +177,9 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.nlb.clusters",
     "casarray.shell.cmdlets.nlb.nodes",
     "casarray.shell.cmdlets.nlb.port_rules",
-    "casarray.shell.cmdlets.dns",
+    "casarray.shell.cmdlets.dns.zones",
+    "casarray.shell.cmdlets.dns.records",
+    "casarray.shell.cmdlets.dns.policies",
     "casarray.shell.cmdlets.certificates",
     "casarray.shell.cmdlets.testing",
 )
