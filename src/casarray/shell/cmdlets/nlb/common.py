@@ -35,7 +35,7 @@ def base_of(value: Any) -> Any:
     return value.base if isinstance(value, PSObject) else value
 
 
-def cluster_ref(params: Mapping[str, Any]) -> Any:
+def cluster_ref(params: Mapping[str, Any]) -> ObjectRef | str:
     """The cluster an NLB cmdlet is about: the piped object's (a cluster, node or rule)
     by GUID, else -HostName."""
     value = base_of(params.get("InputObject"))

@@ -49,7 +49,7 @@ def rule_object(rule: NlbPortRule) -> PSObject:
     )
 
 
-def _rule_key(params: Mapping[str, Any]) -> tuple[Any, int | None, Any]:
+def _rule_key(params: Mapping[str, Any]) -> tuple[ObjectRef | str, int | None, str | None]:
     """(cluster, port, ip) of the rule a port-rule cmdlet is about."""
     value = base_of(params.get("InputObject"))
     if isinstance(value, NlbPortRule):
