@@ -14,7 +14,8 @@ from sqlalchemy import insert
 
 from casarray.directory import Directory
 from casarray.directory.schema import MailboxDatabaseRow
-from casarray.shell.runtime import ErrorRecord, Host, Session
+from casarray.shell.errors import ErrorRecord
+from casarray.shell.runtime import Host, Session
 
 CONFIRM_QUESTION = "Are you sure you want to perform this action?"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
 import pytest
@@ -14,9 +13,7 @@ from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.formatting import (
     FormattedOutput,
     Formatter,
-    cell_text,
     fit_widths,
-    format_datetime,
     format_list,
     format_table,
 )
@@ -317,25 +314,6 @@ def test_fit_widths() -> None:
     assert fit_widths([4, 50, 50], 39) == [4, 16, 16]
     assert fit_widths([20, 40], 30, autosize=True) == [20, 9]
     assert fit_widths([28, 40], 30, autosize=True) == [28]
-
-
-def test_cell_text() -> None:
-    assert cell_text(None) == ""
-    assert cell_text(True) == "True"
-    assert cell_text(["a", "b"]) == "{a, b}"
-    assert cell_text([1, 2, 3, 4, 5]) == "{1, 2, 3, 4...}"
-    assert cell_text([]) == "{}"
-
-
-def test_format_datetime() -> None:
-    value = datetime(2010, 3, 7, 14, 5, 9, 120000, tzinfo=timezone(timedelta(hours=8)))
-    assert format_datetime(value, "yyyy-MM-dd HH:mm:ss") == "2010-03-07 14:05:09"
-    assert format_datetime(value, "d") == "3/7/2010"
-    assert format_datetime(value, "dddd, MMMM d") == "Sunday, March 7"
-    assert format_datetime(value, "h:mm tt") == "2:05 PM"
-    assert format_datetime(value, "s") == "2010-03-07T14:05:09"
-    assert format_datetime(value, "o") == "2010-03-07T14:05:09.1200000+08:00"
-    assert format_datetime(value, "'Day' d") == "Day 7"
 
 
 def test_format_functions_directly() -> None:

@@ -1,11 +1,12 @@
 """Transcript tests of the shell parser: a source line and the syntax tree it must give
-(positions zeroed, so trees are compared by shape; a few tests check positions), the
-errors it must raise (message, line, column, PowerShell's layout), `is_incomplete`,
-and properties: any text parses or raises ParseError, never anything else."""
+(positions zeroed, so trees are compared by shape; a few tests check positions) for
+statements, commands, pipelines and assignments, the errors it must raise (message,
+line, column), `is_incomplete`, and properties: any text parses or raises ParseError,
+never anything else. Strings are in test_scanner, expressions in
+test_expression_parser."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import subprocess
 import sys
@@ -18,136 +19,29 @@ from hypothesis import strategies as st
 
 from casarray.shell import ast
 from casarray.shell.parser import ParseError, is_incomplete, parse
-
-# -- building expected trees (every pos is 0) -------------------------------------------
-
-
-def strip(value: Any) -> Any:
-    """`value` with every node's pos set to 0, recursively."""
-    if isinstance(value, ast.Node):
-        changes = {
-            f.name: strip(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if f.name != "pos"
-        }
-        return dataclasses.replace(value, pos=0, **changes)
-    if isinstance(value, tuple):
-        return tuple(strip(v) for v in value)
-    return value
-
-
-def s(value: str) -> ast.StringLiteral:
-    return ast.StringLiteral(0, value)
-
-
-def w(value: str) -> ast.StringLiteral:
-    """A bare word in argument mode."""
-    return ast.StringLiteral(0, value, bare=True)
-
-
-def n(value: float) -> ast.NumberLiteral:
-    return ast.NumberLiteral(0, value)
-
-
-def v(name: str) -> ast.Variable:
-    return ast.Variable(0, name)
-
-
-def xs(*parts: str | ast.Expression) -> ast.ExpandableString:
-    return ast.ExpandableString(0, parts)
-
-
-def p(name: str, argument: ast.Expression | None = None) -> ast.CommandParameter:
-    return ast.CommandParameter(0, name, argument)
-
-
-def cmd(name: str, *elements: Any) -> ast.Command:
-    return ast.Command(0, name, elements)
-
-
-def pipe(*elements: Any) -> ast.Pipeline:
-    return ast.Pipeline(
-        0,
-        tuple(
-            e if isinstance(e, ast.Command | ast.CommandExpression) else ast.CommandExpression(0, e)
-            for e in elements
-        ),
-    )
-
-
-def stmt(x: Any) -> ast.Statement:
-    return x if isinstance(x, ast.Pipeline | ast.Assignment) else pipe(x)
-
-
-def script(*statements: Any) -> ast.Script:
-    return ast.Script(0, tuple(stmt(x) for x in statements))
-
-
-def sb(text: str, *statements: Any) -> ast.ScriptBlock:
-    return ast.ScriptBlock(0, script(*statements), text)
-
-
-def arr(*items: ast.Expression) -> ast.ArrayLiteral:
-    return ast.ArrayLiteral(0, items)
-
-
-def hashlit(*entries: tuple[ast.Expression, Any]) -> ast.HashLiteral:
-    return ast.HashLiteral(0, tuple((k, stmt(val)) for k, val in entries))
-
-
-def paren(x: Any) -> ast.ParenExpression:
-    return ast.ParenExpression(0, stmt(x))
-
-
-def sub(*statements: Any) -> ast.SubExpression:
-    return ast.SubExpression(0, script(*statements))
-
-
-def arrexpr(*statements: Any) -> ast.ArrayExpression:
-    return ast.ArrayExpression(0, script(*statements))
-
-
-def mem(target: ast.Expression, member: str | ast.Expression) -> ast.MemberAccess:
-    return ast.MemberAccess(0, target, member)
-
-
-def call(target: ast.Expression, member: str, *arguments: ast.Expression) -> ast.MethodCall:
-    return ast.MethodCall(0, target, member, arguments)
-
-
-def idx(target: ast.Expression, index: ast.Expression) -> ast.Index:
-    return ast.Index(0, target, index)
-
-
-def bi(op: str, left: ast.Expression, right: ast.Expression) -> ast.Binary:
-    return ast.Binary(0, op, left, right)
-
-
-def un(op: str, operand: ast.Expression) -> ast.Unary:
-    return ast.Unary(0, op, operand)
-
-
-def ty(name: str) -> ast.TypeLiteral:
-    return ast.TypeLiteral(0, name)
-
-
-def cast(name: str, operand: ast.Expression) -> ast.Cast:
-    return ast.Cast(0, ty(name), operand)
-
-
-def assign(target: ast.Expression, op: str, value: Any) -> ast.Assignment:
-    return ast.Assignment(0, target, op, stmt(value))
-
-
-def check(source: str, *statements: Any) -> None:
-    assert strip(parse(source)) == script(*statements)
-
-
-def error(source: str) -> ParseError:
-    with pytest.raises(ParseError) as info:
-        parse(source)
-    return info.value
-
+from tests.shell.parser_trees import (
+    arr,
+    arrexpr,
+    assign,
+    bi,
+    call,
+    check,
+    cmd,
+    error,
+    hashlit,
+    idx,
+    mem,
+    n,
+    p,
+    paren,
+    pipe,
+    s,
+    sb,
+    sub,
+    v,
+    w,
+    xs,
+)
 
 # -- the seed's commands and the brief's verbatim lines ----------------------------------
 
@@ -456,159 +350,6 @@ def test_bare_word_flag() -> None:
     assert [e.bare for e in command.elements if isinstance(e, ast.StringLiteral)] == [True, False]
 
 
-# -- double-quoted strings and here-strings ---------------------------------------------
-
-STRING_CASES = [
-    ('"plain"', s("plain")),
-    ('"$x"', xs(v("x"))),
-    ('"$x.Name"', xs(v("x"), ".Name")),  # only $x expands, as in PowerShell
-    ('"Name: $($x.Name)!"', xs("Name: ", sub(mem(v("x"), "Name")), "!")),
-    ('"${a b}c"', xs(v("a b"), "c")),
-    ('"$env:TEMP\\x"', xs(v("env:TEMP"), "\\x")),
-    ('"cost: 5$ $"', s("cost: 5$ $")),
-    ('"a`tb`nc`"d``e`$f`qg"', s('a\tb\nc"d`e$fqg')),
-    ('"`0`a`b`f`r`v`e"', s("\0\a\b\f\r\v\x1b")),
-    ('"`u{263A}"', s("\u263a")),
-    ('"it""s"', s('it"s')),
-    ('"$($x = 1; "in $x")"', xs(sub(assign(v("x"), "=", n(1)), xs("in ", v("x"))))),
-    ("@'\nverbatim $x `n 'q' \"d\"\n'@", s("verbatim $x `n 'q' \"d\"")),
-    ('@"\nline1 $x\n"quoted"\n"@', xs("line1 ", v("x"), '\n"quoted"')),
-    ('@"\r\nwin\r\n"@', s("win")),
-    ("@'\n'@", s("")),
-    ("@'\n\n'@", s("")),
-]
-
-
-@pytest.mark.parametrize(("source", "expected"), STRING_CASES, ids=[c[0] for c in STRING_CASES])
-def test_strings(source: str, expected: Any) -> None:
-    check(source, expected)
-
-
-def test_positions_inside_strings() -> None:
-    source = 'Write-Host "a $b $(c)"'
-    (pipeline,) = parse(source).statements
-    assert isinstance(pipeline, ast.Pipeline)
-    command = pipeline.elements[0]
-    assert isinstance(command, ast.Command)
-    string = command.elements[0]
-    assert isinstance(string, ast.ExpandableString)
-    assert string.pos == source.index('"')
-    variable, subexpr = (part for part in string.parts if not isinstance(part, str))
-    assert isinstance(variable, ast.Node)
-    assert isinstance(subexpr, ast.Node)
-    assert variable.pos == source.index("$b")
-    assert subexpr.pos == source.index("$(")
-
-
-# -- expressions ---------------------------------------------------------------------------
-
-EXPRESSION_CASES = [
-    ("5", n(5)),
-    ("-5", n(-5)),
-    ("–5", n(-5)),
-    ("- 5", un("-", n(5))),
-    ("-$x", un("-", v("x"))),
-    ("+$x", un("+", v("x"))),
-    ("1.5e2", n(150.0)),
-    ("10GB", n(10 * 2**30)),
-    ("'a'", s("a")),
-    ("$x", v("x")),
-    ("$_.Name", mem(v("_"), "Name")),
-    ("$x.$name", mem(v("x"), v("name"))),
-    ("$x.Items[0].Name", mem(idx(mem(v("x"), "Items"), n(0)), "Name")),
-    ("$a[-1]", idx(v("a"), n(-1))),
-    ("$a[0,1]", idx(v("a"), arr(n(0), n(1)))),
-    ('$s.Split(",")[0]', idx(call(v("s"), "Split", s(",")), n(0))),
-    ("$s.Foo((1,2), 3)", call(v("s"), "Foo", paren(arr(n(1), n(2))), n(3))),
-    ("'a,b'.Split(',')", call(s("a,b"), "Split", s(","))),
-    ('"abc".Length', mem(s("abc"), "Length")),
-    ("(Get-MailboxDatabase).Count", mem(paren(cmd("Get-MailboxDatabase")), "Count")),
-    ("@(Get-X).Count", mem(arrexpr(cmd("Get-X")), "Count")),
-    ("$(1)", sub(n(1))),
-    ("@{a=1}", hashlit((w("a"), n(1)))),
-    ("{ $_ }", sb(" $_ ", v("_"))),
-    # comparison operators, lower-cased, with case prefixes
-    ("$a -eq 1", bi("-eq", v("a"), n(1))),
-    ("$a -EQ 1", bi("-eq", v("a"), n(1))),
-    ("$a –eq 1", bi("-eq", v("a"), n(1))),  # en dash
-    ("$a —ne 1", bi("-ne", v("a"), n(1))),  # em dash
-    ("$a -ceq 'A'", bi("-ceq", v("a"), s("A"))),
-    ("$a -iLike 'a*'", bi("-ilike", v("a"), s("a*"))),
-    ("$a -notlike 'a*'", bi("-notlike", v("a"), s("a*"))),
-    ("$a -match '^x'", bi("-match", v("a"), s("^x"))),
-    ("$a -cnotmatch 'x'", bi("-cnotmatch", v("a"), s("x"))),
-    ("$a -gt 1", bi("-gt", v("a"), n(1))),
-    ("$a -ge 1", bi("-ge", v("a"), n(1))),
-    ("$a -lt 1", bi("-lt", v("a"), n(1))),
-    ("$a -le 1", bi("-le", v("a"), n(1))),
-    ("$a -contains 1", bi("-contains", v("a"), n(1))),
-    ("$a -notcontains 1", bi("-notcontains", v("a"), n(1))),
-    ("$a -in $b", bi("-in", v("a"), v("b"))),
-    ("$a -notin $b", bi("-notin", v("a"), v("b"))),
-    ("$a -replace 'x','y'", bi("-replace", v("a"), arr(s("x"), s("y")))),
-    ("$a -split ','", bi("-split", v("a"), s(","))),
-    ("$a -join ','", bi("-join", v("a"), s(","))),
-    ("$a -is [string]", bi("-is", v("a"), ty("string"))),
-    ("$a -isnot [int]", bi("-isnot", v("a"), ty("int"))),
-    ("$a -as [int]", bi("-as", v("a"), ty("int"))),
-    ('"{0}" -f $a', bi("-f", s("{0}"), v("a"))),
-    ("$a -band 1", bi("-band", v("a"), n(1))),
-    # logical and unary
-    ("$a -and $b", bi("-and", v("a"), v("b"))),
-    ("$a -or $b -xor $c", bi("-xor", bi("-or", v("a"), v("b")), v("c"))),
-    ("-not $a", un("-not", v("a"))),
-    ("-NOT$a", un("-not", v("a"))),
-    ("!$a", un("!", v("a"))),
-    ("-split 'a b'", un("-split", s("a b"))),
-    ("-join $a", un("-join", v("a"))),
-    # arithmetic and range
-    ("1 + 2 * 3", bi("+", n(1), bi("*", n(2), n(3)))),
-    ("(1 + 2) * 3", bi("*", paren(bi("+", n(1), n(2))), n(3))),
-    ("10 - 4 - 3", bi("-", bi("-", n(10), n(4)), n(3))),
-    ("5 -1", bi("-", n(5), n(1))),
-    ("5-1", bi("-", n(5), n(1))),
-    ("7 % 3 / 2", bi("/", bi("%", n(7), n(3)), n(2))),
-    ("1..10", bi("..", n(1), n(10))),
-    ("-2..2", bi("..", n(-2), n(2))),
-    ("$a..$b", bi("..", v("a"), v("b"))),
-    ("1..3 + 4", bi("+", bi("..", n(1), n(3)), n(4))),
-    # precedence between levels
-    ("-not $a -eq $b", bi("-eq", un("-not", v("a")), v("b"))),
-    ("$a -eq 1 -and $b -eq 2", bi("-and", bi("-eq", v("a"), n(1)), bi("-eq", v("b"), n(2)))),
-    ("$a -eq $b -eq $c", bi("-eq", bi("-eq", v("a"), v("b")), v("c"))),
-    ("1 + 2 -gt 2", bi("-gt", bi("+", n(1), n(2)), n(2))),
-    ("1,2 -contains 2", bi("-contains", arr(n(1), n(2)), n(2))),
-    ("1,2 + 3", bi("+", arr(n(1), n(2)), n(3))),
-    ("-1,2", arr(n(-1), n(2))),
-    ("!$a -and $b", bi("-and", un("!", v("a")), v("b"))),
-    ("$a -eq\n  1", bi("-eq", v("a"), n(1))),
-    # casts and type literals
-    ('[int]"5"', cast("int", s("5"))),
-    ('[int] "5"', cast("int", s("5"))),
-    ("[string]", ty("string")),
-    ("[string[]]$a", cast("string[]", v("a"))),
-    ("[System.Net.IPAddress]'127.0.0.1'", cast("System.Net.IPAddress", s("127.0.0.1"))),
-    ("[int]$x.Count", cast("int", mem(v("x"), "Count"))),
-    ('[int]"5" + 1', bi("+", cast("int", s("5")), n(1))),
-    ("[int][string]5", cast("int", cast("string", n(5)))),
-    ("[int]-5", cast("int", n(-5))),
-    ("[int] -eq $t", bi("-eq", ty("int"), v("t"))),
-    ("[Math]::Round(2.5)", call(ty("Math"), "Round", n(2.5))),
-    ("[int]::MaxValue", mem(ty("int"), "MaxValue")),
-    # arrays
-    ('"a","b"', arr(s("a"), s("b"))),
-    ("1,\n2", arr(n(1), n(2))),
-    (",1", arr(n(1))),
-]
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"), EXPRESSION_CASES, ids=[c[0] for c in EXPRESSION_CASES]
-)
-def test_expressions(source: str, expected: Any) -> None:
-    check(source, expected)
-
-
 # -- pipelines and assignments ------------------------------------------------------------
 
 PIPELINE_CASES = [
@@ -824,32 +565,6 @@ def test_errors(source: str, message: str, line: int, column: int, incomplete: b
     assert e.incomplete is incomplete
     assert e.source == source
     assert str(e) == e.message
-
-
-def test_error_format_is_powershells() -> None:
-    e = error("Get-MailboxDatabase | | fl")
-    assert e.format() == (
-        "At line:1 char:22\n"
-        "+ Get-MailboxDatabase | | fl\n"
-        "+                      ~\n"
-        "An empty pipe element is not allowed."
-    )
-    assert e.pos == 21
-
-
-def test_error_format_marks_the_token_on_its_line() -> None:
-    e = error("Get-A\n$x -eq 1 oops")
-    assert e.format() == (
-        "At line:2 char:10\n"
-        "+ $x -eq 1 oops\n"
-        "+          ~~~~\n"
-        "Unexpected token 'oops' in expression or statement."
-    )
-
-
-def test_error_format_unterminated_string() -> None:
-    e = error('Write-Host "abc')
-    assert e.format().splitlines()[1:3] == ['+ Write-Host "abc', "+            ~~~~"]
 
 
 @pytest.mark.parametrize(

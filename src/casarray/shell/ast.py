@@ -1,6 +1,6 @@
 """The syntax tree of casarray's PowerShell subset. Nodes are frozen dataclasses; every
 node carries `pos`, the offset of its first character in the source, so errors can
-point at a column. The parser (`parser.py`) builds it; the evaluator (`runtime.py`)
+point at a column. The parser (`parser.py`) builds it; the evaluator (`evaluator.py`)
 walks it. Nothing here executes anything."""
 
 from __future__ import annotations

@@ -82,9 +82,8 @@ class ShellCompleter:
 
     def suggestions(self, line: str) -> tuple[str, list[str]]:
         """(the word being completed, candidates) for the text before the cursor."""
-        from casarray.shell.cmdlet import COMMANDS
-        from casarray.shell.commands import load_commands
-        from casarray.shell.runtime import all_parameters
+        from casarray.shell.binding import all_parameters
+        from casarray.shell.cmdlet import COMMANDS, load_commands
 
         load_commands()
         segment = line.rsplit("|", 1)[-1].rsplit(";", 1)[-1].lstrip()

@@ -1,7 +1,9 @@
-"""How a cmdlet is declared. A cmdlet is a class with its name, its parameters (as
-Exchange documents them), help text and examples; the runtime binds parameters and
-calls `begin`, then `process` once per pipeline input (once with no input), then `end`.
-Cmdlets stay thin: they call the directory (or other services) and yield objects.
+"""How a cmdlet is declared, and the registry of cmdlets. A cmdlet is a class with its
+name, its parameters (as Exchange documents them), help text and examples; the runtime
+binds parameters and calls `begin`, then `process` once per pipeline input (once with
+no input), then `end`. Cmdlets stay thin: they call the directory (or other services)
+and yield objects. `@register` makes a cmdlet callable by name; `load_commands`
+imports the modules of `CMDLET_MODULES`, whose cmdlets register themselves.
 
     @register
     class GetClientAccessArray(Cmdlet):
@@ -15,11 +17,14 @@ Cmdlets stay thin: they call the directory (or other services) and yield objects
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from casarray.directory import Directory
+    from casarray.shell.binding import Invocation
     from casarray.shell.runtime import Session
 
 # Parameter kinds the binder converts to:
@@ -91,7 +96,7 @@ class Cmdlet:
     confirm_impact: ClassVar[str] = "Medium"  # "High": asks for confirmation by default
     noun_for_what_if: ClassVar[str] = ""
 
-    def __init__(self, session: Session, invocation: Any = None) -> None:
+    def __init__(self, session: Session, invocation: Invocation | None = None) -> None:
         self.session = session
         self.invocation = invocation
 
@@ -109,7 +114,7 @@ class Cmdlet:
     # -- services the runtime provides ----------------------------------------
 
     @property
-    def directory(self) -> Any:
+    def directory(self) -> Directory:
         return self.session.directory
 
     def should_process(self, target: str, operation: str | None = None) -> bool:
@@ -149,3 +154,48 @@ def register(cls: type[Cmdlet]) -> type[Cmdlet]:
             raise ValueError(f"two cmdlets are named {name}")
         COMMANDS[key] = cls
     return cls
+
+
+# -- where the cmdlets live -------------------------------------------------------------
+
+# Importing these modules registers every cmdlet; loaded on the first command, once. A
+# module's cmdlets may live in a package of modules (cmdlets/utility/): Get-Command shows
+# the package as their module.
+CMDLET_MODULES = (
+    "casarray.shell.cmdlets.utility.object_cmdlets",
+    "casarray.shell.cmdlets.utility.members",
+    "casarray.shell.cmdlets.utility.output",
+    "casarray.shell.cmdlets.utility.conversion",
+    "casarray.shell.cmdlets.help",
+    "casarray.shell.cmdlets.topology",
+    "casarray.shell.cmdlets.arrays",
+    "casarray.shell.cmdlets.databases",
+    "casarray.shell.cmdlets.mailboxes",
+    "casarray.shell.cmdlets.messages",
+    "casarray.shell.cmdlets.components",
+    "casarray.shell.cmdlets.nlb.features",
+    "casarray.shell.cmdlets.nlb.clusters",
+    "casarray.shell.cmdlets.nlb.nodes",
+    "casarray.shell.cmdlets.nlb.port_rules",
+    "casarray.shell.cmdlets.dns.zones",
+    "casarray.shell.cmdlets.dns.records",
+    "casarray.shell.cmdlets.dns.policies",
+    "casarray.shell.cmdlets.certificates",
+    "casarray.shell.cmdlets.testing",
+)
+
+_loaded = False
+
+
+def load_commands() -> None:
+    """Import every cmdlet module (once), so that COMMANDS holds every cmdlet."""
+    global _loaded
+    if _loaded:
+        return
+    for module in CMDLET_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    _loaded = True

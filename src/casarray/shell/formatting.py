@@ -23,30 +23,33 @@ Everything is plain text; on a terminal only the table headers are coloured.
 from __future__ import annotations
 
 import itertools
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from casarray.shell.operators import wildcard_regex
-from casarray.shell.psobject import PSObject
-from casarray.shell.values import (
-    ScriptBlockValue,
-    ShellRuntimeError,
-    get_member,
-    is_collection,
-    to_string,
-    type_name,
+from casarray.shell.properties import (
+    GROUP_KEYS,
+    HASHTABLE_ENTRY,
+    LIST_KEYS,
+    TABLE_KEYS,
+    PropertySpec,
+    default_properties,
+    expand_properties,
+    pascal_case,
+    property_arguments,
 )
+from casarray.shell.psobject import PSObject
+from casarray.shell.value_format import apply_format, cell_text, enumeration_limit, is_number
+from casarray.shell.values import to_string, type_name
 from casarray.shell.views import view_for
 
-ENUMERATION_LIMIT = 4
+if TYPE_CHECKING:
+    from casarray.shell.runtime import Session
+
 STREAM_BUFFER = 50
 STREAM_DELAY = 0.3
 MIN_COLUMN = 5  # a column cut narrower than this is dropped instead
-HASHTABLE_ENTRY = "System.Collections.DictionaryEntry"
 
 # Types shown in groups: a change of the property's value starts a new table with a
 # "   Property: value" line (Get-Member's "TypeName: System.String").
@@ -75,361 +78,6 @@ class _Heading(str):
     __slots__ = ()
 
 
-# -- values as text ------------------------------------------------------------------
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def cell_text(value: Any, limit: int = ENUMERATION_LIMIT) -> str:
-    """A value as a table cell or list entry shows it: collections as `{a, b, c}`."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if is_collection(value):
-        items = list(value)
-        shown = items if limit < 0 else items[:limit]
-        text = ", ".join(to_string(item) for item in shown)
-        if 0 <= limit < len(items):
-            text += "..."
-        return "{" + text + "}"
-    return to_string(value)
-
-
-def enumeration_limit(session: Any) -> int:
-    """$FormatEnumerationLimit of the session (4 unless set; -1: no limit)."""
-    if session is None:
-        return ENUMERATION_LIMIT
-    try:
-        value = session.get_variable("FormatEnumerationLimit")
-    except Exception:
-        return ENUMERATION_LIMIT
-    if is_number(value):
-        return int(value)
-    return ENUMERATION_LIMIT
-
-
-_DOTNET_NUMBER = re.compile(r"([NnFfDdPpXxEeCc])(\d{0,2})")
-
-
-def apply_format(value: Any, format_string: str | None, limit: int = ENUMERATION_LIMIT) -> str:
-    """A value through a .NET format string ("N2", "F1", "D5", "P0", "X", "yyyy-MM-dd")
-    as a calculated property's FormatString gives it; other values as `cell_text`."""
-    if not format_string or value is None:
-        return cell_text(value, limit)
-    if isinstance(value, datetime):
-        return format_datetime(value, format_string)
-    match = _DOTNET_NUMBER.fullmatch(format_string)
-    if match and is_number(value):
-        code, digits = match.group(1), match.group(2)
-        upper = code.upper()
-        places = int(digits) if digits else (0 if upper in "DX" else 2)
-        if upper == "N":
-            return f"{value:,.{places}f}"
-        if upper == "F":
-            return f"{value:.{places}f}"
-        if upper == "C":
-            return f"${value:,.{places}f}"
-        if upper == "P":
-            return f"{value * 100:,.{places}f} %"
-        if upper == "E":
-            text = f"{value:.{places if digits else 6}e}"
-            return text.upper() if code == "E" else text
-        if upper == "D" and isinstance(value, int):
-            return f"{value:0{places}d}"
-        if upper == "X" and isinstance(value, int):
-            return f"{value:0{places}{'X' if code == 'X' else 'x'}}"
-    return cell_text(value, limit)
-
-
-# -- .NET date format strings (Get-Date -Format, FormatString) ------------------------
-
-_STANDARD_DATE = {
-    "d": "M/d/yyyy",
-    "D": "dddd, MMMM d, yyyy",
-    "t": "h:mm tt",
-    "T": "h:mm:ss tt",
-    "f": "dddd, MMMM d, yyyy h:mm tt",
-    "F": "dddd, MMMM d, yyyy h:mm:ss tt",
-    "g": "M/d/yyyy h:mm tt",
-    "G": "M/d/yyyy h:mm:ss tt",
-    "s": "yyyy'-'MM'-'dd'T'HH':'mm':'ss",
-    "u": "yyyy'-'MM'-'dd HH':'mm':'ss'Z'",
-    "o": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
-    "O": "yyyy'-'MM'-'dd'T'HH':'mm':'ss'.'fffffffK",
-    "r": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
-    "R": "ddd, dd MMM yyyy HH':'mm':'ss 'GMT'",
-    "m": "MMMM d",
-    "M": "MMMM d",
-    "y": "MMMM yyyy",
-    "Y": "MMMM yyyy",
-}
-_DATE_TOKEN = re.compile(
-    r"'[^']*'|\"[^\"]*\"|\\.|%|y{1,5}|M{1,4}|d{1,4}|H{1,2}|h{1,2}|m{1,2}|s{1,2}"
-    r"|f{1,7}|F{1,7}|t{1,2}|z{1,3}|K|g{1,2}|.",
-    re.DOTALL,
-)
-
-
-def _offset(value: datetime, token: str) -> str:
-    delta = value.utcoffset()
-    if delta is None:
-        return ""
-    minutes = int(delta.total_seconds() // 60)
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    if token == "z":
-        return f"{sign}{hours}"
-    if token == "zz":
-        return f"{sign}{hours:02d}"
-    return f"{sign}{hours:02d}:{rest:02d}"
-
-
-def format_datetime(value: datetime, fmt: str) -> str:
-    """`value` through a .NET date format: a standard one ("d", "G", "s", "o", ...) or
-    a custom pattern ("yyyy-MM-dd HH:mm:ss", "dddd", "MMM d", with 'quoted' text)."""
-    if fmt in ("u", "r", "R") and value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    pattern = _STANDARD_DATE.get(fmt, fmt)
-    out: list[str] = []
-    for token in _DATE_TOKEN.findall(pattern):
-        first = token[0]
-        if first in "'\"" and len(token) >= 2:
-            out.append(token[1:-1])
-        elif first == "\\" and len(token) == 2:
-            out.append(token[1])
-        elif token == "%":
-            continue
-        elif first == "y":
-            if len(token) == 1:
-                out.append(str(value.year % 100))
-            elif len(token) == 2:
-                out.append(f"{value.year % 100:02d}")
-            else:
-                out.append(f"{value.year:0{len(token)}d}")
-        elif first == "M":
-            names = (str(value.month), f"{value.month:02d}", f"{value:%b}", f"{value:%B}")
-            out.append(names[len(token) - 1])
-        elif first == "d":
-            names = (str(value.day), f"{value.day:02d}", f"{value:%a}", f"{value:%A}")
-            out.append(names[len(token) - 1])
-        elif first == "H":
-            out.append(f"{value.hour:0{len(token)}d}")
-        elif first == "h":
-            hour = value.hour % 12 or 12
-            out.append(f"{hour:0{len(token)}d}")
-        elif first == "m":
-            out.append(f"{value.minute:0{len(token)}d}")
-        elif first == "s":
-            out.append(f"{value.second:0{len(token)}d}")
-        elif first in "fF":
-            digits = f"{value.microsecond:06d}0"[: len(token)]
-            out.append(digits.rstrip("0") if first == "F" else digits)
-        elif first == "t":
-            marker = "AM" if value.hour < 12 else "PM"
-            out.append(marker[: len(token)])
-        elif first == "z":
-            out.append(_offset(value, token))
-        elif token == "K":
-            out.append(_offset(value, "zzz"))
-        elif first == "g":
-            out.append("A.D.")
-        else:
-            out.append(token)
-    return "".join(out)
-
-
-# -- properties: names, wildcards and calculated properties --------------------------
-
-_WILDCARD = re.compile(r"[*?\[]")
-
-
-def has_wildcard(text: str) -> bool:
-    return bool(_WILDCARD.search(text))
-
-
-def wildcard_match(pattern: str, text: str, case_sensitive: bool = False) -> bool:
-    return bool(wildcard_regex(pattern, case_sensitive).match(text))
-
-
-def _pascal(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
-def property_names(value: Any) -> list[str]:
-    """The properties an object shows: a PSObject's, a hashtable's keys, a string's
-    Length, a dataclass record's fields."""
-    if isinstance(value, PSObject):
-        return value.property_names()
-    if isinstance(value, Mapping):
-        return [to_string(key) for key in value]
-    if isinstance(value, str):
-        return ["Length"]
-    if is_dataclass(value) and not isinstance(value, type):
-        return [_pascal(f.name) for f in fields(value) if not f.name.startswith("_")]
-    return []
-
-
-def property_value(value: Any, name: str) -> Any:
-    return get_member(value, name)
-
-
-@dataclass(frozen=True)
-class PropertySpec:
-    """One property to show or select: a name, or a calculated property (a hashtable
-    with Name/Label and Expression, as `@{n='Members';e={$_.Members.Count}}`)."""
-
-    label: str
-    expression: str | ScriptBlockValue
-    width: int | None = None
-    alignment: str | None = None  # "Left", "Right", "Center"; None: numbers go right
-    format_string: str | None = None
-    descending: bool | None = None  # Sort-Object's Ascending/Descending keys
-
-    def value(self, item: Any, session: Any) -> Any:
-        if isinstance(self.expression, ScriptBlockValue):
-            if session is None:
-                raise ShellRuntimeError("A script block needs a session to run.")
-            return session.scriptblock_value(self.expression, item)
-        return property_value(item, self.expression)
-
-
-SELECT_KEYS = ("Name", "Label", "Expression")
-TABLE_KEYS = ("Name", "Label", "Expression", "Width", "Alignment", "FormatString")
-LIST_KEYS = ("Name", "Label", "Expression", "FormatString")
-SORT_KEYS = ("Expression", "Ascending", "Descending")
-GROUP_KEYS = ("Name", "Label", "Expression", "FormatString")
-
-
-def calculated_property(table: Mapping[Any, Any], allowed: Sequence[str]) -> PropertySpec:
-    """A calculated property from its hashtable. Keys may be abbreviated (n, e, l)."""
-    found: dict[str, Any] = {}
-    for key, value in table.items():
-        written = to_string(key)
-        lower = written.lower()
-        matches = [a for a in allowed if a.lower() == lower] or [
-            a for a in allowed if a.lower().startswith(lower) and lower
-        ]
-        if len(matches) != 1:
-            raise ShellRuntimeError(f"The {written} key is not valid.", category="InvalidArgument")
-        canonical = "Name" if matches[0] == "Label" else matches[0]
-        if canonical in found:
-            raise ShellRuntimeError(
-                f"The {written} key has already been specified.", category="InvalidArgument"
-            )
-        found[canonical] = value
-    if "Expression" not in found:
-        raise ShellRuntimeError(
-            "The Expression key is missing: a calculated property needs an Expression "
-            "(a script block or a property name).",
-            category="InvalidArgument",
-        )
-    expression = found["Expression"]
-    if not isinstance(expression, ScriptBlockValue):
-        expression = to_string(expression)
-    if "Name" in found:
-        label = to_string(found["Name"])
-    elif isinstance(expression, ScriptBlockValue):
-        label = str(expression).strip()
-    else:
-        label = expression
-    width = found.get("Width")
-    if width is not None:
-        if not is_number(width) or int(width) < 1:
-            raise ShellRuntimeError(
-                f'The Width key value "{to_string(width)}" is not valid: use a number above 0.',
-                category="InvalidArgument",
-            )
-        width = int(width)
-    alignment = found.get("Alignment")
-    if alignment is not None:
-        text = to_string(alignment).strip().lower()
-        if text not in ("left", "right", "center"):
-            raise ShellRuntimeError(
-                f'The Alignment key value "{to_string(alignment)}" is not valid: use Left, '
-                "Right or Center.",
-                category="InvalidArgument",
-            )
-        alignment = text.capitalize()
-    descending: bool | None = None
-    if "Descending" in found:
-        descending = bool(found["Descending"])
-    elif "Ascending" in found:
-        descending = not bool(found["Ascending"])
-    format_string = found.get("FormatString")
-    return PropertySpec(
-        label=label,
-        expression=expression,
-        width=width,
-        alignment=alignment,
-        format_string=to_string(format_string) if format_string is not None else None,
-        descending=descending,
-    )
-
-
-def property_arguments(values: Iterable[Any], allowed: Sequence[str]) -> list[str | PropertySpec]:
-    """-Property arguments as given: names (maybe wildcards), calculated properties,
-    and script blocks (a calculated property labelled with the script's text)."""
-    out: list[str | PropertySpec] = []
-    for value in values:
-        if isinstance(value, Mapping):
-            out.append(calculated_property(value, allowed))
-        elif isinstance(value, ScriptBlockValue):
-            out.append(PropertySpec(str(value).strip(), value))
-        elif isinstance(value, PropertySpec):
-            out.append(value)
-        else:
-            out.append(to_string(value))
-    return out
-
-
-def expand_properties(
-    specs: Sequence[str | PropertySpec], sample: Any, exclude: Sequence[str] = ()
-) -> list[PropertySpec]:
-    """Names and wildcards resolved against `sample`'s properties (a name the object
-    has takes its spelling from the object)."""
-    available = property_names(sample)
-    by_lower = {name.lower(): name for name in available}
-    out: list[PropertySpec] = []
-    seen: set[str] = set()
-
-    def add(spec: PropertySpec) -> None:
-        key = spec.label.lower()
-        if key in seen or any(wildcard_match(x, spec.label) for x in exclude):
-            return
-        seen.add(key)
-        out.append(spec)
-
-    for spec in specs:
-        if isinstance(spec, PropertySpec):
-            add(spec)
-        elif has_wildcard(spec):
-            for name in available:
-                if wildcard_match(spec, name):
-                    add(PropertySpec(name, name))
-        else:
-            name = by_lower.get(spec.lower(), spec)
-            add(PropertySpec(name, name))
-    return out
-
-
-def default_properties(item: Any) -> tuple[list[PropertySpec], str]:
-    """The columns Out-Default shows for `item` and how: ("table" or "list")."""
-    if isinstance(item, PSObject):
-        view = view_for(item.type_name)
-        if view is not None:
-            return [PropertySpec(name, name) for name in view.table], "table"
-    if isinstance(item, PSObject) and item.type_name == HASHTABLE_ENTRY:
-        return [PropertySpec("Name", "Name"), PropertySpec("Value", "Value", alignment="Left")], (
-            "table"
-        )
-    names = property_names(item)
-    specs = [PropertySpec(name, name) for name in names]
-    return specs, "table" if len(names) <= 4 else "list"
-
-
 # -- tables ----------------------------------------------------------------------------
 
 
@@ -439,7 +87,7 @@ class _Row:
     numeric: list[bool | None]  # None: the value was $null
 
 
-def _row(item: Any, specs: Sequence[PropertySpec], session: Any, limit: int) -> _Row:
+def _row(item: Any, specs: Sequence[PropertySpec], session: Session | None, limit: int) -> _Row:
     cells: list[str] = []
     numeric: list[bool | None] = []
     for spec in specs:
@@ -622,7 +270,7 @@ def format_table(
     wrap: bool = False,
     hide_headers: bool = False,
     group_by: Any = None,
-    session: Any = None,
+    session: Session | None = None,
 ) -> list[str]:
     """Format-Table's text for `objects`: one table for the given properties (names,
     wildcards, calculated properties), else a table per run of objects of one type
@@ -678,7 +326,7 @@ def _group_spec(group_by: Any) -> PropertySpec | None:
 
 
 def _groups(
-    items: list[Any], group: PropertySpec | None, session: Any
+    items: list[Any], group: PropertySpec | None, session: Session | None
 ) -> Iterable[tuple[str, list[Any]]]:
     """Consecutive runs of equal group values (Format-Table -GroupBy does not sort)."""
     if group is None:
@@ -738,7 +386,7 @@ def _as_object(item: Any) -> Any:
     """A record that is not a PSObject, shown by its fields."""
     if is_dataclass(item) and not isinstance(item, type) and not isinstance(item, PSObject):
         return PSObject(
-            [(_pascal(f.name), getattr(item, f.name)) for f in fields(item)],
+            [(pascal_case(f.name), getattr(item, f.name)) for f in fields(item)],
             type_name=type(item).__name__,
             base=item,
         )
@@ -779,7 +427,7 @@ def _list_entry(pairs: Sequence[tuple[str, str]], limit: int) -> list[str]:
 
 
 def _list_pairs(
-    item: Any, specs: Sequence[PropertySpec], session: Any, enum_limit: int
+    item: Any, specs: Sequence[PropertySpec], session: Session | None, enum_limit: int
 ) -> list[tuple[str, str]]:
     return [
         (spec.label, apply_format(spec.value(item, session), spec.format_string, enum_limit))
@@ -792,7 +440,7 @@ def format_list(
     properties: Sequence[Any] | None = None,
     *,
     width: int = 120,
-    session: Any = None,
+    session: Session | None = None,
 ) -> list[str]:
     """Format-List's text: each object as `Name : value` lines (names padded to the
     longest), a blank line between objects. Without properties every property is
@@ -893,7 +541,7 @@ class Formatter:
         self,
         *,
         width: int = 120,
-        session: Any = None,
+        session: Session | None = None,
         buffer_size: int | None = STREAM_BUFFER,
         delay: float | None = STREAM_DELAY,
         clock: Callable[[], float] = time.monotonic,
@@ -981,7 +629,7 @@ def write_lines(host: Any, lines: Iterable[str]) -> None:
         console.print(Text(str(line), style=style))
 
 
-def out_default(session: Any, stream: Iterable[Any]) -> None:
+def out_default(session: Session, stream: Iterable[Any]) -> None:
     """PowerShell's Out-Default: write `stream` to the session's host as it comes."""
     host = session.host
     formatter = Formatter(width=getattr(host, "width", 120) or 120, session=session)
@@ -992,7 +640,9 @@ def out_default(session: Any, stream: Iterable[Any]) -> None:
         write_lines(host, formatter.finish())
 
 
-def out_string(objects: Iterable[Any], *, width: int = 120, session: Any = None) -> list[str]:
+def out_string(
+    objects: Iterable[Any], *, width: int = 120, session: Session | None = None
+) -> list[str]:
     """The lines Out-String makes of `objects` (all of them read first, so every row
     counts for the column widths)."""
     formatter = Formatter(width=width, session=session, buffer_size=None, delay=None)

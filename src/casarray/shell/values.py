@@ -14,6 +14,7 @@ from casarray.shell.psobject import PSObject
 
 if TYPE_CHECKING:
     from casarray.shell import ast
+    from casarray.shell.variables import Scope
 
 
 class ShellRuntimeError(Exception):
@@ -34,7 +35,7 @@ class ScriptBlockValue:
     """A script block as a value: its tree and the scope it was written in."""
 
     node: ast.ScriptBlock
-    scope: Any = None
+    scope: Scope | None = None
 
     def __str__(self) -> str:
         return self.node.text

@@ -15,8 +15,9 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, register
-from casarray.shell.formatting import FormattedOutput, has_wildcard, wildcard_match
+from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, load_commands, register
+from casarray.shell.formatting import FormattedOutput
+from casarray.shell.properties import has_wildcard, wildcard_match
 from casarray.shell.psobject import PSObject
 from casarray.shell.values import ShellRuntimeError
 from casarray.shell.views import register_view
@@ -69,6 +70,7 @@ _COMMON_HELP = (
     'information, type, "get-help about_commonparameters".'
 )
 _TEXT_WIDTH = 100
+_CMDLETS_PACKAGE = "casarray.shell.cmdlets."
 
 
 # -- the cmdlets, their parameters and their syntax ---------------------------------------
@@ -76,8 +78,6 @@ _TEXT_WIDTH = 100
 
 def all_cmdlets() -> list[type[Cmdlet]]:
     """Every registered cmdlet, once, by name."""
-    from casarray.shell.commands import load_commands
-
     load_commands()
     unique = {id(cls): cls for cls in COMMANDS.values()}
     return sorted(unique.values(), key=lambda cls: cls.name.lower())
@@ -85,8 +85,6 @@ def all_cmdlets() -> list[type[Cmdlet]]:
 
 def find_cmdlet(name: str) -> type[Cmdlet] | None:
     """A cmdlet by its name or one of its aliases (case-insensitive)."""
-    from casarray.shell.commands import load_commands
-
     load_commands()
     return COMMANDS.get(name.lower())
 
@@ -150,6 +148,15 @@ def _verb_noun(name: str) -> tuple[str, str]:
     return (verb, noun) if noun else ("", name)
 
 
+def module_name(cls: type[Cmdlet]) -> str:
+    """The module Get-Command names for a cmdlet: its module under `cmdlets`, or the
+    package when the module is split into several (`nlb` for `cmdlets/nlb/port_rules.py`)."""
+    module = cls.__module__
+    if module.startswith(_CMDLETS_PACKAGE):
+        return module[len(_CMDLETS_PACKAGE) :].split(".", 1)[0]
+    return module.rsplit(".", 1)[-1]
+
+
 def cmdlet_object(cls: type[Cmdlet]) -> PSObject:
     verb, noun = _verb_noun(cls.name)
     return PSObject(
@@ -159,7 +166,7 @@ def cmdlet_object(cls: type[Cmdlet]) -> PSObject:
             "Definition": "\n".join(syntax_lines(cls)),
             "Verb": verb,
             "Noun": noun,
-            "ModuleName": cls.__module__.rsplit(".", 1)[-1],
+            "ModuleName": module_name(cls),
             "Parameters": [p.name for p in cls.parameters],
             "Synopsis": cls.synopsis,
         },
@@ -175,7 +182,7 @@ def alias_object(alias: str, cls: type[Cmdlet]) -> PSObject:
             "Name": alias,
             "Definition": cls.name,
             "ReferencedCommand": cls.name,
-            "ModuleName": cls.__module__.rsplit(".", 1)[-1],
+            "ModuleName": module_name(cls),
         },
         type_name=ALIAS_TYPE,
         display=alias,

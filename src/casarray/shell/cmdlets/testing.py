@@ -6,7 +6,7 @@ Access server and the mailbox store).
     Test-ClientAccessArray
     Test-ClientAccessArray bj-cas.lab.net | ? Severity -eq Error | fl
 
-The checks live in `casarray.directory.analyzer`; the cmdlet shows one object per
+The checks live in `casarray.diagnostics.array_analyzer`; the cmdlet shows one object per
 finding (Severity, Check, Site, Array, Target, Finding, Fix; shown as a list, so that
 the Fix is whole) and, when there is no Error or Warning, one object that says so
 ("No issues found").

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, register
+from casarray.shell.cmdlet import COMMANDS, Cmdlet, Example, Parameter, load_commands, register
 from casarray.shell.cmdlets import help as help_module
 from casarray.shell.cmdlets import utility
-from casarray.shell.commands import load_commands
 from casarray.shell.runtime import Host, Session
 
 
@@ -117,6 +116,14 @@ def test_get_command_aliases(shell: Shell) -> None:
     )
     # ? is a wildcard: every one-letter command.
     assert shell.run("Get-Command ? | % Name").splitlines() == ["%", "?"]
+
+
+def test_get_command_module_name(shell: Shell) -> None:
+    # A module split into a package of modules is still one module to Get-Command.
+    out = shell.run(
+        "Get-Command Where-Object, Format-Table, Get-Help, Get-NlbCluster | % ModuleName"
+    )
+    assert out.splitlines() == ["utility", "help", "nlb", "utility"]  # by name
 
 
 def test_get_command_unknown_name(shell: Shell) -> None:
@@ -236,10 +243,14 @@ def test_get_help_unknown_and_overview(shell: Shell) -> None:
 
 
 def _own_cmdlets() -> list[type[Cmdlet]]:
-    modules = (utility.__name__, help_module.__name__)
-    return sorted(
-        {cls for cls in COMMANDS.values() if cls.__module__ in modules}, key=lambda c: c.name
-    )
+    load_commands()
+    own = {
+        cls
+        for cls in COMMANDS.values()
+        if cls.__module__ == help_module.__name__
+        or cls.__module__.startswith(utility.__name__ + ".")
+    }
+    return sorted(own, key=lambda c: c.name)
 
 
 def test_every_utility_cmdlet_has_help(shell: Shell) -> None:

@@ -1,43 +1,13 @@
-"""The DNS server cmdlets through the shell, as an administrator types them: the seed's
-step 3 (Add-DnsServerResourceRecordA for the cluster's name), the records as
-Get-DnsServerResourceRecord shows them (automatic ones marked), zones, removal with
-its confirmation and its refusal of automatic records, the export, the views
-(client subnets, query resolution policies), the listening address, and the errors."""
+"""The DNS record cmdlets through the shell: the seed's step 3
+(Add-DnsServerResourceRecordA for the cluster's name), the records as
+Get-DnsServerResourceRecord shows them (automatic ones marked), adding, removal with
+its confirmation and its refusal of automatic records, and the errors."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from casarray.directory import Directory
 from tests.shell.cmdlet_shell import Shell, what_if
-
-VIP = "127.77.1.10"
-SEED_STEP_3 = "Add-DnsServerResourceRecordA -ZoneName lab.net -Name bj-cas -IPv4Address 127.77.1.10"
-
-
-def lines(text: str) -> list[str]:
-    return [line.rstrip() for line in text.splitlines() if line.strip()]
-
-
-def table(text: str) -> list[list[str]]:
-    return [line.split() for line in lines(text)[2:]]
-
-
-@pytest.fixture
-def seeded(shell: Shell, bj: Directory) -> Shell:
-    """The seed's steps 1-2 and III: NLB, the cluster bj-cas.lab.net, the BJ array."""
-    shell.ok("Install-WindowsFeature NLB -ComputerName CAS01")
-    shell.ok(
-        'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName bj-cas.lab.net '
-        "-ClusterPrimaryIP 127.77.1.10"
-    )
-    shell.ok('New-ClientAccessArray -Name "BJ CAS Array" -Fqdn "bj-cas.lab.net" -Site "BJ"')
-    return shell
-
-
-# -- the seed's step 3 ---------------------------------------------------------------------
+from tests.shell.cmdlets.dns.dns_shell import SEED_STEP_3, VIP, lines, table
 
 
 def test_seed_step_3(seeded: Shell, bj: Directory) -> None:
@@ -271,111 +241,3 @@ def test_remove_automatic_record_refused(seeded: Shell, bj: Directory) -> None:
         == "Name the record: -RRType and -Name (or pipe it in from Get-DnsServerResourceRecord)."
     )
     assert bj.topology_version() == version
-
-
-# -- zones -------------------------------------------------------------------------------------
-
-
-def test_zones(shell: Shell, bj: Directory) -> None:
-    assert (
-        shell.ok("Add-DnsServerPrimaryZone -Name contoso.com -ZoneFile contoso.com.dns").out == ""
-    )
-    out = shell.ok("Add-DnsServerPrimaryZone fabrikam.com -ReplicationScope Forest -PassThru").out
-    assert table(out) == [["fabrikam.com", "Primary", "False", "True", "False", "False"]]
-    assert lines(shell.ok("Get-DnsServerZone").out) == [
-        "ZoneName     ZoneType IsAutoCreated IsDsIntegrated IsReverseLookupZone IsSigned",
-        "--------     -------- ------------- -------------- ------------------- --------",
-        "lab.net      Primary          False           True               False    False",
-        "contoso.com  Primary          False          False               False    False",
-        "fabrikam.com Primary          False           True               False    False",
-    ]
-    out = shell.ok("Get-DnsServerZone contoso.com | Format-List ZoneName,ZoneFile").out
-    assert lines(out) == ["ZoneName : contoso.com", "ZoneFile : contoso.com.dns"]
-    shell.ok("Add-DnsServerResourceRecordA -ZoneName contoso.com -Name www -IPv4Address 192.0.2.80")
-    result = shell.run("Remove-DnsServerZone contoso.com", stdin="n\n")
-    assert result.prompts == 1 and len(bj.dns.zones()) == 3
-    shell.ok("Remove-DnsServerZone contoso.com -Force")
-    assert [z.zone_name for z in bj.dns.zones()] == ["lab.net", "fabrikam.com"]
-    error = shell.run("Remove-DnsServerZone lab.net -Force").error()
-    assert "accepted domain lab.net" in error.message and "can't be removed" in error.message
-    error = shell.run("Add-DnsServerPrimaryZone lab.net").error()
-    assert (
-        error.message
-        == "The zone lab.net already exists: it is the zone of the accepted domain lab.net."
-    )
-    error = shell.run("Get-DnsServerZone nowhere.net").error()
-    assert error.category == "ObjectNotFound"
-
-
-# -- export ------------------------------------------------------------------------------------
-
-
-def test_export(
-    seeded: Shell, bj: Directory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    monkeypatch.chdir(out_dir)
-    result = seeded.ok("Export-DnsServerZone -Name lab.net -FileName lab.net.dns")
-    path = out_dir / "lab.net.dns"
-    assert table(result.out) == [["lab.net", str(bj.topology_version()), "17", str(path)]]
-    assert "bj-cas 1200 IN A 127.77.1.10" in path.read_text().splitlines()
-    error = seeded.run("Export-DnsServerZone lab.net lab.net.dns").error()
-    assert error.message == f"The file {path} already exists; remove it or choose another FileName."
-
-
-# -- views and settings ----------------------------------------------------------------------
-
-
-def test_client_subnets(shell: Shell, bj: Directory) -> None:
-    out = shell.ok(
-        "Add-DnsServerClientSubnet -Name VPN -IPv4Subnet 10.8.0.0/16,10.9.0.0/16 -PassThru"
-    ).out
-    assert table(out) == [["VPN", "{10.8.0.0/16,", "10.9.0.0/16}"]]
-    shell.ok("Add-DnsServerClientSubnet Branch -IPv6Subnet 2001:db8::/32")
-    assert [r[0] for r in table(shell.ok("Get-DnsServerClientSubnet").out)] == ["VPN", "Branch"]
-    assert "10.8.0.0/16" in [str(n) for n in bj.dns.contents().inside_networks]
-    error = shell.run("Add-DnsServerClientSubnet X -IPv4Subnet 10.8.0.1/16").error()
-    assert error.message == (
-        "Cannot validate argument on parameter 'IPv4Subnet'. The value '10.8.0.1/16' has host "
-        "bits set; the subnet is 10.8.0.0/16."
-    )
-    shell.ok("Remove-DnsServerClientSubnet vpn -Force")
-    assert [s.name for s in bj.dns.client_subnets()] == ["Branch"]
-
-
-def test_query_resolution_policies(seeded: Shell, bj: Directory) -> None:
-    seeded.ok(
-        "Add-DnsServerResourceRecordA -ZoneName lab.net -Name web.int -IPv4Address 127.77.1.80"
-    )
-    out = seeded.ok(
-        "Add-DnsServerQueryResolutionPolicy -Name Internal -Action DENY "
-        '-Fqdn "EQ,*.int.lab.net" -PassThru'
-    ).out
-    assert table(out) == [["Internal", "1", "True", "Deny", "Fqdn", "EQ,*.int.lab.net"]]
-    assert "web.int" in bj.dns.contents().zone("lab.net").hidden
-    seeded.ok('Add-DnsServerQueryResolutionPolicy Public -Fqdn "EQ,autodiscover.lab.net" -Disable')
-    assert [r[:3] for r in table(seeded.ok("Get-DnsServerQueryResolutionPolicy").out)] == [
-        ["Internal", "1", "True"],
-        ["Public", "2", "False"],
-    ]
-    error = seeded.run(
-        'Add-DnsServerQueryResolutionPolicy X -Action ALLOW -Fqdn "EQ,a.lab.net"'
-    ).error()
-    assert "only DENY names to clients outside the inside networks" in error.message
-    error = seeded.run(
-        "Add-DnsServerQueryResolutionPolicy X -ClientSubnet 'EQ,VPN' -Fqdn 'EQ,a.lab.net'"
-    ).error()
-    assert "ClientSubnet" in error.message
-    seeded.ok("Remove-DnsServerQueryResolutionPolicy Internal -Force")
-    assert "web.int" not in bj.dns.contents().zone("lab.net").hidden
-
-
-def test_server_setting(shell: Shell, bj: Directory) -> None:
-    assert table(shell.ok("Get-DnsServerSetting -All").out) == [
-        ["casarray", "DNS", "{127.77.0.53}"]
-    ]
-    shell.ok("Set-DnsServerSetting -ListeningIPAddress 127.77.0.54")
-    assert bj.dns.listening_address() == "127.77.0.54"
-    error = shell.run("Set-DnsServerSetting -ListeningIPAddress dns.lab.net").error()
-    assert "is not an IPv4 address" in error.message
