@@ -123,7 +123,7 @@ class Org:
                  or True, what=f"{name} listening")  # fmt: skip
 
     def converged(self) -> bool:
-        status = json.loads(balancer_status("bj-cas.lab.net", self.lab.home).read_text())
+        status = json.loads(balancer_status("bj-cas.lab.net", self.lab.home).path.read_text())
         return {n["state"] for n in status["nodes"]} == {"Converged"}
 
     def stop_all(self) -> None:

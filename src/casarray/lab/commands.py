@@ -231,8 +231,15 @@ def _up_detached(config: LabConfig, out: Console, started: float, timeout: float
         out.print(f"The lab is up in {home}: all healthy in {took:.1f} s.")
         show_reach(out, status)
         return 0
+    failing = status.failing_to_start()
     if process.poll() is not None:
         out.print(f"The lab's supervisor exited with status {process.returncode}.")
+    elif failing:
+        names = ", ".join(p.name for p in failing)
+        out.print(
+            f"The lab isn't healthy after {took:.0f} s ({names} failed to start twice): "
+            "stopping it."
+        )
     else:
         out.print(f"The lab isn't healthy after {took:.0f} s: stopping it.")
     for problem in status.problems():

@@ -158,6 +158,15 @@ class LabStatus:
     def healthy(self) -> bool:
         return not self.problems()
 
+    def failing_to_start(self) -> list[ProcessStatus]:
+        """The processes that exited twice or more without ever serving: waiting
+        longer for them is pointless (a port taken, a bad setting)."""
+        return [
+            p
+            for p in self.processes
+            if p.state == "Restarting" and p.restarts >= 1 and p.ready_after is None
+        ]
+
     def process(self, name: str) -> ProcessStatus | None:
         return next((p for p in self.processes if p.name.lower() == name.lower()), None)
 
@@ -358,15 +367,16 @@ def collect(
 
 
 def wait_healthy(config: LabConfig, timeout: float, *, alive: Any = None) -> LabStatus:
-    """Collect until the lab is healthy or `timeout` passes; the last status. `alive()`
-    (optional) says whether to go on waiting (the supervisor is still there)."""
+    """Collect until the lab is healthy, `timeout` passes, or a process fails to start
+    twice (`LabStatus.failing_to_start`); the last status. `alive()` (optional) says
+    whether to go on waiting (the supervisor is still there)."""
     deadline = time.monotonic() + timeout
     from casarray.directory import Directory
 
     with Directory.open(config.directory) as directory:
         while True:
             status = collect(config, directory)
-            if status.healthy or time.monotonic() >= deadline:
+            if status.healthy or time.monotonic() >= deadline or status.failing_to_start():
                 return status
             if alive is not None and not alive():
                 return status
