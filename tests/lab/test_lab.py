@@ -11,14 +11,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from casarray.directory import Directory
 from tests.lab import Lab, has_row, http_get, imap_inbox, required, tool, wait_for
+from tests.lab.conftest import fresh_lab
 
 GOAL = 5.0  # seconds from `lab up` to all healthy (the goal)
 CLUSTER_TABLE = "table ip casarray_bj_cas_lab_net"
@@ -35,14 +34,9 @@ def root_missing() -> str | None:
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     required(root_missing())
-    home = Path(tempfile.mkdtemp(prefix="casarray-lab-")) / "lab"  # short: the socket
-    lab = Lab(home)
-    try:
+    with fresh_lab() as lab:
         lab.up()
         yield lab
-    finally:
-        lab.down()
-        shutil.rmtree(home.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -4,29 +4,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from tests.lab import Lab, wait_for
 
 
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    folder = Path(tempfile.mkdtemp(prefix="casarray-lab-"))
-    lab = Lab(folder / "lab")
-    try:
-        yield lab
-    finally:
-        lab.down()
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def test_a_port_taken_fails_with_the_log_tail_and_stops_the_lab(lab: Lab) -> None:
+def test_a_port_taken_fails_with_the_log_tail_and_stops_the_lab(lab_folder: Lab) -> None:
+    lab = lab_folder
     offset = 0 if os.geteuid() == 0 else 10_000  # the ports the lab will take
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from casarray.config import CAP_NET_ADMIN, CAP_NET_BIND_SERVICE
 from tests.lab import Lab, http_get, imap_inbox, required, tool, wait_for
+from tests.lab.conftest import fresh_lab
 
 DROPPED = "-net_bind_service,-net_admin"
 
@@ -26,19 +26,14 @@ def lab() -> Iterator[Lab]:
     """As root, the lab runs with CAP_NET_BIND_SERVICE and CAP_NET_ADMIN dropped from
     its bounding set (`setpriv`): what a user without root may do, while the code stays
     readable wherever the checkout is (a user such as nobody can't reach one in /root)."""
-    folder = Path(tempfile.mkdtemp(prefix="casarray-lab-"))
     prefix: list[str] = []
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         required(None if setpriv else "setpriv (util-linux) is needed to drop root's rights")
         assert setpriv is not None
         prefix = [setpriv, f"--bounding-set={DROPPED}", f"--inh-caps={DROPPED}"]
-    lab = Lab(folder / "lab", prefix)
-    try:
+    with fresh_lab(prefix) as lab:
         yield lab
-    finally:
-        lab.down()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def effective_capabilities(pid: int) -> int:

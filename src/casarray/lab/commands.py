@@ -41,7 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 
 from casarray.config import casarray_home, may_admin_network
-from casarray.lab import control
+from casarray.lab import claim, control
 from casarray.lab.config import LabConfig
 from casarray.lab.supervisor import (
     LAB_LOG,
@@ -50,6 +50,7 @@ from casarray.lab.supervisor import (
     read_state,
     remove_nft_tables,
 )
+from casarray.process.errors import StartupError
 from casarray.process.status import StatusFile, pid_alive
 
 if TYPE_CHECKING:
@@ -169,7 +170,10 @@ def _log_to(stream: IO[str]) -> logging.Handler:
 async def _supervise(config: LabConfig) -> LabSupervisor:
     """Run the supervisor and its control socket until it is stopped."""
     supervisor = LabSupervisor(config)
-    await supervisor.run()
+    try:
+        await supervisor.run()
+    except StartupError as exc:
+        raise LabError(str(exc)) from None
     return supervisor
 
 
@@ -192,6 +196,11 @@ def up(home: Path, detach: bool, timeout: float = READY_TIMEOUT) -> int:
     started = time.monotonic()
     out = console()
     state = read_state(home)
+    if state is None:
+        try:
+            claim.check_free(home)
+        except claim.AddressesTaken as exc:
+            raise LabError(str(exc)) from None
     config, passwords = prepare(home)
     if state is not None:
         if not detach:

@@ -53,8 +53,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.lab import control
+from casarray.lab import claim, control
 from casarray.process import status
+from casarray.process.errors import StartupError
 from casarray.process.lifecycle import Job, ServiceProcess
 from casarray.process.parent import death_signal_preexec
 from casarray.process.pool import Backoff
@@ -235,6 +236,7 @@ class LabSupervisor(ServiceProcess):
         self._owns_directory = directory is None
         self._directory = directory
         self._control: asyncio.AbstractServer | None = None
+        self._claim: StatusFile | None = None
         self.entries: dict[str, Entry] = {}  # by name, lower case
         self.retiring: list[Entry] = []  # left the directory: being stopped
         self.events: deque[dict[str, str]] = deque(maxlen=EVENTS)
@@ -492,6 +494,11 @@ class LabSupervisor(ServiceProcess):
 
     async def start(self) -> None:
         """Open the directory, start every process, and answer on the control socket."""
+        try:
+            claim.check_free(self.config.home, dns_ports=())
+        except claim.AddressesTaken as exc:
+            raise StartupError(str(exc)) from None
+        self._claim = claim.claim(self.config.home)
         if self._directory is None:
             from casarray.directory import Directory
 
@@ -517,6 +524,8 @@ class LabSupervisor(ServiceProcess):
             control.close(self._control, self.config.home)
         with contextlib.suppress(FileNotFoundError):
             state_path(self.config.home).unlink()
+        if self._claim is not None:
+            self._claim.remove()
         if self._directory is not None and self._owns_directory:
             self._directory.close()
 

@@ -452,9 +452,14 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
 
 
 def run(home: str | None = None, *, keep: bool = False, console: Console | None = None) -> int:
-    from casarray.lab import commands
+    from casarray.lab import claim, commands
 
     out = console or Console()
+    try:
+        claim.check_free(Path(home) if home is not None else Path(tempfile.gettempdir()))
+    except claim.AddressesTaken as exc:
+        out.print(f"[red]{exc}", highlight=False)
+        return 2
     scratch = None
     if home is None:
         scratch = Path(tempfile.mkdtemp(prefix="casarray-walkthrough-"))
