@@ -578,7 +578,7 @@ _FOLDER_BY_NAME_SQLITE = str(_FOLDER_BY_NAME.compile(dialect=sqlite_dialect()))
 # -- the cached ENVELOPE and BODYSTRUCTURE in text columns --------------------------------
 
 # They are IMAP text, which may carry a message's raw 8-bit header bytes (decoded with
-# surrogateescape, see mime.py): no UTF-8 text column takes those, nor PostgreSQL a NUL.
+# surrogateescape, see `mailstore.mime`): no UTF-8 text column takes those, nor PostgreSQL a NUL.
 # Such a value is stored as "~" and the base64 of its bytes; an IMAP list starts "(".
 _ESCAPED = "~"
 
