@@ -72,6 +72,12 @@ class MailboxFolders:
             raise missing(f"The folder '{key}' doesn't exist.")
         return row
 
+    def _fast_folder_row(self, key: str) -> FolderRow:
+        row = self.database.folder_by_name(self.id, key)
+        if row is None:
+            raise FolderNotFound(f"The folder '{key}' doesn't exist.")
+        return row
+
     def _lock_mailbox(self, conn: Connection) -> None:
         """Serialises hierarchy changes of this mailbox (PostgreSQL: FOR NO KEY UPDATE,
         which doesn't block inserts that refer to the mailbox)."""
@@ -283,12 +289,6 @@ class MailboxFolders:
     def subscriptions(self) -> list[str]:
         with self.database.read() as conn:
             return sorted(self._subscribed(conn), key=sort_key)
-
-    def _fast_folder_row(self, key: str) -> FolderRow:
-        row = self.database.folder_by_name(self.id, key)
-        if row is None:
-            raise FolderNotFound(f"The folder '{key}' doesn't exist.")
-        return row
 
     def statistics(self) -> list[FolderStatistics]:
         with self.database.read() as conn:
