@@ -77,7 +77,7 @@ Strings in `CachedParts` may carry 8-bit header bytes (as IMAP literals, like Do
 They are the IMAP bytes decoded as UTF-8 with `surrogateescape`: `to_wire(s)` gives back
 the exact bytes (literal lengths count those bytes).
 
-The package, one module per concern, each only using those above it:
+The package, one module per concern, each using only those listed before it:
 
 - `header_values`: MIME header values as sent (tokens, comments, parameters);
 - `structure`: the splitter and its entities (offsets into the raw bytes);
