@@ -178,7 +178,7 @@ def start_casarray(base: Path, messages: list[Message], processes: int | None = 
 
     from casarray.directory import Directory
     from casarray.lab.topology import build_seed_organization
-    from casarray.mailstore.store import store_for
+    from casarray.mailstore.provisioning import database_store, open_mailbox
 
     home = base / "casarray"
     home.mkdir(parents=True)
@@ -191,12 +191,12 @@ def start_casarray(base: Path, messages: list[Message], processes: int | None = 
         mailbox = directory.mailboxes.new(
             name="Bench User", alias=USER, database="DB01", password_hash=cheap
         )
-        store = store_for(directory.databases.one("DB01"))
-        box = store.create_mailbox(mailbox.guid)
+        database = directory.databases.one("DB01")
+        box = open_mailbox(database, mailbox.guid)
         for message in messages:
             flags = ("\\Seen",) if message.seen else ()
             box.append("INBOX", message.data, flags, message.when)
-        store.close()
+        database_store(database).close()
     print(f"  casarray: {len(messages)} messages stored in {time.perf_counter() - t0:.1f} s")
     port = free_port(CAS_HOST)
     log = open(home / "CAS01.log", "wb")  # noqa: SIM115 - kept open while it runs

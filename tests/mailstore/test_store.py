@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from casarray.directory.objects import MailboxDatabase
 from casarray.mailstore import flags as flagbits
-from casarray.mailstore import store as store_module
 from casarray.mailstore.interface import (
     SPECIAL_FOLDERS,
     DatabaseUnavailable,
@@ -40,6 +39,7 @@ from casarray.mailstore.store import (
     postgres_schema,
     store_for,
 )
+from casarray.mailstore.store import rows as store_rows
 from tests.conftest import PostgresServer
 
 ALICE = "6f1c1a52-5d8e-4a36-9a59-1b1f3a0c0a01"
@@ -569,7 +569,7 @@ def test_cached(box: SqlMailboxStore) -> None:
 def test_many_uids_are_read_as_a_range(
     box: SqlMailboxStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "_IN_LIMIT", 3)
+    monkeypatch.setattr(store_rows, "_IN_LIMIT", 3)
     for n in range(12):
         box.append("INBOX", make_message(n))
     assert sorted(box.cached("INBOX", range(1, 13))) == list(range(1, 13))  # dense

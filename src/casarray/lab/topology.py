@@ -119,10 +119,9 @@ def deliver_welcome(
     directory: Directory, mailbox_guid: str, database: str, name: str, address: str
 ) -> None:
     """Put the welcome messages in the mailbox's INBOX (its database must be mounted)."""
-    from casarray.mailstore.store import store_for
+    from casarray.mailstore.provisioning import open_mailbox
 
-    store = store_for(directory.databases.one(database))
-    box = store.create_mailbox(mailbox_guid)
+    box = open_mailbox(directory.databases.one(database), mailbox_guid)
     domain = address.rpartition("@")[2]
     for data, when in welcome_messages(name, address, domain):
         box.append("INBOX", data, (), when)

@@ -26,6 +26,9 @@ SPECIAL_FOLDERS = (
     ("Junk", "\\Junk"),
     ("Archive", "\\Archive"),
 )
+# What a mailbox holds when its store creates it (at first use, or New-Mailbox): INBOX
+# and the special folders, each subscribed, in this order (their UIDVALIDITYs ascend).
+DEFAULT_FOLDERS: tuple[tuple[str, str | None], ...] = (("INBOX", None), *SPECIAL_FOLDERS)
 DELIMITER = "/"
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
@@ -293,7 +296,7 @@ class DatabaseStore(Protocol):
         ...
 
     def create_mailbox(self, mailbox_guid: str) -> MailboxStore:
-        """INBOX and the special folders (Sent, Drafts, Trash, Junk, Archive)."""
+        """INBOX and the special folders (`DEFAULT_FOLDERS`); an existing mailbox as it is."""
         ...
 
     def remove_mailbox(self, mailbox_guid: str) -> None: ...

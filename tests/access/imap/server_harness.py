@@ -47,20 +47,20 @@ class Lab:
 
     def add_user(self, alias: str, database: str = "DB01") -> str:
         """A mailbox with the standard folders (INBOX, Sent, ...); its address."""
-        from casarray.mailstore.store import store_for
+        from casarray.mailstore.provisioning import provision_mailbox
 
         mailbox = self.directory.mailboxes.new(
             name=alias.title(), alias=alias, database=database, password_hash=self.password_hash
         )
-        store_for(self.directory.databases.one(database)).create_mailbox(mailbox.guid)
+        provision_mailbox(self.directory.databases.one(database), mailbox.guid)
         self.users[alias] = mailbox.guid
         return mailbox.primary_smtp_address
 
     def mailbox_store(self, alias: str) -> Any:
-        from casarray.mailstore.store import store_for
+        from casarray.mailstore.provisioning import open_mailbox
 
         mailbox = self.directory.mailboxes.one(alias)
-        return store_for(self.directory.databases.one(mailbox.database)).mailbox(mailbox.guid)
+        return open_mailbox(self.directory.databases.one(mailbox.database), mailbox.guid)
 
     def shell(self, command: str) -> str:
         """Run cmdlets with `casarray shell -c` (as an administrator would)."""

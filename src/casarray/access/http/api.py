@@ -81,7 +81,7 @@ from casarray.mailstore.interface import (
     MessageNotFound,
     MessageTooLarge,
 )
-from casarray.mailstore.store import store_for
+from casarray.mailstore.provisioning import open_mailbox
 
 if TYPE_CHECKING:
     from casarray.directory import Mailbox
@@ -542,7 +542,7 @@ class ApiApp:
         except DirectoryError as exc:
             raise ApiError("directory_unavailable", exc.message) from None
         try:
-            return store_for(database).mailbox(mailbox.guid)
+            return open_mailbox(database, mailbox.guid)
         except MailstoreError as exc:
             raise _store_error(exc) from None
 

@@ -94,7 +94,7 @@ from casarray.mailstore.interface import (
     MessageNotFound,
 )
 from casarray.mailstore.mime import fetch_section
-from casarray.mailstore.store import store_for
+from casarray.mailstore.provisioning import open_mailbox
 
 if TYPE_CHECKING:
     from casarray.directory import Mailbox
@@ -365,7 +365,7 @@ class Owa:
         if url is not None:
             raise _Elsewhere(url)
         database = directory.databases.one(mailbox.database)
-        return mailbox, store_for(database).mailbox(mailbox.guid)
+        return mailbox, open_mailbox(database, mailbox.guid)
 
     async def signed_in(self, request: Request) -> SignedIn:
         """The request's user, or `_Stop`: back to the sign-in page (no session, or a

@@ -7,7 +7,8 @@ worker thread, so the hash never blocks the event loop) -> the user's database a
 its preferred endpoint (`directory.endpoints`, the same rule Autodiscover, autoconfig
 and web mail use): served here when this server is that endpoint or a member of that
 array (or allows cross-site access and the endpoint is in another site), otherwise
-referred there (RFC 2221) -> the database mounted? -> its store.
+referred there (RFC 2221) -> the database mounted? -> the mailbox in its store
+(`mailstore.provisioning.open_mailbox`: created there at the first logon).
 
 Everything comes from the directory and the mailbox stores, so any number of Client
 Access processes serve the same users. What is cached here (the referral rule's view
@@ -39,6 +40,7 @@ from casarray.directory.endpoints import Endpoint, NoEndpointError, database_end
 from casarray.directory.errors import DirectoryError
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
 from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
+from casarray.mailstore.provisioning import database_store, open_mailbox
 
 if TYPE_CHECKING:
     from casarray.directory import Directory, MailboxDatabase, Server
@@ -75,12 +77,6 @@ class _Snapshot:
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by database GUID
 
 
-def _default_opener(database: MailboxDatabase) -> DatabaseStore:
-    from casarray.mailstore.store import store_for
-
-    return store_for(database)
-
-
 class DirectoryBackend:
     """The IMAP `Backend` of the Client Access server `server`."""
 
@@ -96,7 +92,7 @@ class DirectoryBackend:
         self.throttle: Lockout = (
             throttle if throttle is not None else DirectoryLockout(directory.store)
         )
-        self._open_store = open_store or _default_opener
+        self._open_store = open_store or database_store
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
         self._stores: dict[str, tuple[str, DatabaseStore]] = {}
@@ -223,7 +219,8 @@ class DirectoryBackend:
             )
             return LoginUnavailable(f"The mailbox database {database.name} is dismounted.")
         try:
-            store = self._database_store(database).mailbox(mailbox.guid)
+            # Made in its database with the default folders at first use (first logon).
+            store = open_mailbox(database, mailbox.guid, store=self._database_store(database))
         except Exception as exc:
             log.exception(
                 "%s login %r: mailbox database %s can't be opened",

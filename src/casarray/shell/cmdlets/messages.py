@@ -2,8 +2,9 @@
 the helpers New-Mailbox and Remove-Mailbox use to create and purge a mailbox's folders
 in its database's store.
 
-A mailbox's folders live in its mailbox database's store (`mailstore.store`), which
-must be mounted (Mount-Database): a dismounted database refuses with an error.
+A mailbox's folders live in its mailbox database's store, which must be mounted
+(Mount-Database): a dismounted database refuses with an error. Opening, creating and
+purging a mailbox there is `mailstore.provisioning`'s, as for every other access path.
 """
 
 from __future__ import annotations
@@ -62,11 +63,11 @@ def store_error(exc: MailstoreError) -> ShellRuntimeError:
 
 def mailbox_store(cmdlet: Cmdlet, mailbox: Mailbox) -> MailboxStore:
     """The mailbox's store in its (mounted) database: folders made on first use."""
-    from casarray.mailstore.store import store_for
+    from casarray.mailstore.provisioning import open_mailbox
 
     database: MailboxDatabase = cmdlet.directory.databases.one(mailbox.database)
     try:
-        return store_for(database).mailbox(mailbox.guid)
+        return open_mailbox(database, mailbox.guid)
     except MailstoreError as exc:
         raise store_error(exc) from exc
 
@@ -75,17 +76,15 @@ def create_store_mailbox(cmdlet: Cmdlet, mailbox: Mailbox) -> None:
     """New-Mailbox: INBOX and the special folders in the database's store, now if the
     database is mounted (else on first use). A failure is a warning: the mailbox
     exists in the directory either way."""
-    from casarray.mailstore.store import store_for
+    from casarray.mailstore.provisioning import provision_mailbox
 
     try:
         database: MailboxDatabase = cmdlet.directory.databases.one(mailbox.database)
-        if not database.mounted:
+        if provision_mailbox(database, mailbox.guid) is None:
             cmdlet.write_verbose(
                 f"The database {database.name} is dismounted: the folders of {mailbox.alias} "
                 "are made when it is mounted and the mailbox is first used."
             )
-            return
-        store_for(database).create_mailbox(mailbox.guid)
     except MailstoreError as exc:
         cmdlet.write_warning(
             f"The mailbox {mailbox.alias} was created, but its folders couldn't be made in "
@@ -96,11 +95,11 @@ def create_store_mailbox(cmdlet: Cmdlet, mailbox: Mailbox) -> None:
 def purge_store_mailbox(cmdlet: Cmdlet, mailbox: Mailbox) -> None:
     """Remove-Mailbox -Permanent $true: the mailbox's folders and messages leave its
     database's store. Refused (a warning) while the database is dismounted."""
-    from casarray.mailstore.store import store_for
+    from casarray.mailstore.provisioning import purge_mailbox
 
     try:
         database: MailboxDatabase = cmdlet.directory.databases.one(mailbox.database)
-        store_for(database).remove_mailbox(mailbox.guid)
+        purge_mailbox(database, mailbox.guid)
     except (MailstoreError, LookupError) as exc:
         cmdlet.write_warning(
             f"The mailbox {mailbox.alias} was removed, but its content couldn't be purged "
