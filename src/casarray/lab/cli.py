@@ -27,7 +27,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     up = actions.add_parser(
         "up",
         help="make the organization if needed, start it, show its status live",
-        description="Make the seed's 'before' organization in the lab's folder when it has "
+        description="Make the lab organization (sites BJ and SH, their servers, "
+        "databases and users, before any client access array) in the lab's folder when it has "
         "none (the users' passwords are printed this once), start every process and show "
         "the status live until Ctrl-C, which stops them all. With --detach, return once "
         "all is healthy and print how to reach the lab.",
@@ -88,10 +89,13 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
     walk = actions.add_parser(
         "walkthrough",
-        help="run the seed's procedure step by step on a new lab (what `make demo` runs)",
-        description="Make a new lab organization (the seed's 'before') in a new temporary "
-        "folder, or in --home if it is empty, start it, and run the seed's steps through the "
-        "shell and the client, checking each; exit 0 only if every step passed.",
+        help="replay Exchange 2010's CAS-array set-up procedure on a new lab "
+        "(what `make demo` runs)",
+        description="Make a new lab organization (before any client access array) in a new "
+        "temporary folder, or in --home if it is empty, start it, and replay Exchange 2010's "
+        "CAS-array set-up procedure (NLB, DNS, the array, certificates, the databases, a "
+        "client) through the shell and the client, checking each step; exit 0 only if every "
+        "step passed.",
     )
     walk.add_argument("--home", metavar="DIR", help="make the lab here (an empty folder)")
     walk.add_argument("--keep", action="store_true", help="leave the lab running at the end")

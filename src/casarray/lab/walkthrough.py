@@ -1,7 +1,8 @@
-"""`casarray lab walkthrough` (what `make demo` runs): the seed's procedure, for real.
+"""`casarray lab walkthrough` (what `make demo` runs): Exchange 2010's CAS-array set-up
+procedure (the text casarray comes from), replayed for real.
 
-It makes a new lab organization (the seed's "before") in `--home` (default: a new
-temporary folder), starts it (`lab up --detach`), then runs each step of the seed
+It makes a new lab organization (the procedure's "before": no array yet) in `--home`
+(default: a new temporary folder), starts it (`lab up --detach`), then runs each step
 through the Exchange Management Shell, printing the command, a line on why, and the
 command's real output, and checks that the step did what it claims:
 
@@ -444,7 +445,12 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
     ("7b", "Inbox", "The mailbox is read through the array.", step_inbox),
     ("7c", "Failover", "A Client Access server dies; the client carries on.", step_failover),
     ("7d", "New server", "A new Client Access server joins with no command.", step_new_server),
-    ("7e", "Redirect", "The seed's last line: send DB01's users to a good CAS.", step_redirect),
+    (
+        "7e",
+        "Redirect",
+        "The procedure's last line: send DB01's users to a good CAS.",
+        step_redirect,
+    ),
 )
 
 
@@ -469,7 +475,8 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
         if (folder / "lab.json").exists() or (folder / "directory.db").exists():
             out.print(
                 f"[red]{folder} already holds an organization; the walkthrough starts from "
-                "the seed's 'before': use another --home, or `casarray lab reset` first."
+                "an organization with no array yet: use another --home, or `casarray lab "
+                "reset` first."
             )
             return 2
     os.environ["CASARRAY_HOME"] = str(folder)
@@ -477,7 +484,7 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
     started = time.monotonic()
     walk: Walk | None = None
     try:
-        out.rule("[bold]The seed's 'before': the lab organization")
+        out.rule("[bold]Before: the lab organization, with no client access array yet")
         config, passwords = commands.prepare(folder)
         commands.show_passwords(out, passwords)
         up_started = time.monotonic()
@@ -516,7 +523,7 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
 
 
 def summary(out: Console, outcomes: list[Outcome], seconds: float) -> None:
-    table = Table(title=f"The seed, step by step ({seconds:.1f} s in all)")
+    table = Table(title=f"The CAS-array set-up, step by step ({seconds:.1f} s in all)")
     table.add_column("step")
     table.add_column("what")
     table.add_column("result")

@@ -156,7 +156,7 @@ class SetMailboxDatabase(Cmdlet):
         ),
         Example(
             "Get-MailboxDatabase | Set-MailboxDatabase -RpcClientAccessServer bj-cas.lab.net",
-            "Points every database at the array (the seed's bulk update).",
+            "Points every database at the array (the bulk update of the CAS-array set-up).",
         ),
         Example(
             "Set-MailboxDatabase DB02 -RpcClientAccessServer CAS02.lab.net",

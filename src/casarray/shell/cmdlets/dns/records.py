@@ -203,7 +203,7 @@ class AddDnsServerResourceRecordA(_AddRecord):
     examples = (
         Example(
             "Add-DnsServerResourceRecordA -ZoneName lab.net -Name bj-cas -IPv4Address 127.77.1.10",
-            "Points bj-cas.lab.net at the BJ array's cluster IP (the seed's step 3).",
+            "Points bj-cas.lab.net at the BJ array's cluster IP (step 3 of the CAS-array set-up).",
         ),
         Example(
             "Add-DnsServerResourceRecordA owa 127.77.1.10 lab.net -TimeToLive 00:05:00",
