@@ -70,14 +70,16 @@ def _parse_v2(data: bytes) -> tuple[ProxyHeader, int] | None:
         return ProxyHeader(None, None, 2), 16 + length
     if command != 0x1:
         raise ProxyHeaderError(f"PROXY v2 command {command} is unknown")
+    src: ipaddress.IPv4Address | ipaddress.IPv6Address
+    dst: ipaddress.IPv4Address | ipaddress.IPv6Address
     if family == 0x11 and length >= 12:  # TCP over IPv4
         src, dst = ipaddress.IPv4Address(body[0:4]), ipaddress.IPv4Address(body[4:8])
         sport, dport = struct.unpack("!HH", body[8:12])
     elif family == 0x21 and length >= 36:  # TCP over IPv6
-        src, dst = ipaddress.IPv6Address(body[0:16]), ipaddress.IPv6Address(body[16:32])
+        src6, dst6 = ipaddress.IPv6Address(body[0:16]), ipaddress.IPv6Address(body[16:32])
         sport, dport = struct.unpack("!HH", body[32:36])
-        src = src.ipv4_mapped or src  # type: ignore[assignment]
-        dst = dst.ipv4_mapped or dst  # type: ignore[assignment]
+        src = src6.ipv4_mapped or src6
+        dst = dst6.ipv4_mapped or dst6
     elif family == 0x00:  # UNSPEC
         return ProxyHeader(None, None, 2), 16 + length
     else:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import struct
@@ -557,9 +558,7 @@ class Proxy:
                     if listener in self._servers:
                         continue
                     opened[listener] = await loop.create_server(
-                        lambda listener=listener: _ClientSide(
-                            self, listener.host, listener.cluster_port
-                        ),
+                        functools.partial(_ClientSide, self, listener.host, listener.cluster_port),
                         listener.host,
                         listener.port,
                         reuse_address=True,

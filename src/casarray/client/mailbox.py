@@ -16,6 +16,7 @@ in plain functions below, with no I/O.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import dataclasses
 import email.parser
@@ -264,7 +265,8 @@ class MailboxSession:
         self.timings["list"] = time.perf_counter() - started
         return messages
 
-    def since(self, uid: int) -> list[Message]:
+    # (below the `list` method, builtins.list names the type)
+    def since(self, uid: int) -> builtins.list[Message]:
         """The messages of the open folder whose UID is above `uid`."""
         return [m for m in self._fetch(f"{uid + 1}:*", uid=True) if m.uid > uid]
 
@@ -279,7 +281,7 @@ class MailboxSession:
             return True  # closed: the next command says how
         return bool(readable)
 
-    def poll(self) -> list[Message]:
+    def poll(self) -> builtins.list[Message]:
         """NOOP: the messages arrived since the last look, fetched when the server
         says the folder grew (ConnectionLost when the connection is gone)."""
         with _guard(f"checking {self.name}"):

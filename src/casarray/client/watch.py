@@ -27,7 +27,7 @@ A wrong password ends the watch (AuthenticationFailed); so does any error that i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from casarray.client.autodiscover import autodiscover
@@ -143,7 +143,7 @@ def watch(
     timeout: float = 10.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[Event]:
+) -> Generator[Event, None, None]:
     """Stay connected to the mailbox and say what happens (module doc)."""
     backoff = backoff or Backoff()
     session: MailboxSession | None = None

@@ -245,6 +245,7 @@ def _suffixes(wire: bytes) -> list[bytes]:
 
 def _wire(name: dns.name.Name) -> bytes:
     """The lower-case wire form of an absolute name."""
+    # (dnspython types to_wire() as bytes | None: None only when it writes into a file)
     return name.to_wire().lower()  # type: ignore[union-attr]
 
 
@@ -419,7 +420,7 @@ def _resolve(zones: Sequence[_Zone], qname: bytes, qtype: int) -> _Answer:
             result.negative = zone if not result.answer else None
             return result
         result.answer.append((owner, cname))
-        written = cname[0].target  # type: ignore[attr-defined]
+        written = cname[0].target
         name = _wire(written)
         suffixes = _suffixes(name)
         if name in seen or zone.origin_wire not in suffixes:
@@ -441,11 +442,11 @@ def _addresses(zones: Sequence[_Zone], *sections: Iterable[Entry]) -> list[Entry
     for section in sections:
         for _owner, rds in section:
             if rds.rdtype == TYPE_NS:
-                targets += [rdata.target for rdata in rds]  # type: ignore[attr-defined]
+                targets += [rdata.target for rdata in rds]
             elif rds.rdtype == TYPE_MX:
-                targets += [rdata.exchange for rdata in rds]  # type: ignore[attr-defined]
+                targets += [rdata.exchange for rdata in rds]
             elif rds.rdtype == TYPE_SRV:
-                targets += [rdata.target for rdata in rds]  # type: ignore[attr-defined]
+                targets += [rdata.target for rdata in rds]
     extra: list[Entry] = []
     for rdtype in ADDRESS_TYPES:
         for target in targets:

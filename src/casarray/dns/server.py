@@ -19,7 +19,7 @@ import logging
 import socket
 import struct
 import time
-from typing import Any
+from typing import Any, cast
 
 from casarray.dns.handler import Responder, servfail
 
@@ -86,7 +86,8 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a datagram endpoint's transport (uvloop's has the methods, not the base class)
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         try:  # the hot path: no call in between
@@ -111,7 +112,8 @@ class _TcpConnection(asyncio.Protocol):
         self.paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # a stream server's transport (uvloop's has the methods, not the base class)
+        self.transport = cast(asyncio.Transport, transport)
         if len(self.server.connections) >= self.server.max_connections:
             transport.close()
             return

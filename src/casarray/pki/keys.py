@@ -7,11 +7,7 @@ import hashlib
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-    PrivateKeyTypes,
-    PublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from casarray.pki.errors import PkiError
 
@@ -19,6 +15,15 @@ from casarray.pki.errors import PkiError
 KEY_SIZES = (2048, 3072, 4096)
 DEFAULT_KEY_SIZE = 2048
 PUBLIC_EXPONENT = 65537
+
+# The keys casarray signs with. Narrower than cryptography's issuer key types (which take in
+# post-quantum keys): each of these also goes into a PKCS #12 file.
+SigningKey = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
 
 
 def generate_rsa(size: int = DEFAULT_KEY_SIZE) -> rsa.RSAPrivateKey:
@@ -40,15 +45,9 @@ def load_private_pem(pem: bytes) -> PrivateKeyTypes:
     return serialization.load_pem_private_key(pem, password=None)
 
 
-def signing_key(key: PrivateKeyTypes) -> CertificateIssuerPrivateKeyTypes:
+def signing_key(key: PrivateKeyTypes) -> SigningKey:
     """`key` if it can sign certificates and requests (RSA, EC, Ed25519, Ed448)."""
-    if isinstance(
-        key,
-        rsa.RSAPrivateKey
-        | ec.EllipticCurvePrivateKey
-        | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
-    ):
+    if isinstance(key, SigningKey):
         return key
     raise PkiError(f"A {type(key).__name__} can't sign certificates; use an RSA or EC key.")
 

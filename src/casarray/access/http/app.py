@@ -26,7 +26,7 @@ import importlib.util
 import logging
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -305,5 +305,6 @@ def http_server(
 class _EmbeddedServer(uvicorn.Server):
     """uvicorn.Server without its signal handlers: the caller owns the process."""
 
-    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
-        return contextlib.nullcontext()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

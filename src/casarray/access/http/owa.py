@@ -607,7 +607,7 @@ class Owa:
         folder = store.folder(name)
         cached = store.cached(folder.name, [uid]).get(uid)
         if cached is None:
-            raise MessageNotFound(uid)
+            raise MessageNotFound(f"There is no message with UID {uid} in '{folder.name}'.")
         raw = store.body(folder.name, uid)
         flags = store.uid_flags(folder.name)
         k = bisect.bisect_left(flags.uids, uid)
@@ -682,7 +682,7 @@ class Owa:
         folder = store.folder(name)
         cached = store.cached(folder.name, [uid]).get(uid)
         if cached is None:
-            raise MessageNotFound(uid)
+            raise MessageNotFound(f"There is no message with UID {uid} in '{folder.name}'.")
         part = parse_structure(cached.bodystructure).parts.get(number)
         if part is None:
             return None
@@ -719,7 +719,7 @@ class Owa:
     def _existing(store: MailboxStore, name: str, uid: int) -> str:
         folder = store.folder(name)
         if not store.cached(folder.name, [uid]):
-            raise MessageNotFound(uid)
+            raise MessageNotFound(f"There is no message with UID {uid} in '{folder.name}'.")
         return folder.name
 
     async def flag(self, request: Request) -> Response:

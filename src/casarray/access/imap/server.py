@@ -26,16 +26,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypeVar, TypeVarTuple, cast
 
 from casarray.access.imap.backend import Backend
-from casarray.access.imap.events import Close, Idling, Send, StartTLS
+from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
 
 if TYPE_CHECKING:
     from casarray.access.imap.session import Limits
@@ -69,7 +70,47 @@ class ListenerInfo:
         return f"{self.host}:{self.port} ({'TLS' if self.implicit_tls else 'STARTTLS'})"
 
 
-SessionFactory = Callable[..., Any]
+class Session(Protocol):
+    """What the server needs of a session (`session.ImapSession`; the asyncio tests use a
+    scripted stand-in): each call returns the events to carry out."""
+
+    @property
+    def wants_input(self) -> bool:
+        """False once the session has ended: the connection's reading stays paused."""
+        ...
+
+    def greeting(self) -> list[Event]: ...
+
+    def feed(self, data: bytes) -> list[Event]: ...
+
+    def tls_started(self) -> list[Event]: ...
+
+    def poll(self) -> list[Event]: ...
+
+    def timed_out(self) -> list[Event]: ...
+
+    def connection_lost(self) -> None: ...
+
+
+class SessionFactory(Protocol):
+    """Makes one connection's session (`session.ImapSession` itself, by default)."""
+
+    def __call__(
+        self,
+        backend: Backend,
+        /,
+        *,
+        client_address: str,
+        tls_active: bool,
+        starttls_available: bool,
+        allow_plaintext: bool,
+        limits: Limits,
+        capabilities_extra: tuple[str, ...],
+    ) -> Session: ...
+
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 
 class ImapConnection(asyncio.Protocol):
@@ -109,8 +150,8 @@ class ImapConnection(asyncio.Protocol):
         self.tls = implicit_tls
         self.cid = 0
         self.peer = "?"
-        self.session: Any = None
-        self.transport: Any = None
+        self.session: Session | None = None
+        self.transport: asyncio.Transport | None = None
         self._busy = False
         self._closing = False
         self._lost = False
@@ -131,9 +172,10 @@ class ImapConnection(asyncio.Protocol):
     # -- asyncio callbacks --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # (uvloop's transports are not asyncio.Transport subclasses)
+        # A stream server hands a read-write transport: asyncio's is an asyncio.Transport,
+        # uvloop's has the same methods without being a subclass (hence a cast, no check).
         server = self.server
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         self.cid = server._next_id()
         peername = transport.get_extra_info("peername")
         client_address = peername[0] if peername else "?"
@@ -163,7 +205,7 @@ class ImapConnection(asyncio.Protocol):
         """Start the session: its greeting goes out."""
         server = self.server
         try:
-            self.session = server._session_factory(
+            self.session = session = server._session_factory(
                 server.backend,
                 client_address=client_address,
                 tls_active=self.implicit_tls,
@@ -172,7 +214,7 @@ class ImapConnection(asyncio.Protocol):
                 limits=server.limits,
                 capabilities_extra=server.capabilities_extra,
             )
-            events = self.session.greeting()
+            events = session.greeting()
         except Exception:
             log.exception("%s #%d session start failed", server.name, self.cid)
             self._fail()
@@ -279,11 +321,12 @@ class ImapConnection(asyncio.Protocol):
     # -- the session --------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
+        assert self.session is not None  # input is fed only once the session has started
         self._busy = True
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
 
-    def _settle(self, future: asyncio.Future[list[Any]], what: str) -> list[Any] | None:
+    def _settle(self, future: asyncio.Future[list[Event]], what: str) -> list[Event] | None:
         """The events a worker-thread call of the session produced; None when the
         connection is finished (the call failed, or the client went away meanwhile)."""
         self._busy = False
@@ -298,7 +341,7 @@ class ImapConnection(asyncio.Protocol):
             return None
         return events
 
-    def _fed(self, future: asyncio.Future[list[Any]]) -> None:
+    def _fed(self, future: asyncio.Future[list[Event]]) -> None:
         events = self._settle(future, "session error")
         if events is None:
             return
@@ -320,14 +363,15 @@ class ImapConnection(asyncio.Protocol):
             self._pending_size = 0
             self._feed(data)
             return
-        if getattr(self.session, "wants_input", True):
+        if self.session is None or self.session.wants_input:
             self._resume_reading()
 
-    def _handle(self, events: Iterable[Any]) -> None:
+    def _handle(self, events: Iterable[Event]) -> None:
         for event in events:
             if self._closing:
                 return
             if isinstance(event, Send):
+                assert self.transport is not None  # events come after connection_made
                 self.bytes_out += len(event.data)
                 self.transport.write(event.data)
             elif isinstance(event, StartTLS):
@@ -371,6 +415,7 @@ class ImapConnection(asyncio.Protocol):
         task.add_done_callback(self.server._tasks.discard)
 
     async def _upgrade(self, context: ssl.SSLContext) -> None:
+        assert self.transport is not None and self.session is not None  # a session asked
         loop = asyncio.get_running_loop()
         try:
             transport = await loop.start_tls(
@@ -433,9 +478,10 @@ class ImapConnection(asyncio.Protocol):
             self._start_idle()  # try again next tick
             return
         self._busy = True
+        assert self.session is not None  # only a started session idles
         self.server._run(self.session.poll).add_done_callback(self._polled)
 
-    def _polled(self, future: asyncio.Future[list[Any]]) -> None:
+    def _polled(self, future: asyncio.Future[list[Event]]) -> None:
         events = self._settle(future, "session poll error")
         if events is None:
             return
@@ -470,6 +516,7 @@ class ImapConnection(asyncio.Protocol):
             return
         self._shutdown = True
         if self._tls_starting:
+            assert self.transport is not None  # a session asked for TLS
             self._closing = True
             self.transport.abort()
         elif not self._busy:
@@ -481,13 +528,15 @@ class ImapConnection(asyncio.Protocol):
         if not self._read_paused:
             self._read_paused = True
             with contextlib.suppress(Exception):
-                self.transport.pause_reading()
+                if self.transport is not None:
+                    self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
         if self._read_paused:
             self._read_paused = False
             with contextlib.suppress(Exception):
-                self.transport.resume_reading()
+                if self.transport is not None:
+                    self.transport.resume_reading()
 
     def _bye(self, line: bytes) -> None:
         if not self._closing and self.transport is not None:
@@ -547,11 +596,11 @@ class ImapServer:
         )
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[ImapConnection] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._ids = 0
         self._sweeper: asyncio.Task[None] | None = None
         self.listeners: list[ListenerInfo] = []
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._loop: asyncio.AbstractEventLoop | None = None  # set when the listeners open
         # Per local port, the balancers (addresses) that open each connection with a
         # PROXY protocol header naming the client (the runner keeps it current).
         self.proxy_sources: dict[int, frozenset[str]] = {}
@@ -567,7 +616,14 @@ class ImapServer:
         self._ids += 1
         return self._ids
 
-    def _run(self, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server was started in (the connections run there)."""
+        if self._loop is None:
+            raise RuntimeError(f"IMAP server {self.name} is not started")
+        return self._loop
+
+    def _run(self, func: Callable[[*_Ts], _T], *args: *_Ts) -> asyncio.Future[_T]:
         return self.loop.run_in_executor(self._executor, func, *args)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -588,31 +644,42 @@ class ImapServer:
     async def _open(
         self, wanted: Sequence[tuple[int | None, socket.socket | None, bool]]
     ) -> list[ListenerInfo]:
-        self.loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         wanted = [w for w in wanted if w[0] is not None or w[1] is not None]
         if any(implicit for *_, implicit in wanted) and self.ssl_context is None:
             raise ValueError("an implicit-TLS listener needs an SSL context")
         try:
             for number, sock, implicit in wanted:
-                where: dict[str, Any] = (
-                    {"sock": sock}
-                    if sock is not None
-                    else {"host": self.host, "port": number, "reuse_address": True}
-                )
-                server = await self.loop.create_server(
-                    lambda implicit=implicit: ImapConnection(self, implicit),
-                    ssl=self.ssl_context if implicit else None,
-                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit else None,
-                    ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if implicit else None,
-                    backlog=self.backlog,
-                    **where,
-                )
+                factory = functools.partial(ImapConnection, self, implicit)
+                context = self.ssl_context if implicit else None
+                handshake = TLS_HANDSHAKE_TIMEOUT if implicit else None
+                shutdown = TLS_SHUTDOWN_TIMEOUT if implicit else None
+                if sock is not None:  # a socket the caller bound
+                    server = await loop.create_server(
+                        factory,
+                        sock=sock,
+                        ssl=context,
+                        ssl_handshake_timeout=handshake,
+                        ssl_shutdown_timeout=shutdown,
+                        backlog=self.backlog,
+                    )
+                else:
+                    server = await loop.create_server(
+                        factory,
+                        self.host,
+                        number,
+                        reuse_address=True,
+                        ssl=context,
+                        ssl_handshake_timeout=handshake,
+                        ssl_shutdown_timeout=shutdown,
+                        backlog=self.backlog,
+                    )
                 self._servers.append(server)
                 bound = server.sockets[0].getsockname()[1]
                 self.listeners.append(ListenerInfo(self.host, int(bound), implicit))
         except BaseException:
-            for server in self._servers:
-                server.close()
+            for opened in self._servers:
+                opened.close()
             self._servers.clear()
             self.listeners.clear()
             raise
@@ -657,7 +724,8 @@ class ImapServer:
             await asyncio.sleep(0.02)
         for connection in list(self._connections):
             with contextlib.suppress(Exception):
-                connection.transport.abort()
+                if connection.transport is not None:
+                    connection.transport.abort()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
@@ -666,6 +734,6 @@ class ImapServer:
         await asyncio.sleep(0)
         # The commands still running finish (an APPEND answered OK stays durable).
         # (a server that never started has no loop yet: nothing ran on its executor)
-        loop = self.loop or asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         await loop.run_in_executor(None, self._executor.shutdown, True)
         self._servers.clear()
