@@ -101,11 +101,12 @@ class ClientAccessMaster(ServiceProcess):
         return args
 
     async def start(self) -> None:
-        self.directory, self.name, self.address = await asyncio.to_thread(open_server, self.options)
-        record = await asyncio.to_thread(self.directory.servers.one, self.name)
+        directory, self.name, self.address = await asyncio.to_thread(open_server, self.options)
+        self.directory = directory
+        record = await asyncio.to_thread(directory.servers.one, self.name)
         self.fqdn = record.fqdn
         self._cert_files, self._cert_names = await asyncio.to_thread(
-            ensure_certificate, self.directory, self.name
+            ensure_certificate, directory, self.name
         )
         self._placeholders, self.ports = open_listeners(
             self.name, self.address, self.options, reuse_port=True, listen=False

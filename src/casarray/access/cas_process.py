@@ -287,19 +287,18 @@ class ClientAccessProcess(ServiceProcess):
         from casarray.access.imap.directory_backend import DirectoryBackend
         from casarray.access.imap.server import ImapServer
 
-        self.directory, name, address = await asyncio.to_thread(open_server, self.options)
-        if self.is_worker:  # the supervisor made it; renewals come with SIGHUP
-            self._cert_files = tls.certificate_files(name)
+        directory, name, address = await asyncio.to_thread(open_server, self.options)
+        self.directory = directory
+        if self.is_worker:  # the master made it; renewals come with SIGHUP
+            files = tls.certificate_files(name)
         else:
-            self._cert_files, self._cert_names = await asyncio.to_thread(
-                ensure_certificate, self.directory, name
-            )
+            files, self._cert_names = await asyncio.to_thread(ensure_certificate, directory, name)
+        self._cert_files = files
         self.tls = {
-            service: tls.TlsContexts(service, self._cert_files, server=name)
-            for service in tls.SERVICES
+            service: tls.TlsContexts(service, files, server=name) for service in tls.SERVICES
         }
         await self._follow_certificates(name)
-        self.backend = DirectoryBackend(self.directory, name)
+        self.backend = DirectoryBackend(directory, name)
         self.imap = ImapServer(
             self.backend,
             name=name,

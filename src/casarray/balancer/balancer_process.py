@@ -34,7 +34,7 @@ from casarray.process.lifecycle import Job, ServiceProcess, run_process
 from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
-    from casarray.balancer.control import Balancer
+    from casarray.balancer.control import Balancer, Engine
     from casarray.balancer.model import ClusterView
     from casarray.directory import Directory
 
@@ -94,7 +94,7 @@ def engine_name(requested: str | None, data_plane: str) -> str:
     return wanted
 
 
-def _engine(name: str, work: Path) -> object:
+def _engine(name: str, work: Path) -> Engine:
     from casarray.balancer import control
 
     if name == "Kernel":

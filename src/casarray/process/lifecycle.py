@@ -73,8 +73,8 @@ class ServiceProcess:
         """SIGTERM and SIGINT set `stopping`; `start()`, `started()`, then `jobs()`
         until `stopping` is set or one of them ends; then `stop()`, always. Exit 0."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stopping.set)
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, self.stopping.set)
         for signum, handler in self.signal_handlers().items():
             loop.add_signal_handler(signum, handler)
         tasks: list[asyncio.Task[None]] = []

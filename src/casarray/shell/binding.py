@@ -359,12 +359,12 @@ def convert(param: Parameter, value: Any, pos: int | None = None) -> Any:
     if kind == "bytes":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return int(value)
-        from casarray.shell.parser import parse_number
+        from casarray.shell.scanner import number_from_word
 
-        number = parse_number(to_string(value))
-        if number is None:
+        size = number_from_word(to_string(value).strip())
+        if size is None:
             raise _bind_error(param, value, pos)
-        return int(number)
+        return int(size)
     if kind == "bool":
         if isinstance(value, bool):
             return value

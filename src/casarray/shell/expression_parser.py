@@ -30,8 +30,9 @@ _PREC_ADD, _PREC_MULTIPLY, _PREC_FORMAT, _PREC_RANGE = 4, 5, 6, 7
 
 def _binary_operators() -> dict[str, int]:
     table: dict[str, int] = {}
-    comparisons = ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike", "match", "notmatch")
-    comparisons += ("contains", "notcontains", "in", "notin", "replace", "split")
+    comparisons: tuple[str, ...] = ("eq", "ne", "gt", "ge", "lt", "le", "like", "notlike")
+    comparisons += ("match", "notmatch", "contains", "notcontains", "in", "notin")
+    comparisons += ("replace", "split")
     for word in comparisons:
         for prefix in ("", "c", "i"):
             table[prefix + word] = _PREC_COMPARISON

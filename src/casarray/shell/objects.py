@@ -270,10 +270,11 @@ def identity_arg(value: Any, record_type: type | tuple[type, ...]) -> Any:
     an object into its identity string), a string as it is."""
     if isinstance(value, PSObject):
         if isinstance(value.base, record_type):
-            return ObjectRef(str(value.base.guid), str(value))
+            return ObjectRef(str(getattr(value.base, "guid")), str(value))  # noqa: B009
         return str(value)
     if isinstance(value, record_type):
-        return ObjectRef(str(value.guid), str(getattr(value, "name", value.guid)))
+        guid = getattr(value, "guid")  # noqa: B009 (every record type has one)
+        return ObjectRef(str(guid), str(getattr(value, "name", guid)))
     return value
 
 

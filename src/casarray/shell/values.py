@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +172,7 @@ def set_member(target: Any, name: str, value: Any) -> None:
     raise ShellRuntimeError(f"The property '{name}' cannot be found on this object.")
 
 
-_STRING_METHODS = {
+_STRING_METHODS: dict[str, Callable[..., Any]] = {
     "toupper": lambda s: s.upper(),
     "tolower": lambda s: s.lower(),
     "trim": lambda s, chars=None: s.strip(chars),

@@ -159,12 +159,12 @@ def _parse_params(v: bytes, i: int) -> list[tuple[bytes, bytes]]:
                 out.append((key + suffix, value))
         else:
             have_extended = any(s[2] for s in group)
-            value = bytearray()
+            joined = bytearray()
             if have_extended and not group[0][2]:
-                value += b"''"
+                joined += b"''"
             for _, _, extended, piece in group:
-                value += piece.replace(b"%", b"%25") if have_extended and not extended else piece
-            out.append((group[0][0] + (b"*" if have_extended else b""), bytes(value)))
+                joined += piece.replace(b"%", b"%25") if have_extended and not extended else piece
+            out.append((group[0][0] + (b"*" if have_extended else b""), bytes(joined)))
         i = j
     return out
 

@@ -123,7 +123,7 @@ def _rows_for_uids(conn: Connection, base: Select[Any], uids: Iterable[int]) -> 
     if len(wanted) > _IN_LIMIT and span <= 4 * len(wanted):
         rows = conn.execute(base.where(message_t.c.uid.between(wanted[0], wanted[-1]))).all()
         if span == len(wanted):
-            return rows
+            return list(rows)
         keep = set(wanted)
         return [row for row in rows if row.uid in keep]
     rows = []

@@ -490,6 +490,7 @@ class RemoveDnsServerResourceRecord(Cmdlet):
                 )
             given = params.get("RecordData")
             data = _windows_data(str(given)) if given is not None else None
+        assert name is not None and rr_type is not None  # given, or the record's
         target = f"{name} {rr_type}" + (f" {data}" if data else "")
         if not forced(self, params, target):
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from casarray.balancer.balancer_process import live_node, read_status
 from casarray.directory.nlb import HOST_STATES, NlbNode
@@ -213,7 +213,7 @@ class SetNlbClusterNode(Cmdlet):
 
 
 class _NodeStateCmdlet(Cmdlet):
-    parameters = (
+    parameters: ClassVar[tuple[Parameter, ...]] = (
         host_parameter(NODE_HELP),
         interface_parameter(),
         input_parameter("A node from Get-NlbClusterNode."),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.utility.common import (
@@ -210,8 +210,8 @@ class OutNull(Cmdlet):
 @register
 class OutHost(Cmdlet):
     name = "Out-Host"
-    aliases = ("oh",)
-    parameters = (
+    aliases: ClassVar[tuple[str, ...]] = ("oh",)
+    parameters: ClassVar[tuple[Parameter, ...]] = (
         Parameter("Paging", kind="switch", help="Accepted and ignored."),
         input_parameter(),
     )
@@ -340,7 +340,7 @@ class WriteHost(Cmdlet):
         value = params.get("Object")
         separator = params.get("Separator", " ")
         if is_collection(value):
-            text = separator.join(to_string(v) for v in value)
+            text = separator.join(to_string(v) for v in value or ())
         else:
             text = to_string(value)
         host = self.session.host
