@@ -297,7 +297,7 @@ def plane_main(argv: list[str]) -> int:
     )
     import uvloop
 
-    from casarray.balancer.control import Balancer, KernelEngine, ProxyEngine
+    from casarray.balancer.control_plane import Balancer, KernelEngine, ProxyEngine
     from casarray.balancer.haproxy_engine import HaproxyEngine
 
     view = cluster_view(port)

@@ -1120,7 +1120,7 @@ async def _launcher_serve(args: argparse.Namespace, host: str, index: int) -> No
     from casarray.access import tls
     from casarray.access.http import AppContext, ServicePorts, create_app, default_services
     from casarray.access.http.app import RouteFactory, http_server
-    from casarray.access.http.health import HealthContext, health_routes
+    from casarray.access.http.health_pages import HealthContext, health_routes
     from casarray.directory import Directory
 
     ports = ServicePorts.offset(args.port_offset)

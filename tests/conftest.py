@@ -445,7 +445,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "access/test_tls_reload.py": (),
     "balancer/test_balancer_run.py": ("root",),
     "balancer/test_conntrack.py": ("root",),
-    "balancer/test_control.py": (),
+    "balancer/test_control_plane.py": (),
     "balancer/test_haproxy.py": ("haproxy",),
     "balancer/test_haproxy_engine.py": ("haproxy",),
     "balancer/test_nft.py": ("root",),
@@ -462,7 +462,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "mailstore/test_store_durability.py": (),
     "process/test_lifecycle.py": (),
     "shell/cmdlets/test_testing.py": (),
-    "shell/test_cli.py": (),
+    "shell/test_shell_command.py": (),
     "shell/test_seed_lines.py": (),
 }
 

@@ -196,11 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the path of the lab CA's root certificate (made on first use)",
     )
 
-    from casarray.client.cli import add_parser as add_client_parser
+    from casarray.client.client_command import add_parser as add_client_parser
 
     add_client_parser(commands)
 
-    from casarray.lab.cli import add_parser as add_lab_parser
+    from casarray.lab.lab_command import add_parser as add_lab_parser
 
     add_lab_parser(commands)
     return parser
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "directory":
             return _directory_command(args)
         if args.command == "shell":
-            from casarray.shell.cli import run
+            from casarray.shell.shell_command import run
 
             return run(args.directory, args.command_text, args.file)
         if args.command == "server":
@@ -316,11 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.pki_command, getattr(args, "request", None), getattr(args, "out", None)
             )
         if args.command == "client":
-            from casarray.client.cli import run as run_client
+            from casarray.client.client_command import run as run_client
 
             return run_client(args)
         if args.command == "lab":
-            from casarray.lab.cli import run as run_lab
+            from casarray.lab.lab_command import run as run_lab
 
             return run_lab(args)
         if args.command == "mailbox":

@@ -12,9 +12,9 @@ import shutil
 import pytest
 
 from casarray.balancer import conntrack
-from casarray.balancer.control import Balancer, KernelEngine
+from casarray.balancer.control_plane import Balancer, KernelEngine
 from casarray.balancer.model import ClusterView, Node, PortRule, RuleProtocol
-from tests.balancer.test_control import FAST, Backend, view_of
+from tests.balancer.test_control_plane import FAST, Backend, view_of
 
 LISTING = """\
 tcp      6 431971 ESTABLISHED src=127.0.0.1 dst=127.77.1.10 sport=50716 dport=143 \

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from casarray.balancer.control import Balancer
+from casarray.balancer.control_plane import Balancer
 from casarray.balancer.haproxy_engine import (
     HAPROXY,
     HaproxyEngine,
@@ -33,7 +33,7 @@ from casarray.balancer.haproxy_engine import (
     topology,
 )
 from casarray.balancer.model import HostState, PortRule
-from tests.balancer.test_control import FAST, Backend, greeting, view_of
+from tests.balancer.test_control_plane import FAST, Backend, greeting, view_of
 
 VIP = "127.77.7.10"
 HOSTS = ["127.77.7.11", "127.77.7.12", "127.77.7.13"]

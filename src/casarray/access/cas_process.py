@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from casarray.access.http import AppContext
-    from casarray.access.http.health import HealthContext
+    from casarray.access.http.health_pages import HealthContext
     from casarray.access.imap.directory_backend import DirectoryBackend
     from casarray.access.imap.server import ImapServer
     from casarray.access.tls import CertificateFiles, TlsContexts
@@ -384,7 +384,7 @@ class ClientAccessProcess(ServiceProcess):
     ) -> None:
         from casarray.access.http import AppContext, ServicePorts, create_app, default_services
         from casarray.access.http.app import http_server
-        from casarray.access.http.health import HealthContext, health_routes, probe_imap
+        from casarray.access.http.health_pages import HealthContext, health_routes, probe_imap
         from casarray.access.tls import IIS
 
         assert self.directory is not None

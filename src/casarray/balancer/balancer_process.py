@@ -34,7 +34,7 @@ from casarray.process.lifecycle import Job, ServiceProcess, run_process
 from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
-    from casarray.balancer.control import Balancer, Engine
+    from casarray.balancer.control_plane import Balancer, Engine
     from casarray.balancer.model import ClusterView
     from casarray.directory import Directory
 
@@ -95,12 +95,12 @@ def engine_name(requested: str | None, data_plane: str) -> str:
 
 
 def _engine(name: str, work: Path) -> Engine:
-    from casarray.balancer import control
+    from casarray.balancer import control_plane
 
     if name == "Kernel":
-        return control.KernelEngine()
+        return control_plane.KernelEngine()
     if name == "Proxy":
-        return control.ProxyEngine()
+        return control_plane.ProxyEngine()
     from casarray.balancer.haproxy_engine import HaproxyEngine
 
     return HaproxyEngine(work)
@@ -119,7 +119,7 @@ class BalancerProcess(ServiceProcess):
         self.balancer: Balancer | None = None
 
     async def start(self) -> None:
-        from casarray.balancer.control import Balancer
+        from casarray.balancer.control_plane import Balancer
         from casarray.directory import Directory, DirectoryError
 
         options = self.options

@@ -90,7 +90,7 @@ from casarray.balancer.haproxy import (
     render_config,
     server_name,
 )
-from casarray.balancer.health import HealthChecker
+from casarray.balancer.health_probes import HealthChecker
 from casarray.balancer.model import (
     ClusterView,
     FilteringMode,

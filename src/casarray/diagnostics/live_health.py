@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from casarray.access.cas_process import read_status as server_status
 from casarray.balancer.balancer_process import live_node
 from casarray.balancer.balancer_process import read_status as balancer_status
-from casarray.balancer.health import ProbeTarget, run_probe
+from casarray.balancer.health_probes import ProbeTarget, run_probe
 from casarray.balancer.model import Probe
 from casarray.diagnostics.array_analyzer import (
     HEALTH_TIMEOUT,

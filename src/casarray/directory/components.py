@@ -11,7 +11,7 @@ its requester and time. Exchange's rule decides:
 - ServerWideOffline Inactive makes every other component Inactive too, except
   Monitoring and RecoveryActionsEnabled (as in Exchange, they keep the server watched).
 
-The health check pages (`access/http/health.py`) answer 503 for an inactive
+The health check pages (`access/http/health_pages.py`) answer 503 for an inactive
 component, so load balancers stop sending new connections while existing sessions
 finish. Every change bumps the topology version, so running servers learn of it.
 

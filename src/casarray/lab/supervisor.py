@@ -32,7 +32,7 @@ killed processes left: their status files, and the nftables tables of the cluste
 
 What the supervisor knows (its pid, every process's state, the last events) is in its
 status file, `$CASARRAY_HOME/run/lab-supervisor.json`, while it runs;
-`casarray.lab.control` serves the commands on `run/lab.sock`. Its life cycle is
+`casarray.lab.control_socket` serves the commands on `run/lab.sock`. Its life cycle is
 `process.ServiceProcess`'s (SIGHUP, a closed terminal, stops it too).
 """
 
@@ -53,7 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.lab import claim, control
+from casarray.lab import claim, control_socket
 from casarray.process import status
 from casarray.process.errors import StartupError
 from casarray.process.lifecycle import Job, ServiceProcess
@@ -507,7 +507,7 @@ class LabSupervisor(ServiceProcess):
         self.event(f"lab starting in {self.config.home} (supervisor pid {os.getpid()})")
         self.reconcile(roles)
         self.write_state()
-        self._control = await control.serve(self, self.config.home)
+        self._control = await control_socket.serve(self, self.config.home)
 
     def jobs(self) -> list[Job]:
         return [self.follow(), self.tick()]
@@ -521,7 +521,7 @@ class LabSupervisor(ServiceProcess):
         if self._directory is not None:
             await self.stop_all()
         if self._control is not None:
-            control.close(self._control, self.config.home)
+            control_socket.close(self._control, self.config.home)
         with contextlib.suppress(FileNotFoundError):
             state_path(self.config.home).unlink()
         if self._claim is not None:

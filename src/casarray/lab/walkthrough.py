@@ -332,13 +332,13 @@ def step_inbox(walk: Walk) -> str:
 
 def step_failover(walk: Walk) -> str:
     from casarray.client.errors import ClientError
-    from casarray.lab import commands
+    from casarray.lab import actions
 
     session = _session_on(walk, "CAS01")
     session.list("INBOX")
     before = walk.profile.server
     killed = time.monotonic()
-    commands.kill(walk.home, "CAS01")
+    actions.kill(walk.home, "CAS01")
     deadline = killed + WAIT
     served_by = None
     while time.monotonic() < deadline:
@@ -368,9 +368,9 @@ def step_failover(walk: Walk) -> str:
 
 
 def step_new_server(walk: Walk) -> str:
-    from casarray.lab import commands
+    from casarray.lab import actions
 
-    commands.add_server(walk.home, "CAS04", "BJ", "ClientAccess", None)
+    actions.add_server(walk.home, "CAS04", "BJ", "ClientAccess", None)
     port = walk.config.port(143)
 
     def greeted_by_cas04() -> bool:
@@ -458,7 +458,7 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
 
 
 def run(home: str | None = None, *, keep: bool = False, console: Console | None = None) -> int:
-    from casarray.lab import claim, commands
+    from casarray.lab import actions, claim
 
     out = console or Console()
     try:
@@ -485,10 +485,10 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
     walk: Walk | None = None
     try:
         out.rule("[bold]Before: the lab organization, with no client access array yet")
-        config, passwords = commands.prepare(folder)
-        commands.show_passwords(out, passwords)
+        config, passwords = actions.prepare(folder)
+        actions.show_passwords(out, passwords)
         up_started = time.monotonic()
-        if commands.up(folder, detach=True) != 0:
+        if actions.up(folder, detach=True) != 0:
             out.print("[red]The lab did not start.")
             return 1
         out.print(f"The lab is up and healthy after {time.monotonic() - up_started:.1f} s.")
@@ -513,7 +513,7 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
         if walk is not None and walk.session is not None:
             walk.session.close()
         if not keep:
-            commands.down(folder, quiet=True)
+            actions.down(folder, quiet=True)
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
     summary(out, outcomes, time.monotonic() - started)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from casarray.access import tls
-from casarray.balancer.health import (
+from casarray.balancer.health_probes import (
     Change,
     HealthChecker,
     HealthPolicy,

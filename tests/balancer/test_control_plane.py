@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from casarray.balancer import nft
-from casarray.balancer.control import Balancer, Engine, KernelEngine, ProxyEngine
-from casarray.balancer.health import HealthPolicy
+from casarray.balancer.control_plane import Balancer, Engine, KernelEngine, ProxyEngine
+from casarray.balancer.health_probes import HealthPolicy
 from casarray.balancer.model import Affinity, ClusterView, HostState, Node, PortRule, RuleProtocol
 
 FAST = HealthPolicy(interval=0.1, timeout=0.3, slow_start=0)

@@ -19,7 +19,7 @@ from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from casarray.access.http.health import (
+from casarray.access.http.health_pages import (
     HEALTH_PAGES,
     HealthContext,
     health_routes,

@@ -1,4 +1,4 @@
-"""The `casarray lab` sub-commands' arguments; `commands` does the work."""
+"""The `casarray lab` sub-commands' arguments; `actions` does the work."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     """Run a `casarray lab` action; its exit status."""
     import sys
 
-    from casarray.lab import commands
+    from casarray.lab import actions
     from casarray.lab.config import LabConfigError
 
     if args.lab_command == "walkthrough":
@@ -117,27 +117,27 @@ def run(args: argparse.Namespace) -> int:
 
         return walkthrough.run(args.home, keep=args.keep)
     try:
-        home = commands.lab_home(args.home)
+        home = actions.lab_home(args.home)
         action = args.lab_command
         if action == "up":
-            return commands.up(home, args.detach, args.timeout)
+            return actions.up(home, args.detach, args.timeout)
         if action == "supervise":
-            return commands.supervise(home)
+            return actions.supervise(home)
         if action == "status":
-            return commands.status(home, args.json)
+            return actions.status(home, args.json)
         if action == "down":
-            return commands.down(home)
+            return actions.down(home)
         if action == "reset":
-            return commands.reset(home, args.yes)
+            return actions.reset(home, args.yes)
         if action == "logs":
-            return commands.logs(home, args.name, args.follow, args.lines)
+            return actions.logs(home, args.name, args.follow, args.lines)
         if action == "kill":
-            return commands.kill(home, args.name)
+            return actions.kill(home, args.name)
         if action == "start":
-            return commands.start(home, args.name)
+            return actions.start(home, args.name)
         if action == "add-server":
-            return commands.add_server(home, args.name, args.site, args.roles, args.ip_address)
-    except (commands.LabError, LabConfigError) as exc:
+            return actions.add_server(home, args.name, args.site, args.roles, args.ip_address)
+    except (actions.LabError, LabConfigError) as exc:
         print(f"casarray: {exc}", file=sys.stderr)
         return 1
     raise AssertionError(args.lab_command)

@@ -56,7 +56,7 @@ from casarray.balancer.model import (
     RuleProtocol,
 )
 
-log = logging.getLogger("casarray.balancer.health")
+log = logging.getLogger("casarray.balancer.health_probes")
 
 # The virtual directory whose healthcheck.htm an HTTP probe asks for, per cluster port
 # (IMAP ports, if they are told to be probed by HTTP, ask the IMAP component's page).

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from casarray.balancer import conntrack, hashing, nft
-from casarray.balancer.health import HealthChecker, Transition
+from casarray.balancer.health_probes import HealthChecker, Transition
 from casarray.balancer.model import ClusterView, FilteringMode, HostState, Node, PortRule
 from casarray.balancer.proxy import Proxy
 from casarray.balancer.udp_proxy import DatagramProxy

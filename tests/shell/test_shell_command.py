@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from casarray.directory import Directory
-from casarray.shell.cli import ShellCompleter, repl
 from casarray.shell.runtime import Host, Session
+from casarray.shell.shell_command import ShellCompleter, repl
 from tests.conftest import build_bj
 
 

@@ -10,7 +10,7 @@
   `--timeout` (60 s) with what wasn't healthy and the end of its logs (and stops it).
 - `status` prints the status once (`--json` for programs); `logs [NAME] [-f]` prints a
   process's log (the supervisor's without NAME); `kill NAME` and `start NAME` go
-  through the control socket (`control`); `add-server` installs a server in the
+  through the control socket (`control_socket`); `add-server` installs a server in the
   directory (the next free address of its site unless `--ip-address`), and the
   running supervisor starts its process by itself; `down` stops a running lab and
   clears what it left (status files, the socket, nftables tables, stray processes);
@@ -41,7 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 
 from casarray.config import casarray_home, may_admin_network
-from casarray.lab import claim, control
+from casarray.lab import claim, control_socket
 from casarray.lab.config import LabConfig
 from casarray.lab.supervisor import (
     LAB_LOG,
@@ -403,8 +403,8 @@ def start(home: Path, name: str) -> int:
 
 def _ask(home: Path, command: str, name: str | None = None) -> dict[str, Any]:
     try:
-        return control.request(home, command, name)
-    except (control.LabNotRunning, control.ControlError) as exc:
+        return control_socket.request(home, command, name)
+    except (control_socket.LabNotRunning, control_socket.ControlError) as exc:
         raise LabError(str(exc)) from exc
 
 
@@ -417,8 +417,8 @@ def down(home: Path, *, quiet: bool = False) -> int:
     if state is not None:
         pid = int(state["pid"])
         try:
-            control.request(home, "down")
-        except (control.LabNotRunning, control.ControlError):
+            control_socket.request(home, "down")
+        except (control_socket.LabNotRunning, control_socket.ControlError):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + DOWN_TIMEOUT
@@ -479,7 +479,7 @@ def clear_leftovers(home: Path) -> None:
     for path in _status_files(home):
         StatusFile(path).remove_if_dead()
     with contextlib.suppress(FileNotFoundError):
-        control.socket_path(home).unlink()
+        control_socket.socket_path(home).unlink()
     config = LabConfig.load(home)
     if config is not None and may_admin_network():
         from casarray.directory import Directory, DirectoryError
