@@ -1,6 +1,7 @@
 """The HTTP service of a Client Access server: Autodiscover (Outlook), autoconfig
-(Thunderbird), and later health checks, web mail and the JSON API, in one Starlette
-application served by uvicorn on ports 80 and 443 (or each plus 10000).
+(Thunderbird), the health check pages load balancers probe, web mail (`/owa`) and the
+JSON API (`/api/v1`), in one Starlette application served by uvicorn on ports 80 and
+443 (or each plus 10000).
 
     from casarray.access.http import AppContext, create_app
     app = create_app(AppContext.for_server(directory, "CAS01"))
