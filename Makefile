@@ -21,6 +21,10 @@ demo: setup
 test: setup check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The inner loop: the tests that start no process and need no peer (a few minutes here).
+unit: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
+
 # The static checks `make test` runs first: lint, format, the layers (import-linter).
 check: setup
 	$(BIN)/ruff check src tests bench

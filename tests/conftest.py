@@ -475,5 +475,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if relative == prefix or (prefix.endswith("/") and relative.startswith(prefix)):
                 for marker in ("integration", *markers):
                     item.add_marker(marker)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("backend") == "postgres"
+        if on_postgres or "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker("postgres")
         if item.get_closest_marker("postgres") is not None:
             item.add_marker("integration")
