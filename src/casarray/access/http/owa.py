@@ -230,7 +230,11 @@ def _content_disposition(kind: str, filename: str) -> str:
 
 
 class Owa:
-    """The web mail of one Client Access server (see the module docstring)."""
+    """The web mail of one Client Access server (see the module docstring).
+
+    Just over 500 lines: one method per page and form of /owa, sharing the session
+    codec, the templates and the login-to-mailbox steps; the pages are few enough to
+    read in one place."""
 
     def __init__(self, context: AppContext, sessions: SessionCodec | None = None) -> None:
         self.context = context

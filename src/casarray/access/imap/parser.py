@@ -336,7 +336,12 @@ def normalise_mailbox(name: str) -> str:
 
 
 class CommandParser:
-    """Reads one RawCommand: `tag()`, then `command_name()`, then `arguments(name)`."""
+    """Reads one RawCommand: `tag()`, then `command_name()`, then `arguments(name)`.
+
+    Over 500 lines on purpose: a recursive-descent reader of RFC 3501's grammar (and its
+    extensions'), one method per production, sharing one cursor over the command's
+    segments and literals; the productions call each other freely (a SEARCH key holds
+    sequence sets, dates, strings and nested keys), which is what one class is for."""
 
     def __init__(self, raw: RawCommand) -> None:
         self._segments = raw.segments

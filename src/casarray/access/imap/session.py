@@ -184,7 +184,13 @@ class _Output:
 
 
 class ImapSession:
-    """One client connection's IMAP session."""
+    """One client connection's IMAP session.
+
+    Over 500 lines on purpose: it is RFC 3501's state machine with one `_do_<COMMAND>`
+    handler per command, grouped by the state they run in (any, not authenticated,
+    authenticated, selected), and every handler reads and changes the same few slots
+    (state, mode, the selected view). Split into mixins, each would reach into the
+    others' slots; kept whole, a reader finds a command by its name."""
 
     __slots__ = (
         "_allow_plaintext",
