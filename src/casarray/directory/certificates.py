@@ -53,6 +53,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from casarray.directory import validate
+from casarray.directory.base import utcnow
 from casarray.directory.errors import (
     ConflictError,
     DirectoryError,
@@ -297,10 +298,6 @@ def _key_size(value: int) -> int:
     return value
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _current_status(row: ExchangeCertificateRow, now: dt.datetime) -> str:
     dated = row.status in (VALID, UNTRUSTED) and row.not_before and row.not_after
     if dated and not row.not_before <= now <= row.not_after:  # type: ignore[operator]
@@ -341,7 +338,7 @@ class Certificates:
             serial_number=row.serial_number,
             not_before=row.not_before,
             not_after=row.not_after,
-            status=_current_status(row, now or _now()),
+            status=_current_status(row, now or utcnow()),
             root_ca_type=row.root_ca_type,
             services=_stored_services(row.services),
             is_self_signed=row.is_self_signed,
@@ -430,7 +427,7 @@ class Certificates:
     ) -> list[ExchangeCertificate]:
         """Certificates and pending requests: of `server`, or of every server; by
         thumbprint or SERVER\\THUMBPRINT identity; covering `domain_name`."""
-        now = _now()
+        now = utcnow()
         with self.dir.store.read() as session:
             if thumbprint is not None:
                 hits = [self._find(session, thumbprint, server)]
@@ -534,7 +531,7 @@ class Certificates:
         key = keys.generate_rsa(key_size)
         csr = certs.build_request(key, subject, names)
         request_pem = certs.request_pem(csr)
-        now = _now()
+        now = utcnow()
         with self.dir.store.write() as session:
             server_row = self._server_by_id(session, server_id)
             kid = keys.key_id(key.public_key())
@@ -590,7 +587,7 @@ class Certificates:
                 names = [row.name.lower(), row.fqdn.lower()]
         key = keys.generate_rsa(key_size)
         cert = certs.self_signed(key, subject, names)
-        now = _now()
+        now = utcnow()
         with self.dir.store.write() as session:
             server_row = self._server_by_id(session, server_id)
             kid = keys.key_id(key.public_key())
@@ -678,7 +675,7 @@ class Certificates:
         thumb = certs.thumbprint(leaf)
         verdict = trust.verdict(leaf, chain.intermediates, home=self.home)
         key_pem = keys.private_pem(chain.key) if chain.key is not None else None
-        now = _now()
+        now = utcnow()
         with self.dir.store.write() as session:
             server_row = (
                 self.dir.servers.resolve_row(session, server) if server is not None else None
@@ -805,7 +802,7 @@ class Certificates:
         """Enable-ExchangeCertificate: add `services` to the certificate's (see the
         module docstring for IIS and what can't be enabled)."""
         wanted = parse_services(services, allow_none=False)
-        now = _now()
+        now = utcnow()
         with self.dir.store.write() as session:
             row, server_row = self._find(session, identity, server)
             self._usable(row, server_row, now)
@@ -817,7 +814,7 @@ class Certificates:
     def remove(self, identity: object, server: object | None = None) -> ExchangeCertificate:
         """Remove-ExchangeCertificate: the certificate (or pending request) and its key
         leave the server's store; returns what was removed."""
-        now = _now()
+        now = utcnow()
         with self.dir.store.write() as session:
             row, server_row = self._find(session, identity, server)
             record = self._record(row, server_row, now)
@@ -875,7 +872,7 @@ class Certificates:
         "IIS", "POP", "SMTP") on `server` (name or FQDN), newest first, with their
         decrypted keys."""
         wanted = service_name(service)
-        now = _now()
+        now = utcnow()
         with self.dir.store.read() as session:
             server_row = self.dir.servers.resolve_row(session, server)
             rows = self._serving_rows(session, server_row, wanted, now)
@@ -910,7 +907,7 @@ class Certificates:
         extra = _domain_names("DomainName", domain_names)
         asked = parse_services(services, "Service") if services is not None else None
         accepted = self.dir.organization().accepted_domains
-        now = _now()
+        now = utcnow()
         results: list[CertificateTest] = []
         with self.dir.store.read() as session:
             if server is not None:

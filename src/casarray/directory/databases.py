@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from casarray.config import casarray_home
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
     InUseError,
@@ -152,7 +153,6 @@ class DatabaseService:
     ) -> MailboxDatabase:
         """New-MailboxDatabase. Like Exchange, the new database is left dismounted
         unless `mounted`."""
-        from casarray.directory.service import new_guid, utcnow
 
         name = validate.display_name("Name", name, 64)
         with self.dir.store.write() as session:

@@ -55,6 +55,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
     InvalidOperationError,
@@ -492,7 +493,6 @@ class DnsService:
     def add_zone(self, name: str, zone_file: str | None = None) -> DnsZone:
         """Add-DnsServerPrimaryZone. -ZoneFile is kept and shown (the zone lives in the
         directory either way)."""
-        from casarray.directory.service import new_guid, utcnow
 
         key = zone_name("Name", name)
         file_name = validate.display_name("ZoneFile", zone_file, 255) if zone_file else ""
@@ -762,7 +762,6 @@ class DnsService:
         MX "10 mail.lab.net", SRV "0 100 443 host.lab.net"). RFC 1034's rule holds: a
         CNAME has its name to itself (no other data, no second CNAME, not at the apex),
         and adding the same record twice is refused."""
-        from casarray.directory.service import utcnow
 
         rtype = _record_type("RRType", rr_type, RECORD_TYPES)
         seconds = parse_ttl("TimeToLive", ttl) if ttl is not None else DEFAULT_TTL

@@ -45,6 +45,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     AmbiguousIdentityError,
     ConflictError,
@@ -306,7 +307,6 @@ class NlbService:
 
     def install_feature(self, server: object, names: Iterable[str]) -> FeatureResult:
         """Install-WindowsFeature: record the features on the server."""
-        from casarray.directory.service import utcnow
 
         wanted = list(dict.fromkeys(self._feature_name(n) for n in names))
         with self.dir.store.write() as session:
@@ -447,8 +447,6 @@ class NlbService:
         return node.state, node.drain_until if node.state == DRAINING else None
 
     def _node_records(self, row: NlbClusterRow, members: list[_Member]) -> list[NlbNode]:
-        from casarray.directory.service import utcnow
-
         now = utcnow()
         states = {m.server.id: self._admin_state(m.row, now) for m in members}
         started = [m for m in members if states[m.server.id][0] == STARTED]
@@ -653,7 +651,6 @@ class NlbService:
     ) -> NlbCluster:
         """New-NlbCluster on `host` (its first node), or following `array`'s members
         (then `host`, if given, must be one of them)."""
-        from casarray.directory.service import new_guid, utcnow
 
         name = validate.fqdn("ClusterName", cluster_name)
         address = validate.ipv4("ClusterPrimaryIP", ip)
@@ -751,7 +748,6 @@ class NlbService:
         """Set-NlbCluster. -FollowArray without an array links the array whose FQDN is
         the cluster's name; turning it off keeps the nodes it had (their rows are
         written)."""
-        from casarray.directory.service import utcnow
 
         new_name = validate.fqdn("ClusterName", name) if name is not None else None
         mode = (
@@ -820,7 +816,6 @@ class NlbService:
 
     def _materialise(self, session: Session, row: NlbClusterRow, member: _Member) -> NlbNodeRow:
         """Write the row of a following node with the values it showed."""
-        from casarray.directory.service import utcnow
 
         if member.row is not None:
             return member.row
@@ -863,7 +858,6 @@ class NlbService:
 
     def add_node(self, cluster: object, server: object, interface: str | None = None) -> NlbNode:
         """Add-NlbClusterNode: HostID and HostPriority the lowest free ones."""
-        from casarray.directory.service import utcnow
 
         with self.dir.store.write() as session:
             row = self._resolve_cluster(session, cluster)
@@ -1036,7 +1030,6 @@ class NlbService:
     ) -> NlbNode:
         """Stop-NlbClusterNode: Stopped at once, or with `drain` Draining (no new
         connections; existing ones run until they end or `timeout` seconds pass)."""
-        from casarray.directory.service import utcnow
 
         if timeout is not None:
             if not drain:

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
     InUseError,
@@ -117,7 +118,6 @@ class ServerService:
     ) -> Server:
         """Install a server (setup /mode:install). The site comes from `site` or from
         the subnet that holds `ip_address`."""
-        from casarray.directory.service import new_guid, utcnow
 
         name = validate.server_name("Name", name)
         role_flags = parse_roles(roles)
