@@ -23,7 +23,7 @@ from casarray.directory.dns import DnsService
 from casarray.directory.errors import InvalidOperationError, InvalidValueError
 from casarray.directory.mailboxes import MailboxService
 from casarray.directory.migrate import ensure_schema
-from casarray.directory.nlb import NlbService
+from casarray.directory.nlb.service import NlbService
 from casarray.directory.objects import Names, Organization
 from casarray.directory.schema import AcceptedDomainRow, OrganizationRow
 from casarray.directory.servers import ServerService

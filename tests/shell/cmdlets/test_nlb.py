@@ -117,7 +117,7 @@ def test_seed_steps(shell: Shell, bj: Directory) -> None:
         ["127.77.1.10", "All", "Both", "443", "443", "Multiple", "Single"],
         ["127.77.1.10", "All", "Both", "993", "993", "Multiple", "Single"],
     ]
-    view = bj.nlb.cluster_view("bj-cas.lab.net")
+    view = bj.nlb.snapshot("bj-cas.lab.net")
     assert [n.name for n in view.nodes] == ["CAS01", "CAS02"]
     assert [r.start_port for r in view.rules] == [143, 443, 993]
 
@@ -320,7 +320,7 @@ def test_proxy_protocol_on_a_port_rule(seeded: Shell, bj: Directory) -> None:
     seeded.ok("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
     seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 143 -EndPort 143 -ProxyProtocol")
     seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 993 -EndPort 993")
-    view = bj.nlb.cluster_view("bj-cas.lab.net")
+    view = bj.nlb.snapshot("bj-cas.lab.net")
     assert [(r.start_port, r.proxy_protocol) for r in view.rules] == [(143, True), (993, False)]
     seeded.ok("Set-NlbClusterPortRule -HostName CAS01 -Port 143 -ProxyProtocol:$false")
-    assert not bj.nlb.cluster_view("bj-cas.lab.net").rules[0].proxy_protocol
+    assert not bj.nlb.snapshot("bj-cas.lab.net").rules[0].proxy_protocol

@@ -19,7 +19,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from casarray.balancer.runner import live_node, read_status
-from casarray.directory.nlb import (
+from casarray.directory.nlb.objects import (
+    FeatureResult,
+    NlbCluster,
+    NlbNode,
+    NlbPortRule,
+    WindowsFeature,
+)
+from casarray.directory.nlb.values import (
     AFFINITIES,
     DATA_PLANES,
     FEATURES,
@@ -27,11 +34,6 @@ from casarray.directory.nlb import (
     MODES,
     OPERATION_MODES,
     PROTOCOLS,
-    FeatureResult,
-    NlbCluster,
-    NlbNode,
-    NlbPortRule,
-    WindowsFeature,
 )
 from casarray.directory.objects import ClientAccessArray, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
@@ -1021,6 +1023,7 @@ class ExportNlbClusterConfig(Cmdlet):
         from pathlib import Path
 
         from casarray.balancer import haproxy
+        from casarray.balancer.directory_view import cluster_view
         from casarray.directory.errors import InvalidValueError
 
         fmt = params.get("Format") or "HAProxy"
@@ -1036,8 +1039,8 @@ class ExportNlbClusterConfig(Cmdlet):
             )
         path = Path(params["Path"]).expanduser()
         socket_path = params.get("SocketPath") or str(path.with_name("haproxy.sock"))
-        view = self.directory.nlb.cluster_view(
-            clusters[0].guid, backend_offset=params.get("BackendOffset") or 0
+        view = cluster_view(
+            self.directory, clusters[0].guid, backend_offset=params.get("BackendOffset") or 0
         )
         text = haproxy.render_config(view, socket_path=socket_path)
         if not self.should_process(str(path), "Export-NlbClusterConfig"):
