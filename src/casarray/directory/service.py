@@ -19,7 +19,7 @@ from casarray.directory.base import new_guid, utcnow
 from casarray.directory.certificates import Certificates
 from casarray.directory.components import ComponentService
 from casarray.directory.databases import DatabaseService
-from casarray.directory.dns import DnsService
+from casarray.directory.dns.service import DnsService
 from casarray.directory.errors import InvalidOperationError, InvalidValueError
 from casarray.directory.mailboxes import MailboxService
 from casarray.directory.migrate import ensure_schema

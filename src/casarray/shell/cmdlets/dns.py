@@ -32,13 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.dns import (
-    DnsClientSubnet,
-    DnsQueryPolicy,
-    DnsRecord,
-    DnsZone,
-    timespan,
-)
+from casarray.directory.dns.objects import DnsClientSubnet, DnsQueryPolicy, DnsRecord, DnsZone
+from casarray.directory.dns.values import timespan
 from casarray.dns.export import ExportedZone, export_zone
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.psobject import PSObject
