@@ -16,7 +16,7 @@ from casarray.config import directory_url
 from casarray.directory import validate
 from casarray.directory.arrays import ArrayService
 from casarray.directory.base import new_guid, utcnow
-from casarray.directory.certificates import Certificates
+from casarray.directory.certificates.service import Certificates
 from casarray.directory.components import ComponentService
 from casarray.directory.databases import DatabaseService
 from casarray.directory.dns.service import DnsService
