@@ -25,11 +25,12 @@ test: setup check
 unit: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
-# The static checks `make test` runs first: lint, format, the layers (import-linter).
+# The static checks `make test` runs first: lint, format, the layers (import-linter), types.
 check: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 setup: debian-packages $(STAMP)
 

@@ -20,11 +20,8 @@ from casarray.directory import (
     InvalidValueError,
     NotFoundError,
 )
-from casarray.directory.certificates import (
-    NOT_EXPORTABLE,
-    CertificateRequest,
-    ServerRequiredError,
-)
+from casarray.directory.certificates.objects import CertificateRequest
+from casarray.directory.certificates.values import NOT_EXPORTABLE, ServerRequiredError
 from casarray.directory.errors import ConflictError
 from casarray.directory.schema import ExchangeCertificateRow
 from casarray.pki import certificates as certs

@@ -1,6 +1,7 @@
 """AllowCrossSiteRpcClientAccess (a Client Access server setting, schema revision 0002)
-and the referral rule built on it (`directory.rpc_access`): which databases' users a
-Client Access server serves itself, and whom it refers elsewhere."""
+and a Client Access server's side of the referral rule (`servers.rpc_access_policy`).
+The rule itself, whose users a server serves and whom it refers to their preferred
+endpoint, cross-site access included, is tested with the endpoints (test_endpoints)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from sqlalchemy import text
 
 from casarray.directory import Directory, InvalidOperationError, NotFoundError, migrate
-from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
 from casarray.directory.store import Store
 from tests.shell.cmdlet_shell import Shell
 
@@ -45,61 +45,16 @@ def test_policy_without_arrays(bj: Directory) -> None:
     policy = bj.servers.rpc_access_policy("CAS01")
     assert (policy.server, policy.server_fqdn, policy.site) == ("CAS01", "CAS01.lab.net", "BJ")
     assert policy.array_fqdn is None
-    assert policy.endpoints == ("CAS01.lab.net",)
-    assert policy.sites == {
-        "cas01.lab.net": "BJ",
-        "cas02.lab.net": "BJ",
-        "cas03.lab.net": "SH",
-    }
-    assert policy.decide("CAS01.lab.net") is RpcAccess.SERVE
-    assert policy.decide("cas01.LAB.net.") is RpcAccess.SERVE
-    assert policy.decide("CAS02.lab.net") is RpcAccess.REFER
-    assert policy.decide("CAS03.lab.net") is RpcAccess.REFER
+    assert not policy.allow_cross_site
 
 
 def test_policy_with_arrays(bj: Directory) -> None:
     bj.arrays.new("bj-cas.lab.net", "BJ", name="BJ CAS Array")
     bj.arrays.new("sh-cas.lab.net", "SH")
-    cas02 = bj.servers.rpc_access_policy("CAS02")
-    assert cas02.array_fqdn == "bj-cas.lab.net"
-    assert cas02.endpoints == ("CAS02.lab.net", "bj-cas.lab.net")
-    assert cas02.decide("BJ-CAS.lab.net") is RpcAccess.SERVE
-    assert cas02.decide("CAS02.lab.net") is RpcAccess.SERVE
-    assert cas02.decide("CAS01.lab.net") is RpcAccess.REFER  # redirected to a good CAS
-    assert cas02.decide("sh-cas.lab.net") is RpcAccess.REFER
+    cas02 = bj.servers.rpc_access_policy("cas02.lab.net")
+    assert (cas02.server, cas02.site, cas02.array_fqdn) == ("CAS02", "BJ", "bj-cas.lab.net")
     cas03 = bj.servers.rpc_access_policy("CAS03")
-    assert cas03.decide("sh-cas.lab.net") is RpcAccess.SERVE
-    assert cas03.decide("bj-cas.lab.net") is RpcAccess.REFER
-
-
-def test_cross_site_allowed(bj: Directory) -> None:
-    bj.arrays.new("sh-cas.lab.net", "SH")
-    bj.servers.set_client_access("CAS01", allow_cross_site_rpc_client_access=True)
-    policy = bj.servers.rpc_access_policy("CAS01")
-    assert policy.decide("CAS01.lab.net") is RpcAccess.SERVE
-    # another site's server or array: served here
-    assert policy.decide("CAS03.lab.net") is RpcAccess.CROSS_SITE
-    assert policy.decide("SH-CAS.lab.net") is RpcAccess.CROSS_SITE
-    # the administrator's choice of another server in this site still holds
-    assert policy.decide("CAS02.lab.net") is RpcAccess.REFER
-    # a name the directory doesn't know (a removed server): referred as written
-    assert policy.decide("gone.lab.net") is RpcAccess.REFER
-    # only CAS01 allows it
-    assert bj.servers.rpc_access_policy("CAS02").decide("CAS03.lab.net") is RpcAccess.REFER
-
-
-def test_policy_is_a_plain_value() -> None:
-    policy = RpcAccessPolicy(
-        server="X",
-        server_fqdn="x.example.com",
-        site="A",
-        array_fqdn="a.example.com",
-        allow_cross_site=True,
-        sites={"y.example.com": "a", "b.example.com": "B"},
-    )
-    assert policy.decide("y.example.com") is RpcAccess.REFER  # same site, any case
-    assert policy.decide("b.example.com") is RpcAccess.CROSS_SITE
-    assert policy.decide("a.example.com") is RpcAccess.SERVE
+    assert (cas03.site, cas03.array_fqdn) == ("SH", "sh-cas.lab.net")
 
 
 # -- the migration -------------------------------------------------------------------

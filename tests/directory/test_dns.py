@@ -17,7 +17,8 @@ from casarray.directory import (
     InvalidValueError,
     NotFoundError,
 )
-from casarray.directory.dns import DnsRecord, parse_ttl, timespan
+from casarray.directory.dns.objects import DnsRecord
+from casarray.directory.dns.values import parse_ttl, timespan
 
 CLUSTER, VIP = "bj-cas.lab.net", "127.77.1.10"
 

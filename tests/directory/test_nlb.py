@@ -1,7 +1,8 @@
 """NLB in the directory, on SQLite and PostgreSQL: the NLB feature, clusters (names,
 addresses, masks, modes), nodes (HostID, HostPriority, one cluster per server, states,
 drainstop), port rules (ranges, overlap, defaults, weights), clusters that follow a
-client access array, and the balancer's ClusterView."""
+client access array, and a cluster's snapshot (what a balancer follows, and which
+cluster IPs send a server PROXY headers)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from casarray.balancer import model
 from casarray.directory import (
     ConflictError,
     Directory,
@@ -18,7 +18,7 @@ from casarray.directory import (
     InvalidValueError,
     NotFoundError,
 )
-from casarray.directory.nlb import default_subnet_mask
+from casarray.directory.nlb.values import default_subnet_mask
 
 CLUSTER, VIP = "bj-cas.lab.net", "127.77.1.10"
 
@@ -403,8 +403,8 @@ def test_follow_array(bj: Directory) -> None:
         ("CAS02", 2, "Draining"),
         ("CAS04", 3, "Converged"),
     ]
-    view = bj.nlb.cluster_view(CLUSTER)
-    assert [n.name for n in view.nodes] == ["CAS06", "CAS02", "CAS04"]
+    snapshot = bj.nlb.snapshot(CLUSTER)
+    assert [n.name for n in snapshot.nodes] == ["CAS06", "CAS02", "CAS04"]
 
 
 def test_follow_array_rules(bj: Directory) -> None:
@@ -460,32 +460,60 @@ def test_array_member_in_another_cluster_is_refused(bj: Directory) -> None:
         bj.nlb.new_cluster(CLUSTER, VIP, array=array.name)
 
 
-# -- the balancer's view -----------------------------------------------------------------
+# -- the cluster's snapshot --------------------------------------------------------------
 
 
-def test_cluster_view(cluster: Directory) -> None:
+def test_snapshot(cluster: Directory) -> None:
     seed_rules(cluster)
     cluster.nlb.set_node_weight(CLUSTER, "CAS02", 30, port_number=143)
     cluster.nlb.set_port_rule(CLUSTER, 443, new_affinity="None")
     cluster.nlb.stop_node("CAS02", drain=True, timeout=60)
-    view = cluster.nlb.cluster_view("CAS01", backend_offset=10000)
-    assert (view.name, view.ip, view.backend_offset) == (CLUSTER, VIP, 10000)
-    assert [(n.name, n.address, n.host_id, n.priority, n.state) for n in view.nodes] == [
-        ("CAS01", "127.77.1.11", 1, 1, model.HostState.STARTED),
-        ("CAS02", "127.77.1.12", 2, 2, model.HostState.DRAINING),
-    ]
-    assert view.nodes[1].drain_until is not None and view.nodes[0].drain_until is None
-    imap = view.rule_for(143)
-    assert imap is not None
-    assert (imap.protocol, imap.mode, imap.affinity) == (
-        model.RuleProtocol.TCP,
-        model.FilteringMode.MULTIPLE,
-        model.Affinity.SINGLE,
+    snapshot = cluster.nlb.snapshot("CAS01")
+    assert (snapshot.name, snapshot.ip, snapshot.cluster.operation_mode) == (
+        CLUSTER,
+        VIP,
+        "Unicast",
     )
-    assert (imap.weight("CAS02"), imap.weight("CAS01")) == (30, 50)
-    https = view.rule_for(443)
-    assert https is not None and https.affinity is model.Affinity.NONE
-    assert view.rule_for(25) is None
+    assert snapshot.cluster.nodes == ("CAS01", "CAS02")
+    assert [(n.name, n.host_id, n.host_priority, n.admin_state) for n in snapshot.nodes] == [
+        ("CAS01", 1, 1, "Started"),
+        ("CAS02", 2, 2, "Draining"),
+    ]
+    assert [(r.start_port, r.protocol, r.affinity) for r in snapshot.rules] == [
+        (143, "Tcp", "Single"),
+        (443, "Tcp", "None"),
+        (993, "Tcp", "Single"),
+    ]
+    imap = snapshot.rule_for(143)
+    assert imap is not None and imap.weights == (("CAS02", 30),)
+    assert snapshot.rule_for(25) is None
+    # the narrowest rule covering a port wins, as in the balancer
+    cluster.nlb.add_port_rule(CLUSTER, 100, 200, ip=VIP)
+    rule = cluster.nlb.snapshot(CLUSTER).rule_for(143)
+    assert rule is not None and (rule.start_port, rule.ip) == (143, None)
+
+
+def test_proxy_sources(cluster: Directory) -> None:
+    seed_rules(cluster)
+    assert cluster.nlb.proxy_sources("CAS01", 143) == frozenset()
+    cluster.nlb.set_port_rule(CLUSTER, 143, proxy_protocol=True)
+    assert cluster.nlb.proxy_sources("CAS01", 143) == {VIP}
+    assert cluster.nlb.proxy_sources("cas02.lab.net", 143) == {VIP}
+    assert cluster.nlb.proxy_sources("CAS01", 993) == frozenset()
+    assert cluster.nlb.proxy_sources("CAS01", 25) == frozenset()  # no rule covers it
+    assert cluster.nlb.proxy_sources("CAS03", 143) == frozenset()  # a node of no cluster
+    with pytest.raises(NotFoundError):
+        cluster.nlb.proxy_sources("CAS09", 143)
+
+
+def test_proxy_sources_of_a_following_node(bj: Directory) -> None:
+    bj.arrays.new("bj-cas.lab.net", "BJ", name="BJ CAS Array")
+    bj.nlb.new_cluster(CLUSTER, VIP, array="BJ CAS Array")
+    bj.nlb.set_port_rule(CLUSTER, 0, proxy_protocol=True)  # the default rule, 0-65535
+    assert bj.nlb.proxy_sources("CAS02", 143) == {VIP}
+    bj.nlb.add_port_rule(CLUSTER, 143, 143, ip=VIP)  # narrower, without the header
+    assert bj.nlb.proxy_sources("CAS02", 143) == frozenset()
+    assert bj.nlb.proxy_sources("CAS02", 993) == {VIP}
 
 
 def test_changes_bump_the_topology_version(cluster: Directory) -> None:

@@ -123,21 +123,14 @@ def certificate_names(directory: Directory, server: str) -> list[str]:
 
 def proxy_sources(directory: Directory, server: str) -> frozenset[str]:
     """The balancers that open IMAP connections (port 143) to `server` with a PROXY
-    protocol header: the cluster IP of each NLB cluster it is a node of whose rule for
+    protocol header: the cluster IP of the NLB cluster it is a node of when its rule for
     143 says -ProxyProtocol (the Proxy data plane connects from the cluster IP)."""
     from casarray.directory.errors import DirectoryError
 
-    sources: set[str] = set()
     try:
-        clusters = directory.nlb.clusters(server)
+        return directory.nlb.proxy_sources(server, STANDARD_PORTS["imap"])
     except DirectoryError:
         return frozenset()
-    for cluster in clusters:
-        view = directory.nlb.cluster_view(cluster.guid)
-        rule = view.rule_for(STANDARD_PORTS["imap"])
-        if rule is not None and rule.proxy_protocol:
-            sources.add(view.ip)
-    return frozenset(sources)
 
 
 def open_server(options: RunOptions) -> tuple[Directory, str, str]:

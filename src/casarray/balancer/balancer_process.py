@@ -1,6 +1,6 @@
 """`casarray balancer run bj-cas.lab.net`: the process of one NLB cluster's balancer.
 
-It reads the cluster from the directory (`directory.nlb.cluster_view`), follows every
+It reads the cluster from the directory (`directory_view.cluster_view`), follows every
 topology change within a second (a node added to the array's site, a port rule set,
 `Stop-NlbClusterNode -Drain`), probes the nodes (`health`) and keeps the data plane in
 step (`control`):
@@ -35,6 +35,7 @@ from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
     from casarray.balancer.control_plane import Balancer, Engine
+    from casarray.balancer.directory_view import cluster_view
     from casarray.balancer.model import ClusterView
     from casarray.directory import Directory
 
@@ -137,8 +138,8 @@ class BalancerProcess(ServiceProcess):
             listen = 0  # DNAT keeps the cluster's ports
 
         def read_view() -> ClusterView:
-            return directory.nlb.cluster_view(
-                record.guid, backend_offset=backend, listen_offset=listen
+            return cluster_view(
+                directory, record.guid, backend_offset=backend, listen_offset=listen
             )
 
         work = casarray_home() / "run" / f"balancer-{record.name.lower()}"

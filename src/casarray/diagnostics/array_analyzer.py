@@ -63,7 +63,7 @@ from casarray.directory.objects import ClientAccessArray, MailboxDatabase, Serve
 from casarray.pki.names import unique as unique_names
 
 if TYPE_CHECKING:
-    from casarray.directory.nlb import NlbCluster
+    from casarray.directory.nlb.objects import NlbCluster
     from casarray.directory.objects import Server, Site
     from casarray.directory.service import Directory
     from casarray.dns.zones import ZoneSet

@@ -25,7 +25,7 @@ from casarray.diagnostics.array_analyzer import (
 )
 
 if TYPE_CHECKING:
-    from casarray.directory.nlb import NlbCluster
+    from casarray.directory.nlb.objects import NlbCluster
     from casarray.directory.objects import ClientAccessArray, Server
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import ConflictError, InUseError
 from casarray.directory.objects import ClientAccessArray
 from casarray.directory.schema import (
@@ -102,7 +103,6 @@ class ArrayService:
 
     def new(self, fqdn: str, site: object, name: str | None = None) -> ClientAccessArray:
         """New-ClientAccessArray. Existing databases are not changed."""
-        from casarray.directory.service import new_guid, utcnow
 
         fqdn = validate.fqdn("Fqdn", fqdn)
         name = validate.display_name("Name", name if name else fqdn.split(".")[0], 64)
@@ -160,7 +160,6 @@ class ArrayService:
     ) -> ClientAccessArray:
         """Set-ClientAccessArray. A new FQDN carries along the databases that named the
         old one, since they meant this array."""
-        from casarray.directory.service import utcnow
 
         new_fqdn = validate.fqdn("Fqdn", fqdn) if fqdn is not None else None
         new_name = validate.display_name("Name", name, 64) if name is not None else None

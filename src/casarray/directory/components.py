@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casarray.directory.base import utcnow
 from casarray.directory.errors import InvalidOperationError, InvalidValueError
 from casarray.directory.schema import ServerComponentStateRow, ServerRow
+from casarray.directory.servers import roles_of
 
 if TYPE_CHECKING:
     from casarray.directory.service import Directory
@@ -187,7 +189,6 @@ class ComponentService:
         ServerWideOffline and Exchange's other components may be set on any server;
         the components casarray serves (Autodiscover, Imap, Owa, Api) only on Client
         Access servers, where they run."""
-        from casarray.directory.service import utcnow
 
         component = component_name(component)
         state = state_name(state)
@@ -195,8 +196,6 @@ class ComponentService:
         with self.dir.store.write() as session:
             row = self.dir.servers.resolve_row(session, server)
             if component in CLIENT_ACCESS_COMPONENTS and not row.client_access:
-                from casarray.directory.servers import roles_of
-
                 raise InvalidOperationError(
                     f"The server '{row.name}' isn't a Client Access server (its roles: "
                     f"{roles_of(row)}); the component '{component}' runs only on Client "

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from casarray.config import casarray_home
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
     InUseError,
@@ -152,7 +153,6 @@ class DatabaseService:
     ) -> MailboxDatabase:
         """New-MailboxDatabase. Like Exchange, the new database is left dismounted
         unless `mounted`."""
-        from casarray.directory.service import new_guid, utcnow
 
         name = validate.display_name("Name", name, 64)
         with self.dir.store.write() as session:
@@ -236,7 +236,7 @@ class DatabaseService:
             }
             if databases is None:
                 result = session.execute(update(MailboxDatabaseRow).values(**values))
-                return int(result.rowcount or 0)
+                return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult's
             if isinstance(databases, (str, MailboxDatabase)) or not isinstance(databases, Iterable):
                 databases = [databases]
             ids = self._resolve_ids(session, databases)

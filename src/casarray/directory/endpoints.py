@@ -33,7 +33,6 @@ from sqlalchemy.orm import Session
 
 from casarray.directory.errors import DirectoryError, InvalidValueError
 from casarray.directory.objects import Mailbox, MailboxDatabase, Names, Server
-from casarray.directory.rpc_access import endpoint_key
 from casarray.directory.schema import (
     ClientAccessArrayRow,
     MailboxDatabaseRow,
@@ -52,6 +51,11 @@ WHY_ARRAY = "array of site"
 WHY_SERVER = "a Client Access server of the site"
 
 PRIVATE_MDB = "/cn=Microsoft Private MDB"
+
+
+def endpoint_key(fqdn: str) -> str:
+    """A name as endpoints are compared: lower case, no trailing dot."""
+    return fqdn.strip().rstrip(".").lower()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import ConflictError, InvalidOperationError, InvalidValueError
 from casarray.directory.objects import Mailbox
 from casarray.directory.schema import MailboxDatabaseRow, MailboxRow, ServerRow
@@ -145,7 +146,6 @@ class MailboxService:
     ) -> Mailbox:
         """New-Mailbox. `name` is the display name; alias defaults to the address's
         local part, the address to alias@default-domain."""
-        from casarray.directory.service import new_guid, utcnow
 
         display = validate.display_name("Name", name, 256)
         if alias is None:
@@ -189,7 +189,6 @@ class MailboxService:
     def new_many(self, specs: Iterable[MailboxSpec], password_hash: str) -> int:
         """Create many mailboxes in one transaction (an import). Every spec is checked as
         `new` checks it; the first bad one aborts the whole import."""
-        from casarray.directory.service import new_guid, utcnow
 
         org = self.dir.organization()
         rows: list[dict[str, Any]] = []

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
     InUseError,
@@ -20,7 +21,7 @@ from casarray.directory.errors import (
     InvalidValueError,
 )
 from casarray.directory.objects import EXCHANGE_VERSION, Server, ServerRole
-from casarray.directory.rpc_access import RpcAccessPolicy, endpoint_key
+from casarray.directory.rpc_access import RpcAccessPolicy
 from casarray.directory.schema import (
     ClientAccessArrayRow,
     MailboxDatabaseRow,
@@ -117,7 +118,6 @@ class ServerService:
     ) -> Server:
         """Install a server (setup /mode:install). The site comes from `site` or from
         the subnet that holds `ip_address`."""
-        from casarray.directory.service import new_guid, utcnow
 
         name = validate.server_name("Name", name)
         role_flags = parse_roles(roles)
@@ -255,30 +255,21 @@ class ServerService:
         return self.one(guid)
 
     def rpc_access_policy(self, server: object) -> RpcAccessPolicy:
-        """What the Client Access server `server` needs to decide whose mailboxes it
-        serves and whom it refers elsewhere (see `rpc_access`), read in one go."""
+        """The Client Access server `server`'s side of the referral rule (see
+        `rpc_access`): its names, its site and site's array, and whether it allows
+        cross-site RPC client access, read in one go."""
         with self.dir.store.read() as session:
             row = self._client_access_row(session, server)
-            site_names = dict(session.execute(select(SiteRow.id, SiteRow.name)).all())
-            sites: dict[str, str] = {}
-            for fqdn, site_id in session.execute(
-                select(ServerRow.fqdn, ServerRow.site_id).where(ServerRow.client_access.is_(True))
-            ).all():
-                sites[endpoint_key(fqdn)] = site_names[site_id]
-            array_fqdn: str | None = None
-            for fqdn, site_id in session.execute(
-                select(ClientAccessArrayRow.fqdn, ClientAccessArrayRow.site_id)
-            ).all():
-                sites[endpoint_key(fqdn)] = site_names[site_id]
-                if site_id == row.site_id:
-                    array_fqdn = fqdn
+            site = session.scalars(select(SiteRow.name).where(SiteRow.id == row.site_id)).one()
+            array_fqdn = session.scalars(
+                select(ClientAccessArrayRow.fqdn).where(ClientAccessArrayRow.site_id == row.site_id)
+            ).first()
             return RpcAccessPolicy(
                 server=row.name,
                 server_fqdn=row.fqdn,
-                site=site_names[row.site_id],
+                site=site,
                 array_fqdn=array_fqdn,
                 allow_cross_site=bool(row.allow_cross_site_rpc_client_access),
-                sites=sites,
             )
 
     def client_access_rows(self, session: Session, site_id: int) -> list[ServerRow]:

@@ -8,45 +8,35 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from casarray.config import directory_url
 from casarray.directory import validate
+from casarray.directory.arrays import ArrayService
+from casarray.directory.base import new_guid, utcnow
+from casarray.directory.certificates.service import Certificates
+from casarray.directory.components import ComponentService
+from casarray.directory.databases import DatabaseService
+from casarray.directory.dns.service import DnsService
 from casarray.directory.errors import InvalidOperationError, InvalidValueError
+from casarray.directory.mailboxes import MailboxService
 from casarray.directory.migrate import ensure_schema
+from casarray.directory.nlb.service import NlbService
 from casarray.directory.objects import Names, Organization
 from casarray.directory.schema import AcceptedDomainRow, OrganizationRow
+from casarray.directory.servers import ServerService
+from casarray.directory.sites import SiteService
 from casarray.directory.store import NOTIFY_CHANNEL, Store
 
 SESSION_SECRET_BYTES = 32
-
-
-def new_guid() -> str:
-    return str(uuid.uuid4())
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Directory:
     """casarray's Active Directory: the topology every other part reads."""
 
     def __init__(self, store: Store) -> None:
-        from casarray.directory.arrays import ArrayService
-        from casarray.directory.certificates import Certificates
-        from casarray.directory.components import ComponentService
-        from casarray.directory.databases import DatabaseService
-        from casarray.directory.dns import DnsService
-        from casarray.directory.mailboxes import MailboxService
-        from casarray.directory.nlb import NlbService
-        from casarray.directory.servers import ServerService
-        from casarray.directory.sites import SiteService
-
         self.store = store
         self._names: Names | None = None
         self.sites = SiteService(self)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
+from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import ConflictError, InUseError
 from casarray.directory.objects import Site, Subnet
 from casarray.directory.schema import (
@@ -56,8 +57,6 @@ class SiteService:
         return identity.resolve(session, self.dir.names, SITE, site)
 
     def new(self, name: str, subnets: tuple[str, ...] | list[str] = ()) -> Site:
-        from casarray.directory.service import new_guid, utcnow
-
         name = validate.display_name("Name", name)
         cidrs = [validate.cidr("Subnets", c) for c in subnets]
         with self.dir.store.write() as session:
@@ -115,8 +114,6 @@ class SiteService:
     # -- subnets --------------------------------------------------------------
 
     def _add_subnet(self, session: Session, site: SiteRow, cidr: str) -> SubnetRow:
-        from casarray.directory.service import new_guid
-
         existing = session.scalars(select(SubnetRow).where(SubnetRow.cidr == cidr)).first()
         if existing is not None:
             raise ConflictError(

@@ -30,7 +30,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
-from casarray.directory.dns import DnsContents, ZoneContents
+from casarray.directory.dns.objects import DnsContents, ZoneContents
 
 if TYPE_CHECKING:
     from casarray.directory import Directory

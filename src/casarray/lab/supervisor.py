@@ -571,6 +571,7 @@ def remove_nft_tables(directory: Directory) -> list[str]:
     import shutil
 
     from casarray.balancer import conntrack, nft
+    from casarray.balancer.directory_view import cluster_view
     from casarray.config import may_admin_network
 
     if not may_admin_network() or shutil.which("nft") is None:
@@ -583,7 +584,7 @@ def remove_nft_tables(directory: Directory) -> list[str]:
         return []
     for cluster in clusters:
         try:
-            view = directory.nlb.cluster_view(cluster.guid)
+            view = cluster_view(directory, cluster.guid)
             if nft.table_exists(view):
                 nft.remove(view)
                 conntrack.forget_cluster(view)

@@ -24,13 +24,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from casarray.directory.certificates import (
-    SELF_SIGNED_SERVICES,
-    SERVICES,
+from casarray.directory.certificates.objects import (
     CertificateChange,
     CertificateTest,
     ExchangeCertificate,
 )
+from casarray.directory.certificates.values import SELF_SIGNED_SERVICES, SERVICES
 from casarray.directory.errors import InvalidValueError
 from casarray.directory.objects import Server
 from casarray.pki import certificates as certs

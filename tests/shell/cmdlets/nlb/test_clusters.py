@@ -57,7 +57,7 @@ def test_seed_steps(shell: Shell, bj: Directory) -> None:
         ["127.77.1.10", "All", "Both", "443", "443", "Multiple", "Single"],
         ["127.77.1.10", "All", "Both", "993", "993", "Multiple", "Single"],
     ]
-    view = bj.nlb.cluster_view("bj-cas.lab.net")
+    view = bj.nlb.snapshot("bj-cas.lab.net")
     assert [n.name for n in view.nodes] == ["CAS01", "CAS02"]
     assert [r.start_port for r in view.rules] == [143, 443, 993]
 

@@ -47,7 +47,7 @@ def test_proxy_protocol_on_a_port_rule(seeded: Shell, bj: Directory) -> None:
     seeded.ok("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
     seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 143 -EndPort 143 -ProxyProtocol")
     seeded.ok("Add-NlbClusterPortRule -HostName CAS01 -StartPort 993 -EndPort 993")
-    view = bj.nlb.cluster_view("bj-cas.lab.net")
+    view = bj.nlb.snapshot("bj-cas.lab.net")
     assert [(r.start_port, r.proxy_protocol) for r in view.rules] == [(143, True), (993, False)]
     seeded.ok("Set-NlbClusterPortRule -HostName CAS01 -Port 143 -ProxyProtocol:$false")
-    assert not bj.nlb.cluster_view("bj-cas.lab.net").rules[0].proxy_protocol
+    assert not bj.nlb.snapshot("bj-cas.lab.net").rules[0].proxy_protocol

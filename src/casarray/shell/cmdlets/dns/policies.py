@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.dns import DnsClientSubnet, DnsQueryPolicy
+from casarray.directory.dns.objects import DnsClientSubnet, DnsQueryPolicy
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.dns.common import CIM, COMPUTER, PASS_THRU, forced
 from casarray.shell.psobject import PSObject

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.dns import DnsZone
+from casarray.directory.dns.objects import DnsZone
 from casarray.dns.export import ExportedZone, export_zone
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.dns.common import CIM, COMPUTER, PASS_THRU, forced

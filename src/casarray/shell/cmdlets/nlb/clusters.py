@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.nlb import DATA_PLANES, OPERATION_MODES, NlbCluster
+from casarray.directory.nlb.objects import NlbCluster
+from casarray.directory.nlb.values import DATA_PLANES, OPERATION_MODES
 from casarray.directory.objects import ClientAccessArray, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.nlb.common import (
@@ -299,8 +300,10 @@ class ExportNlbClusterConfig(Cmdlet):
             )
         path = Path(params["Path"]).expanduser()
         socket_path = params.get("SocketPath") or str(path.with_name("haproxy.sock"))
-        view = self.directory.nlb.cluster_view(
-            clusters[0].guid, backend_offset=params.get("BackendOffset") or 0
+        from casarray.balancer.directory_view import cluster_view
+
+        view = cluster_view(
+            self.directory, clusters[0].guid, backend_offset=params.get("BackendOffset") or 0
         )
         text = haproxy.render_config(view, socket_path=socket_path)
         if not self.should_process(str(path), "Export-NlbClusterConfig"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from casarray.directory.nlb import NlbCluster, NlbNode, NlbPortRule
+from casarray.directory.nlb.objects import NlbCluster, NlbNode, NlbPortRule
 from casarray.directory.objects import Server
 from casarray.shell.cmdlet import Cmdlet, Parameter
 from casarray.shell.objects import ObjectRef, identity_arg

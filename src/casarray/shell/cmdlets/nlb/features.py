@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.nlb import FEATURES, FeatureResult, WindowsFeature
+from casarray.directory.nlb.objects import FeatureResult, WindowsFeature
+from casarray.directory.nlb.values import FEATURES
 from casarray.directory.objects import Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.objects import identity_arg

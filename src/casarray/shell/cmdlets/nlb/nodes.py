@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from casarray.balancer.balancer_process import live_node, read_status
-from casarray.directory.nlb import HOST_STATES, NlbNode
+from casarray.directory.nlb.objects import NlbNode
+from casarray.directory.nlb.values import HOST_STATES
 from casarray.directory.objects import Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.nlb.common import (

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from casarray.directory.nlb import AFFINITIES, MODES, PROTOCOLS, NlbPortRule
+from casarray.directory.nlb.objects import NlbPortRule
+from casarray.directory.nlb.values import AFFINITIES, MODES, PROTOCOLS
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.nlb.common import (
     base_of,
