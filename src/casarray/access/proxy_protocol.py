@@ -19,13 +19,15 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from casarray.errors import CasarrayError
+
 V2_SIGNATURE: Final = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_PREFIX: Final = b"PROXY "
 V1_MAX = 107  # the longest version 1 line, CRLF included
 V2_MAX_BODY = 536  # addresses plus TLVs a sender may add; more is refused
 
 
-class ProxyHeaderError(ValueError):
+class ProxyHeaderError(CasarrayError, ValueError):
     """The bytes are not a valid PROXY protocol header."""
 
 

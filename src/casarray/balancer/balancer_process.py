@@ -35,7 +35,6 @@ from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
     from casarray.balancer.control_plane import Balancer, Engine
-    from casarray.balancer.directory_view import cluster_view
     from casarray.balancer.model import ClusterView
     from casarray.directory import Directory
 
@@ -121,6 +120,7 @@ class BalancerProcess(ServiceProcess):
 
     async def start(self) -> None:
         from casarray.balancer.control_plane import Balancer
+        from casarray.balancer.directory_view import cluster_view
         from casarray.directory import Directory, DirectoryError
 
         options = self.options

@@ -54,6 +54,7 @@ from casarray.balancer.model import (
     Probe,
     RuleProtocol,
 )
+from casarray.errors import CasarrayError
 
 __all__ = [
     "HEALTH_PATH",
@@ -223,7 +224,7 @@ def render_config(
 # -- the runtime API -----------------------------------------------------------------
 
 
-class RuntimeApiError(RuntimeError):
+class RuntimeApiError(CasarrayError, RuntimeError):
     """HAProxy answered a command with an error (or could not be reached)."""
 
 

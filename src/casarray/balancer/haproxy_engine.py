@@ -99,6 +99,7 @@ from casarray.balancer.model import (
     PortRule,
     RuleProtocol,
 )
+from casarray.errors import CasarrayError
 
 __all__ = [
     "HAPROXY",
@@ -118,7 +119,7 @@ STATS_CACHE = 0.2  # seconds a `show stat` of every worker is reused by connecti
 ServerKey = tuple[str, str]  # (backend, server)
 
 
-class HaproxyError(RuntimeError):
+class HaproxyError(CasarrayError, RuntimeError):
     """haproxy could not be started, reloaded or reached."""
 
 

@@ -62,6 +62,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 
 from casarray.balancer.model import Affinity, ClusterView, FilteringMode, PortRule, RuleProtocol
+from casarray.errors import CasarrayError
 
 __all__ = [
     "NftError",
@@ -83,7 +84,7 @@ TABLE_PREFIX = "casarray_"
 OUTPUT_PRIORITY = -100
 
 
-class NftError(RuntimeError):
+class NftError(CasarrayError, RuntimeError):
     """`nft` is missing or refused a script."""
 
 

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from casarray.balancer.model import ClusterView, FilteringMode, Node, PortRule, RuleProtocol
+from casarray.errors import CasarrayError
 
 log = logging.getLogger("casarray.balancer.proxy")
 
@@ -84,7 +85,7 @@ _PROXY_V2_TCP4 = 0x11  # AF_INET, STREAM
 _PROXY_V2_TCP6 = 0x21  # AF_INET6, STREAM
 
 
-class ProxyConfigError(ValueError):
+class ProxyConfigError(CasarrayError, ValueError):
     """A view the proxy can't serve (a port range too wide, a port out of range)."""
 
 

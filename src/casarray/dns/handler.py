@@ -64,6 +64,8 @@ import dns.rdtypes.ANY.SOA
 import dns.renderer
 import dns.zone
 
+from casarray.errors import CasarrayError
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Header flag bits, split by byte (byte 2 and byte 3 of the header).
@@ -117,7 +119,7 @@ class ZoneViews(Protocol):
     def serial(self) -> int: ...
 
 
-class MalformedQuery(Exception):
+class MalformedQuery(CasarrayError):
     """The packet is not a well-formed DNS query (answered FORMERR)."""
 
 

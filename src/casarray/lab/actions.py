@@ -41,6 +41,7 @@ from typing import IO, TYPE_CHECKING, Any
 from rich.console import Console
 
 from casarray.config import casarray_home, may_admin_network
+from casarray.errors import CasarrayError
 from casarray.lab import claim, control_socket
 from casarray.lab.config import LabConfig
 from casarray.lab.supervisor import (
@@ -77,7 +78,7 @@ LAB_ENTRIES = (
 )
 
 
-class LabError(Exception):
+class LabError(CasarrayError):
     """A lab command that can't be done (the message says why)."""
 
 

@@ -18,13 +18,14 @@ import socket
 import tempfile
 from pathlib import Path
 
+from casarray.errors import CasarrayError
 from casarray.lab.topology import DNS_ADDRESS
 from casarray.process.status import StatusFile
 
 CLAIMS = "casarray-labs"
 
 
-class AddressesTaken(Exception):
+class AddressesTaken(CasarrayError):
     """Another lab (or another process) holds the lab's addresses; the message says
     which and how to stop it."""
 

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from casarray.config import LAB_FILE, casarray_home
+from casarray.errors import CasarrayError
 from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 DNS_PORT = 53
 KERNEL, PROXY = "Kernel", "Proxy"
 
 
-class LabConfigError(Exception):
+class LabConfigError(CasarrayError):
     """lab.json can't be read, or doesn't fit this process."""
 
 

@@ -25,6 +25,8 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from casarray.errors import CasarrayError
+
 if TYPE_CHECKING:
     from casarray.lab.supervisor import LabSupervisor
 
@@ -33,11 +35,11 @@ MAX_LINE = 64 * 1024
 SUN_PATH_MAX = 107  # the bytes of a unix socket's path (sun_path), less the NUL
 
 
-class LabNotRunning(Exception):
+class LabNotRunning(CasarrayError):
     """No supervisor answers on the lab's control socket."""
 
 
-class ControlError(Exception):
+class ControlError(CasarrayError):
     """The supervisor refused the command (its reason is the message)."""
 
 

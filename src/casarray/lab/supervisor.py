@@ -53,6 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from casarray.errors import CasarrayError
 from casarray.lab import claim, control_socket
 from casarray.process import status
 from casarray.process.errors import StartupError
@@ -219,7 +220,7 @@ class Entry:
         }
 
 
-class SupervisorError(Exception):
+class SupervisorError(CasarrayError):
     """A command the supervisor refuses (an unknown process name, say)."""
 
 

@@ -23,6 +23,8 @@ from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from casarray.errors import CasarrayError
+
 EML_SUFFIXES = (".eml",)
 _BARE_LF = re.compile(rb"\r?\n")
 _QUOTED_FROM = re.compile(rb"^>(>*From )")
@@ -31,7 +33,7 @@ _STATUS_FLAGS = {"R": "\\Seen"}
 _X_STATUS_FLAGS = {"A": "\\Answered", "F": "\\Flagged", "T": "\\Draft", "D": "\\Deleted"}
 
 
-class ImportSourceError(Exception):
+class ImportSourceError(CasarrayError):
     """The path doesn't exist, or holds nothing that can be imported."""
 
 

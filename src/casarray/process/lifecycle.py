@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from casarray.process.errors import StartupError
+from casarray.errors import CasarrayError
 from casarray.process.logs import log_to
 from casarray.process.parent import die_with_parent
 
@@ -108,8 +108,9 @@ def run_process(
     use_uvloop: bool = True,
 ) -> int:
     """Run the process `make()` builds until SIGTERM or SIGINT; its exit status. A
-    worker (`worker_index` set) dies with its parent. A `StartupError` is logged and,
-    when the log goes to a file, said on the terminal too: exit status 1."""
+    worker (`worker_index` set) dies with its parent. A `StartupError`, or any other
+    `CasarrayError` that ends the process (a setting the data plane refuses, say), is
+    logged and, when the log goes to a file, said on the terminal too: exit status 1."""
     log = logging.getLogger("casarray")
     with log_to(log_file, log_level, worker_index=worker_index):
         if worker_index is not None:
@@ -117,7 +118,7 @@ def run_process(
         try:
             with asyncio.Runner(loop_factory=loop_factory(use_uvloop)) as runner:
                 return int(runner.run(make().run()))
-        except StartupError as exc:
+        except CasarrayError as exc:
             log.error("%s", exc)
             if log_file:  # the log is a file: say it on the terminal too
                 print(f"casarray: {exc}", file=sys.stderr)

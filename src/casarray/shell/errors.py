@@ -68,6 +68,15 @@ def record_from_exception(
 ) -> ErrorRecord:
     if isinstance(exc, TerminatingError):
         return exc.record
+    if isinstance(exc, ShellRuntimeError):
+        return ErrorRecord(
+            exc.message,
+            category=exc.category,
+            command=command,
+            exception="RuntimeException",
+            pos=exc.pos if exc.pos is not None else pos,
+            source=source,
+        )
     if isinstance(exc, CasarrayError):
         return ErrorRecord(
             exc.message,
@@ -76,15 +85,6 @@ def record_from_exception(
             target=exc.target,
             exception=type(exc).__name__,
             pos=pos,
-            source=source,
-        )
-    if isinstance(exc, ShellRuntimeError):
-        return ErrorRecord(
-            exc.message,
-            category=exc.category,
-            command=command,
-            exception="RuntimeException",
-            pos=exc.pos if exc.pos is not None else pos,
             source=source,
         )
     return ErrorRecord(

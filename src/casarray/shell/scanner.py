@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import NoReturn
 
+from casarray.errors import CasarrayError
 from casarray.shell import ast
 
 # -- character classes -----------------------------------------------------------
@@ -93,7 +94,7 @@ def _line_col(source: str, pos: int) -> tuple[int, int]:
     return line, pos - start + 1
 
 
-class ParseError(Exception):
+class ParseError(CasarrayError):
     """A syntax error. `pos` is an offset into `source`; `line` and `column` are
     1-based; `incomplete` is True when more input could complete the source (an
     unclosed quote, brace or paren, a trailing pipe or operator)."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from casarray.errors import CasarrayError
 from casarray.shell.psobject import PSObject
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from casarray.shell.variables import Scope
 
 
-class ShellRuntimeError(Exception):
+class ShellRuntimeError(CasarrayError):
     """An error raised while evaluating (a PowerShell RuntimeException)."""
 
     category = "InvalidOperation"

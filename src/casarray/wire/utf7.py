@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 
+from casarray.errors import CasarrayError
 
-class Utf7Error(ValueError):
+
+class Utf7Error(CasarrayError, ValueError):
     """Not valid modified UTF-7."""
 
 

@@ -63,6 +63,7 @@ from casarray.access.http.api_openapi import (
 from casarray.access.http.app import AppContext, authenticate
 from casarray.directory.endpoints import NoEndpointError, preferred_endpoint, serves
 from casarray.directory.errors import DirectoryError
+from casarray.errors import CasarrayError
 from casarray.mailstore import names
 from casarray.mailstore.interface import (
     SYSTEM_FLAGS,
@@ -95,7 +96,7 @@ T = TypeVar("T")
 # -- errors ---------------------------------------------------------------------------
 
 
-class ApiError(Exception):
+class ApiError(CasarrayError):
     """An answer other than success: its code (a key of `api_openapi.ERRORS`) gives the
     status."""
 

@@ -37,6 +37,7 @@ from starlette.routing import BaseRoute
 from casarray.access.http.app import AppContext, CaseInsensitiveRoute, context_of
 from casarray.directory import AmbiguousIdentityError, DirectoryError, NotFoundError
 from casarray.directory.endpoints import NoEndpointError, access_name, preferred_endpoint
+from casarray.errors import CasarrayError
 
 log = logging.getLogger("casarray.http.autoconfig")
 
@@ -44,7 +45,7 @@ PATHS = ("/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.xml"
 CONTENT_TYPE = "application/xml; charset=utf-8"
 
 
-class AutoconfigError(Exception):
+class AutoconfigError(CasarrayError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

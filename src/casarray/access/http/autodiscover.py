@@ -67,6 +67,7 @@ from casarray.directory.endpoints import (
     preferred_endpoint,
     server_version_hex,
 )
+from casarray.errors import CasarrayError
 
 log = logging.getLogger("casarray.http.autodiscover")
 
@@ -97,7 +98,7 @@ MESSAGES = {
 }
 
 
-class AutodiscoverError(Exception):
+class AutodiscoverError(CasarrayError):
     """An Autodiscover error response (ErrorCode, Message, DebugData)."""
 
     def __init__(self, code: int, debug: str = "", message: str | None = None) -> None:

@@ -21,6 +21,7 @@ from casarray.access.imap import commands as c
 from casarray.access.imap import search as s
 from casarray.access.imap.responses import MONTHS
 from casarray.access.imap.sequence import SequenceSet
+from casarray.errors import CasarrayError
 from casarray.mailstore.interface import DELIMITER, SYSTEM_FLAGS
 from casarray.wire import utf7
 
@@ -244,7 +245,7 @@ class CommandReader:
 # -- grammar ---------------------------------------------------------------------
 
 
-class ParseError(Exception):
+class ParseError(CasarrayError):
     """The command is malformed: `<tag> BAD <message>`."""
 
 

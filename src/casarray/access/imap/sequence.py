@@ -7,8 +7,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from casarray.errors import CasarrayError
 
-class SequenceError(ValueError):
+
+class SequenceError(CasarrayError, ValueError):
     """A message sequence number beyond the mailbox (RFC 3501: the command is BAD)."""
 
 
