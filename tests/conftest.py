@@ -443,7 +443,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "access/test_cas_process.py": (),
     "access/test_server_http.py": (),
     "access/test_tls_reload.py": (),
-    "balancer/test_balancer_run.py": ("root",),
+    "balancer/test_balancer_process.py": ("root",),
     "balancer/test_conntrack.py": ("root",),
     "balancer/test_control_plane.py": (),
     "balancer/test_haproxy.py": ("haproxy",),

@@ -233,7 +233,7 @@ def lab_shell(tmp_path: Path, password_hash: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) -> None:
-    from tests.balancer.test_balancer_run import free_offset, node_states, start, stop, wait_for
+    from tests.balancer.test_balancer_process import free_offset, node_states, start, stop, wait_for
 
     lab, shell = lab_shell
     shell.ok(MAKE_ARRAY)
@@ -325,7 +325,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
     from casarray.dns.dns_process import read_status as dns_status
     from casarray.lab.config import LabConfig
     from tests.access.imap.server_harness import make_lab
-    from tests.balancer.test_balancer_run import start, stop, wait_for
+    from tests.balancer.test_balancer_process import start, stop, wait_for
 
     lab = make_lab(tmp_path_factory.mktemp("testing-lab"), password_hash)
     offset = free_lab_offset()

@@ -39,7 +39,7 @@ from casarray.access.imap.backend import (
 from casarray.directory.endpoints import Endpoint, NoEndpointError, database_endpoint, serves
 from casarray.directory.errors import DirectoryError
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
-from casarray.directory.rpc_access import RpcAccess, RpcAccessPolicy
+from casarray.directory.rpc_access import RpcAccess
 from casarray.mailstore.provisioning import database_store, open_mailbox
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ class _Snapshot:
     """Directory lookups valid for one topology version."""
 
     version: int
-    policy: RpcAccessPolicy
     server: Server  # this Client Access server's record
     databases: dict[str, MailboxDatabase] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by database GUID
@@ -123,15 +122,10 @@ class DirectoryBackend:
             snapshot = self._snapshot
             if snapshot is not None and snapshot.version == version:
                 return snapshot
-        policy = self.directory.servers.rpc_access_policy(self._server)
-        snapshot = _Snapshot(version, policy, self.directory.servers.one(self._server))
+        snapshot = _Snapshot(version, self.directory.servers.one(self._server))
         with self._lock:
             self._snapshot = snapshot
         return snapshot
-
-    def policy(self) -> RpcAccessPolicy:
-        """This server's referral rule, as of the current topology."""
-        return self._current().policy
 
     def _database(self, snapshot: _Snapshot, name: str) -> MailboxDatabase:
         database = snapshot.databases.get(name)
