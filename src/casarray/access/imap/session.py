@@ -43,17 +43,15 @@ from casarray.access.imap.backend import (
 )
 from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
-from casarray.access.imap.parser import (
-    SEARCH_CHARSETS,
-    CommandParser,
+from casarray.access.imap.framing import (
     CommandReader,
     LineTooLong,
     LiteralTooBig,
     NeedContinuation,
-    ParseError,
     RawCommand,
     ReaderEvent,
 )
+from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
 from casarray.access.imap.search import MessageSource, evaluate
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
