@@ -1119,7 +1119,8 @@ async def _launcher_serve(args: argparse.Namespace, host: str, index: int) -> No
 
     from casarray.access import tls
     from casarray.access.http import AppContext, ServicePorts, create_app, default_services
-    from casarray.access.http.app import RouteFactory, http_server
+    from casarray.access.http.app import http_server
+    from casarray.access.http.context import RouteFactory
     from casarray.access.http.health_pages import HealthContext, health_routes
     from casarray.directory import Directory
 

@@ -256,8 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args.directory, args.command_text, args.file)
         if args.command == "server":
             from casarray.access.cas_master import default_processes
+            from casarray.access.cas_master import run as run_server
             from casarray.access.cas_process import RunOptions
-            from casarray.access.cas_process import run as run_server
 
             return run_server(
                 RunOptions(

@@ -18,13 +18,13 @@ import pytest
 
 from casarray.directory import Directory
 from casarray.lab.config import LabConfig
+from casarray.lab.control_socket import SupervisorError
 from casarray.lab.supervisor import (
     KILLED,
     RESTARTING,
     RUNNING,
     LabSupervisor,
     Role,
-    SupervisorError,
     read_state,
     roles_of,
 )

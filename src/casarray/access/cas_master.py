@@ -1,4 +1,5 @@
-"""The master process of a multi-process `casarray server run CAS01 --processes N`.
+"""`casarray server run CAS01`: its `run()`, and the master process of a multi-process
+server (`--processes N`).
 
 One Python process runs on one core at a time (the GIL), so a Client Access server
 that must use the machine runs N worker processes. The supervisor:
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from casarray.access.cas_process import (
     SERVICES,
+    ClientAccessProcess,
     RunOptions,
     certificate_names,
     ensure_certificate,
@@ -43,7 +45,7 @@ from casarray.access.cas_process import (
     service_status,
     status_file,
 )
-from casarray.process.lifecycle import Job, ServiceProcess
+from casarray.process.lifecycle import Job, ServiceProcess, run_process
 from casarray.process.pool import WorkerPool
 from casarray.process.status import StatusFile
 
@@ -173,3 +175,21 @@ def default_processes() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def run(options: RunOptions) -> int:
+    """`casarray server run`: the server in this process (`--processes 1`, or a worker),
+    else a master with its workers; until SIGTERM or SIGINT. The exit status."""
+
+    def make() -> ServiceProcess:
+        if options.processes > 1 and options.worker_index is None:
+            return ClientAccessMaster(options)
+        return ClientAccessProcess(options)
+
+    return run_process(
+        make,
+        log_file=options.log_file,
+        log_level=options.log_level,
+        worker_index=options.worker_index,
+        use_uvloop=options.use_uvloop,
+    )

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from casarray.process import status
 from casarray.process.errors import StartupError
-from casarray.process.lifecycle import Job, ServiceProcess, run_process
+from casarray.process.lifecycle import Job, ServiceProcess
 from casarray.process.pool import announce_ready
 from casarray.process.ports import UNPRIVILEGED_OFFSET
 
@@ -494,22 +494,3 @@ def service_status(
         "certificate": str(files.certificate),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def run(options: RunOptions) -> int:
-    """Run until SIGTERM or SIGINT; the exit status."""
-
-    def make() -> ServiceProcess:
-        if options.processes > 1 and options.worker_index is None:
-            from casarray.access.cas_master import ClientAccessMaster
-
-            return ClientAccessMaster(options)
-        return ClientAccessProcess(options)
-
-    return run_process(
-        make,
-        log_file=options.log_file,
-        log_level=options.log_level,
-        worker_index=options.worker_index,
-        use_uvloop=options.use_uvloop,
-    )

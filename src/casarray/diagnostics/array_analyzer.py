@@ -38,7 +38,7 @@ this order:
 What is live is passed in, so that the analysis is a function of what it is given:
 `zones` (a `casarray.dns.zones.ZoneSet`; default built from the directory) and
 `health`, a callable giving each member's `MemberHealth` (default
-`live_health.live_health()`: the running balancer's status file and the running
+`member_health.live_health()`: the running balancer's status file and the running
 servers' health pages, found through their status files in $CASARRAY_HOME/run).
 """
 
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,13 @@ import dns.name
 import dns.rdatatype
 import dns.zone
 
+from casarray.diagnostics.member_health import (
+    UNHEALTHY,
+    UNKNOWN,
+    HealthProvider,
+    MemberHealth,
+    live_health,
+)
 from casarray.directory.components import (
     CLIENT_ACCESS_COMPONENTS,
     INACTIVE,
@@ -103,8 +110,6 @@ CHECKS = (
 PUBLIC_NAMES = ("autodiscover", "autoconfig", "mail")
 CERTIFICATE_SERVICES = ("IMAP", "IIS")
 LISTED = 10  # databases named in a finding's text; the rest are counted
-HEALTHY, UNHEALTHY, UNKNOWN = "Healthy", "Unhealthy", "Unknown"
-HEALTH_TIMEOUT = 1.0  # seconds per health probe
 MAX_CNAME_HOPS = 8
 
 
@@ -119,21 +124,6 @@ class Finding:
     target: str  # what the finding is about: a site, a name, a server, databases
     message: str
     fix: str  # the command(s) that fix it, as typed in the shell ("; " between two)
-
-
-@dataclass(frozen=True)
-class MemberHealth:
-    """What is known live of one member: Healthy, Unhealthy or Unknown, and why."""
-
-    server: str
-    state: str
-    detail: str = ""
-    source: str = ""  # who said so: "balancer bj-cas.lab.net", "health page"
-
-
-HealthProvider = Callable[
-    [ClientAccessArray, "NlbCluster | None", Sequence["Server"]], Mapping[str, MemberHealth]
-]
 
 
 @dataclass(frozen=True)
@@ -222,10 +212,7 @@ def analyze(
     else:
         arrays, sites = directory.arrays.get(), directory.sites.get()
     zones = zones if zones is not None else build_zones(directory)
-    if health is None:
-        from casarray.diagnostics.live_health import live_health
-
-        health = live_health()
+    health = health if health is not None else live_health()
     context = _Context(directory, zones, health)
     findings: list[Finding] = []
     for site in sites:

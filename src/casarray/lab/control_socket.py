@@ -11,7 +11,7 @@ object per line with one JSON object per line:
     anything else                          -> {"ok": false, "error": "..."}
 
 `down` answers at once and the supervisor then stops every process; the client waits
-for its pid to go. The supervisor's state is also in `run/supervisor.json`
+for its pid to go. The supervisor's state is also in `run/lab-supervisor.json`
 (`supervisor.read_state`), which `casarray lab status` reads without asking.
 """
 
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 SOCKET = "lab.sock"
 MAX_LINE = 64 * 1024
 SUN_PATH_MAX = 107  # the bytes of a unix socket's path (sun_path), less the NUL
+
+
+class SupervisorError(CasarrayError):
+    """A command the supervisor refuses (an unknown process name, say)."""
 
 
 class LabNotRunning(CasarrayError):
@@ -61,7 +65,6 @@ def _address(path: Path) -> str:
 
 async def handle(supervisor: LabSupervisor, request: dict[str, Any]) -> dict[str, Any]:
     """One command's answer."""
-    from casarray.lab.supervisor import SupervisorError
 
     command = str(request.get("command", ""))
     name = request.get("name")

@@ -53,8 +53,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from casarray.errors import CasarrayError
 from casarray.lab import claim, control_socket
+from casarray.lab.control_socket import SupervisorError
 from casarray.process import status
 from casarray.process.errors import StartupError
 from casarray.process.lifecycle import Job, ServiceProcess
@@ -218,10 +218,6 @@ class Entry:
             "log": str(self.log),
             "ready_after": self.ready_after,
         }
-
-
-class SupervisorError(CasarrayError):
-    """A command the supervisor refuses (an unknown process name, say)."""
 
 
 class LabSupervisor(ServiceProcess):

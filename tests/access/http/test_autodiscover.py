@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 
 from casarray.access import tls
 from casarray.access.http import AppContext, ServicePorts, create_app
-from casarray.access.http.app import parse_basic
 from casarray.access.http.autodiscover import (
     OUTLOOK_REQUEST_NS,
     OUTLOOK_RESPONSE_NS,
     RESPONSE_NS,
 )
+from casarray.access.http.context import parse_basic
 from casarray.directory import Directory
 from tests.access.http import Served, build_org, client
 

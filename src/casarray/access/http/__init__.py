@@ -7,12 +7,7 @@ JSON API (`/api/v1`), in one Starlette application served by uvicorn on ports 80
     app = create_app(AppContext.for_server(directory, "CAS01"))
 """
 
-from casarray.access.http.app import (
-    AppContext,
-    RouteFactory,
-    ServicePorts,
-    create_app,
-    default_services,
-)
+from casarray.access.http.app import create_app, default_services
+from casarray.access.http.context import AppContext, RouteFactory, ServicePorts
 
 __all__ = ["AppContext", "RouteFactory", "ServicePorts", "create_app", "default_services"]

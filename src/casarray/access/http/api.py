@@ -60,7 +60,7 @@ from casarray.access.http.api_openapi import (
     allowed_methods,
     document,
 )
-from casarray.access.http.app import AppContext, authenticate
+from casarray.access.http.context import AppContext, authenticate
 from casarray.directory.endpoints import NoEndpointError, preferred_endpoint, serves
 from casarray.directory.errors import DirectoryError
 from casarray.errors import CasarrayError

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute
 
-from casarray.access.http.app import AppContext, CaseInsensitiveRoute, context_of
+from casarray.access.http.context import AppContext, CaseInsensitiveRoute, context_of
 from casarray.directory import AmbiguousIdentityError, DirectoryError, NotFoundError
 from casarray.directory.endpoints import NoEndpointError, access_name, preferred_endpoint
 from casarray.errors import CasarrayError

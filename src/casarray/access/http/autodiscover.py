@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
-from casarray.access.http.app import (
+from casarray.access.http.context import (
     AppContext,
     CaseInsensitiveRoute,
     authenticate,

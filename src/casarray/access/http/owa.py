@@ -54,7 +54,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from casarray.access.http.app import (
+from casarray.access.http.context import (
     AppContext,
     CaseInsensitiveRoute,
     client_address,

@@ -6,7 +6,8 @@ file names."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,18 +16,29 @@ from casarray.balancer.balancer_process import live_node
 from casarray.balancer.balancer_process import read_status as balancer_status
 from casarray.balancer.health_probes import ProbeTarget, run_probe
 from casarray.balancer.model import Probe
-from casarray.diagnostics.array_analyzer import (
-    HEALTH_TIMEOUT,
-    HEALTHY,
-    UNHEALTHY,
-    UNKNOWN,
-    HealthProvider,
-    MemberHealth,
-)
 
 if TYPE_CHECKING:
     from casarray.directory.nlb.objects import NlbCluster
     from casarray.directory.objects import ClientAccessArray, Server
+
+
+HEALTHY, UNHEALTHY, UNKNOWN = "Healthy", "Unhealthy", "Unknown"
+HEALTH_TIMEOUT = 1.0  # seconds per health probe
+
+
+@dataclass(frozen=True)
+class MemberHealth:
+    """What is known live of one member: Healthy, Unhealthy or Unknown, and why."""
+
+    server: str
+    state: str
+    detail: str = ""
+    source: str = ""  # who said so: "balancer bj-cas.lab.net", "health page"
+
+
+HealthProvider = Callable[
+    ["ClientAccessArray", "NlbCluster | None", Sequence["Server"]], Mapping[str, MemberHealth]
+]
 
 
 def live_health(home: Path | None = None, timeout: float = HEALTH_TIMEOUT) -> HealthProvider:
