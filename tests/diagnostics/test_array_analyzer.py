@@ -16,7 +16,6 @@ from casarray.diagnostics.array_analyzer import (
     CERTIFICATE_MISSING,
     DATABASES_NOT_ON_ARRAY,
     ERROR,
-    HEALTHY,
     INFO,
     MEMBER_HEALTH_UNKNOWN,
     MEMBER_IN_MAINTENANCE,
@@ -26,15 +25,13 @@ from casarray.diagnostics.array_analyzer import (
     NOT_BALANCER_ADDRESS,
     RESOLVABLE_OUTSIDE,
     SAME_AS_PUBLIC_NAME,
-    UNHEALTHY,
-    UNKNOWN,
     WARNING,
     Finding,
-    MemberHealth,
     analyze,
     is_clean,
     resolve,
 )
+from casarray.diagnostics.member_health import HEALTHY, UNHEALTHY, UNKNOWN, MemberHealth
 from casarray.directory import Directory, NotFoundError
 from casarray.directory.objects import ClientAccessArray, Server
 from casarray.dns.zones import build_zones
