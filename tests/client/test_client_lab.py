@@ -346,6 +346,13 @@ def test_mail_follows_a_referral_and_updates_the_profile(org: Org) -> None:
 # -- watching ---------------------------------------------------------------------------
 
 
+def _sigint_default() -> None:
+    """Ctrl-C (SIGINT) ends the watcher, as on a terminal, also when this suite runs
+    in the background of a shell without job control, which starts it with SIGINT
+    ignored (a child inherits that, and Python then installs no KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Watcher:
     """`casarray client mail --watch`, its lines read as they come, each with the time
     it arrived."""
@@ -355,6 +362,7 @@ class Watcher:
             [sys.executable, "-u", "-m", "casarray", "client", "mail", "--watch",
              "--password", PASSWORD, *args],
             env=org.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=_sigint_default,
         )  # fmt: skip
         self.lines: queue.Queue[tuple[float, str]] = queue.Queue()
         self.seen: list[str] = []
