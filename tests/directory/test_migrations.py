@@ -124,7 +124,7 @@ def test_processes_opening_an_empty_database_at_once(empty_directory_url: str) -
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(5)
     ]
     for proc in procs:
         assert proc.stdin is not None

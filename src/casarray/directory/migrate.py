@@ -16,17 +16,26 @@ HEAD = "0007"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
+# Any fixed number: the PostgreSQL advisory lock that serialises migrations.
+MIGRATION_LOCK = 0x6361_7361_7272_6179
+
+
 def current_revision(store: Store) -> str | None:
     """The schema revision in the database, or None for an empty database."""
     with store.engine.connect() as conn:
-        try:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-        except DBAPIError:
-            conn.rollback()
-            if inspect(conn).has_table("alembic_version"):
-                raise
-            return None
-        return row[0] if row else None
+        for attempt in (1, 2):
+            try:
+                row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
+            except DBAPIError:
+                conn.rollback()
+                if not inspect(conn).has_table("alembic_version"):
+                    return None
+                # Another process created it between our two reads: read again.
+                if attempt == 2:
+                    raise
+                continue
+            return row[0] if row else None
+    return None
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
@@ -38,6 +47,10 @@ def upgrade(store: Store, revision: str = "head") -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     # BEGIN IMMEDIATE on SQLite: a second process opening an empty directory waits.
     with store.engine.execution_options(casarray_write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes starting together on an empty database take turns; the
+            # later ones find the schema at head and Alembic does nothing.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
 
