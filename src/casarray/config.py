@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def casarray_home() -> Path:
@@ -71,10 +72,25 @@ class LabNetwork:
     port_offset: int
     root_ca: Path
 
+    @classmethod
+    def parse(cls, home: Path, path: Path, data: dict[str, Any]) -> LabNetwork:
+        """The settings in `data`, read from `path`; ValueError naming what is bad."""
+        try:
+            return cls(
+                home=home,
+                dns_address=str(data["dns_address"]),
+                dns_port=int(data["dns_port"]),
+                port_offset=int(data["port_offset"]),
+                root_ca=Path(data["root_ca"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path} lacks or has a bad value for {exc}") from exc
 
-def lab_network(home: Path | None = None) -> LabNetwork | None:
-    """The network settings of the lab in `home` (default $CASARRAY_HOME), or None
-    outside a lab; ValueError naming the file when it is there but damaged."""
+
+def read_lab_file(home: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The path and content of `lab.json` in `home` (default $CASARRAY_HOME), or None
+    outside a lab; ValueError naming the file when it is there but unreadable. The one
+    reader of the file: `lab_network()` here, `LabConfig.load()` for the lab."""
     home = Path(home) if home is not None else casarray_home()
     path = home / LAB_FILE
     try:
@@ -83,13 +99,17 @@ def lab_network(home: Path | None = None) -> LabNetwork | None:
         return None
     except (OSError, ValueError) as exc:
         raise ValueError(f"Can't read {path}: {exc}") from exc
-    try:
-        return LabNetwork(
-            home=home,
-            dns_address=str(data["dns_address"]),
-            dns_port=int(data["dns_port"]),
-            port_offset=int(data["port_offset"]),
-            root_ca=Path(data["root_ca"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} lacks or has a bad value for {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"Can't read {path}: not a JSON object")
+    return path, data
+
+
+def lab_network(home: Path | None = None) -> LabNetwork | None:
+    """The network settings of the lab in `home` (default $CASARRAY_HOME), or None
+    outside a lab; ValueError naming the file when it is there but damaged."""
+    home = Path(home) if home is not None else casarray_home()
+    found = read_lab_file(home)
+    if found is None:
+        return None
+    path, data = found
+    return LabNetwork.parse(home, path, data)

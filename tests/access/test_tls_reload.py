@@ -15,7 +15,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -29,10 +28,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from casarray.balancer.balancer_process import status_file
-from tests.access.imap.server_harness import PASSWORD, Lab, make_lab
+from tests.access.imap.server_harness import (
+    PASSWORD,
+    Lab,
+    free_offset,
+    make_lab,
+    start_casarray,
+    stop_process,
+)
 
 VIP = "127.77.1.10"
 HOSTS = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12"}
+# The ports wanted free (plus an offset): the array's on the cluster IP, the servers' own.
+LAB_PORTS = [(VIP, (993, 143, 443))] + [(host, (143, 993, 80, 443)) for host in HOSTS.values()]
 NAMES = ("bj-cas.lab.net", "mail.lab.net", "autodiscover.lab.net")
 RELOAD_WITHIN = 1.0
 
@@ -56,48 +64,6 @@ def lab(tmp_path: Path, password_hash: str) -> Iterator[Lab]:
     lab.add_user("alice")
     yield lab
     lab.directory.close()
-
-
-def free_offset() -> int:
-    """An offset N with 143+N, 993+N and 443+N free on the cluster IP, and 143+N,
-    993+N, 80+N and 443+N free on both servers."""
-    wanted = [(VIP, (143, 993, 443))] + [(host, (143, 993, 80, 443)) for host in HOSTS.values()]
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((VIP, 0))
-            offset = probe.getsockname()[1] - 993
-        if offset <= 0 or 993 + offset > 65535:
-            continue
-        try:
-            with contextlib.ExitStack() as held:
-                for host, ports in wanted:
-                    for port in ports:
-                        sock = held.enter_context(socket.socket())
-                        sock.bind((host, port + offset))
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free ports")
-
-
-def start(args: list[str], lab: Lab, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "casarray", *args, "--directory", lab.url, "--log-file", str(log)],
-        env=lab.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 20) -> None:
@@ -189,7 +155,7 @@ def import_lab_certificate(lab: Lab, server: str, *, with_shell: bool) -> str:
 def test_enabled_certificates_are_served_through_the_balancer_without_a_restart(
     lab: Lab,
 ) -> None:
-    offset = free_offset()
+    offset = free_offset(LAB_PORTS)
     imaps, https, imap = 993 + offset, 443 + offset, 143 + offset
     lab.shell(
         "Install-WindowsFeature NLB -ComputerName CAS01; "
@@ -206,7 +172,7 @@ def test_enabled_certificates_are_served_through_the_balancer_without_a_restart(
     )
     processes = {"CAS01": ["--processes", "2"], "CAS02": ["--processes", "1"]}
     servers = {
-        name: start(
+        name: start_casarray(
             ["server", "run", name, "--port-offset", str(offset), *processes[name]],
             lab,
             lab.home / f"{name}.log",
@@ -218,7 +184,7 @@ def test_enabled_certificates_are_served_through_the_balancer_without_a_restart(
     try:
         for host in HOSTS.values():
             wait_for(lambda host=host: socket.create_connection((host, imaps), 1))
-        balancer = start(
+        balancer = start_casarray(
             ["balancer", "run", "bj-cas.lab.net", "--engine", "Proxy",
              "--listen-offset", str(offset), "--backend-offset", str(offset)],
             lab,
@@ -342,9 +308,9 @@ def test_enabled_certificates_are_served_through_the_balancer_without_a_restart(
                 assert "no alternative certificate subject name matches" in curl.stderr
     finally:
         if balancer is not None:
-            stop(balancer)
+            stop_process(balancer)
         for proc in servers.values():
-            stop(proc)
+            stop_process(proc)
     for name in HOSTS:
         logged = (lab.home / f"{name}.log").read_text()
         assert f"{name}: IMAP serves certificate {enabled[name]}" in logged

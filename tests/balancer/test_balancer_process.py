@@ -10,10 +10,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,10 +20,18 @@ from pathlib import Path
 import pytest
 
 from casarray.balancer.balancer_process import status_file as balancer_status
-from tests.access.imap.server_harness import Lab, make_lab
+from tests.access.imap.server_harness import (
+    Lab,
+    free_offset,
+    make_lab,
+    start_casarray,
+    stop_process,
+)
 
 VIP = "127.77.1.10"
 HOSTS = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12"}
+# The ports wanted free (plus an offset): IMAP on the cluster IP, the servers' own.
+LAB_PORTS = [(VIP, (143,))] + [(host, (143, 993, 80, 443)) for host in HOSTS.values()]
 
 
 @pytest.fixture
@@ -33,36 +39,6 @@ def lab(tmp_path: Path, password_hash: str) -> Iterator[Lab]:
     lab = make_lab(tmp_path / "lab", password_hash)
     yield lab
     lab.directory.close()
-
-
-def free_offset() -> int:
-    """An offset N with 143+N free on the cluster IP and on both servers, and 993+N,
-    80+N, 443+N free on both servers."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((VIP, 0))
-            offset = probe.getsockname()[1] - 143
-        if offset <= 0 or 993 + offset > 65535:
-            continue
-        try:
-            for host in HOSTS.values():
-                for port in (143, 993, 80, 443):
-                    with socket.socket() as other:
-                        other.bind((host, port + offset))
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free ports")
-
-
-def start(args: list[str], lab: Lab, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "casarray", *args, "--directory", lab.url, "--log-file", str(log)],
-        env=lab.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def wait_for(predicate: object, timeout: float = 20) -> None:
@@ -87,16 +63,6 @@ def node_states(path: Path) -> dict[str, str]:
     return {n["name"]: n["state"] for n in json.loads(path.read_text())["nodes"]}
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def kernel_missing() -> str | None:
     if os.geteuid() != 0:
         return "the Kernel data plane needs root"
@@ -111,7 +77,7 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(missing)
         pytest.skip(missing)
-    offset = free_offset()
+    offset = free_offset(LAB_PORTS)
     # the seed's steps, as an administrator types them
     lab.shell(
         "Install-WindowsFeature NLB -ComputerName CAS01; "
@@ -124,7 +90,7 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
         "-Affinity None" + (" -ProxyProtocol" if engine == "Proxy" else "")
     )
     servers = {
-        name: start(
+        name: start_casarray(
             ["server", "run", name, "--port-offset", str(offset), "--processes", "1"],
             lab,
             lab.home / f"{name}.log",
@@ -138,7 +104,7 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
     try:
         for host in HOSTS.values():
             wait_for(lambda host=host: socket.create_connection((host, 143 + offset), 1))
-        balancer = start(
+        balancer = start_casarray(
             ["balancer", "run", "bj-cas.lab.net", "--engine", engine,
              "--listen-offset", str(listen), "--backend-offset", str(offset)],
             lab,
@@ -187,9 +153,9 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
             assert stream.readline().startswith(b"a OK")
     finally:
         if balancer is not None:
-            stop(balancer)
+            stop_process(balancer)
         for proc in servers.values():
-            stop(proc)
+            stop_process(proc)
     text = log.read_text()
     assert f"{engine} data plane on {VIP}" in text
     if engine == "Proxy":
@@ -205,7 +171,7 @@ def test_imap_through_the_cluster_ip(lab: Lab, engine: str) -> None:
 def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: Lab) -> None:
     """The cluster follows the BJ array: CAS04, installed in BJ and started, is a node
     and takes a share of the connections without any NLB cmdlet."""
-    offset = free_offset()
+    offset = free_offset(LAB_PORTS)
     with socket.socket() as probe:  # CAS04's ports too
         probe.bind(("127.77.1.14", 143 + offset))
     lab.shell(
@@ -217,19 +183,19 @@ def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: La
         "-Protocol Tcp -Affinity None"
     )
     run = ["--port-offset", str(offset), "--processes", "1"]
-    procs = [start(["server", "run", "CAS01", *run], lab, lab.home / "CAS01.log")]
+    procs = [start_casarray(["server", "run", "CAS01", *run], lab, lab.home / "CAS01.log")]
     log = lab.home / "balancer.log"
     try:
         wait_for(lambda: socket.create_connection((HOSTS["CAS01"], 143 + offset), 1))
         balancer = ["balancer", "run", "bj-cas.lab.net", "--engine", "Proxy"]
         offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
-        procs.append(start([*balancer, *offsets], lab, log))
+        procs.append(start_casarray([*balancer, *offsets], lab, log))
         status_file = balancer_status("bj-cas.lab.net", lab.home).path
         wait_for(lambda: node_states(status_file)["CAS01"] == "Converged")
         # the only servers up: CAS01 (CAS02 is a member too, but not running)
         assert Counter(greeting(143 + offset) for _ in range(10)) == Counter({"CAS01": 10})
         lab.shell("New-ExchangeServer -Name CAS04 -Roles ClientAccess -IPAddress 127.77.1.14")
-        procs.append(start(["server", "run", "CAS04", *run], lab, lab.home / "CAS04.log"))
+        procs.append(start_casarray(["server", "run", "CAS04", *run], lab, lab.home / "CAS04.log"))
         wait_for(lambda: node_states(status_file).get("CAS04") in ("Converging", "Converged"))
         seen: Counter[str] = Counter()
         deadline = time.monotonic() + 20  # slow start: its share grows over 10 s
@@ -240,4 +206,4 @@ def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: La
         assert "CAS04" in shown
     finally:
         for proc in reversed(procs):
-            stop(proc)
+            stop_process(proc)

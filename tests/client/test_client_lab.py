@@ -35,35 +35,16 @@ from casarray.client.errors import AuthenticationFailed
 from casarray.client.network import Network
 from casarray.client.profile import Profile, ProfileStore
 from casarray.dns.dns_process import read_status as dns_status
-from tests.access.imap.server_harness import PASSWORD, Lab, make_lab
+from tests.access.imap.server_harness import PASSWORD, Lab, free_offset, make_lab
 
 VIP = "127.77.1.10"
 HOSTS = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12"}
+# The ports wanted free (plus an offset): the array's on the cluster IP, the servers' own.
+LAB_PORTS = [(VIP, (993, 143, 443))] + [(host, (143, 993, 80, 443)) for host in HOSTS.values()]
 DNS_ADDRESS = "127.77.0.53"
 FAILOVER_GOAL = 1.0
 ROUNDS = 3
 SUBJECTS = ("Welcome to the lab", "Quarterly report", "Lunch on Friday?")
-
-
-def free_offset() -> int:
-    """An offset N with 143+N, 993+N and 443+N free on the cluster IP and both servers
-    (and 80+N on the servers)."""
-    wanted = [(VIP, (143, 993, 443))] + [(host, (143, 993, 80, 443)) for host in HOSTS.values()]
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((VIP, 0))
-            offset = probe.getsockname()[1] - 993
-        if offset <= 0 or 993 + offset > 65535:
-            continue
-        try:
-            with contextlib.ExitStack() as held:
-                for host, ports in wanted:
-                    for port in ports:
-                        held.enter_context(socket.socket()).bind((host, port + offset))
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free ports")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
@@ -187,7 +168,7 @@ def org(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Iterato
     inbox = lab.mailbox_store("alice")
     for subject in SUBJECTS:
         inbox.append("INBOX", message(subject))
-    offset = free_offset()
+    offset = free_offset(LAB_PORTS)
     lab.shell(
         "Install-WindowsFeature NLB -ComputerName CAS01; "
         "Install-WindowsFeature NLB -ComputerName CAS02; "

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from casarray.config import LAB_FILE, casarray_home
+from casarray.config import LAB_FILE, LabNetwork, casarray_home, read_lab_file
 from casarray.errors import CasarrayError
 from casarray.process.ports import UNPRIVILEGED_OFFSET
 
@@ -61,20 +61,21 @@ class LabConfig:
         """The lab's settings, or None when `home` (default $CASARRAY_HOME) holds no lab.
         LabConfigError when the file is there but unreadable."""
         home = Path(home) if home is not None else casarray_home()
-        path = cls.path(home)
         try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise LabConfigError(f"Can't read {path}: {exc}") from exc
+            found = read_lab_file(home)
+            if found is None:
+                return None
+            path, data = found
+            network = LabNetwork.parse(home, path, data)
+        except ValueError as exc:
+            raise LabConfigError(str(exc)) from exc
         try:
             return cls(
                 home=home,
-                port_offset=int(data["port_offset"]),
-                dns_address=str(data["dns_address"]),
-                dns_port=int(data["dns_port"]),
-                root_ca=Path(data["root_ca"]),
+                port_offset=network.port_offset,
+                dns_address=network.dns_address,
+                dns_port=network.dns_port,
+                root_ca=network.root_ca,
                 directory=str(data["directory"]),
                 data_plane=str(data["data_plane"]),
                 created=str(data.get("created", "")),

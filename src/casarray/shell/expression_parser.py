@@ -7,6 +7,8 @@ derives from this class; the scanner below it is `scanner`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from casarray.shell import ast
 from casarray.shell.scanner import (
     ARG_STOP,
@@ -134,17 +136,30 @@ class ExpressionParser(Scanner):
         first = self.parse_unary()
         if not comma:
             return first
+        return self.comma_list(first, self.parse_unary, self._expression_follows)
+
+    def _expression_follows(self, after: int) -> None:
+        if not self.at_expression_start():
+            self.fail("Missing expression after ','.", after, incomplete=self.i >= self.n)
+
+    def comma_list(
+        self,
+        first: ast.Expression,
+        parse_item: Callable[[], ast.Expression],
+        check_item: Callable[[int], None],
+    ) -> ast.Expression:
+        """`first`, or an ArrayLiteral of it and the items after each comma; `check_item`
+        is given the position after the comma and fails when no item follows."""
         items = [first]
         while True:
             self.skip_ws()
             if self.char() != ",":
                 break
-            after = self.i + 1
-            self.i = after
+            self.i += 1
+            after = self.i
             self.skip_ws(newlines=True)
-            if not self.at_expression_start():
-                self.fail("Missing expression after ','.", after, incomplete=self.i >= self.n)
-            items.append(self.parse_unary())
+            check_item(after)
+            items.append(parse_item())
         if len(items) == 1:
             return first
         return ast.ArrayLiteral(first.pos, tuple(items))

@@ -369,21 +369,12 @@ class _Parser(ExpressionParser):
     def parse_argument(self) -> ast.Expression:
         """One argument: a value, or values joined by commas (an ArrayLiteral)."""
         first = self.parse_argument_value()
-        items = [first]
-        while True:
-            self.skip_ws()
-            if self.char() != ",":
-                break
-            comma = self.i
-            self.i += 1
-            self.skip_ws(newlines=True)
-            c = self.char()
-            if c == "" or c in ARG_STOP:
-                self.fail("Missing argument in parameter list.", comma + 1, incomplete=c == "")
-            items.append(self.parse_argument_value())
-        if len(items) == 1:
-            return first
-        return ast.ArrayLiteral(first.pos, tuple(items))
+        return self.comma_list(first, self.parse_argument_value, self._argument_follows)
+
+    def _argument_follows(self, after: int) -> None:
+        c = self.char()
+        if c == "" or c in ARG_STOP:
+            self.fail("Missing argument in parameter list.", after, incomplete=c == "")
 
     def parse_argument_value(self) -> ast.Expression:
         self.enter()

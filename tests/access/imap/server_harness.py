@@ -237,3 +237,46 @@ def running(lab: Lab, name: str = "CAS01", *args: str) -> Iterator[ServerProcess
         yield server
     finally:
         server.close()
+
+
+def free_offset(wanted: list[tuple[str, tuple[int, ...]]]) -> int:
+    """An offset N with port+N free on each host of `wanted` (pairs of a host and its
+    ports), probed from a free port on the first host."""
+    first_host, first_ports = wanted[0]
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((first_host, 0))
+            offset = probe.getsockname()[1] - first_ports[0]
+        if offset <= 0 or max(max(ports) for _, ports in wanted) + offset > 65535:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for host, ports in wanted:
+                    for port in ports:
+                        held.enter_context(socket.socket()).bind((host, port + offset))
+        except OSError:
+            continue
+        return offset
+    raise RuntimeError("no free ports")
+
+
+def start_casarray(args: list[str], lab: Lab, log: Path) -> subprocess.Popen[bytes]:
+    """`casarray ARGS` on the lab's directory, logging to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "casarray", *args, "--directory", lab.url, "--log-file", str(log)],
+        env=lab.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, and SIGKILL after 20 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -233,7 +233,9 @@ def lab_shell(tmp_path: Path, password_hash: str, monkeypatch: pytest.MonkeyPatc
 
 
 def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) -> None:
-    from tests.balancer.test_balancer_process import free_offset, node_states, start, stop, wait_for
+    from tests.access.imap.server_harness import free_offset, start_casarray, stop_process
+    from tests.balancer.test_balancer_process import LAB_PORTS as BALANCER_PORTS
+    from tests.balancer.test_balancer_process import node_states, wait_for
 
     lab, shell = lab_shell
     shell.ok(MAKE_ARRAY)
@@ -246,12 +248,12 @@ def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) 
     certify(shell, "CAS01")
     certify(shell, "CAS02")
     shell.ok("Get-MailboxDatabase | Set-MailboxDatabase -RpcClientAccessServer bj-cas.lab.net")
-    offset = free_offset()
+    offset = free_offset(BALANCER_PORTS)
     run = ["--port-offset", str(offset), "--processes", "1"]
-    procs = {"CAS01": start(["server", "run", "CAS01", *run], lab, lab.home / "CAS01.log")}
+    procs = {"CAS01": start_casarray(["server", "run", "CAS01", *run], lab, lab.home / "CAS01.log")}
     offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
     balancer = ["balancer", "run", ARRAY, "--engine", "Proxy", *offsets]
-    procs["balancer"] = start(balancer, lab, lab.home / "balancer.log")
+    procs["balancer"] = start_casarray(balancer, lab, lab.home / "balancer.log")
     status = status_file(ARRAY, lab.home).path
     try:
         # CAS02 doesn't run: the balancer's probes fail
@@ -264,7 +266,8 @@ def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) 
         assert "CAS02" in unhealthy and "(balancer bj-cas.lab.net): imap 143" in unhealthy
         assert fixes(shell, ARRAY) == ["casarray server run CAS02"]
 
-        procs["CAS02"] = start(["server", "run", "CAS02", *run], lab, lab.home / "CAS02.log")
+        cas02 = ["server", "run", "CAS02", *run]
+        procs["CAS02"] = start_casarray(cas02, lab, lab.home / "CAS02.log")
         wait_for(lambda: node_states(status)["CAS02"] in up)
         wait_for(lambda: json.loads((lab.home / "run" / "cas-cas02.json").read_text()))
         assert findings(shell, ARRAY) == [("None", "None", "")]  # health known: no Info
@@ -279,39 +282,16 @@ def test_member_health_from_the_balancer_and_the_health_pages(lab_shell: tuple) 
         assert findings(shell, ARRAY) == [("None", "None", "")]
     finally:
         for proc in reversed(procs.values()):
-            stop(proc)
+            stop_process(proc)
 
 
 # -- Test-OutlookConnectivity and Test-MAPIConnectivity against a running organization ------
 
 VIP = "127.77.1.10"
 CAS = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12"}
+LAB_PORTS = [(VIP, (993, 443))] + [(host, (143, 993, 80, 443)) for host in CAS.values()]
 DNS_ADDRESS = "127.77.0.53"
 PASSWORD_ARG = "-Password (ConvertTo-SecureString 'P@ssw0rd-lab' -AsPlainText -Force)"
-
-
-def free_lab_offset() -> int:
-    """An offset N with 993+N and 443+N free on the cluster IP, and 143+N, 993+N, 80+N
-    and 443+N free on both servers."""
-    import contextlib
-    import socket
-
-    wanted = [(VIP, (993, 443))] + [(host, (143, 993, 80, 443)) for host in CAS.values()]
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind((VIP, 0))
-            offset = probe.getsockname()[1] - 993
-        if offset <= 0 or 993 + offset > 65535:
-            continue
-        try:
-            with contextlib.ExitStack() as held:
-                for host, ports in wanted:
-                    for port in ports:
-                        held.enter_context(socket.socket()).bind((host, port + offset))
-        except OSError:
-            continue
-        return offset
-    raise RuntimeError("no free ports")
 
 
 @pytest.fixture(scope="module")
@@ -324,11 +304,11 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
 
     from casarray.dns.dns_process import read_status as dns_status
     from casarray.lab.config import LabConfig
-    from tests.access.imap.server_harness import make_lab
-    from tests.balancer.test_balancer_process import start, stop, wait_for
+    from tests.access.imap.server_harness import free_offset, make_lab, start_casarray, stop_process
+    from tests.balancer.test_balancer_process import wait_for
 
     lab = make_lab(tmp_path_factory.mktemp("testing-lab"), password_hash)
-    offset = free_lab_offset()
+    offset = free_offset(LAB_PORTS)
     procs = []
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CASARRAY_HOME", str(lab.home))
@@ -350,13 +330,14 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
                     "INBOX", f"From: bob@lab.net\r\nSubject: {subject}\r\n\r\nHi\r\n".encode()
                 )
             run = ["--port-offset", str(offset), "--processes", "1"]
-            procs.append(start(["dns", "run", "--address", DNS_ADDRESS, "--port", "0"], lab,
-                               lab.home / "dns.log"))  # fmt: skip
+            dns = ["dns", "run", "--address", DNS_ADDRESS, "--port", "0"]
+            procs.append(start_casarray(dns, lab, lab.home / "dns.log"))
             for name in CAS:
-                procs.append(start(["server", "run", name, *run], lab, lab.home / f"{name}.log"))
+                server = ["server", "run", name, *run]
+                procs.append(start_casarray(server, lab, lab.home / f"{name}.log"))
             offsets = ["--listen-offset", str(offset), "--backend-offset", str(offset)]
-            procs.append(start(["balancer", "run", ARRAY, "--engine", "Proxy", *offsets], lab,
-                               lab.home / "balancer.log"))  # fmt: skip
+            balancer = ["balancer", "run", ARRAY, "--engine", "Proxy", *offsets]
+            procs.append(start_casarray(balancer, lab, lab.home / "balancer.log"))
             status = status_file(ARRAY, lab.home).path
             up = {"Converging", "Converged"}  # Converging: slow start, clients come
             wait_for(lambda: {n["state"] for n in json.loads(status.read_text())["nodes"]} <= up,
@@ -376,7 +357,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, password_hash: str) -> Ite
             yield lab, shell, offset, dns_port, procs
         finally:
             for proc in reversed(procs):
-                stop(proc)
+                stop_process(proc)
             shell.close()
             lab.directory.close()
 
