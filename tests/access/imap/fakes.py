@@ -324,8 +324,6 @@ class FakeMailboxStore:
         with self._lock:
             source = self._get(folder)
             target = self._get(destination, destination=True)
-            if move and source is target:
-                raise FolderInUse("The messages are already there.")
             found = [source.messages[uid] for uid in sorted(set(uids)) if uid in source.messages]
             if not found:
                 return Copied(target.uid_validity, ())

@@ -195,6 +195,27 @@ def test_list_shows_levels_that_are_not_mailboxes_for_a_trailing_percent() -> No
     )
 
 
+def test_names_that_are_not_modified_utf7_name_no_mailbox() -> None:
+    """As Dovecot: LIST finds nothing and SELECT, STATUS, CREATE say NO (not BAD: the
+    command is well formed; the name just can't be a mailbox's)."""
+    session, store = logged_in(filled_store())
+    transcript(
+        session,
+        [
+            (b'a1 LIST "" &Jjo%\r\n', b"a1 OK LIST completed\r\n"),
+            (
+                b"a2 SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n",
+                rx(rb"a2 NO \[CANNOT\] The mailbox name .* is not valid modified UTF-7.*\r\n"),
+            ),
+            (b"a3 STATUS &Jjo (MESSAGES)\r\n", rx(rb"a3 NO \[CANNOT\] .*UTF-7.*\r\n")),
+            (b"a4 CREATE &Jjo\r\n", rx(rb"a4 NO \[CANNOT\] .*UTF-7.*\r\n")),
+            (b"a5 SELECT ~foo\r\n", rx(rb"a5 NO \[NONEXISTENT\] .*\r\n")),
+            (b"a6 LIST (x) ~foo\r\n", rx(rb"a6 BAD .*\r\n")),
+        ],
+    )
+    assert "&Jjo" not in [f.name for f in store.folders()]
+
+
 def test_list_responses_parse_with_imaplib() -> None:
     session, _ = logged_in(filled_store())
     out = sent(session.feed(b'a1 LIST "" *\r\n'))

@@ -129,6 +129,10 @@ class CommandParser:
         self._data = raw.segments[0]
         self._pos = 0
         self._tag = ""
+        # Set when a mailbox name or pattern is not valid modified UTF-7: the command
+        # parses (the name kept as sent) and the session answers NO, or an empty LIST,
+        # as Dovecot does; such a name can't name any mailbox.
+        self.invalid_name: str | None = None
 
     # -- low level
 
@@ -257,7 +261,8 @@ class CommandParser:
         try:
             return utf7.decode(text)
         except utf7.Utf7Error as exc:
-            raise ParseError(f"The {what} is not valid modified UTF-7: {exc}") from None
+            self.invalid_name = f"The {what} {text!r} is not valid modified UTF-7: {exc}"
+            return text
 
     def mailbox(self, what: str = "mailbox name") -> str:
         name = self._mailbox_text(self.astring_bytes(what), what)
@@ -272,7 +277,7 @@ class CommandParser:
         if value is None:
             value = self._match(_LIST_BYTES)
         if value is None:
-            raise ParseError(f"Expected {what}, found {self._rest()}")
+            raise ParseError(f"Expected a {what}, found {self._rest()}")
         return self._mailbox_text(value, what)
 
     def flag(self, allow_recent: bool = False) -> str:
@@ -435,7 +440,7 @@ class CommandParser:
         self.sp(name)
         reference = self._mailbox_text(self.astring_bytes("a reference name"), "reference name")
         self.sp("the reference name")
-        pattern = self.list_mailbox("a mailbox name pattern")
+        pattern = self.list_mailbox("mailbox name pattern")
         self.expect_end("the mailbox name pattern")
         return c.ListCommand(tag, name, reference, pattern)
 

@@ -421,6 +421,13 @@ class ImapSession:
         except ParseError as exc:
             out.write(r.tagged(tag, "BAD", f"{name}: {exc}"))
             return
+        if parser.invalid_name is not None:
+            # No mailbox has such a name: LIST finds nothing, the others can't act on it.
+            if name in ("LIST", "LSUB"):
+                out.write(r.tagged(tag, "OK", f"{name} completed"))
+            else:
+                out.write(r.tagged(tag, "NO", parser.invalid_name, "CANNOT"))
+            return
         handler = getattr(self, "_do_" + name.replace(" ", "_"))
         view = self._selected
         if view is not None and view.pending_expunge and name.startswith("UID "):
