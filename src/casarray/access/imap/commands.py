@@ -89,10 +89,16 @@ class Rename(Command):
 
 @dataclass(frozen=True, slots=True)
 class ListCommand(Command):
-    """LIST and LSUB: the reference and pattern, Unicode, wildcards kept."""
+    """LIST and LSUB: the reference and pattern, Unicode, wildcards kept. An extended
+    LIST (RFC 5258, 5819) also has every pattern, selection and return options (upper
+    case) and the STATUS items to return."""
 
     reference: str
     pattern: str
+    patterns: tuple[str, ...] = ()  # all of them (`pattern` is the first); () if plain
+    selection: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status_items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

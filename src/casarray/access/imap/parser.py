@@ -62,7 +62,9 @@ _SIMPLE = frozenset(
     }
 )
 _MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
 _FETCH_MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -438,18 +440,70 @@ class CommandParser:
 
     def _cmd_LIST(self, tag: str, name: str) -> c.Command:
         self.sp(name)
+        extended = name == "LIST"
+        selection: list[str] = []
+        if extended and self._peek() == 0x28:  # "(": LIST-EXTENDED selection options
+            selection = self._option_list("a selection option", LIST_SELECTION)
+            self.sp("the selection options")
+            if "RECURSIVEMATCH" in selection and not {"SUBSCRIBED", "SPECIAL-USE"} & set(selection):
+                raise ParseError("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE beside it")
         reference = self._mailbox_text(self.astring_bytes("a reference name"), "reference name")
         self.sp("the reference name")
-        pattern = self.list_mailbox("mailbox name pattern")
+        if extended and self._peek() == 0x28:  # "(": several patterns
+            self.char("(", "to open the patterns")
+            patterns = [self.list_mailbox("mailbox name pattern")]
+            while not self.try_char(")"):
+                self.sp("a pattern")
+                patterns.append(self.list_mailbox("mailbox name pattern"))
+        else:
+            patterns = [self.list_mailbox("mailbox name pattern")]
+        returns: list[str] = []
+        status_items: tuple[str, ...] = ()
+        if extended and not self.at_end():
+            self.sp("the mailbox name pattern")
+            if self.atom("RETURN").upper() != "RETURN":
+                raise ParseError("Expected RETURN (options) after the patterns")
+            self.sp("RETURN")
+            self.char("(", "to open the return options")
+            while not self.try_char(")"):
+                if returns:
+                    self.sp("a return option")
+                option = self.atom("a return option").upper()
+                if option == "STATUS":  # LIST-STATUS (RFC 5819)
+                    self.sp(option)
+                    status_items = self._status_items()
+                elif option not in LIST_RETURN:
+                    raise ParseError(f"Unknown LIST return option {option}")
+                returns.append(option)
         self.expect_end("the mailbox name pattern")
-        return c.ListCommand(tag, name, reference, pattern)
+        if not (selection or returns or len(patterns) > 1):
+            return c.ListCommand(tag, name, reference, patterns[0])
+        return c.ListCommand(
+            tag,
+            name,
+            reference,
+            patterns[0],
+            tuple(patterns),
+            frozenset(selection),
+            frozenset(returns),
+            status_items,
+        )
 
     _cmd_LSUB = _cmd_LIST
 
-    def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
-        self.sp(name)
-        mailbox = self.mailbox()
-        self.sp("the mailbox name")
+    def _option_list(self, what: str, known: frozenset[str]) -> list[str]:
+        self.char("(", f"to open the list of {what}s")
+        options: list[str] = []
+        while not self.try_char(")"):
+            if options:
+                self.sp(what)
+            option = self.atom(what).upper()
+            if option not in known:
+                raise ParseError(f"Unknown LIST {what.removeprefix('a ')} {option}")
+            options.append(option)
+        return options
+
+    def _status_items(self) -> tuple[str, ...]:
         self.char("(", "to open the status item list")
         items: list[str] = []
         while True:
@@ -460,8 +514,15 @@ class CommandParser:
             if self.try_char(")"):
                 break
             self.sp("a status item")
+        return tuple(items)
+
+    def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        self.sp("the mailbox name")
+        items = self._status_items()
         self.expect_end("the status item list")
-        return c.Status(tag, name, mailbox, tuple(items))
+        return c.Status(tag, name, mailbox, items)
 
     def _cmd_APPEND(self, tag: str, name: str) -> c.Command:
         self.sp(name)

@@ -57,6 +57,7 @@ from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
     DELIMITER,
+    Folder,
     FolderNotFound,
     MailboxStore,
     MailstoreError,
@@ -346,6 +347,8 @@ class ImapSession:
             "CHILDREN",
             "UNSELECT",
             "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -667,7 +670,22 @@ class ImapSession:
         from casarray.access.imap import listing
 
         store = self._mailbox
-        if cmd.name == "LIST":
+        if cmd.patterns and cmd.patterns != ("",):  # extended (RFC 5258, 5819)
+            folders = store.folders()
+            listed = listing.extended_list(
+                folders,
+                store.subscriptions(),
+                cmd.reference,
+                cmd.patterns,
+                cmd.selection,
+                cmd.returns,
+            )
+            by_name = {f.name: f for f in folders}
+            for item in listed:
+                out.write(item.line)
+                if cmd.status_items and item.selectable:
+                    out.write(self._status_line(by_name[item.name], cmd.status_items))
+        elif cmd.name == "LIST":
             out.extend(listing.list_lines(store.folders(), cmd.reference, cmd.pattern))
         else:
             out.extend(listing.lsub_lines(store.subscriptions(), cmd.reference, cmd.pattern))
@@ -680,16 +698,21 @@ class ImapSession:
             folder = self._mailbox.folder(cmd.mailbox)
         except FolderNotFound:
             return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
+        out.write(self._status_line(folder, cmd.items))
+        return _Done("OK", "STATUS completed")
+
+    @staticmethod
+    def _status_line(folder: Folder, items: Iterable[str]) -> bytes:
         values = {
             "MESSAGES": folder.exists,
             "RECENT": folder.recent,
             "UIDNEXT": folder.uid_next,
             "UIDVALIDITY": folder.uid_validity,
             "UNSEEN": folder.unseen,
+            "HIGHESTMODSEQ": folder.highest_modseq,
         }
-        items = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(cmd.items))
-        out.write(b"* STATUS %s (%s)\r\n" % (r.mailbox(folder.name), items.encode("ascii")))
-        return _Done("OK", "STATUS completed")
+        text = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(items))
+        return b"* STATUS %s (%s)\r\n" % (r.mailbox(folder.name), text.encode("ascii"))
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
         if not cmd.message:
