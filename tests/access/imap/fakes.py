@@ -304,6 +304,8 @@ class FakeMailboxStore:
                 message = f.messages.get(uid)
                 if message is None:
                     continue
+                if unchanged_since is not None and message.modseq > unchanged_since:
+                    continue
                 if mode == "set":
                     new = wanted
                 elif mode == "add":

@@ -49,6 +49,7 @@ def test_select_and_examine() -> None:
             ),
             (
                 b"a2 EXAMINE INBOX\r\n",
+                b"* OK [CLOSED] Previous mailbox closed\r\n"  # RFC 7162 3.2.11
                 b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Label1)\r\n"
                 b"* 3 EXISTS\r\n"
                 b"* 0 RECENT\r\n"  # the first SELECT took them
@@ -60,6 +61,7 @@ def test_select_and_examine() -> None:
             ),
             (
                 b"a3 SELECT nowhere\r\n",
+                b"* OK [CLOSED] Previous mailbox closed\r\n"
                 b"a3 NO [NONEXISTENT] Mailbox doesn't exist: nowhere\r\n",
             ),
             # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
@@ -349,7 +351,7 @@ def test_namespace_enable_unselect_close() -> None:
                 b"a1 NAMESPACE\r\n",
                 b'* NAMESPACE (("" "/")) NIL NIL\r\na1 OK NAMESPACE completed\r\n',
             ),
-            (b"a2 ENABLE CONDSTORE\r\n", b"* ENABLED\r\na2 OK ENABLE completed\r\n"),
+            (b"a2 ENABLE X-NONE\r\n", b"* ENABLED\r\na2 OK ENABLE completed\r\n"),
             (b"a3 EXAMINE INBOX\r\n", rx(rb".*a3 OK \[READ-ONLY\] EXAMINE completed\r\n")),
             (b"a4 CLOSE\r\n", b"a4 OK CLOSE completed\r\n"),  # read-only: no expunge
             (b"a5 SELECT INBOX\r\n", rx(rb".*\* 3 EXISTS\r\n.*a5 OK.*")),

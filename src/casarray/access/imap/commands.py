@@ -82,6 +82,25 @@ class MailboxCommand(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Qresync:
+    """SELECT's QRESYNC parameter (RFC 7162 3.2.5): what the client knew last time."""
+
+    uid_validity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    # (sequence numbers, the UIDs they had): lets the server tell which are gone
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Select(MailboxCommand):
+    """SELECT or EXAMINE with parameters (RFC 7162): (CONDSTORE) or (QRESYNC (...))."""
+
+    condstore: bool = False
+    qresync: Qresync | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rename(Command):
     old: str
     new: str
@@ -127,6 +146,8 @@ class Fetch(Command):
     uid: bool
     messages: SequenceSet
     items: tuple[FetchAttribute, ...]
+    changed_since: int | None = None  # the CHANGEDSINCE modifier (RFC 7162)
+    vanished: bool = False  # ... with VANISHED (QRESYNC, UID FETCH only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +157,7 @@ class Store(Command):
     mode: str  # "set", "add", "remove"
     silent: bool
     flags: tuple[str, ...]
+    unchanged_since: int | None = None  # the UNCHANGEDSINCE modifier (RFC 7162)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ _DATE_TIME = re.compile(
 _MONTHS = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
 _SYSTEM = {f[1:].upper(): f for f in SYSTEM_FLAGS}
 MAX_NUMBER = 2**32 - 1
+MAX_MODSEQ = 2**63 - 1
 MAX_DEPTH = 64
 
 _SIMPLE = frozenset(
@@ -61,7 +62,7 @@ _SIMPLE = frozenset(
         "NAMESPACE",
     }
 )
-_MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
+_MAILBOX_COMMANDS = frozenset({"CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
@@ -82,6 +83,7 @@ _FETCH_PLAIN = frozenset(
         "UID",
         "BODYSTRUCTURE",
         "BODY",
+        "MODSEQ",
     }
 )
 _FLAG_SEARCH = {
@@ -250,6 +252,17 @@ class CommandParser:
             raise ParseError(f"The number for {what} must not be 0")
         return n
 
+    def modseq(self, what: str, allow_zero: bool = True) -> int:
+        """A mod-sequence value (RFC 7162: up to 2^63 - 1)."""
+        value = self._match(_NUMBER)
+        if value is None:
+            raise ParseError(f"Expected a mod-sequence for {what}, found {self._rest()}")
+        if len(value) > 19 or int(value) > MAX_MODSEQ:
+            raise ParseError(f"The mod-sequence for {what} is too large")
+        if not allow_zero and int(value) == 0:
+            raise ParseError(f"The mod-sequence for {what} must not be 0")
+        return int(value)
+
     # -- IMAP values
 
     def _mailbox_text(self, raw: bytes, what: str) -> str:
@@ -409,6 +422,55 @@ class CommandParser:
             raise ParseError(f"Unknown command {name}")
         command: c.Command = method(tag, name)
         return command
+
+    def _cmd_SELECT(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        if self.at_end():
+            return c.MailboxCommand(tag, name, mailbox)
+        self.sp("the mailbox name")  # RFC 4466 select parameters
+        self.char("(", "to open the SELECT parameters")
+        condstore = False
+        qresync: c.Qresync | None = None
+        while not self.try_char(")"):
+            if condstore or qresync:
+                self.sp("a SELECT parameter")
+            word = self.atom("a SELECT parameter").upper()
+            if word == "CONDSTORE":
+                condstore = True
+            elif word == "QRESYNC":
+                self.sp(word)
+                qresync = self._qresync()
+            else:
+                raise ParseError(f"Unknown SELECT parameter {word}")
+        self.expect_end("the SELECT parameters")
+        return c.Select(tag, name, mailbox, condstore, qresync)
+
+    _cmd_EXAMINE = _cmd_SELECT
+
+    def _qresync(self) -> c.Qresync:
+        self.char("(", "to open the QRESYNC parameters")
+        uid_validity = self.number("the UIDVALIDITY", nonzero=True)
+        self.sp("the UIDVALIDITY")
+        modseq = self.modseq("the known modseq", allow_zero=False)
+        known: SequenceSet | None = None
+        match: tuple[SequenceSet, SequenceSet] | None = None
+        if self.try_char(" "):
+            if self._peek() != 0x28:
+                known = self.sequence_set()
+                if any(lo == 0 or hi == 0 for lo, hi in known.ranges):
+                    raise ParseError("The known UIDs must not contain '*'")
+                if not self.try_char(" "):
+                    self.char(")", "to close the QRESYNC parameters")
+                    return c.Qresync(uid_validity, modseq, known)
+            self.char("(", "to open the sequence match data")
+            seqs = self.sequence_set()
+            self.sp("the known sequence set")
+            uids = self.sequence_set()
+            self.char(")", "to close the sequence match data")
+            match = (seqs, uids)
+        self.char(")", "to close the QRESYNC parameters")
+        return c.Qresync(uid_validity, modseq, known, match)
 
     def _cmd_AUTHENTICATE(self, tag: str, name: str) -> c.Command:
         self.sp(name)
@@ -629,6 +691,20 @@ class CommandParser:
         if word == "UID":
             self.sp(word)
             return s.UidKey(self.sequence_set())
+        if word == "MODSEQ":  # RFC 7162: MODSEQ [entry-name entry-type] mod-sequence
+            self.sp(word)
+            if self._peek() == 0x22:  # '"': the entry name, then its type
+                entry = self.string("an entry name").decode("ascii", "replace")
+                if not entry.lower().startswith("/flags/"):
+                    raise ParseError(f"Invalid MODSEQ entry name {entry!r}")
+                self.sp("the entry name")
+                kind = self.atom("an entry type").lower()
+                if kind not in ("priv", "shared", "all"):
+                    raise ParseError(
+                        f"Invalid MODSEQ entry type {kind}; expected priv, shared or all"
+                    )
+                self.sp("the entry type")
+            return s.ModSeqKey(self.modseq("MODSEQ"))
         raise ParseError(f"Unknown search key {word}")
 
     def _fetch(self, tag: str, name: str, uid: bool) -> c.Command:
@@ -650,8 +726,28 @@ class CommandParser:
                 items.extend(c.FetchAttribute(n) for n in _FETCH_MACROS[macro])
             else:
                 items.append(self.fetch_attribute())
+        changed_since: int | None = None
+        vanished = False
+        if self._data[self._pos : self._pos + 2] == b" (":  # fetch modifiers (RFC 4466)
+            self._pos += 2
+            while not self.try_char(")"):
+                if changed_since is not None or vanished:
+                    self.sp("a fetch modifier")
+                modifier = self.atom("a fetch modifier").upper()
+                if modifier == "CHANGEDSINCE":
+                    self.sp(modifier)
+                    changed_since = self.modseq(modifier)
+                elif modifier == "VANISHED" and uid:
+                    vanished = True
+                else:
+                    raise ParseError(f"Unknown fetch modifier {modifier}")
+            if vanished and changed_since is None:
+                raise ParseError("VANISHED needs CHANGEDSINCE")
         self.expect_end("the fetch items")
-        return c.Fetch(tag, name, uid, messages, tuple(dict.fromkeys(items)))
+        unique = tuple(dict.fromkeys(items))
+        if changed_since is None:
+            return c.Fetch(tag, name, uid, messages, unique)
+        return c.Fetch(tag, name, uid, messages, unique, changed_since, vanished)
 
     def _cmd_FETCH(self, tag: str, name: str) -> c.Command:
         return self._fetch(tag, name, False)
@@ -724,6 +820,15 @@ class CommandParser:
         self.sp(name)
         messages = self.sequence_set()
         self.sp("the message set")
+        unchanged_since: int | None = None
+        if self.try_char("("):  # store modifiers (RFC 4466): UNCHANGEDSINCE
+            word = self.atom("a store modifier").upper()
+            if word != "UNCHANGEDSINCE":
+                raise ParseError(f"Unknown store modifier {word}")
+            self.sp(word)
+            unchanged_since = self.modseq(word)
+            self.char(")", "to close the store modifiers")
+            self.sp("the store modifiers")
         item = self.atom("FLAGS, +FLAGS or -FLAGS").upper()
         modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
         base, _, suffix = item.partition(".")
@@ -740,7 +845,9 @@ class CommandParser:
             flags = tuple(dict.fromkeys(found))
         self.expect_end("the flags")
         flags = tuple(f for f in flags if f != "\\Recent")
-        return c.Store(tag, name, uid, messages, modes[base], suffix == "SILENT", flags)
+        return c.Store(
+            tag, name, uid, messages, modes[base], suffix == "SILENT", flags, unchanged_since
+        )
 
     def _cmd_STORE(self, tag: str, name: str) -> c.Command:
         return self._store(tag, name, False)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from casarray import __version__
 from casarray.access.imap import commands as c
+from casarray.access.imap import condstore
 from casarray.access.imap import responses as r
 from casarray.access.imap.backend import (
     Backend,
@@ -52,7 +53,7 @@ from casarray.access.imap.framing import (
     ReaderEvent,
 )
 from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
-from casarray.access.imap.search import MessageSource, evaluate
+from casarray.access.imap.search import MessageSource, evaluate, highest_modseq, uses_modseq
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
@@ -195,10 +196,12 @@ class ImapSession:
         "_allow_plaintext",
         "_backend",
         "_client_address",
+        "_condstore",
         "_extra",
         "_limits",
         "_mode",
         "_pending_tag",
+        "_qresync",
         "_reader",
         "_selected",
         "_starttls_available",
@@ -235,6 +238,8 @@ class ImapSession:
         self._selected: SelectedMailbox | None = None
         self._user: str | None = None
         self._pending_tag = ""
+        self._condstore = False  # RFC 7162, enabled by ENABLE or a command that uses it
+        self._qresync = False
 
     # -- the transport's API ------------------------------------------------------------
 
@@ -349,6 +354,8 @@ class ImapSession:
             "SPECIAL-USE",
             "LIST-EXTENDED",
             "LIST-STATUS",
+            "CONDSTORE",
+            "QRESYNC",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -622,6 +629,11 @@ class ImapSession:
 
     def _do_SELECT(self, cmd: c.MailboxCommand, out: _Output) -> _Done:
         readonly = cmd.name == "EXAMINE"
+        qresync = cmd.qresync if isinstance(cmd, c.Select) else None
+        if qresync is not None and not self._qresync:
+            return _Done("BAD", f"{cmd.name} (QRESYNC ...) needs ENABLE QRESYNC first")
+        if self._selected is not None:  # RFC 7162 3.2.11
+            out.write(b"* OK [CLOSED] Previous mailbox closed\r\n")
         self._deselect()
         try:
             view, lines = SelectedMailbox.open(self._mailbox, cmd.mailbox, readonly)
@@ -630,6 +642,13 @@ class ImapSession:
         out.extend(lines)
         self._selected = view
         self._state = State.SELECTED
+        if isinstance(cmd, c.Select) and cmd.condstore:
+            self._condstore = True
+        view.condstore, view.qresync = self._condstore, self._qresync
+        if self._condstore:
+            out.write(condstore.highest_modseq_line(view))
+        if qresync is not None:
+            out.extend(condstore.qresync_select(self._mailbox, view, qresync))
         code = "READ-ONLY" if readonly else "READ-WRITE"
         return _Done("OK", f"{cmd.name} completed", code)
 
@@ -698,6 +717,8 @@ class ImapSession:
             folder = self._mailbox.folder(cmd.mailbox)
         except FolderNotFound:
             return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
+        if "HIGHESTMODSEQ" in cmd.items:
+            self._enable_condstore(out)
         out.write(self._status_line(folder, cmd.items))
         return _Done("OK", "STATUS completed")
 
@@ -729,8 +750,25 @@ class ImapSession:
         return _Done("OK", "NAMESPACE completed")
 
     def _do_ENABLE(self, cmd: c.Enable, out: _Output) -> _Done:
-        out.write(b"* ENABLED\r\n")  # no extension that needs enabling is implemented
+        enabled = []
+        for cap in cmd.capabilities:  # only what wasn't on already (RFC 5161)
+            if cap == "CONDSTORE" and not self._condstore:
+                enabled.append(cap)
+            elif cap == "QRESYNC" and not self._qresync:  # it implies CONDSTORE
+                self._qresync = True
+                enabled.append(cap)
+        self._condstore = self._condstore or bool(enabled)
+        out.write(b"* ENABLED%s\r\n" % "".join(" " + cap for cap in enabled).encode("ascii"))
         return _Done("OK", "ENABLE completed")
+
+    def _enable_condstore(self, out: _Output) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 3.1): from now on modseqs are reported,
+        starting with the selected mailbox's HIGHESTMODSEQ."""
+        self._condstore = True
+        view = self._selected
+        if view is not None and not view.condstore:
+            view.condstore = True
+            out.write(condstore.highest_modseq_line(view))
 
     def _do_IDLE(self, cmd: c.Command, out: _Output) -> None:
         out.write(b"+ idling\r\n")
@@ -815,21 +853,43 @@ class ImapSession:
             return store.envelopes(name, view.uids)
 
         source = MessageSource(infos, body, envelopes)
+        with_modseq = uses_modseq(cmd.key)
+        if with_modseq:
+            self._enable_condstore(out)
         found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        if with_modseq and found:  # RFC 7162 3.1.5: the highest modseq of those found
+            numbers_end = b" (MODSEQ %d)" % highest_modseq(found, view.uids, source)
+        else:
+            numbers_end = b""
         if cmd.uid:
             uids = view.uids
             numbers = b"".join(b" %d" % uids[i] for i in found)
         else:
             numbers = b"".join(b" %d" % (i + 1) for i in found)
-        out.write(b"* SEARCH" + numbers + b"\r\n")
+        out.write(b"* SEARCH" + numbers + numbers_end + b"\r\n")
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SEARCH = _do_SEARCH
 
     def _do_FETCH(self, cmd: c.Fetch, out: _Output) -> _Done:
         view = self._view
+        if cmd.vanished and not self._qresync:
+            return _Done("BAD", "VANISHED needs ENABLE QRESYNC first")
         indexes = self._indexes(cmd.messages, cmd.uid)
-        result = fetch(self._mailbox, view, indexes, cmd.items, cmd.uid)
+        items = cmd.items
+        if cmd.changed_since is not None or condstore.MODSEQ_ITEM in items:
+            self._enable_condstore(out)
+        if cmd.changed_since is not None:  # RFC 7162 3.1.4.1: implies MODSEQ
+            if cmd.vanished:
+                gone = condstore.expunged_since(
+                    self._mailbox, view, cmd.changed_since, cmd.messages
+                )
+                out.extend(condstore.vanished_earlier(gone))
+            indexes = condstore.changed_indexes(self._mailbox, view, indexes, cmd.changed_since)
+        wants_modseq = cmd.changed_since is not None or any(i.name == "FLAGS" for i in items)
+        if view.condstore and wants_modseq and condstore.MODSEQ_ITEM not in items:
+            items = (*items, condstore.MODSEQ_ITEM)
+        result = fetch(self._mailbox, view, indexes, items, cmd.uid)
         out.extend(result.lines)
         if result.missing and not cmd.uid:
             return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
@@ -841,13 +901,23 @@ class ImapSession:
         view = self._view
         if view.readonly:
             return _Done("NO", _READ_ONLY)
+        if cmd.unchanged_since is not None:
+            self._enable_condstore(out)
         indexes = self._indexes(cmd.messages, cmd.uid)
         uids = [view.uids[i] for i in indexes if view.uids[i] not in view.pending_expunge]
+        changed: list[MessageInfo] = []
         if uids:
-            changed = self._mailbox.store_flags(view.name, uids, cmd.mode, cmd.flags)
+            changed = self._mailbox.store_flags(
+                view.name, uids, cmd.mode, cmd.flags, cmd.unchanged_since
+            )
             view.set_flags(changed)
             out.extend(view.new_keywords())
-        if not cmd.silent:
+        if view.condstore:
+            lines, modified = condstore.store_result(self._mailbox, view, cmd, indexes, changed)
+            out.extend(lines)
+            if modified:
+                return _Done("OK", "Conditional STORE failed for some messages", modified)
+        elif not cmd.silent:
             out.extend(view.fetch_flags(i, cmd.uid) for i in indexes)
         return _Done("OK", f"{cmd.name} completed")
 
