@@ -48,7 +48,6 @@ NOT_YET_PASSING = set(
         "fetch-binary-mime-qp",
         "fetch-envelope",
         "multiappend",
-        "notify",
         "search-addresses",
         "search-context-update",
         "search-context-update2",

@@ -182,3 +182,24 @@ class Id(Command):
 @dataclass(frozen=True, slots=True)
 class Enable(Command):
     capabilities: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event group of NOTIFY SET (RFC 5465): a mailbox filter (SELECTED,
+    SELECTED-DELAYED, INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES; upper case),
+    its mailboxes (SUBTREE and MAILBOXES), its events (upper case; () for NONE) and
+    the fetch attributes MessageNew asks for."""
+
+    filter: str
+    mailboxes: tuple[str, ...]
+    events: tuple[str, ...]
+    fetch_items: tuple[FetchAttribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY SET [STATUS] groups, or NOTIFY NONE (`groups` None)."""
+
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False

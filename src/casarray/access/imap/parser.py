@@ -66,6 +66,7 @@ _MAILBOX_COMMANDS = frozenset({"CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+NOTIFY_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED"})
 _FETCH_MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -902,6 +903,63 @@ class CommandParser:
                 self.sp("an ID value")
         self.expect_end("the ID parameter list")
         return c.Id(tag, name, tuple(pairs))
+
+    def _cmd_NOTIFY(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        word = self.atom("SET or NONE").upper()
+        if word == "NONE":
+            self.expect_end("NONE")
+            return c.Notify(tag, name, None)
+        if word != "SET":
+            raise ParseError(f"Expected SET or NONE after NOTIFY, found {word}")
+        self.sp("SET")
+        status = False
+        if self._data[self._pos : self._pos + 7].upper() == b"STATUS ":
+            self._pos += 7
+            status = True
+        groups = [self._notify_group()]
+        while not self.at_end():
+            self.sp("an event group")
+            groups.append(self._notify_group())
+        return c.Notify(tag, name, tuple(groups), status)
+
+    def _notify_group(self) -> c.NotifyGroup:
+        self.char("(", "to open an event group")
+        kind = self.atom("a mailbox filter").upper()
+        mailboxes: list[str] = []
+        if kind in ("SUBTREE", "MAILBOXES"):
+            self.sp(kind)
+            if self.try_char("("):
+                mailboxes.append(self.mailbox())
+                while not self.try_char(")"):
+                    self.sp("a mailbox name")
+                    mailboxes.append(self.mailbox())
+            else:
+                mailboxes.append(self.mailbox())
+        elif kind not in NOTIFY_FILTERS:
+            raise ParseError(f"Unknown NOTIFY mailbox filter {kind}")
+        self.sp("the mailbox filter")
+        events: list[str] = []
+        fetch_items: list[c.FetchAttribute] = []
+        if not self.try_char("("):
+            if self.atom("events or NONE").upper() != "NONE":
+                raise ParseError("Expected a list of events or NONE")
+        else:
+            while not self.try_char(")"):
+                if events:
+                    self.sp("an event")
+                event = self.atom("an event").upper()
+                events.append(event)
+                if event == "MESSAGENEW" and self._data[self._pos : self._pos + 2] == b" (":
+                    self._pos += 2
+                    fetch_items.append(self.fetch_attribute())
+                    while not self.try_char(")"):
+                        self.sp("a fetch attribute")
+                        fetch_items.append(self.fetch_attribute())
+            if not events:
+                raise ParseError("An event list needs at least one event (or NONE)")
+        self.char(")", "to close the event group")
+        return c.NotifyGroup(kind, tuple(mailboxes), tuple(events), tuple(fetch_items))
 
     def _cmd_ENABLE(self, tag: str, name: str) -> c.Command:
         caps: list[str] = []

@@ -52,13 +52,13 @@ from casarray.access.imap.framing import (
     RawCommand,
     ReaderEvent,
 )
+from casarray.access.imap.notify import Notifier, NotifyError
 from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
 from casarray.access.imap.search import MessageSource, evaluate, highest_modseq, uses_modseq
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
     DELIMITER,
-    Folder,
     FolderNotFound,
     MailboxStore,
     MailstoreError,
@@ -117,6 +117,7 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "APPEND": _AUTH,
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
+    "NOTIFY": _AUTH,
     "ENABLE": frozenset({State.AUTHENTICATED}),
     "CHECK": _SELECTED,
     "CLOSE": _SELECTED,
@@ -200,6 +201,7 @@ class ImapSession:
         "_extra",
         "_limits",
         "_mode",
+        "_notify",
         "_pending_tag",
         "_qresync",
         "_reader",
@@ -239,6 +241,7 @@ class ImapSession:
         self._user: str | None = None
         self._pending_tag = ""
         self._condstore = False  # RFC 7162, enabled by ENABLE or a command that uses it
+        self._notify: Notifier | None = None  # the NOTIFY SET in effect (RFC 5465)
         self._qresync = False
 
     # -- the transport's API ------------------------------------------------------------
@@ -297,12 +300,25 @@ class ImapSession:
         return []
 
     def poll(self) -> list[Event]:
-        """In IDLE: untagged responses for changes made by other sessions."""
-        if self._mode is not _Mode.IDLE or self._selected is None or self._store is None:
+        """In IDLE, or between commands while NOTIFY is set: untagged responses for
+        changes made by other sessions."""
+        idle = self._mode is _Mode.IDLE
+        notifier = self._notify if self._mode is _Mode.COMMAND or idle else None
+        if self._store is None or not (idle or notifier is not None):
             return []
         out = _Output()
+        view = self._selected
         try:
-            out.extend(self._selected.update(self._store, expunge=True))
+            if view is not None and (idle or (notifier is not None and notifier.wants_selected)):
+                last = view.uids[-1] if view.uids else 0
+                expunge = idle or (notifier is not None and not notifier.delayed)
+                out.extend(view.update(self._store, expunge=expunge))
+                if notifier is not None and notifier.fetch_items:  # MessageNew's attributes
+                    new = [i for i in range(view.exists - 1, -1, -1) if view.uids[i] > last]
+                    items = notifier.fetch_items
+                    out.extend(fetch(self._store, view, new[::-1], items, False).lines)
+            if notifier is not None:
+                out.extend(notifier.poll(self._store, view.name if view else None))
         except MailboxGone:
             out.write(_BYE_GONE)
             self._end(out)
@@ -356,6 +372,7 @@ class ImapSession:
             "LIST-STATUS",
             "CONDSTORE",
             "QRESYNC",
+            "NOTIFY",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -703,7 +720,7 @@ class ImapSession:
             for item in listed:
                 out.write(item.line)
                 if cmd.status_items and item.selectable:
-                    out.write(self._status_line(by_name[item.name], cmd.status_items))
+                    out.write(r.status(by_name[item.name], cmd.status_items))
         elif cmd.name == "LIST":
             out.extend(listing.list_lines(store.folders(), cmd.reference, cmd.pattern))
         else:
@@ -719,21 +736,8 @@ class ImapSession:
             return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
         if "HIGHESTMODSEQ" in cmd.items:
             self._enable_condstore(out)
-        out.write(self._status_line(folder, cmd.items))
+        out.write(r.status(folder, cmd.items))
         return _Done("OK", "STATUS completed")
-
-    @staticmethod
-    def _status_line(folder: Folder, items: Iterable[str]) -> bytes:
-        values = {
-            "MESSAGES": folder.exists,
-            "RECENT": folder.recent,
-            "UIDNEXT": folder.uid_next,
-            "UIDVALIDITY": folder.uid_validity,
-            "UNSEEN": folder.unseen,
-            "HIGHESTMODSEQ": folder.highest_modseq,
-        }
-        text = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(items))
-        return b"* STATUS %s (%s)\r\n" % (r.mailbox(folder.name), text.encode("ascii"))
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
         if not cmd.message:
@@ -785,10 +789,28 @@ class ImapSession:
         except Exception:
             log.exception("IMAP %s: checking for changes failed", self._client_address)
 
+    def _do_NOTIFY(self, cmd: c.Notify, out: _Output) -> _Done:
+        if cmd.groups is None:  # NOTIFY NONE
+            if self._notify is not None:
+                self._notify = None
+                out.event(Idling(False))
+            return _Done("OK", "NOTIFY completed")
+        try:
+            notifier = Notifier(cmd)
+        except NotifyError as exc:
+            return _Done(exc.status, str(exc), exc.code)
+        view = self._selected
+        out.extend(notifier.start(self._mailbox, view.name if view else None, cmd.status))
+        if self._notify is None:
+            out.event(Idling(True))  # the transport polls while NOTIFY is set
+        self._notify = notifier
+        return _Done("OK", "NOTIFY completed")
+
     def _on_idle_line(self, line: bytes | LineTooLong, out: _Output) -> None:
         tag = self._pending_tag
         self._mode = _Mode.COMMAND
-        out.event(Idling(False))
+        if self._notify is None:  # NOTIFY keeps the transport polling
+            out.event(Idling(False))
         if isinstance(line, bytes) and line.strip().upper() == b"DONE":
             out.write(r.tagged(tag, "OK", "IDLE terminated"))
         else:
