@@ -153,6 +153,10 @@ def test_qresync_select_reports_vanished_earlier_and_changed_flags() -> None:
                     rb"\* 2 FETCH \(UID 3 FLAGS \(\\Seen\) MODSEQ \(7\)\)\r\na5 OK.*"
                 ),
             ),
+            (  # with QRESYNC every FETCH response has the UID
+                b"a6 FETCH 2 FLAGS\r\n",
+                b"* 2 FETCH (UID 3 FLAGS (\\Seen) MODSEQ (7))\r\na6 OK FETCH completed\r\n",
+            ),
             (b"a6 FETCH 1:* FLAGS (CHANGEDSINCE 3 VANISHED)\r\n", rx(rb"a6 BAD .*VANISHED.*")),
             (b"a7 UID FETCH 1:* FLAGS (VANISHED)\r\n", rx(rb"a7 BAD .*CHANGEDSINCE.*")),
             (b"a8 SELECT INBOX (QRESYNC (1))\r\n", rx(rb"a8 BAD .*after the UIDVALIDITY.*")),

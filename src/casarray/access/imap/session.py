@@ -911,7 +911,8 @@ class ImapSession:
         wants_modseq = cmd.changed_since is not None or any(i.name == "FLAGS" for i in items)
         if view.condstore and wants_modseq and condstore.MODSEQ_ITEM not in items:
             items = (*items, condstore.MODSEQ_ITEM)
-        result = fetch(self._mailbox, view, indexes, items, cmd.uid)
+        # With QRESYNC every FETCH response carries the UID (RFC 7162 3.2.4).
+        result = fetch(self._mailbox, view, indexes, items, cmd.uid or view.qresync)
         out.extend(result.lines)
         if result.missing and not cmd.uid:
             return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
