@@ -116,6 +116,8 @@ def test_mailbox_names_and_subscriptions() -> None:
         b'* LIST (\\NonExistent \\Subscribed) "/" "box2"\r\n'
     )
     assert sent(session.poll()) == b""
+    store.rename_folder("new", "newer")
+    assert sent(session.poll()) == b'* LIST (\\HasNoChildren) "/" "newer" ("OLDNAME" ("new"))\r\n'
 
 
 def test_notify_none_stops_and_idle_keeps_polling() -> None:

@@ -4,12 +4,12 @@ changed since it was last told.
 The session holds one `Notifier` while NOTIFY SET is in effect and asks the transport
 to poll it (the `Idling` event, as IDLE does), so changes reach the client between
 commands too. A poll compares the store's folder list (one `folders()` call: counts,
-UIDNEXT, HIGHESTMODSEQ) and subscriptions with what the notifier saw last:
-message events of mailboxes other than the selected one become STATUS responses,
-MailboxName LIST responses (a renamed mailbox shows as one gone, \\NonExistent, and
-one new), SubscriptionChange LIST responses with \\Subscribed or without. The selected
-mailbox's events are the session's usual EXISTS/EXPUNGE/FETCH updates (`selected.py`),
-with MessageNew's fetch attributes after them.
+UIDNEXT, HIGHESTMODSEQ) and subscriptions with what the notifier saw last: message
+events of mailboxes other than the selected one become STATUS responses, MailboxName
+LIST responses (\\NonExistent for one deleted, OLDNAME for one renamed: the same
+UIDVALIDITY under a new name), SubscriptionChange LIST responses with \\Subscribed or
+without. The selected mailbox's events are the session's usual EXISTS/EXPUNGE/FETCH
+updates (`selected.py`), with MessageNew's fetch attributes after them.
 """
 
 from __future__ import annotations
@@ -130,10 +130,18 @@ class Notifier:
         subscribed = set(store.subscriptions())
         by_name = {f.name: f for f in folders}
         lines: list[bytes] = []
-        for name in sorted(by_name.keys() - self._names):  # created (or renamed to)
+        # A rename keeps the UIDVALIDITY: a name gone and a name new with the same one.
+        gone = {self._seen[n].uid_validity: n for n in self._names - by_name.keys()}
+        renamed: set[str] = set()
+        for name in sorted(by_name.keys() - self._names):
             if MAILBOX_NAME in self.events_for(name, subscribed):
-                lines.append(_list_line(by_name[name], subscribed))
-        for name in sorted(self._names - by_name.keys()):  # deleted (or renamed from)
+                line = _list_line(by_name[name], subscribed)
+                old = gone.get(by_name[name].uid_validity)
+                if old is not None:  # RFC 5465 5.4: with its old name
+                    renamed.add(old)
+                    line = line[:-2] + b' ("OLDNAME" (%s))\r\n' % r.mailbox(old)
+                lines.append(line)
+        for name in sorted(self._names - by_name.keys() - renamed):  # deleted
             if MAILBOX_NAME in self.events_for(name, subscribed | self._subscribed):
                 lines.append(b'* LIST (\\NonExistent) "/" %s\r\n' % r.mailbox(name))
         for name in sorted(subscribed ^ self._subscribed):
