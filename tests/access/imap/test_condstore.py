@@ -67,6 +67,10 @@ def test_fetch_modseq_enables_condstore_with_highestmodseq() -> None:
                 b"a3 STORE 1 +FLAGS.SILENT (\\Flagged)\r\n",
                 rx(rb"\* 1 FETCH \(MODSEQ \(6\)\)\r\na3 OK.*"),
             ),
+            (  # \Seen set by a body fetch: its FLAGS come with the MODSEQ
+                b"a4 FETCH 2 BODY[TEXT]\r\n",
+                rx(rb"\* 2 FETCH \(FLAGS \(\\Recent \\Seen\) MODSEQ \(7\) BODY\[TEXT\] .*a4 OK.*"),
+            ),
         ],
     )
 

@@ -908,7 +908,10 @@ class ImapSession:
                 )
                 out.extend(condstore.vanished_earlier(gone))
             indexes = condstore.changed_indexes(self._mailbox, view, indexes, cmd.changed_since)
-        wants_modseq = cmd.changed_since is not None or any(i.name == "FLAGS" for i in items)
+        # MODSEQ goes with FLAGS, also those a body fetch's \Seen brings (RFC 7162 3.1.4).
+        wants_modseq = cmd.changed_since is not None or any(
+            i.name == "FLAGS" or (i.sets_seen and not view.readonly) for i in items
+        )
         if view.condstore and wants_modseq and condstore.MODSEQ_ITEM not in items:
             items = (*items, condstore.MODSEQ_ITEM)
         # With QRESYNC every FETCH response carries the UID (RFC 7162 3.2.4).
