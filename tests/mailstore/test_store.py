@@ -736,8 +736,11 @@ def test_move(box: SqlMailboxStore) -> None:
     assert box.body("Trash", 2) == make_message(2)
     changes = box.changes_since("INBOX", inbox.highest_modseq)
     assert changes.expunged == (1, 3) and changes.changed == ()
-    with pytest.raises(FolderInUse):
-        box.move("INBOX", [2], "inbox")
+    same = box.folder("INBOX")
+    assert box.move("INBOX", [2], "inbox").pairs == ((2, same.uid_next),)  # new UIDs
+    assert [m.uid for m in box.messages("INBOX")] == [same.uid_next]
+    changes = box.changes_since("INBOX", same.highest_modseq)
+    assert changes.expunged == (2,) and [m.uid for m in changes.changed] == [same.uid_next]
     with pytest.raises(DestinationNotFound):
         box.move("INBOX", [2], "Nope")
     assert box.move("INBOX", [], "Trash").pairs == ()

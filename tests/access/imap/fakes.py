@@ -304,6 +304,8 @@ class FakeMailboxStore:
                 message = f.messages.get(uid)
                 if message is None:
                     continue
+                if unchanged_since is not None and message.modseq > unchanged_since:
+                    continue
                 if mode == "set":
                     new = wanted
                 elif mode == "add":
@@ -324,8 +326,6 @@ class FakeMailboxStore:
         with self._lock:
             source = self._get(folder)
             target = self._get(destination, destination=True)
-            if move and source is target:
-                raise FolderInUse("The messages are already there.")
             found = [source.messages[uid] for uid in sorted(set(uids)) if uid in source.messages]
             if not found:
                 return Copied(target.uid_validity, ())

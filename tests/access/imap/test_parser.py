@@ -83,7 +83,10 @@ def test_mailbox_names() -> None:
     assert parse(b"t DELETE {3}\x00", b"a b") == c.MailboxCommand("t", "DELETE", "a b")
     assert parse(b"t RENAME a b") == c.Rename("t", "RENAME", "a", "b")
     assert parse(b"t SUBSCRIBE a") == c.MailboxCommand("t", "SUBSCRIBE", "a")
-    assert "modified UTF-7" in bad(b"t SELECT &Jjo")
+    parser = CommandParser(RawCommand((b"t SELECT &Jjo",), ()))
+    parser.tag(), parser.command_name()
+    assert parser.arguments("SELECT") == c.MailboxCommand("t", "SELECT", "&Jjo")
+    assert "'&Jjo' is not valid modified UTF-7" in (parser.invalid_name or "")
     assert "Expected mailbox name" in bad(b"t SELECT (a)")
 
 

@@ -239,6 +239,40 @@ def test_idle_sees_a_message_appended_by_another_session(cas01: ServerProcess, u
         assert (1, b"EXISTS") in responses
 
 
+def test_notify_pushes_status_of_another_mailbox_between_commands(
+    cas01: ServerProcess, user: str
+) -> None:
+    """NOTIFY (RFC 5465): no IDLE, no command; the change still arrives."""
+    sock, reader = _raw_tls(cas01)
+    reader.readline()  # type: ignore[attr-defined]
+    sock.sendall(f'n0 LOGIN {user} "{PASSWORD}"\r\n'.encode())
+    assert reader.readline().startswith(b"n0 OK")  # type: ignore[attr-defined]
+    sock.sendall(b"n1 NOTIFY SET (mailboxes Archive (MessageNew MessageExpunge))\r\n")
+    assert reader.readline() == b"n1 OK NOTIFY completed\r\n"  # type: ignore[attr-defined]
+    with cas01.imapclient() as writer:
+        writer.login(user, PASSWORD)
+        writer.append("Archive", simple_message("for the archive"))
+    line = reader.readline()  # type: ignore[attr-defined]
+    assert line.startswith(b'* STATUS "Archive" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY '), line
+    sock.close()
+
+
+def test_condstore_and_qresync_with_imapclient(cas01: ServerProcess, user: str) -> None:
+    with cas01.imapclient() as client, cas01.imapclient() as other:
+        client.login(user, PASSWORD)
+        other.login(user, PASSWORD)
+        assert client.enable("QRESYNC") == [b"QRESYNC"]
+        for n in range(3):
+            client.append("INBOX", simple_message(f"m{n}"))
+        selected = client.select_folder("INBOX")
+        modseq = selected[b"HIGHESTMODSEQ"]
+        other.select_folder("INBOX")
+        other.add_flags([2], [b"\\Flagged"])
+        changed = client.fetch([1, 2, 3], ["FLAGS"], modifiers=[f"CHANGEDSINCE {modseq}"])
+        assert list(changed) == [2] and changed[2][b"MODSEQ"][0] > modseq
+        assert b"\\Flagged" in changed[2][b"FLAGS"]
+
+
 # -- robustness ----------------------------------------------------------------------
 
 

@@ -49,6 +49,7 @@ def test_select_and_examine() -> None:
             ),
             (
                 b"a2 EXAMINE INBOX\r\n",
+                b"* OK [CLOSED] Previous mailbox closed\r\n"  # RFC 7162 3.2.11
                 b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Label1)\r\n"
                 b"* 3 EXISTS\r\n"
                 b"* 0 RECENT\r\n"  # the first SELECT took them
@@ -60,6 +61,7 @@ def test_select_and_examine() -> None:
             ),
             (
                 b"a3 SELECT nowhere\r\n",
+                b"* OK [CLOSED] Previous mailbox closed\r\n"
                 b"a3 NO [NONEXISTENT] Mailbox doesn't exist: nowhere\r\n",
             ),
             # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
@@ -195,6 +197,27 @@ def test_list_shows_levels_that_are_not_mailboxes_for_a_trailing_percent() -> No
     )
 
 
+def test_names_that_are_not_modified_utf7_name_no_mailbox() -> None:
+    """As Dovecot: LIST finds nothing and SELECT, STATUS, CREATE say NO (not BAD: the
+    command is well formed; the name just can't be a mailbox's)."""
+    session, store = logged_in(filled_store())
+    transcript(
+        session,
+        [
+            (b'a1 LIST "" &Jjo%\r\n', b"a1 OK LIST completed\r\n"),
+            (
+                b"a2 SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n",
+                rx(rb"a2 NO \[CANNOT\] The mailbox name .* is not valid modified UTF-7.*\r\n"),
+            ),
+            (b"a3 STATUS &Jjo (MESSAGES)\r\n", rx(rb"a3 NO \[CANNOT\] .*UTF-7.*\r\n")),
+            (b"a4 CREATE &Jjo\r\n", rx(rb"a4 NO \[CANNOT\] .*UTF-7.*\r\n")),
+            (b"a5 SELECT ~foo\r\n", rx(rb"a5 NO \[NONEXISTENT\] .*\r\n")),
+            (b"a6 LIST (x) ~foo\r\n", rx(rb"a6 BAD .*\r\n")),
+        ],
+    )
+    assert "&Jjo" not in [f.name for f in store.folders()]
+
+
 def test_list_responses_parse_with_imaplib() -> None:
     session, _ = logged_in(filled_store())
     out = sent(session.feed(b'a1 LIST "" *\r\n'))
@@ -328,7 +351,7 @@ def test_namespace_enable_unselect_close() -> None:
                 b"a1 NAMESPACE\r\n",
                 b'* NAMESPACE (("" "/")) NIL NIL\r\na1 OK NAMESPACE completed\r\n',
             ),
-            (b"a2 ENABLE CONDSTORE\r\n", b"* ENABLED\r\na2 OK ENABLE completed\r\n"),
+            (b"a2 ENABLE X-NONE\r\n", b"* ENABLED\r\na2 OK ENABLE completed\r\n"),
             (b"a3 EXAMINE INBOX\r\n", rx(rb".*a3 OK \[READ-ONLY\] EXAMINE completed\r\n")),
             (b"a4 CLOSE\r\n", b"a4 OK CLOSE completed\r\n"),  # read-only: no expunge
             (b"a5 SELECT INBOX\r\n", rx(rb".*\* 3 EXISTS\r\n.*a5 OK.*")),

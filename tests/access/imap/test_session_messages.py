@@ -396,9 +396,26 @@ def test_move() -> None:
         session,
         [
             (b"b1 MOVE 1 Nowhere\r\n", b"b1 NO [TRYCREATE] Mailbox doesn't exist: Nowhere\r\n"),
-            (b"b2 MOVE 1 Trash\r\n", rx(rb"b2 NO \[CANNOT\] .*\r\n")),
         ],
     )
+
+
+def test_move_into_the_selected_mailbox_itself_gives_new_uids() -> None:
+    """RFC 6851 allows it; like Dovecot, the messages get new UIDs: COPYUID first, then
+    the expunges of the old ones, then EXISTS for the new ones."""
+    session, store = session3()
+    transcript(
+        session,
+        [
+            (
+                b"a1 MOVE 1:2 INBOX\r\n",
+                b"* OK [COPYUID 1001 1:2 4:5] Moved\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+                b"* 3 EXISTS\r\n* 3 RECENT\r\na1 OK MOVE completed\r\n",
+            ),
+            (b"a2 UID FETCH 1:* FLAGS\r\n", rx(rb"\* 1 FETCH \(UID 3 .*\* 3 FETCH \(UID 5 .*")),
+        ],
+    )
+    assert [i.uid for i in store.messages("INBOX")] == [3, 4, 5]
 
 
 def test_expunge_and_uid_expunge() -> None:

@@ -82,6 +82,25 @@ class MailboxCommand(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Qresync:
+    """SELECT's QRESYNC parameter (RFC 7162 3.2.5): what the client knew last time."""
+
+    uid_validity: int
+    modseq: int
+    known_uids: SequenceSet | None = None
+    # (sequence numbers, the UIDs they had): lets the server tell which are gone
+    seq_match: tuple[SequenceSet, SequenceSet] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Select(MailboxCommand):
+    """SELECT or EXAMINE with parameters (RFC 7162): (CONDSTORE) or (QRESYNC (...))."""
+
+    condstore: bool = False
+    qresync: Qresync | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rename(Command):
     old: str
     new: str
@@ -89,10 +108,16 @@ class Rename(Command):
 
 @dataclass(frozen=True, slots=True)
 class ListCommand(Command):
-    """LIST and LSUB: the reference and pattern, Unicode, wildcards kept."""
+    """LIST and LSUB: the reference and pattern, Unicode, wildcards kept. An extended
+    LIST (RFC 5258, 5819) also has every pattern, selection and return options (upper
+    case) and the STATUS items to return."""
 
     reference: str
     pattern: str
+    patterns: tuple[str, ...] = ()  # all of them (`pattern` is the first); () if plain
+    selection: frozenset[str] = frozenset()
+    returns: frozenset[str] = frozenset()
+    status_items: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +146,8 @@ class Fetch(Command):
     uid: bool
     messages: SequenceSet
     items: tuple[FetchAttribute, ...]
+    changed_since: int | None = None  # the CHANGEDSINCE modifier (RFC 7162)
+    vanished: bool = False  # ... with VANISHED (QRESYNC, UID FETCH only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +157,7 @@ class Store(Command):
     mode: str  # "set", "add", "remove"
     silent: bool
     flags: tuple[str, ...]
+    unchanged_since: int | None = None  # the UNCHANGEDSINCE modifier (RFC 7162)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +182,24 @@ class Id(Command):
 @dataclass(frozen=True, slots=True)
 class Enable(Command):
     capabilities: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One event group of NOTIFY SET (RFC 5465): a mailbox filter (SELECTED,
+    SELECTED-DELAYED, INBOXES, PERSONAL, SUBSCRIBED, SUBTREE, MAILBOXES; upper case),
+    its mailboxes (SUBTREE and MAILBOXES), its events (upper case; () for NONE) and
+    the fetch attributes MessageNew asks for."""
+
+    filter: str
+    mailboxes: tuple[str, ...]
+    events: tuple[str, ...]
+    fetch_items: tuple[FetchAttribute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Command):
+    """NOTIFY SET [STATUS] groups, or NOTIFY NONE (`groups` None)."""
+
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False

@@ -22,8 +22,9 @@ class StartTLS:
 
 @dataclass(frozen=True, slots=True)
 class Idling:
-    """The client entered (True) or left (False) IDLE: while active, the transport calls
-    `ImapSession.poll()` every ~200 ms."""
+    """The client entered (True) or left (False) IDLE, or set NOTIFY or ended it (RFC
+    5465): while active, the transport calls `ImapSession.poll()` every ~200 ms when no
+    command is running."""
 
     active: bool
 

@@ -1,11 +1,11 @@
 """FETCH responses (RFC 3501 sections 6.4.5 and 7.4.2).
 
-Items come out in one stable order whatever the client asked: UID, FLAGS, INTERNALDATE,
-RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, then the body sections (RFC822,
-RFC822.HEADER, RFC822.TEXT, BODY[...]) in the order requested. ENVELOPE, BODY and
-BODYSTRUCTURE come from the store's cached parts (one `cached()` call for the whole
-set), INTERNALDATE and RFC822.SIZE from its metadata (one `messages()` call); only body
-sections read messages. Every line is built as bytes and joined once by the caller.
+Items come out in one stable order whatever the client asked: UID, FLAGS, MODSEQ,
+INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, then the body sections
+(RFC822, RFC822.HEADER, RFC822.TEXT, BODY[...]) in the order requested. ENVELOPE, BODY
+and BODYSTRUCTURE come from the store's cached parts (one `cached()` call for the whole
+set), INTERNALDATE, RFC822.SIZE and MODSEQ from its metadata (one `messages()` call);
+only body sections read messages. Every line is built as bytes and joined once by the caller.
 """
 
 from __future__ import annotations
@@ -27,11 +27,20 @@ from casarray.mailstore.interface import (
 _ORDER = {
     name: i
     for i, name in enumerate(
-        ("UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
+        (
+            "UID",
+            "FLAGS",
+            "MODSEQ",
+            "INTERNALDATE",
+            "RFC822.SIZE",
+            "ENVELOPE",
+            "BODY",
+            "BODYSTRUCTURE",
+        )
     )
 }
 _CACHED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
-_INFO = frozenset({"INTERNALDATE", "RFC822.SIZE"})
+_INFO = frozenset({"INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _RAW = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
 
 
@@ -133,6 +142,10 @@ def _flags(uid: int, i: int, c: _Context) -> bytes:
     return b"FLAGS " + r.flag_list(c.flags[i], uid in c.recent)
 
 
+def _modseq(uid: int, i: int, c: _Context) -> bytes:
+    return b"MODSEQ (%d)" % c.infos[uid].modseq
+
+
 def _internaldate(uid: int, i: int, c: _Context) -> bytes:
     return b"INTERNALDATE " + r.date_time(c.infos[uid].internal_date)
 
@@ -156,6 +169,7 @@ def _bodystructure(uid: int, i: int, c: _Context) -> bytes:
 _RENDER: dict[str, Renderer] = {
     "UID": _uid,
     "FLAGS": _flags,
+    "MODSEQ": _modseq,
     "INTERNALDATE": _internaldate,
     "RFC822.SIZE": _size,
     "ENVELOPE": _envelope,

@@ -45,6 +45,7 @@ _DATE_TIME = re.compile(
 _MONTHS = {m.upper(): i + 1 for i, m in enumerate(MONTHS)}
 _SYSTEM = {f[1:].upper(): f for f in SYSTEM_FLAGS}
 MAX_NUMBER = 2**32 - 1
+MAX_MODSEQ = 2**63 - 1
 MAX_DEPTH = 64
 
 _SIMPLE = frozenset(
@@ -61,8 +62,11 @@ _SIMPLE = frozenset(
         "NAMESPACE",
     }
 )
-_MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+_MAILBOX_COMMANDS = frozenset({"CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
+NOTIFY_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED"})
 _FETCH_MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -80,6 +84,7 @@ _FETCH_PLAIN = frozenset(
         "UID",
         "BODYSTRUCTURE",
         "BODY",
+        "MODSEQ",
     }
 )
 _FLAG_SEARCH = {
@@ -129,6 +134,10 @@ class CommandParser:
         self._data = raw.segments[0]
         self._pos = 0
         self._tag = ""
+        # Set when a mailbox name or pattern is not valid modified UTF-7: the command
+        # parses (the name kept as sent) and the session answers NO, or an empty LIST,
+        # as Dovecot does; such a name can't name any mailbox.
+        self.invalid_name: str | None = None
 
     # -- low level
 
@@ -244,6 +253,17 @@ class CommandParser:
             raise ParseError(f"The number for {what} must not be 0")
         return n
 
+    def modseq(self, what: str, allow_zero: bool = True) -> int:
+        """A mod-sequence value (RFC 7162: up to 2^63 - 1)."""
+        value = self._match(_NUMBER)
+        if value is None:
+            raise ParseError(f"Expected a mod-sequence for {what}, found {self._rest()}")
+        if len(value) > 19 or int(value) > MAX_MODSEQ:
+            raise ParseError(f"The mod-sequence for {what} is too large")
+        if not allow_zero and int(value) == 0:
+            raise ParseError(f"The mod-sequence for {what} must not be 0")
+        return int(value)
+
     # -- IMAP values
 
     def _mailbox_text(self, raw: bytes, what: str) -> str:
@@ -257,7 +277,8 @@ class CommandParser:
         try:
             return utf7.decode(text)
         except utf7.Utf7Error as exc:
-            raise ParseError(f"The {what} is not valid modified UTF-7: {exc}") from None
+            self.invalid_name = f"The {what} {text!r} is not valid modified UTF-7: {exc}"
+            return text
 
     def mailbox(self, what: str = "mailbox name") -> str:
         name = self._mailbox_text(self.astring_bytes(what), what)
@@ -272,7 +293,7 @@ class CommandParser:
         if value is None:
             value = self._match(_LIST_BYTES)
         if value is None:
-            raise ParseError(f"Expected {what}, found {self._rest()}")
+            raise ParseError(f"Expected a {what}, found {self._rest()}")
         return self._mailbox_text(value, what)
 
     def flag(self, allow_recent: bool = False) -> str:
@@ -403,6 +424,55 @@ class CommandParser:
         command: c.Command = method(tag, name)
         return command
 
+    def _cmd_SELECT(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        if self.at_end():
+            return c.MailboxCommand(tag, name, mailbox)
+        self.sp("the mailbox name")  # RFC 4466 select parameters
+        self.char("(", "to open the SELECT parameters")
+        condstore = False
+        qresync: c.Qresync | None = None
+        while not self.try_char(")"):
+            if condstore or qresync:
+                self.sp("a SELECT parameter")
+            word = self.atom("a SELECT parameter").upper()
+            if word == "CONDSTORE":
+                condstore = True
+            elif word == "QRESYNC":
+                self.sp(word)
+                qresync = self._qresync()
+            else:
+                raise ParseError(f"Unknown SELECT parameter {word}")
+        self.expect_end("the SELECT parameters")
+        return c.Select(tag, name, mailbox, condstore, qresync)
+
+    _cmd_EXAMINE = _cmd_SELECT
+
+    def _qresync(self) -> c.Qresync:
+        self.char("(", "to open the QRESYNC parameters")
+        uid_validity = self.number("the UIDVALIDITY", nonzero=True)
+        self.sp("the UIDVALIDITY")
+        modseq = self.modseq("the known modseq", allow_zero=False)
+        known: SequenceSet | None = None
+        match: tuple[SequenceSet, SequenceSet] | None = None
+        if self.try_char(" "):
+            if self._peek() != 0x28:
+                known = self.sequence_set()
+                if any(lo == 0 or hi == 0 for lo, hi in known.ranges):
+                    raise ParseError("The known UIDs must not contain '*'")
+                if not self.try_char(" "):
+                    self.char(")", "to close the QRESYNC parameters")
+                    return c.Qresync(uid_validity, modseq, known)
+            self.char("(", "to open the sequence match data")
+            seqs = self.sequence_set()
+            self.sp("the known sequence set")
+            uids = self.sequence_set()
+            self.char(")", "to close the sequence match data")
+            match = (seqs, uids)
+        self.char(")", "to close the QRESYNC parameters")
+        return c.Qresync(uid_validity, modseq, known, match)
+
     def _cmd_AUTHENTICATE(self, tag: str, name: str) -> c.Command:
         self.sp(name)
         mechanism = self.atom("an authentication mechanism").upper()
@@ -433,18 +503,70 @@ class CommandParser:
 
     def _cmd_LIST(self, tag: str, name: str) -> c.Command:
         self.sp(name)
+        extended = name == "LIST"
+        selection: list[str] = []
+        if extended and self._peek() == 0x28:  # "(": LIST-EXTENDED selection options
+            selection = self._option_list("a selection option", LIST_SELECTION)
+            self.sp("the selection options")
+            if "RECURSIVEMATCH" in selection and not {"SUBSCRIBED", "SPECIAL-USE"} & set(selection):
+                raise ParseError("RECURSIVEMATCH needs SUBSCRIBED or SPECIAL-USE beside it")
         reference = self._mailbox_text(self.astring_bytes("a reference name"), "reference name")
         self.sp("the reference name")
-        pattern = self.list_mailbox("a mailbox name pattern")
+        if extended and self._peek() == 0x28:  # "(": several patterns
+            self.char("(", "to open the patterns")
+            patterns = [self.list_mailbox("mailbox name pattern")]
+            while not self.try_char(")"):
+                self.sp("a pattern")
+                patterns.append(self.list_mailbox("mailbox name pattern"))
+        else:
+            patterns = [self.list_mailbox("mailbox name pattern")]
+        returns: list[str] = []
+        status_items: tuple[str, ...] = ()
+        if extended and not self.at_end():
+            self.sp("the mailbox name pattern")
+            if self.atom("RETURN").upper() != "RETURN":
+                raise ParseError("Expected RETURN (options) after the patterns")
+            self.sp("RETURN")
+            self.char("(", "to open the return options")
+            while not self.try_char(")"):
+                if returns:
+                    self.sp("a return option")
+                option = self.atom("a return option").upper()
+                if option == "STATUS":  # LIST-STATUS (RFC 5819)
+                    self.sp(option)
+                    status_items = self._status_items()
+                elif option not in LIST_RETURN:
+                    raise ParseError(f"Unknown LIST return option {option}")
+                returns.append(option)
         self.expect_end("the mailbox name pattern")
-        return c.ListCommand(tag, name, reference, pattern)
+        if not (selection or returns or len(patterns) > 1):
+            return c.ListCommand(tag, name, reference, patterns[0])
+        return c.ListCommand(
+            tag,
+            name,
+            reference,
+            patterns[0],
+            tuple(patterns),
+            frozenset(selection),
+            frozenset(returns),
+            status_items,
+        )
 
     _cmd_LSUB = _cmd_LIST
 
-    def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
-        self.sp(name)
-        mailbox = self.mailbox()
-        self.sp("the mailbox name")
+    def _option_list(self, what: str, known: frozenset[str]) -> list[str]:
+        self.char("(", f"to open the list of {what}s")
+        options: list[str] = []
+        while not self.try_char(")"):
+            if options:
+                self.sp(what)
+            option = self.atom(what).upper()
+            if option not in known:
+                raise ParseError(f"Unknown LIST {what.removeprefix('a ')} {option}")
+            options.append(option)
+        return options
+
+    def _status_items(self) -> tuple[str, ...]:
         self.char("(", "to open the status item list")
         items: list[str] = []
         while True:
@@ -455,8 +577,15 @@ class CommandParser:
             if self.try_char(")"):
                 break
             self.sp("a status item")
+        return tuple(items)
+
+    def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        self.sp("the mailbox name")
+        items = self._status_items()
         self.expect_end("the status item list")
-        return c.Status(tag, name, mailbox, tuple(items))
+        return c.Status(tag, name, mailbox, items)
 
     def _cmd_APPEND(self, tag: str, name: str) -> c.Command:
         self.sp(name)
@@ -563,6 +692,20 @@ class CommandParser:
         if word == "UID":
             self.sp(word)
             return s.UidKey(self.sequence_set())
+        if word == "MODSEQ":  # RFC 7162: MODSEQ [entry-name entry-type] mod-sequence
+            self.sp(word)
+            if self._peek() == 0x22:  # '"': the entry name, then its type
+                entry = self.string("an entry name").decode("ascii", "replace")
+                if not entry.lower().startswith("/flags/"):
+                    raise ParseError(f"Invalid MODSEQ entry name {entry!r}")
+                self.sp("the entry name")
+                kind = self.atom("an entry type").lower()
+                if kind not in ("priv", "shared", "all"):
+                    raise ParseError(
+                        f"Invalid MODSEQ entry type {kind}; expected priv, shared or all"
+                    )
+                self.sp("the entry type")
+            return s.ModSeqKey(self.modseq("MODSEQ"))
         raise ParseError(f"Unknown search key {word}")
 
     def _fetch(self, tag: str, name: str, uid: bool) -> c.Command:
@@ -584,8 +727,28 @@ class CommandParser:
                 items.extend(c.FetchAttribute(n) for n in _FETCH_MACROS[macro])
             else:
                 items.append(self.fetch_attribute())
+        changed_since: int | None = None
+        vanished = False
+        if self._data[self._pos : self._pos + 2] == b" (":  # fetch modifiers (RFC 4466)
+            self._pos += 2
+            while not self.try_char(")"):
+                if changed_since is not None or vanished:
+                    self.sp("a fetch modifier")
+                modifier = self.atom("a fetch modifier").upper()
+                if modifier == "CHANGEDSINCE":
+                    self.sp(modifier)
+                    changed_since = self.modseq(modifier)
+                elif modifier == "VANISHED" and uid:
+                    vanished = True
+                else:
+                    raise ParseError(f"Unknown fetch modifier {modifier}")
+            if vanished and changed_since is None:
+                raise ParseError("VANISHED needs CHANGEDSINCE")
         self.expect_end("the fetch items")
-        return c.Fetch(tag, name, uid, messages, tuple(dict.fromkeys(items)))
+        unique = tuple(dict.fromkeys(items))
+        if changed_since is None:
+            return c.Fetch(tag, name, uid, messages, unique)
+        return c.Fetch(tag, name, uid, messages, unique, changed_since, vanished)
 
     def _cmd_FETCH(self, tag: str, name: str) -> c.Command:
         return self._fetch(tag, name, False)
@@ -658,6 +821,15 @@ class CommandParser:
         self.sp(name)
         messages = self.sequence_set()
         self.sp("the message set")
+        unchanged_since: int | None = None
+        if self.try_char("("):  # store modifiers (RFC 4466): UNCHANGEDSINCE
+            word = self.atom("a store modifier").upper()
+            if word != "UNCHANGEDSINCE":
+                raise ParseError(f"Unknown store modifier {word}")
+            self.sp(word)
+            unchanged_since = self.modseq(word)
+            self.char(")", "to close the store modifiers")
+            self.sp("the store modifiers")
         item = self.atom("FLAGS, +FLAGS or -FLAGS").upper()
         modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
         base, _, suffix = item.partition(".")
@@ -674,7 +846,9 @@ class CommandParser:
             flags = tuple(dict.fromkeys(found))
         self.expect_end("the flags")
         flags = tuple(f for f in flags if f != "\\Recent")
-        return c.Store(tag, name, uid, messages, modes[base], suffix == "SILENT", flags)
+        return c.Store(
+            tag, name, uid, messages, modes[base], suffix == "SILENT", flags, unchanged_since
+        )
 
     def _cmd_STORE(self, tag: str, name: str) -> c.Command:
         return self._store(tag, name, False)
@@ -729,6 +903,63 @@ class CommandParser:
                 self.sp("an ID value")
         self.expect_end("the ID parameter list")
         return c.Id(tag, name, tuple(pairs))
+
+    def _cmd_NOTIFY(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        word = self.atom("SET or NONE").upper()
+        if word == "NONE":
+            self.expect_end("NONE")
+            return c.Notify(tag, name, None)
+        if word != "SET":
+            raise ParseError(f"Expected SET or NONE after NOTIFY, found {word}")
+        self.sp("SET")
+        status = False
+        if self._data[self._pos : self._pos + 7].upper() == b"STATUS ":
+            self._pos += 7
+            status = True
+        groups = [self._notify_group()]
+        while not self.at_end():
+            self.sp("an event group")
+            groups.append(self._notify_group())
+        return c.Notify(tag, name, tuple(groups), status)
+
+    def _notify_group(self) -> c.NotifyGroup:
+        self.char("(", "to open an event group")
+        kind = self.atom("a mailbox filter").upper()
+        mailboxes: list[str] = []
+        if kind in ("SUBTREE", "MAILBOXES"):
+            self.sp(kind)
+            if self.try_char("("):
+                mailboxes.append(self.mailbox())
+                while not self.try_char(")"):
+                    self.sp("a mailbox name")
+                    mailboxes.append(self.mailbox())
+            else:
+                mailboxes.append(self.mailbox())
+        elif kind not in NOTIFY_FILTERS:
+            raise ParseError(f"Unknown NOTIFY mailbox filter {kind}")
+        self.sp("the mailbox filter")
+        events: list[str] = []
+        fetch_items: list[c.FetchAttribute] = []
+        if not self.try_char("("):
+            if self.atom("events or NONE").upper() != "NONE":
+                raise ParseError("Expected a list of events or NONE")
+        else:
+            while not self.try_char(")"):
+                if events:
+                    self.sp("an event")
+                event = self.atom("an event").upper()
+                events.append(event)
+                if event == "MESSAGENEW" and self._data[self._pos : self._pos + 2] == b" (":
+                    self._pos += 2
+                    fetch_items.append(self.fetch_attribute())
+                    while not self.try_char(")"):
+                        self.sp("a fetch attribute")
+                        fetch_items.append(self.fetch_attribute())
+            if not events:
+                raise ParseError("An event list needs at least one event (or NONE)")
+        self.char(")", "to close the event group")
+        return c.NotifyGroup(kind, tuple(mailboxes), tuple(events), tuple(fetch_items))
 
     def _cmd_ENABLE(self, tag: str, name: str) -> c.Command:
         caps: list[str] = []

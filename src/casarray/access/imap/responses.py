@@ -5,11 +5,11 @@ whose human-readable text can never break the framing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from casarray.mailstore.interface import SYSTEM_FLAGS
+from casarray.mailstore.interface import SYSTEM_FLAGS, Folder
 from casarray.wire import utf7
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -37,6 +37,20 @@ def string(value: str | bytes) -> bytes:
 def mailbox(name: str) -> bytes:
     """A mailbox name on the wire: modified UTF-7, always quoted (as Dovecot does)."""
     return string(utf7.encode(name))
+
+
+def status(folder: Folder, items: Iterable[str]) -> bytes:
+    """`* STATUS "name" (MESSAGES 3 ...)` with `items` (STATUS item names) in order."""
+    values = {
+        "MESSAGES": folder.exists,
+        "RECENT": folder.recent,
+        "UIDNEXT": folder.uid_next,
+        "UIDVALIDITY": folder.uid_validity,
+        "UNSEEN": folder.unseen,
+        "HIGHESTMODSEQ": folder.highest_modseq,
+    }
+    data = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(items))
+    return b"* STATUS %s (%s)\r\n" % (mailbox(folder.name), data.encode("ascii"))
 
 
 def text(value: str) -> str:

@@ -51,6 +51,14 @@ class UidKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ModSeqKey:
+    """MODSEQ (RFC 7162): messages changed at or after `modseq` (the optional entry
+    name and type are accepted and, flags having no modseqs of their own, ignored)."""
+
+    modseq: int
+
+
+@dataclass(frozen=True, slots=True)
 class SizeKey:
     larger: bool
     size: int
@@ -103,6 +111,7 @@ SearchKey = (
     | RecentKey
     | SequenceKey
     | UidKey
+    | ModSeqKey
     | SizeKey
     | DateKey
     | HeaderKey
@@ -121,7 +130,7 @@ def cost(key: SearchKey) -> int:
     """How much deciding a key costs: 0 the UID/flags map, 1 the folder's metadata, 2 a
     message's header, 3 its text."""
     match key:
-        case SizeKey() | DateKey(sent=False):
+        case SizeKey() | DateKey(sent=False) | ModSeqKey():
             return COST_INFO
         case HeaderKey() | DateKey():
             return COST_HEADER
@@ -216,6 +225,13 @@ def evaluate(
                 return wanted.__contains__
             case UidKey(messages=messages):
                 return lambda i: messages.contains_uid(uids[i], last_uid)
+            case ModSeqKey(modseq=modseq):
+
+                def by_modseq(i: int) -> bool:
+                    info = source.info(uids[i])
+                    return info is not None and info.modseq >= modseq
+
+                return by_modseq
             case SizeKey(larger=larger, size=size):
 
                 def by_size(i: int) -> bool:
@@ -323,3 +339,27 @@ def _clipped_indexes(messages: SequenceSet, exists: int) -> set[int]:
             a, b = b, a
         out.update(range(a - 1, min(b, exists)))
     return out
+
+
+def uses_modseq(key: SearchKey) -> bool:
+    """Whether the key has a MODSEQ (its result then carries the highest modseq)."""
+    match key:
+        case ModSeqKey():
+            return True
+        case Not(key=inner):
+            return uses_modseq(inner)
+        case Or(left=left, right=right):
+            return uses_modseq(left) or uses_modseq(right)
+        case And(keys=keys):
+            return any(uses_modseq(k) for k in keys)
+    return False
+
+
+def highest_modseq(found: Sequence[int], uids: Sequence[int], source: MessageSource) -> int:
+    """The highest modseq of the messages at indexes `found` (RFC 7162 3.1.5)."""
+    best = 0
+    for i in found:
+        info = source.info(uids[i])
+        if info is not None and info.modseq > best:
+            best = info.modseq
+    return best

@@ -7,6 +7,9 @@ parallel list of flag sets, interned so messages with the same flags share one
 frozenset. Messages expunged by other sessions stay in the map (and keep their sequence
 numbers) until an EXPUNGE response may be sent (RFC 3501 7.4.1: never while answering
 FETCH, STORE or SEARCH); then they are announced and removed together.
+
+With CONDSTORE enabled (RFC 7162) flag updates carry the message's MODSEQ; with QRESYNC
+they carry its UID too, and expunges go out as one VANISHED response of UIDs.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ class MailboxGone(Exception):
 class SelectedMailbox:
     __slots__ = (
         "_intern",
+        "condstore",
         "flags",
         "keywords",
         "modseq",
         "name",
         "pending_expunge",
+        "qresync",
         "readonly",
         "recent",
         "uid_next",
@@ -56,6 +61,8 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()
         self.keywords: frozenset[str] = frozenset()
         self._intern: dict[frozenset[str], frozenset[str]] = {}
+        self.condstore = False  # MODSEQ in flag updates (RFC 7162)
+        self.qresync = False  # ... and UID, and VANISHED instead of EXPUNGE
 
     @classmethod
     def open(
@@ -171,10 +178,11 @@ class SelectedMailbox:
         if added:
             lines.append(b"* %d EXISTS\r\n" % len(self.uids))
             lines.append(b"* %d RECENT\r\n" % len(self.recent))
+        modseqs = {info.uid: info.modseq for info in changes.changed} if self.condstore else {}
         for uid in flag_changes:
             i = self.index_of(uid)
             if i is not None:
-                lines.append(self.fetch_flags(i, uid_command))
+                lines.append(self.fetch_flags(i, uid_command, modseqs.get(uid)))
         return lines
 
     def _apply(self, store: MailboxStore, changes: Changes) -> tuple[int, list[int]]:
@@ -215,7 +223,15 @@ class SelectedMailbox:
                 self.recent.update(store.take_recent(self.name))
         return len(new), flag_changes
 
-    def fetch_flags(self, index: int, with_uid: bool) -> bytes:
+    def fetch_flags(self, index: int, with_uid: bool, modseq: int | None = None) -> bytes:
+        if modseq is not None:
+            uid = b"UID %d " % self.uids[index] if with_uid or self.qresync else b""
+            return b"* %d FETCH (%sFLAGS %s MODSEQ (%d))\r\n" % (
+                index + 1,
+                uid,
+                self.flag_list(index),
+                modseq,
+            )
         if with_uid:
             return b"* %d FETCH (UID %d FLAGS %s)\r\n" % (
                 index + 1,
@@ -232,8 +248,12 @@ class SelectedMailbox:
         positions = sorted(i for i in map(self.index_of, doomed) if i is not None)
         if not positions:
             return []
-        # RFC 3501's example order: ascending, each number as it is after the ones before.
-        lines = [b"* %d EXPUNGE\r\n" % (pos + 1 - k) for k, pos in enumerate(positions)]
+        if self.qresync:  # RFC 7162 3.2.10: the UIDs, in one response
+            gone = r.uid_set([self.uids[pos] for pos in positions])
+            lines = [b"* VANISHED %s\r\n" % gone.encode("ascii")]
+        else:
+            # RFC 3501's example order: ascending, each number as it is after the ones before.
+            lines = [b"* %d EXPUNGE\r\n" % (pos + 1 - k) for k, pos in enumerate(positions)]
         drop = set(positions)
         keep = [i for i in range(len(self.uids)) if i not in drop]
         self.uids = array("I", [self.uids[i] for i in keep])

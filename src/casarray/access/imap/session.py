@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from casarray import __version__
 from casarray.access.imap import commands as c
+from casarray.access.imap import condstore
 from casarray.access.imap import responses as r
 from casarray.access.imap.backend import (
     Backend,
@@ -51,8 +52,9 @@ from casarray.access.imap.framing import (
     RawCommand,
     ReaderEvent,
 )
+from casarray.access.imap.notify import Notifier, NotifyError
 from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
-from casarray.access.imap.search import MessageSource, evaluate
+from casarray.access.imap.search import MessageSource, evaluate, highest_modseq, uses_modseq
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
@@ -115,6 +117,7 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "APPEND": _AUTH,
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
+    "NOTIFY": _AUTH,
     "ENABLE": frozenset({State.AUTHENTICATED}),
     "CHECK": _SELECTED,
     "CLOSE": _SELECTED,
@@ -194,10 +197,13 @@ class ImapSession:
         "_allow_plaintext",
         "_backend",
         "_client_address",
+        "_condstore",
         "_extra",
         "_limits",
         "_mode",
+        "_notify",
         "_pending_tag",
+        "_qresync",
         "_reader",
         "_selected",
         "_starttls_available",
@@ -234,6 +240,9 @@ class ImapSession:
         self._selected: SelectedMailbox | None = None
         self._user: str | None = None
         self._pending_tag = ""
+        self._condstore = False  # RFC 7162, enabled by ENABLE or a command that uses it
+        self._notify: Notifier | None = None  # the NOTIFY SET in effect (RFC 5465)
+        self._qresync = False
 
     # -- the transport's API ------------------------------------------------------------
 
@@ -291,12 +300,25 @@ class ImapSession:
         return []
 
     def poll(self) -> list[Event]:
-        """In IDLE: untagged responses for changes made by other sessions."""
-        if self._mode is not _Mode.IDLE or self._selected is None or self._store is None:
+        """In IDLE, or between commands while NOTIFY is set: untagged responses for
+        changes made by other sessions."""
+        idle = self._mode is _Mode.IDLE
+        notifier = self._notify if self._mode is _Mode.COMMAND or idle else None
+        if self._store is None or not (idle or notifier is not None):
             return []
         out = _Output()
+        view = self._selected
         try:
-            out.extend(self._selected.update(self._store, expunge=True))
+            if view is not None and (idle or (notifier is not None and notifier.wants_selected)):
+                last = view.uids[-1] if view.uids else 0
+                expunge = idle or (notifier is not None and not notifier.delayed)
+                out.extend(view.update(self._store, expunge=expunge))
+                if notifier is not None and notifier.fetch_items:  # MessageNew's attributes
+                    new = [i for i in range(view.exists - 1, -1, -1) if view.uids[i] > last]
+                    items = notifier.fetch_items
+                    out.extend(fetch(self._store, view, new[::-1], items, False).lines)
+            if notifier is not None:
+                out.extend(notifier.poll(self._store, view.name if view else None))
         except MailboxGone:
             out.write(_BYE_GONE)
             self._end(out)
@@ -346,6 +368,11 @@ class ImapSession:
             "CHILDREN",
             "UNSELECT",
             "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "CONDSTORE",
+            "QRESYNC",
+            "NOTIFY",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -420,6 +447,13 @@ class ImapSession:
             command = parser.arguments(name)
         except ParseError as exc:
             out.write(r.tagged(tag, "BAD", f"{name}: {exc}"))
+            return
+        if parser.invalid_name is not None:
+            # No mailbox has such a name: LIST finds nothing, the others can't act on it.
+            if name in ("LIST", "LSUB"):
+                out.write(r.tagged(tag, "OK", f"{name} completed"))
+            else:
+                out.write(r.tagged(tag, "NO", parser.invalid_name, "CANNOT"))
             return
         handler = getattr(self, "_do_" + name.replace(" ", "_"))
         view = self._selected
@@ -612,6 +646,11 @@ class ImapSession:
 
     def _do_SELECT(self, cmd: c.MailboxCommand, out: _Output) -> _Done:
         readonly = cmd.name == "EXAMINE"
+        qresync = cmd.qresync if isinstance(cmd, c.Select) else None
+        if qresync is not None and not self._qresync:
+            return _Done("BAD", f"{cmd.name} (QRESYNC ...) needs ENABLE QRESYNC first")
+        if self._selected is not None:  # RFC 7162 3.2.11
+            out.write(b"* OK [CLOSED] Previous mailbox closed\r\n")
         self._deselect()
         try:
             view, lines = SelectedMailbox.open(self._mailbox, cmd.mailbox, readonly)
@@ -620,6 +659,13 @@ class ImapSession:
         out.extend(lines)
         self._selected = view
         self._state = State.SELECTED
+        if isinstance(cmd, c.Select) and cmd.condstore:
+            self._condstore = True
+        view.condstore, view.qresync = self._condstore, self._qresync
+        if self._condstore:
+            out.write(condstore.highest_modseq_line(view))
+        if qresync is not None:
+            out.extend(condstore.qresync_select(self._mailbox, view, qresync))
         code = "READ-ONLY" if readonly else "READ-WRITE"
         return _Done("OK", f"{cmd.name} completed", code)
 
@@ -660,7 +706,22 @@ class ImapSession:
         from casarray.access.imap import listing
 
         store = self._mailbox
-        if cmd.name == "LIST":
+        if cmd.patterns and cmd.patterns != ("",):  # extended (RFC 5258, 5819)
+            folders = store.folders()
+            listed = listing.extended_list(
+                folders,
+                store.subscriptions(),
+                cmd.reference,
+                cmd.patterns,
+                cmd.selection,
+                cmd.returns,
+            )
+            by_name = {f.name: f for f in folders}
+            for item in listed:
+                out.write(item.line)
+                if cmd.status_items and item.selectable:
+                    out.write(r.status(by_name[item.name], cmd.status_items))
+        elif cmd.name == "LIST":
             out.extend(listing.list_lines(store.folders(), cmd.reference, cmd.pattern))
         else:
             out.extend(listing.lsub_lines(store.subscriptions(), cmd.reference, cmd.pattern))
@@ -673,15 +734,9 @@ class ImapSession:
             folder = self._mailbox.folder(cmd.mailbox)
         except FolderNotFound:
             return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
-        values = {
-            "MESSAGES": folder.exists,
-            "RECENT": folder.recent,
-            "UIDNEXT": folder.uid_next,
-            "UIDVALIDITY": folder.uid_validity,
-            "UNSEEN": folder.unseen,
-        }
-        items = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(cmd.items))
-        out.write(b"* STATUS %s (%s)\r\n" % (r.mailbox(folder.name), items.encode("ascii")))
+        if "HIGHESTMODSEQ" in cmd.items:
+            self._enable_condstore(out)
+        out.write(r.status(folder, cmd.items))
         return _Done("OK", "STATUS completed")
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
@@ -699,8 +754,25 @@ class ImapSession:
         return _Done("OK", "NAMESPACE completed")
 
     def _do_ENABLE(self, cmd: c.Enable, out: _Output) -> _Done:
-        out.write(b"* ENABLED\r\n")  # no extension that needs enabling is implemented
+        enabled = []
+        for cap in cmd.capabilities:  # only what wasn't on already (RFC 5161)
+            if cap == "CONDSTORE" and not self._condstore:
+                enabled.append(cap)
+            elif cap == "QRESYNC" and not self._qresync:  # it implies CONDSTORE
+                self._qresync = True
+                enabled.append(cap)
+        self._condstore = self._condstore or bool(enabled)
+        out.write(b"* ENABLED%s\r\n" % "".join(" " + cap for cap in enabled).encode("ascii"))
         return _Done("OK", "ENABLE completed")
+
+    def _enable_condstore(self, out: _Output) -> None:
+        """A CONDSTORE-enabling command (RFC 7162 3.1): from now on modseqs are reported,
+        starting with the selected mailbox's HIGHESTMODSEQ."""
+        self._condstore = True
+        view = self._selected
+        if view is not None and not view.condstore:
+            view.condstore = True
+            out.write(condstore.highest_modseq_line(view))
 
     def _do_IDLE(self, cmd: c.Command, out: _Output) -> None:
         out.write(b"+ idling\r\n")
@@ -717,10 +789,28 @@ class ImapSession:
         except Exception:
             log.exception("IMAP %s: checking for changes failed", self._client_address)
 
+    def _do_NOTIFY(self, cmd: c.Notify, out: _Output) -> _Done:
+        if cmd.groups is None:  # NOTIFY NONE
+            if self._notify is not None:
+                self._notify = None
+                out.event(Idling(False))
+            return _Done("OK", "NOTIFY completed")
+        try:
+            notifier = Notifier(cmd)
+        except NotifyError as exc:
+            return _Done(exc.status, str(exc), exc.code)
+        view = self._selected
+        out.extend(notifier.start(self._mailbox, view.name if view else None, cmd.status))
+        if self._notify is None:
+            out.event(Idling(True))  # the transport polls while NOTIFY is set
+        self._notify = notifier
+        return _Done("OK", "NOTIFY completed")
+
     def _on_idle_line(self, line: bytes | LineTooLong, out: _Output) -> None:
         tag = self._pending_tag
         self._mode = _Mode.COMMAND
-        out.event(Idling(False))
+        if self._notify is None:  # NOTIFY keeps the transport polling
+            out.event(Idling(False))
         if isinstance(line, bytes) and line.strip().upper() == b"DONE":
             out.write(r.tagged(tag, "OK", "IDLE terminated"))
         else:
@@ -785,21 +875,47 @@ class ImapSession:
             return store.envelopes(name, view.uids)
 
         source = MessageSource(infos, body, envelopes)
+        with_modseq = uses_modseq(cmd.key)
+        if with_modseq:
+            self._enable_condstore(out)
         found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        if with_modseq and found:  # RFC 7162 3.1.5: the highest modseq of those found
+            numbers_end = b" (MODSEQ %d)" % highest_modseq(found, view.uids, source)
+        else:
+            numbers_end = b""
         if cmd.uid:
             uids = view.uids
             numbers = b"".join(b" %d" % uids[i] for i in found)
         else:
             numbers = b"".join(b" %d" % (i + 1) for i in found)
-        out.write(b"* SEARCH" + numbers + b"\r\n")
+        out.write(b"* SEARCH" + numbers + numbers_end + b"\r\n")
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SEARCH = _do_SEARCH
 
     def _do_FETCH(self, cmd: c.Fetch, out: _Output) -> _Done:
         view = self._view
+        if cmd.vanished and not self._qresync:
+            return _Done("BAD", "VANISHED needs ENABLE QRESYNC first")
         indexes = self._indexes(cmd.messages, cmd.uid)
-        result = fetch(self._mailbox, view, indexes, cmd.items, cmd.uid)
+        items = cmd.items
+        if cmd.changed_since is not None or condstore.MODSEQ_ITEM in items:
+            self._enable_condstore(out)
+        if cmd.changed_since is not None:  # RFC 7162 3.1.4.1: implies MODSEQ
+            if cmd.vanished:
+                gone = condstore.expunged_since(
+                    self._mailbox, view, cmd.changed_since, cmd.messages
+                )
+                out.extend(condstore.vanished_earlier(gone))
+            indexes = condstore.changed_indexes(self._mailbox, view, indexes, cmd.changed_since)
+        # MODSEQ goes with FLAGS, also those a body fetch's \Seen brings (RFC 7162 3.1.4).
+        wants_modseq = cmd.changed_since is not None or any(
+            i.name == "FLAGS" or (i.sets_seen and not view.readonly) for i in items
+        )
+        if view.condstore and wants_modseq and condstore.MODSEQ_ITEM not in items:
+            items = (*items, condstore.MODSEQ_ITEM)
+        # With QRESYNC every FETCH response carries the UID (RFC 7162 3.2.4).
+        result = fetch(self._mailbox, view, indexes, items, cmd.uid or view.qresync)
         out.extend(result.lines)
         if result.missing and not cmd.uid:
             return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
@@ -811,13 +927,23 @@ class ImapSession:
         view = self._view
         if view.readonly:
             return _Done("NO", _READ_ONLY)
+        if cmd.unchanged_since is not None:
+            self._enable_condstore(out)
         indexes = self._indexes(cmd.messages, cmd.uid)
         uids = [view.uids[i] for i in indexes if view.uids[i] not in view.pending_expunge]
+        changed: list[MessageInfo] = []
         if uids:
-            changed = self._mailbox.store_flags(view.name, uids, cmd.mode, cmd.flags)
+            changed = self._mailbox.store_flags(
+                view.name, uids, cmd.mode, cmd.flags, cmd.unchanged_since
+            )
             view.set_flags(changed)
             out.extend(view.new_keywords())
-        if not cmd.silent:
+        if view.condstore:
+            lines, modified = condstore.store_result(self._mailbox, view, cmd, indexes, changed)
+            out.extend(lines)
+            if modified:
+                return _Done("OK", "Conditional STORE failed for some messages", modified)
+        elif not cmd.silent:
             out.extend(view.fetch_flags(i, cmd.uid) for i in indexes)
         return _Done("OK", f"{cmd.name} completed")
 

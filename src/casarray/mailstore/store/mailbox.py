@@ -25,7 +25,6 @@ from casarray.mailstore.interface import (
     Copied,
     DestinationNotFound,
     FlagMap,
-    FolderInUse,
     FolderNotFound,
     MessageInfo,
     MessageNotFound,
@@ -343,13 +342,12 @@ class SqlMailboxStore(MailboxFolders):
         return self._transfer(folder, uids, destination, move=False)
 
     def move(self, folder: str, uids: Sequence[int], destination: str) -> Copied:
-        """COPY and EXPUNGE of the source messages in one transaction (RFC 6851)."""
+        """COPY and EXPUNGE of the source messages in one transaction (RFC 6851); into
+        the folder itself too, where the messages get new UIDs (as Dovecot does)."""
         return self._transfer(folder, uids, destination, move=True)
 
     def _transfer(self, name: str, uids: Sequence[int], destination: str, *, move: bool) -> Copied:
         source_key, target_key = canonical(name), canonical(destination)
-        if move and source_key == target_key:
-            raise FolderInUse(f"The messages are already in '{source_key}'.")
         with self.database.write() as conn:
             locked = conn.execute(
                 select(*_FOLDER_COLUMNS)
