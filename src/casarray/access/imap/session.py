@@ -41,6 +41,7 @@ from casarray.access.imap.backend import (
     LoginThrottled,
     LoginUnavailable,
 )
+from casarray.access.imap.esearch import esearch_line
 from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
 from casarray.access.imap.framing import (
@@ -52,7 +53,8 @@ from casarray.access.imap.framing import (
     ReaderEvent,
 )
 from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
-from casarray.access.imap.search import MessageSource, evaluate
+from casarray.access.imap.search import evaluate, source_for
+from casarray.access.imap.search_context import SearchContext, SearchContexts
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
@@ -60,7 +62,6 @@ from casarray.mailstore.interface import (
     FolderNotFound,
     MailboxStore,
     MailstoreError,
-    MessageInfo,
 )
 
 log = logging.getLogger(__name__)
@@ -131,9 +132,14 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "UID COPY": _SELECTED,
     "UID MOVE": _SELECTED,
     "UID EXPUNGE": _SELECTED,
+    "SORT": _SELECTED,
+    "UID SORT": _SELECTED,
+    "THREAD": _SELECTED,
+    "UID THREAD": _SELECTED,
+    "CANCELUPDATE": _SELECTED,
 }
 # Commands during which no EXPUNGE may be sent (RFC 3501 7.4.1; COPY too, as Dovecot).
-_NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "COPY"})
+_NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "COPY", "SORT", "THREAD"})
 # Commands after which the selected mailbox is not checked for changes.
 _NO_UPDATES = frozenset({"SELECT", "EXAMINE", "CLOSE", "UNSELECT", "LOGOUT", "IDLE"})
 _SERVERBUG = "Internal server error; the server log has the details"
@@ -194,6 +200,7 @@ class ImapSession:
         "_allow_plaintext",
         "_backend",
         "_client_address",
+        "_contexts",
         "_extra",
         "_limits",
         "_mode",
@@ -232,6 +239,7 @@ class ImapSession:
         self._mode = _Mode.COMMAND
         self._store: MailboxStore | None = None
         self._selected: SelectedMailbox | None = None
+        self._contexts: SearchContexts | None = None  # RFC 5267 live results
         self._user: str | None = None
         self._pending_tag = ""
 
@@ -297,6 +305,8 @@ class ImapSession:
         out = _Output()
         try:
             out.extend(self._selected.update(self._store, expunge=True))
+            if self._contexts:
+                out.extend(self._contexts.updates(self._selected, self._store))
         except MailboxGone:
             out.write(_BYE_GONE)
             self._end(out)
@@ -347,6 +357,16 @@ class ImapSession:
             "UNSELECT",
             "SPECIAL-USE",
             f"APPENDLIMIT={self._limits.max_literal}",
+            # the search family: ESEARCH (RFC 4731), SORT and THREAD (5256),
+            # SORT=DISPLAY (5957), ESORT and CONTEXT (5267)
+            "ESEARCH",
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "THREAD=REFERENCES",
+            "THREAD=ORDEREDSUBJECT",
+            "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
         ]
         for extra in self._extra:
             if extra.upper() not in (cap.upper() for cap in caps):
@@ -445,6 +465,8 @@ class ImapSession:
         if self._selected is not None and name not in _NO_UPDATES and self._store is not None:
             try:
                 out.extend(self._selected.update(self._store, expunge=name not in _NO_EXPUNGE))
+                if self._contexts:
+                    out.extend(self._contexts.updates(self._selected, self._store))
             except MailboxGone:
                 out.write(_BYE_GONE)
                 self._end(out)
@@ -607,6 +629,7 @@ class ImapSession:
 
     def _deselect(self) -> None:
         self._selected = None
+        self._contexts = None
         if self._state is State.SELECTED:
             self._state = State.AUTHENTICATED
 
@@ -769,32 +792,87 @@ class ImapSession:
         if cmd.charset is not None and cmd.charset not in SEARCH_CHARSETS:
             return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
         view = self._view
-        store = self._mailbox
-        name = view.name
-
-        def infos() -> dict[int, MessageInfo]:
-            return {info.uid: info for info in store.messages(name)}
-
-        def body(uid: int) -> bytes | None:
-            try:
-                return store.body(name, uid)
-            except MailstoreError:
-                return None
-
-        def envelopes() -> dict[int, str]:
-            return store.envelopes(name, view.uids)
-
-        source = MessageSource(infos, body, envelopes)
+        source = source_for(self._mailbox, view.name, view.uids)
         found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        if cmd.returns is not None:  # ESEARCH (RFC 4731), maybe kept live (RFC 5267)
+            result = [uids[i] for i in found]
+            numbers = result if cmd.uid else [i + 1 for i in found]
+            out.write(esearch_line(cmd.tag, cmd.uid, cmd.returns, numbers))
+            if cmd.returns.update:
+                context = SearchContext(cmd.tag, cmd.uid, cmd.key, cmd.returns, result)
+                self._search_contexts.start(context, view, source)
+            return _Done("OK", f"{cmd.name} completed")
         if cmd.uid:
-            uids = view.uids
-            numbers = b"".join(b" %d" % uids[i] for i in found)
+            text = b"".join(b" %d" % uids[i] for i in found)
         else:
-            numbers = b"".join(b" %d" % (i + 1) for i in found)
-        out.write(b"* SEARCH" + numbers + b"\r\n")
+            text = b"".join(b" %d" % (i + 1) for i in found)
+        out.write(b"* SEARCH" + text + b"\r\n")
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SEARCH = _do_SEARCH
+
+    @property
+    def _search_contexts(self) -> SearchContexts:
+        if self._contexts is None:
+            self._contexts = SearchContexts()
+        return self._contexts
+
+    def _do_SORT(self, cmd: c.Sort, out: _Output) -> _Done:
+        from casarray.access.imap.sorting import sort_uids
+
+        if cmd.charset not in SEARCH_CHARSETS:
+            return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
+        view = self._view
+        source = source_for(self._mailbox, view.name, view.uids)
+        found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        sequence = {uids[i]: i + 1 for i in found}
+        ordered = sort_uids(cmd.criteria, list(sequence), source)
+        numbers = ordered if cmd.uid else [sequence[uid] for uid in ordered]
+        if cmd.returns is None:
+            out.write(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+            return _Done("OK", f"{cmd.name} completed")
+        out.write(esearch_line(cmd.tag, cmd.uid, cmd.returns, numbers))
+        if cmd.returns.update:
+            context = SearchContext(
+                cmd.tag, cmd.uid, cmd.key, cmd.returns, ordered, criteria=cmd.criteria
+            )
+            self._search_contexts.start(context, view, source)
+        return _Done("OK", f"{cmd.name} completed")
+
+    _do_UID_SORT = _do_SORT
+
+    def _do_THREAD(self, cmd: c.Thread, out: _Output) -> _Done:
+        from casarray.access.imap import threads
+
+        if cmd.charset not in SEARCH_CHARSETS:
+            return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
+        view = self._view
+        source = source_for(self._mailbox, view.name, view.uids)
+        found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        sequence = {uids[i]: i + 1 for i in found}
+        if cmd.algorithm == "ORDEREDSUBJECT":
+            roots = threads.ordered_subject(list(sequence), source)
+        else:
+            owner = (self._user or "", view.name, view.uid_validity)
+            roots = threads.references(
+                list(sequence),
+                source,
+                lambda uid: threads.references_of(owner, uid, threads.reader(source)),
+            )
+        number = (lambda uid: uid) if cmd.uid else sequence.__getitem__
+        out.write(threads.thread_line(roots, number))
+        return _Done("OK", f"{cmd.name} completed")
+
+    _do_UID_THREAD = _do_THREAD
+
+    def _do_CANCELUPDATE(self, cmd: c.CancelUpdate, out: _Output) -> _Done:
+        unknown = self._search_contexts.cancel(cmd.tags)
+        if unknown:
+            return _Done("BAD", f"No search context has the tag {unknown[0]!r}; none was ended")
+        return _Done("OK", "CANCELUPDATE completed")
 
     def _do_FETCH(self, cmd: c.Fetch, out: _Output) -> _Done:
         view = self._view

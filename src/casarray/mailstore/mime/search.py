@@ -219,6 +219,15 @@ def _imap_values(text: str) -> list[object]:
     return stack[0]
 
 
+def envelope_items(envelope: str) -> list[object]:
+    """The ten items of a cached ENVELOPE as parsed values (strings as bytes, NIL as
+    None, address lists as lists of four-item lists, group markers kept), for SORT and
+    THREAD, which need the first address of a list as written and the Message-ID."""
+    values = _imap_values(envelope)
+    items = values[0] if values and isinstance(values[0], list) else []
+    return [*items[:10], *([None] * (10 - len(items)))]
+
+
 @functools.lru_cache(maxsize=8192)
 def envelope_fields(envelope: str) -> Mapping[str, str]:
     """The searchable text of each ENVELOPE field, RFC 2047 decoded: the subject, and

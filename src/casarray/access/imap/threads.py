@@ -1,0 +1,316 @@
+"""THREAD (RFC 5256 section 3): ORDEREDSUBJECT and REFERENCES over the messages a
+search found, and the `* THREAD (1 (2 4)(3))(5)` response.
+
+ORDEREDSUBJECT reads only the cached ENVELOPE (base subject, Date) and the internal
+date. REFERENCES needs the References header, which the ENVELOPE does not carry: it is
+read from the message header once per message and kept in a bounded per-process cache
+keyed by (mailbox owner, folder, UIDVALIDITY, UID), which never changes its meaning.
+Message-ID and In-Reply-To come from the cached ENVELOPE.
+
+Where RFC 5256 leaves room this follows Dovecot (the imaptest groups thread..thread8
+check it): a duplicate Message-ID makes the later message one without an id; when a
+message's new parent would make a loop, its old parent link is still broken (so the
+message becomes a root); dates are sent dates (the Date header, else the internal
+date), and equal dates keep mailbox order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from casarray.access.imap.search import MessageSource
+from casarray.access.imap.sorting import facts_of, message_ids, sent_date
+
+ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
+
+
+class _Node:
+    __slots__ = ("children", "parent", "uid")
+
+    def __init__(self, uid: int | None = None) -> None:
+        self.uid = uid  # None: a dummy (a message-id seen only in references)
+        self.parent: _Node | None = None
+        self.children: list[_Node] = []
+
+    def is_ancestor_of(self, other: _Node) -> bool:
+        node: _Node | None = other
+        while node is not None:
+            if node is self:
+                return True
+            node = node.parent
+        return False
+
+    def unlink(self) -> None:
+        if self.parent is not None:
+            self.parent.children.remove(self)
+            self.parent = None
+
+    def link(self, child: _Node) -> None:
+        child.parent = self
+        self.children.append(child)
+
+
+# -- References headers, cached per process -------------------------------------------
+
+_CACHE_SIZE = 100_000
+_references: OrderedDict[tuple[str, str, int, int], tuple[str, ...]] = OrderedDict()
+_lock = threading.Lock()
+
+
+def references_of(
+    key: tuple[str, str, int], uid: int, read: Callable[[int], tuple[str, ...]]
+) -> tuple[str, ...]:
+    """The message-ids of a message's References header; `key` is (owner, folder,
+    UIDVALIDITY), `read` reads them when they are not cached."""
+    full = (*key, uid)
+    with _lock:
+        found = _references.get(full)
+        if found is not None:
+            _references.move_to_end(full)
+            return found
+    found = read(uid)
+    with _lock:
+        _references[full] = found
+        if len(_references) > _CACHE_SIZE:
+            _references.popitem(last=False)
+    return found
+
+
+def reader(source: MessageSource) -> Callable[[int], tuple[str, ...]]:
+    """Reads a message's References from its header (through `source`)."""
+    from casarray.mailstore.mime import header_values
+
+    def read(uid: int) -> tuple[str, ...]:
+        raw = source.raw(uid)
+        return parse_references(header_values(raw, "References")) if raw else ()
+
+    return read
+
+
+def parse_references(values: Sequence[str]) -> tuple[str, ...]:
+    """The message-ids of the References header fields (all of them, in order)."""
+    out: list[str] = []
+    for value in values:
+        out.extend(message_ids(value))
+    return tuple(out)
+
+
+# -- the algorithms -------------------------------------------------------------------
+
+
+def _date_of(node: _Node, dates: Callable[[int], float]) -> float:
+    """A node's date: its message's, or a dummy's first child's (children sorted)."""
+    while node.uid is None and node.children:
+        node = node.children[0]
+    return dates(node.uid) if node.uid is not None else 0.0
+
+
+def _sort_tree(nodes: list[_Node], dates: Callable[[int], float], order: dict[int, int]) -> None:
+    for node in nodes:
+        _sort_tree(node.children, dates, order)
+
+    def key(node: _Node) -> tuple[float, int]:
+        first = node
+        while first.uid is None and first.children:
+            first = first.children[0]
+        return (_date_of(node, dates), order.get(first.uid or 0, 0))
+
+    nodes.sort(key=key)
+
+
+def ordered_subject(uids: Sequence[int], source: MessageSource) -> list[_Node]:
+    """THREAD=ORDEREDSUBJECT: messages grouped by base subject; in each group the first
+    (by sent date) is the root and the others its children in date order; threads in
+    the order of their roots' dates."""
+    order = {uid: i for i, uid in enumerate(uids)}
+    dated = sorted(uids, key=lambda uid: (facts_of(source, uid).subject, sent_date(source, uid)))
+    roots: list[_Node] = []
+    last_subject: str | None = None
+    current: _Node | None = None
+    for uid in dated:
+        subject = facts_of(source, uid).subject
+        node = _Node(uid)
+        if current is not None and subject == last_subject:
+            current.link(node)
+        else:
+            current = node
+            last_subject = subject
+            roots.append(node)
+    roots.sort(key=lambda n: (sent_date(source, n.uid or 0), order[n.uid or 0]))
+    return roots
+
+
+def references(
+    uids: Sequence[int], source: MessageSource, refs: Callable[[int], tuple[str, ...]]
+) -> list[_Node]:
+    """THREAD=REFERENCES (RFC 5256 section 3, steps 1 to 6)."""
+    order = {uid: i for i, uid in enumerate(uids)}
+    table: dict[str, _Node] = {}
+
+    def container(message_id: str) -> _Node:
+        node = table.get(message_id)
+        if node is None:
+            node = table[message_id] = _Node()
+        return node
+
+    nodes: list[_Node] = []
+    for uid in uids:
+        facts = facts_of(source, uid)
+        # (1A) the message's container; a duplicate id counts as no id
+        node: _Node | None = None
+        if facts.message_id is not None:
+            existing = table.get(facts.message_id)
+            if existing is None:
+                node = table[facts.message_id] = _Node(uid)
+            elif existing.uid is None:
+                existing.uid = uid
+                node = existing
+        if node is None:
+            node = _Node(uid)
+        nodes.append(node)
+        # (1B) link the references in order, never making a loop or relinking
+        chain = list(refs(uid))
+        if not chain and facts.in_reply_to:
+            chain = [facts.in_reply_to]
+        previous: _Node | None = None
+        for message_id in chain:
+            current = container(message_id)
+            if (
+                previous is not None
+                and current.parent is None
+                and current is not previous
+                and not current.is_ancestor_of(previous)
+            ):
+                previous.link(current)
+            previous = current
+        # (1C) the last reference is the message's parent
+        node.unlink()
+        if previous is not None and previous is not node and not node.is_ancestor_of(previous):
+            previous.link(node)
+    # (2) the roots, (4) dummies pruned
+    roots = [n for n in _unique(list(table.values()) + nodes) if n.parent is None]
+    roots = _prune(roots, root_level=True)
+    # (5) roots gathered by base subject
+    roots = _group_by_subject(roots, source)
+    # (6) children and roots sorted by date
+    _sort_tree(roots, lambda uid: sent_date(source, uid), order)
+    return roots
+
+
+def _unique(nodes: list[_Node]) -> list[_Node]:
+    seen: set[int] = set()
+    out = []
+    for node in nodes:
+        if id(node) not in seen:
+            seen.add(id(node))
+            out.append(node)
+    return out
+
+
+def _prune(nodes: list[_Node], root_level: bool) -> list[_Node]:
+    """Step 4: dummies without children go; a dummy's children take its place, except
+    at the root level when there are several of them."""
+    out: list[_Node] = []
+    for node in nodes:
+        node.children = _prune(node.children, root_level=False)
+        for child in node.children:
+            child.parent = node
+        if node.uid is not None:
+            out.append(node)
+        elif not node.children:
+            continue
+        elif root_level and len(node.children) > 1:
+            out.append(node)
+        else:
+            for child in node.children:
+                child.parent = node.parent
+            out.extend(node.children)
+    return out
+
+
+def _subject_of(node: _Node, source: MessageSource) -> tuple[str, bool]:
+    if node.uid is None:
+        if not node.children:
+            return "", False
+        node = node.children[0]
+    facts = facts_of(source, node.uid or 0)
+    return facts.subject, facts.reply
+
+
+def _group_by_subject(roots: list[_Node], source: MessageSource) -> list[_Node]:
+    """Step 5: roots with the same base subject become one thread."""
+    subjects: dict[str, _Node] = {}
+    for root in roots:
+        subject, reply = _subject_of(root, source)
+        if not subject:
+            continue
+        old = subjects.get(subject)
+        if (
+            old is None
+            or (root.uid is None and old.uid is not None)
+            or (old.uid is not None and _subject_of(old, source)[1] and not reply)
+        ):
+            subjects[subject] = root
+    out: list[_Node] = []
+    for root in roots:
+        if root.parent is not None:
+            continue  # already placed under a dummy made for an earlier root
+        subject, reply = _subject_of(root, source)
+        target = subjects.get(subject) if subject else None
+        if target is None or target is root:
+            out.append(root)
+            continue
+        if target.uid is None and root.uid is None:
+            for child in root.children:
+                target.link(child)
+            root.children = []
+        elif target.uid is None:
+            target.link(root)
+        elif root.uid is None:
+            # the table's message joins the dummy: the dummy takes its place
+            index = out.index(target) if target in out else None
+            root.link(target)
+            subjects[subject] = root
+            if index is not None:
+                out[index] = root
+            else:
+                out.append(root)
+        elif reply and not _subject_of(target, source)[1]:
+            target.link(root)
+        else:
+            dummy = _Node()
+            index = out.index(target) if target in out else None
+            dummy.link(target)
+            dummy.link(root)
+            subjects[subject] = dummy
+            if index is not None:
+                out[index] = dummy
+            else:
+                out.append(dummy)
+    return out
+
+
+# -- the response -----------------------------------------------------------------------
+
+
+def _members(node: _Node, number: Callable[[int], int]) -> str:
+    parts: list[str] = []
+    current = node
+    while True:
+        if current.uid is not None:
+            parts.append(str(number(current.uid)))
+        kids = current.children
+        if len(kids) == 1 and current.uid is not None:
+            current = kids[0]
+            continue
+        if kids:
+            parts.append("".join("(" + _members(kid, number) + ")" for kid in kids))
+        return " ".join(parts)
+
+
+def thread_line(roots: Sequence[_Node], number: Callable[[int], int]) -> bytes:
+    """`* THREAD (1 2)(3 (4)(5))`: `number` gives the number to show for a UID."""
+    threads = "".join("(" + _members(root, number) + ")" for root in roots)
+    return b"* THREAD" + (b" " + threads.encode("ascii") if threads else b"") + b"\r\n"
