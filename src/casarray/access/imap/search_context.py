@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from casarray.access.imap.commands import SortCriterion
@@ -74,6 +74,7 @@ class SearchContexts:
             context.values = [value(uid) for uid in context.result]
         if not self._contexts:
             self._snapshot(view)
+        view.before_expunge = lambda positions: self.expunging(view, positions)
         self._contexts.pop(context.tag, None)
         if len(self._contexts) >= MAX_CONTEXTS:
             self._contexts.pop(next(iter(self._contexts)))  # the oldest goes
@@ -87,6 +88,29 @@ class SearchContexts:
             for tag in tags:
                 self._contexts.pop(tag, None)
         return unknown
+
+    def expunging(self, view: SelectedMailbox, positions: list[int]) -> list[bytes]:
+        """REMOVEFROM for messages about to be announced expunged (`positions`: their
+        indexes in the map), sent before the EXPUNGE responses so that their sequence
+        numbers still name them."""
+        uids = view.uids
+        doomed = {uids[i]: i for i in positions}
+        lines: list[bytes] = []
+        for context in self._contexts.values():
+            removed = [uid for uid in context.result if uid in doomed]
+            if not removed:
+                continue
+
+            def number(uid: int, uid_context: bool = context.uid) -> int:
+                if uid_context:
+                    return uid
+                index = view.index_of(uid)  # still in the map: numbers before EXPUNGE
+                return index + 1 if index is not None else 0
+
+            before = _values_shown(context)
+            items = _remove(context, removed, number)
+            lines.extend(_lines(context, items, before, number))
+        return lines
 
     def _snapshot(self, view: SelectedMailbox) -> None:
         self._uids = array("I", view.uids)
@@ -153,26 +177,14 @@ def _refresh(
         return i + 1 if i is not None else old_index[uid] + 1
 
     before = _values_shown(context)
-    items: list[tuple[str, int, Sequence[int]]] = []
+    items = _remove(context, removed, number)
     if context.criteria is None:
-        gone_set = set(gone)
-        expunged = [number(u) for u in removed if u in gone_set]
-        unmatched = [number(u) for u in removed if u not in gone_set]
-        if expunged:
-            items.append(("REMOVEFROM", 0, sorted(expunged)))
-        if unmatched:
-            items.append(("REMOVEFROM", 0, sorted(unmatched)))
         if added:
             items.append(("ADDTO", 0, sorted(number(u) for u in added)))
-        context.result = sorted((in_result - set(removed)) | set(added))
+        context.result = sorted(set(context.result) | set(added))
     else:
         from casarray.access.imap.sorting import sort_value
 
-        for uid in removed:
-            at = context.result.index(uid)
-            del context.result[at]
-            del context.values[at]
-            items.append(("REMOVEFROM", at + 1, [number(uid)]))
         value = sort_value(context.criteria, source, _position)
         for uid in sorted(added):
             v = value(uid)
@@ -180,12 +192,41 @@ def _refresh(
             context.values.insert(at, v)
             context.result.insert(at, uid)
             items.append(("ADDTO", at + 1, [number(uid)]))
+    return _lines(context, items, before, number)
+
+
+def _remove(
+    context: SearchContext, removed: Sequence[int], number: Callable[[int], int]
+) -> list[tuple[str, int, Sequence[int]]]:
+    """Takes `removed` (UIDs in the result) out of the result: the REMOVEFROM items."""
+    if not removed:
+        return []
+    if context.criteria is None:
+        doomed = set(removed)
+        context.result = [uid for uid in context.result if uid not in doomed]
+        return [("REMOVEFROM", 0, sorted(number(uid) for uid in removed))]
+    items: list[tuple[str, int, Sequence[int]]] = []
+    for uid in removed:
+        at = context.result.index(uid)
+        del context.result[at]
+        del context.values[at]
+        items.append(("REMOVEFROM", at + 1, [number(uid)]))
+    return items
+
+
+def _lines(
+    context: SearchContext,
+    items: list[tuple[str, int, Sequence[int]]],
+    before: tuple[int, ...] | None,
+    number: Callable[[int], int],
+) -> list[bytes]:
+    """The ESEARCH responses for a change: ADDTO/REMOVEFROM when the context reports
+    its whole result, new MIN/MAX/COUNT values when it reports those."""
     lines = []
     options = context.options
-    if options.all or not options.wants_values:
+    if items and (options.all or not options.wants_values):
         lines.append(update_line(context.tag, context.uid, items))
-    after = _values_shown(context)
-    if after != before:
+    if _values_shown(context) != before:
         shown = ReturnOptions(min=options.min, max=options.max, count=options.count)
         numbers = [number(uid) for uid in context.result]
         lines.append(esearch_line(context.tag, context.uid, shown, numbers))
