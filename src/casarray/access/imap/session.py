@@ -857,10 +857,11 @@ class ImapSession:
             roots = threads.ordered_subject(list(sequence), source)
         else:
             owner = (self._user or "", view.name, view.uid_validity)
+            read = threads.reader(source)
             roots = threads.references(
                 list(sequence),
                 source,
-                lambda uid: threads.references_of(owner, uid, threads.reader(source)),
+                lambda uid: threads.references_of(owner, uid, source, read),
             )
         number = (lambda uid: uid) if cmd.uid else sequence.__getitem__
         out.write(threads.thread_line(roots, number))

@@ -4,7 +4,8 @@ search found, and the `* THREAD (1 (2 4)(3))(5)` response.
 ORDEREDSUBJECT reads only the cached ENVELOPE (base subject, Date) and the internal
 date. REFERENCES needs the References header, which the ENVELOPE does not carry: it is
 read from the message header once per message and kept in a bounded per-process cache
-keyed by (mailbox owner, folder, UIDVALIDITY, UID), which never changes its meaning.
+keyed by (mailbox owner, folder, UIDVALIDITY, UID, cached ENVELOPE), which never
+changes its meaning.
 Message-ID and In-Reply-To come from the cached ENVELOPE.
 
 Where RFC 5256 leaves room this follows Dovecot (the imaptest groups thread..thread8
@@ -55,16 +56,21 @@ class _Node:
 # -- References headers, cached per process -------------------------------------------
 
 _CACHE_SIZE = 100_000
-_references: OrderedDict[tuple[str, str, int, int], tuple[str, ...]] = OrderedDict()
+_references: OrderedDict[tuple[str, str, int, int, str], tuple[str, ...]] = OrderedDict()
 _lock = threading.Lock()
 
 
 def references_of(
-    key: tuple[str, str, int], uid: int, read: Callable[[int], tuple[str, ...]]
+    key: tuple[str, str, int],
+    uid: int,
+    source: MessageSource,
+    read: Callable[[int], tuple[str, ...]],
 ) -> tuple[str, ...]:
     """The message-ids of a message's References header; `key` is (owner, folder,
-    UIDVALIDITY), `read` reads them when they are not cached."""
-    full = (*key, uid)
+    UIDVALIDITY), `read` reads them when they are not cached. The cached ENVELOPE is
+    part of the key too, so that a mailbox made again under the same name (whose
+    UIDVALIDITY could repeat) never meets another message's entry."""
+    full = (*key, uid, source.envelope_text(uid) or "")
     with _lock:
         found = _references.get(full)
         if found is not None:
@@ -76,6 +82,12 @@ def references_of(
         if len(_references) > _CACHE_SIZE:
             _references.popitem(last=False)
     return found
+
+
+def forget_references() -> None:
+    """Empties the References cache (for tests)."""
+    with _lock:
+        _references.clear()
 
 
 def reader(source: MessageSource) -> Callable[[int], tuple[str, ...]]:
