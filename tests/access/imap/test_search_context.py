@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from casarray.access.imap.search_context import MAX_CONTEXTS
 from tests.access.imap.fakes import FakeMailboxStore, message, rx, selected, sent, transcript
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -221,5 +222,27 @@ def test_a_context_keyed_on_sequence_numbers_is_evaluated_again_after_expunges()
                 b'* ESEARCH (TAG "a1") REMOVEFROM (0 1) ADDTO (0 2)\r\n'
                 b"a3 OK EXPUNGE completed\r\n",
             ),
+        ],
+    )
+
+
+def test_too_many_contexts_are_refused_with_noupdate() -> None:
+    session, _ = selected(store_of(2))
+    for n in range(MAX_CONTEXTS):
+        out = sent(session.feed(f"c{n} SEARCH RETURN (UPDATE) SEEN\r\n".encode()))
+        assert out.endswith(f"c{n} OK SEARCH completed\r\n".encode()), out
+    transcript(
+        session,
+        [
+            (
+                b"a1 SORT RETURN (UPDATE COUNT) (SIZE) US-ASCII SEEN\r\n",
+                b'* ESEARCH (TAG "a1") COUNT 0\r\n'
+                b'a1 OK [NOUPDATE "a1"] SORT completed; too many live results to keep '
+                b"this one updated\r\n",
+            ),
+            # the same tag again replaces its context
+            (b"c0 SEARCH RETURN (UPDATE) SEEN\r\n", rx(rb".*c0 OK SEARCH completed\r\n")),
+            (b'a2 CANCELUPDATE "c1"\r\n', b"a2 OK CANCELUPDATE completed\r\n"),
+            (b"a3 SEARCH RETURN (UPDATE) SEEN\r\n", rx(rb".*a3 OK SEARCH completed\r\n")),
         ],
     )

@@ -65,8 +65,12 @@ class SearchContexts:
     def __bool__(self) -> bool:
         return bool(self._contexts)
 
-    def start(self, context: SearchContext, view: SelectedMailbox, source: MessageSource) -> None:
-        """Keeps `context` live from the mailbox as `view` shows it now."""
+    def start(self, context: SearchContext, view: SelectedMailbox, source: MessageSource) -> bool:
+        """Keeps `context` live from the mailbox as `view` shows it now; False when the
+        session has MAX_CONTEXTS already (the client is told NOUPDATE, RFC 5267)."""
+        self._contexts.pop(context.tag, None)  # a tag used again replaces its context
+        if len(self._contexts) >= MAX_CONTEXTS:
+            return False
         if context.criteria is not None:
             from casarray.access.imap.sorting import sort_value
 
@@ -75,10 +79,8 @@ class SearchContexts:
         if not self._contexts:
             self._snapshot(view)
         view.before_expunge = lambda positions: self.expunging(view, positions)
-        self._contexts.pop(context.tag, None)
-        if len(self._contexts) >= MAX_CONTEXTS:
-            self._contexts.pop(next(iter(self._contexts)))  # the oldest goes
         self._contexts[context.tag] = context
+        return True
 
     def cancel(self, tags: Sequence[str]) -> list[str]:
         """Ends the contexts of `tags`; returns the tags that name none (and then ends

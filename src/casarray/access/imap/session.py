@@ -801,7 +801,8 @@ class ImapSession:
             out.write(esearch_line(cmd.tag, cmd.uid, cmd.returns, numbers))
             if cmd.returns.update:
                 context = SearchContext(cmd.tag, cmd.uid, cmd.key, cmd.returns, result)
-                self._search_contexts.start(context, view, source)
+                if not self._search_contexts.start(context, view, source):
+                    return self._no_update(cmd)
             return _Done("OK", f"{cmd.name} completed")
         if cmd.uid:
             text = b"".join(b" %d" % uids[i] for i in found)
@@ -811,6 +812,10 @@ class ImapSession:
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SEARCH = _do_SEARCH
+
+    def _no_update(self, cmd: c.Command) -> _Done:
+        text = f"{cmd.name} completed; too many live results to keep this one updated"
+        return _Done("OK", text, f"NOUPDATE {r.string(cmd.tag).decode('ascii')}")
 
     @property
     def _search_contexts(self) -> SearchContexts:
@@ -838,7 +843,8 @@ class ImapSession:
             context = SearchContext(
                 cmd.tag, cmd.uid, cmd.key, cmd.returns, ordered, criteria=cmd.criteria
             )
-            self._search_contexts.start(context, view, source)
+            if not self._search_contexts.start(context, view, source):
+                return self._no_update(cmd)
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SORT = _do_SORT
