@@ -237,8 +237,8 @@ def test_too_many_contexts_are_refused_with_noupdate() -> None:
             (
                 b"a1 SORT RETURN (UPDATE COUNT) (SIZE) US-ASCII SEEN\r\n",
                 b'* ESEARCH (TAG "a1") COUNT 0\r\n'
-                b'a1 OK [NOUPDATE "a1"] SORT completed; too many live results to keep '
-                b"this one updated\r\n",
+                b'* NO [NOUPDATE "a1"] Too many live results to keep this one updated\r\n'
+                b"a1 OK SORT completed\r\n",
             ),
             # the same tag again replaces its context
             (b"c0 SEARCH RETURN (UPDATE) SEEN\r\n", rx(rb".*c0 OK SEARCH completed\r\n")),

@@ -71,7 +71,7 @@ def esearch_line(tag: str, uid: bool, options: ReturnOptions, numbers: Sequence[
 
 
 def update_line(tag: str, uid: bool, items: Sequence[tuple[str, int, Sequence[int]]]) -> bytes:
-    """An unsolicited context update (RFC 5267 section 4.3): ADDTO and REMOVEFROM
+    """An unsolicited context update (RFC 5267): ADDTO and REMOVEFROM
     items, each (name, position, numbers)."""
     parts = [b"* ESEARCH (TAG " + r.string(tag) + b")"]
     if uid:

@@ -67,7 +67,8 @@ class SearchContexts:
 
     def start(self, context: SearchContext, view: SelectedMailbox, source: MessageSource) -> bool:
         """Keeps `context` live from the mailbox as `view` shows it now; False when the
-        session has MAX_CONTEXTS already (the client is told NOUPDATE, RFC 5267)."""
+        session has MAX_CONTEXTS already (the client is told `* NO [NOUPDATE "tag"]`, as
+        Dovecot does; RFC 5267 NOUPDATE)."""
         self._contexts.pop(context.tag, None)  # a tag used again replaces its context
         if len(self._contexts) >= MAX_CONTEXTS:
             return False

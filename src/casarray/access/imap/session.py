@@ -802,7 +802,7 @@ class ImapSession:
             if cmd.returns.update:
                 context = SearchContext(cmd.tag, cmd.uid, cmd.key, cmd.returns, result)
                 if not self._search_contexts.start(context, view, source):
-                    return self._no_update(cmd)
+                    return self._no_update(cmd, out)
             return _Done("OK", f"{cmd.name} completed")
         if cmd.uid:
             text = b"".join(b" %d" % uids[i] for i in found)
@@ -813,9 +813,11 @@ class ImapSession:
 
     _do_UID_SEARCH = _do_SEARCH
 
-    def _no_update(self, cmd: c.Command) -> _Done:
-        text = f"{cmd.name} completed; too many live results to keep this one updated"
-        return _Done("OK", text, f"NOUPDATE {r.string(cmd.tag).decode('ascii')}")
+    def _no_update(self, cmd: c.Command, out: _Output) -> _Done:
+        """The result went out, but it won't be kept live (RFC 5267 NOUPDATE)."""
+        code = f"NOUPDATE {r.string(cmd.tag).decode('ascii')}"
+        out.write(r.tagged("*", "NO", "Too many live results to keep this one updated", code))
+        return _Done("OK", f"{cmd.name} completed")
 
     @property
     def _search_contexts(self) -> SearchContexts:
@@ -844,7 +846,7 @@ class ImapSession:
                 cmd.tag, cmd.uid, cmd.key, cmd.returns, ordered, criteria=cmd.criteria
             )
             if not self._search_contexts.start(context, view, source):
-                return self._no_update(cmd)
+                return self._no_update(cmd, out)
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SORT = _do_SORT
