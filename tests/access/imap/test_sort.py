@@ -194,3 +194,30 @@ def test_sort_reads_no_message_body() -> None:
     # the metadata
     assert store.calls.get("cached", 0) - before.get("cached", 0) == 1
     assert store.calls.get("messages", 0) - before.get("messages", 0) == 1
+
+
+def test_a_second_sort_parses_no_envelope_again() -> None:
+    """What SORT derives from an envelope is computed once per envelope (per process):
+    sorting the folder again by any key costs the store read and the ordering only."""
+    from casarray.access.imap.sorting import envelope_facts
+
+    count = 500
+    store = mailbox_of(
+        *(
+            (
+                f"Subject: Re: topic {n % 37}\r\nFrom: u{n}@lab.net\r\nX: {n}\r\n\r\nb\r\n".encode(),
+                at(n),
+            )
+            for n in range(count)
+        )
+    )
+    session, _ = selected(store)
+    before = envelope_facts.cache_info()
+    first = sort(session, "(SUBJECT DATE) US-ASCII ALL")
+    middle = envelope_facts.cache_info()
+    assert middle.misses - before.misses == count  # each message's envelope differs
+    assert sort(session, "(SUBJECT DATE) US-ASCII ALL") == first
+    assert sort(session, "(REVERSE FROM) UTF-8 ALL").startswith(b"* SORT 100 ")
+    after = envelope_facts.cache_info()
+    assert after.misses == middle.misses
+    assert store.calls.get("body", 0) == 0
