@@ -205,7 +205,7 @@ def test_a_second_sort_parses_no_envelope_again() -> None:
     store = mailbox_of(
         *(
             (
-                f"Subject: Re: topic {n % 37}\r\nFrom: u{n}@lab.net\r\nX: {n}\r\n\r\nb\r\n".encode(),
+                f"Subject: Re: topic {n % 37}\r\nFrom: u{n}@lab.net\r\n\r\nb\r\n".encode(),
                 at(n),
             )
             for n in range(count)

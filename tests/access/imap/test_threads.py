@@ -170,3 +170,22 @@ def test_thread_needs_a_selected_mailbox() -> None:
     session, _ = logged_in()
     out = sent(session.feed(b"a1 THREAD REFERENCES US-ASCII ALL\r\n"))
     assert out.startswith(b"a1 BAD THREAD needs a selected mailbox"), out
+
+
+def test_a_reply_chain_thousands_deep_threads_without_recursion() -> None:
+    depth = 3000
+    store = FakeMailboxStore()
+    for n in range(depth):
+        refs = f"References: <m{n - 1}@b>\r\n" if n else ""
+        raw = f"Message-Id: <m{n}@b>\r\n{refs}Subject: deep\r\n\r\nb\r\n".encode()
+        store.append("INBOX", raw, [], BASE + timedelta(seconds=n))
+    # and a branch at the very end: two replies to the last one
+    for n in (depth, depth + 1):
+        raw = f"Message-Id: <m{n}@b>\r\nReferences: <m{depth - 1}@b>\r\n\r\nb\r\n".encode()
+        store.append("INBOX", raw, [], BASE + timedelta(seconds=n))
+    session, _ = selected(store)
+    chain = " ".join(str(n) for n in range(1, depth + 1))
+    expected = f"* THREAD ({chain} ({depth + 1})({depth + 2}))\r\n".encode()
+    assert thread(session) == expected
+    ordered = thread(session, "ORDEREDSUBJECT")
+    assert ordered.startswith(b"* THREAD (1 (2)(3)(4)")

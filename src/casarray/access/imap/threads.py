@@ -119,9 +119,21 @@ def _date_of(node: _Node, dates: Callable[[int], float]) -> float:
     return dates(node.uid) if node.uid is not None else 0.0
 
 
-def _sort_tree(nodes: list[_Node], dates: Callable[[int], float], order: dict[int, int]) -> None:
-    for node in nodes:
-        _sort_tree(node.children, dates, order)
+def _descendants(roots: list[_Node]) -> list[_Node]:
+    """Every node under `roots` (roots included), parents before their children: walked
+    without recursion, as a reply chain can be thousands of messages deep."""
+    out: list[_Node] = []
+    stack = list(reversed(roots))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def _sort_tree(roots: list[_Node], dates: Callable[[int], float], order: dict[int, int]) -> None:
+    """Step 6: every node's children by date (a dummy's date is its first child's once
+    sorted, so children before parents), then the roots."""
 
     def key(node: _Node) -> tuple[float, int]:
         first = node
@@ -129,7 +141,10 @@ def _sort_tree(nodes: list[_Node], dates: Callable[[int], float], order: dict[in
             first = first.children[0]
         return (_date_of(node, dates), order.get(first.uid or 0, 0))
 
-    nodes.sort(key=key)
+    for node in reversed(_descendants(roots)):
+        if len(node.children) > 1:
+            node.children.sort(key=key)
+    roots.sort(key=key)
 
 
 def ordered_subject(uids: Sequence[int], source: MessageSource) -> list[_Node]:
@@ -203,7 +218,7 @@ def references(
             previous.link(node)
     # (2) the roots, (4) dummies pruned
     roots = [n for n in _unique(list(table.values()) + nodes) if n.parent is None]
-    roots = _prune(roots, root_level=True)
+    roots = _prune(roots)
     # (5) roots gathered by base subject
     roots = _group_by_subject(roots, source)
     # (6) children and roots sorted by date
@@ -221,14 +236,18 @@ def _unique(nodes: list[_Node]) -> list[_Node]:
     return out
 
 
-def _prune(nodes: list[_Node], root_level: bool) -> list[_Node]:
+def _prune(roots: list[_Node]) -> list[_Node]:
     """Step 4: dummies without children go; a dummy's children take its place, except
-    at the root level when there are several of them."""
+    at the root level when there are several of them (children before parents)."""
+    for node in reversed(_descendants(roots)):
+        node.children = _pruned(node, node.children, root_level=False)
+    return _pruned(None, roots, root_level=True)
+
+
+def _pruned(parent: _Node | None, nodes: list[_Node], root_level: bool) -> list[_Node]:
     out: list[_Node] = []
     for node in nodes:
-        node.children = _prune(node.children, root_level=False)
-        for child in node.children:
-            child.parent = node
+        node.parent = parent
         if node.uid is not None:
             out.append(node)
         elif not node.children:
@@ -237,7 +256,7 @@ def _prune(nodes: list[_Node], root_level: bool) -> list[_Node]:
             out.append(node)
         else:
             for child in node.children:
-                child.parent = node.parent
+                child.parent = parent
             out.extend(node.children)
     return out
 
@@ -307,22 +326,37 @@ def _group_by_subject(roots: list[_Node], source: MessageSource) -> list[_Node]:
 # -- the response -----------------------------------------------------------------------
 
 
-def _members(node: _Node, number: Callable[[int], int]) -> str:
-    parts: list[str] = []
-    current = node
-    while True:
-        if current.uid is not None:
-            parts.append(str(number(current.uid)))
-        kids = current.children
-        if len(kids) == 1 and current.uid is not None:
-            current = kids[0]
+def _members(roots: Sequence[_Node], number: Callable[[int], int]) -> str:
+    """`(1 2)(3 (4)(5))`: each node's chain of only children as numbers, its children
+    as parenthesised threads after it (without recursion: threads can be deep)."""
+    out: list[str] = []
+    stack: list[_Node | str] = []
+    for root in reversed(roots):
+        stack.extend((")", root, "("))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
             continue
-        if kids:
-            parts.append("".join("(" + _members(kid, number) + ")" for kid in kids))
-        return " ".join(parts)
+        parts: list[str] = []
+        current = item
+        while True:
+            if current.uid is not None:
+                parts.append(str(number(current.uid)))
+            if len(current.children) == 1 and current.uid is not None:
+                current = current.children[0]
+                continue
+            break
+        out.append(" ".join(parts))
+        if current.children:
+            if parts:
+                out.append(" ")
+            for kid in reversed(current.children):
+                stack.extend((")", kid, "("))
+    return "".join(out)
 
 
 def thread_line(roots: Sequence[_Node], number: Callable[[int], int]) -> bytes:
     """`* THREAD (1 2)(3 (4)(5))`: `number` gives the number to show for a UID."""
-    threads = "".join("(" + _members(root, number) + ")" for root in roots)
+    threads = _members(roots, number)
     return b"* THREAD" + (b" " + threads.encode("ascii") if threads else b"") + b"\r\n"
