@@ -285,15 +285,27 @@ def _group_by_subject(roots: list[_Node], source: MessageSource) -> list[_Node]:
         ):
             subjects[subject] = root
     out: list[_Node] = []
+    slot: dict[int, int] = {}  # id of a node in `out` -> its index there
+
+    def replace(old: _Node, new: _Node) -> None:
+        """`new` takes the place of `old` among the roots (or joins them)."""
+        index = slot.pop(id(old), None)
+        if index is None:
+            slot[id(new)] = len(out)
+            out.append(new)
+        else:
+            slot[id(new)] = index
+            out[index] = new
+
     for root in roots:
         if root.parent is not None:
             continue  # already placed under a dummy made for an earlier root
         subject, reply = _subject_of(root, source)
         target = subjects.get(subject) if subject else None
         if target is None or target is root:
+            slot[id(root)] = len(out)
             out.append(root)
-            continue
-        if target.uid is None and root.uid is None:
+        elif target.uid is None and root.uid is None:
             for child in root.children:
                 target.link(child)
             root.children = []
@@ -301,25 +313,17 @@ def _group_by_subject(roots: list[_Node], source: MessageSource) -> list[_Node]:
             target.link(root)
         elif root.uid is None:
             # the table's message joins the dummy: the dummy takes its place
-            index = out.index(target) if target in out else None
             root.link(target)
             subjects[subject] = root
-            if index is not None:
-                out[index] = root
-            else:
-                out.append(root)
+            replace(target, root)
         elif reply and not _subject_of(target, source)[1]:
             target.link(root)
         else:
             dummy = _Node()
-            index = out.index(target) if target in out else None
             dummy.link(target)
             dummy.link(root)
             subjects[subject] = dummy
-            if index is not None:
-                out[index] = dummy
-            else:
-                out.append(dummy)
+            replace(target, dummy)
     return out
 
 
