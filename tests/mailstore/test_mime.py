@@ -754,6 +754,23 @@ def test_envelope_fields_read_back_the_cached_envelope() -> None:
     assert fields["bcc"] == ""
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in MESSAGES.glob("*.eml")))
+def test_envelope_items_read_without_literals_as_with_them(name: str) -> None:
+    """The one-pass reader of literal-free IMAP values (what SORT uses on every
+    envelope) gives what the general reader gives, also with a literal in the text."""
+    from casarray.mailstore.mime import envelope_items
+    from casarray.mailstore.mime.search import _imap_values
+
+    parts = cached_parts(sample(name))
+    items = envelope_items(parts.envelope)
+    assert len(items) == 10
+    for text in (parts.envelope, parts.bodystructure):
+        with_literal = "(" + text + ' {3}\r\nx{y "q")'
+        general = _imap_values(with_literal)  # a literal: the token-by-token reader
+        assert general[0][0] == _imap_values(text)[0]
+        assert general[0][1:] == [b"x{y", b"q"]
+
+
 # -- the parts of a message, as a reader sees them --------------------------------------
 
 READER = crlf(

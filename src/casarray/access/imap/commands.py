@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from casarray.access.imap.esearch import ReturnOptions
 from casarray.access.imap.search import SearchKey
 from casarray.access.imap.sequence import SequenceSet
 
@@ -139,6 +140,43 @@ class Search(Command):
     uid: bool
     charset: str | None
     key: SearchKey
+    returns: ReturnOptions | None = None  # RETURN (...): an ESEARCH answer (RFC 4731)
+
+
+@dataclass(frozen=True, slots=True)
+class SortCriterion:
+    """One SORT key (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO) and its REVERSE."""
+
+    key: str
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sort(Command):
+    """SORT and UID SORT (RFC 5256), RETURN for ESORT/CONTEXT=SORT (RFC 5267)."""
+
+    uid: bool
+    criteria: tuple[SortCriterion, ...]
+    charset: str
+    key: SearchKey
+    returns: ReturnOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(Command):
+    """THREAD and UID THREAD (RFC 5256)."""
+
+    uid: bool
+    algorithm: str  # "ORDEREDSUBJECT" or "REFERENCES"
+    charset: str
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE (RFC 5267): the tags of the contexts to end."""
+
+    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import search as s
+from casarray.access.imap.esearch import ReturnOptions
 from casarray.access.imap.framing import LITERAL_MARK, TAG, RawCommand
 from casarray.access.imap.responses import MONTHS
 from casarray.access.imap.sequence import SequenceSet
@@ -109,6 +110,11 @@ _DATE_SEARCH = {
     "SENTSINCE": (True, "since"),
 }
 SEARCH_CHARSETS = ("UTF-8", "US-ASCII")
+_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "UPDATE", "CONTEXT"})
+_SORT_KEYS = frozenset(
+    {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+)
+_THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
 
 
 def normalise_mailbox(name: str) -> str:
@@ -611,17 +617,132 @@ class CommandParser:
 
     def _search(self, tag: str, name: str, uid: bool) -> c.Command:
         self.sp(name)
+        returns = self._return_options()
         charset: str | None = None
         if self._data[self._pos : self._pos + 8].upper() == b"CHARSET ":
             self._pos += 8
             charset = self.astring("a charset").upper()
             self.sp("the charset")
+        key = self._search_keys(charset)
+        return c.Search(tag, name, uid, charset, key, returns)
+
+    def _search_keys(self, charset: str | None) -> s.SearchKey:
         keys = [self.search_key(charset, 0)]
         while not self.at_end():
             self.sp("a search key")
             keys.append(self.search_key(charset, 0))
-        key = keys[0] if len(keys) == 1 else s.And(tuple(keys))
-        return c.Search(tag, name, uid, charset, key)
+        return keys[0] if len(keys) == 1 else s.And(tuple(keys))
+
+    def _return_options(self) -> ReturnOptions | None:
+        """`RETURN (MIN MAX ALL COUNT UPDATE PARTIAL m:n CONTEXT) ` (RFC 4731, 5267)
+        and the space after it; None when the command has none."""
+        if self._data[self._pos : self._pos + 7].upper() != b"RETURN ":
+            return None
+        self._pos += 7
+        self.char("(", "to open the RETURN options")
+        found: dict[str, bool] = {}
+        partial: tuple[int, int] | None = None
+        if not self.try_char(")"):
+            while True:
+                option = self.atom("a RETURN option").upper()
+                if option == "PARTIAL":
+                    self.sp(option)
+                    partial = self._partial_range()
+                elif option in _RETURN_OPTIONS:
+                    found[option] = True
+                elif option == "SAVE":
+                    raise ParseError("RETURN (SAVE) needs SEARCHRES, which is not supported")
+                else:
+                    raise ParseError(f"Unknown RETURN option {option}")
+                if self.try_char(")"):
+                    break
+                self.sp("a RETURN option")
+        self.sp("the RETURN options")
+        if partial is not None and found.get("ALL"):
+            raise ParseError("RETURN PARTIAL and ALL can't be asked together")
+        if partial is not None and found.get("UPDATE"):
+            raise ParseError("RETURN PARTIAL with UPDATE is not supported")
+        nothing = partial is None and not any(o in found for o in ("MIN", "MAX", "ALL", "COUNT"))
+        return ReturnOptions(
+            min=found.get("MIN", False),
+            max=found.get("MAX", False),
+            # RETURN () is ALL (RFC 4731); so is a bare CONTEXT hint
+            all=found.get("ALL", False) or (nothing and "UPDATE" not in found),
+            count=found.get("COUNT", False),
+            update=found.get("UPDATE", False),
+            partial=partial,
+        )
+
+    def _partial_range(self) -> tuple[int, int]:
+        """RFC 5267's partial-range: two positions `m:n`, either order, no `*`."""
+        raw = self._match(_SEQ_SET)
+        text = raw.decode("ascii") if raw else ""
+        low, colon, high = text.partition(":")
+        if not (colon and low.isdigit() and high.isdigit()) or len(low) > 10 or len(high) > 10:
+            raise ParseError(f"Invalid PARTIAL range {text!r}; expected two positions, e.g. 1:100")
+        a, b = int(low), int(high)
+        if not (0 < a <= MAX_NUMBER and 0 < b <= MAX_NUMBER):
+            raise ParseError(f"Invalid PARTIAL range {text!r}: positions start at 1")
+        return (min(a, b), max(a, b))
+
+    def _charset(self) -> str:
+        """The charset SORT and THREAD require (RFC 5256)."""
+        return self.astring("a charset").upper()
+
+    def _sort(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        returns = self._return_options()
+        self.char("(", "to open the sort criteria")
+        criteria: list[c.SortCriterion] = []
+        while True:
+            word = self.atom("a sort key").upper()
+            reverse = word == "REVERSE"
+            if reverse:
+                self.sp("REVERSE")
+                word = self.atom("a sort key").upper()
+            if word not in _SORT_KEYS:
+                raise ParseError(f"Unknown sort key {word}")
+            criteria.append(c.SortCriterion(word, reverse))
+            if self.try_char(")"):
+                break
+            self.sp("a sort key")
+        self.sp("the sort criteria")
+        charset = self._charset()
+        self.sp("the charset")
+        key = self._search_keys(charset)
+        return c.Sort(tag, name, uid, tuple(criteria), charset, key, returns)
+
+    def _cmd_SORT(self, tag: str, name: str) -> c.Command:
+        return self._sort(tag, name, False)
+
+    def _cmd_UID_SORT(self, tag: str, name: str) -> c.Command:
+        return self._sort(tag, name, True)
+
+    def _thread(self, tag: str, name: str, uid: bool) -> c.Command:
+        self.sp(name)
+        algorithm = self.atom("a threading algorithm").upper()
+        if algorithm not in _THREAD_ALGORITHMS:
+            raise ParseError(f"Unknown threading algorithm {algorithm}")
+        self.sp("the threading algorithm")
+        charset = self._charset()
+        self.sp("the charset")
+        key = self._search_keys(charset)
+        return c.Thread(tag, name, uid, algorithm, charset, key)
+
+    def _cmd_THREAD(self, tag: str, name: str) -> c.Command:
+        return self._thread(tag, name, False)
+
+    def _cmd_UID_THREAD(self, tag: str, name: str) -> c.Command:
+        return self._thread(tag, name, True)
+
+    def _cmd_CANCELUPDATE(self, tag: str, name: str) -> c.Command:
+        tags: list[str] = []
+        while not self.at_end():
+            self.sp(name if not tags else "a tag")
+            tags.append(self.string("the tag of a search context").decode("utf-8", "replace"))
+        if not tags:
+            raise ParseError("CANCELUPDATE needs the tag of at least one search context")
+        return c.CancelUpdate(tag, name, tuple(tags))
 
     def _cmd_SEARCH(self, tag: str, name: str) -> c.Command:
         return self._search(tag, name, False)

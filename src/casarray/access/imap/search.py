@@ -15,7 +15,7 @@ from datetime import date, datetime
 from types import ModuleType
 
 from casarray.access.imap.sequence import SequenceSet
-from casarray.mailstore.interface import MessageInfo
+from casarray.mailstore.interface import MailboxStore, MailstoreError, MessageInfo
 
 # -- the keys ------------------------------------------------------------------
 
@@ -184,6 +184,39 @@ class MessageSource:
         return self._raw
 
 
+def source_for(store: MailboxStore, name: str, uids: Sequence[int]) -> MessageSource:
+    """The MessageSource of the selected folder `name` (whose map holds `uids`)."""
+
+    def infos() -> dict[int, MessageInfo]:
+        return {info.uid: info for info in store.messages(name)}
+
+    def body(uid: int) -> bytes | None:
+        try:
+            return store.body(name, uid)
+        except MailstoreError:
+            return None
+
+    def envelopes() -> dict[int, str]:
+        return store.envelopes(name, uids)
+
+    return MessageSource(infos, body, envelopes)
+
+
+def uses_sequence_numbers(key: SearchKey) -> bool:
+    """Whether the key names messages by sequence number (whose meaning shifts with every
+    expunge, so a context update evaluates it over the whole mailbox again)."""
+    match key:
+        case SequenceKey():
+            return True
+        case Not(key=inner):
+            return uses_sequence_numbers(inner)
+        case Or(left=left, right=right):
+            return uses_sequence_numbers(left) or uses_sequence_numbers(right)
+        case And(keys=keys):
+            return any(uses_sequence_numbers(k) for k in keys)
+    return False
+
+
 def _mime() -> ModuleType:
     """The MIME module, imported when a key needs message content."""
     from casarray.mailstore import mime
@@ -205,8 +238,11 @@ def evaluate(
     flags: Sequence[frozenset[str]],
     recent: set[int] | frozenset[int],
     source: MessageSource,
+    candidates: Sequence[int] | None = None,
 ) -> list[int]:
-    """The 0-based indexes of the messages matching `key`, ascending."""
+    """The 0-based indexes of the messages matching `key`, ascending; only those among
+    `candidates` (ascending indexes) when given, as a context update asks of the
+    messages that changed."""
     exists = len(uids)
     last_uid = uids[-1] if uids else 0
 
@@ -274,7 +310,10 @@ def evaluate(
                 pieces = [p.strip() for p in re.split(r"[<>@,]", needle) if p.strip()]
 
                 def by_header(i: int) -> bool:
-                    if envelope_field is not None:
+                    # An empty string asks whether the field is there at all (RFC 3501:
+                    # it matches every message that has the field): only the header
+                    # says so, an empty envelope field may be an absent or empty one.
+                    if envelope_field is not None and needle:
                         # RFC 3501: FROM/TO/CC/BCC/SUBJECT match the envelope's field,
                         # which the store keeps cached: no message is read.
                         text = source.envelope_text(uids[i])
@@ -318,6 +357,9 @@ def evaluate(
                 return lambda i: all(t(i) for t in tests)
         raise TypeError(f"not a search key: {k!r}")
 
+    if candidates is not None:
+        test = compile_key(key)
+        return [i for i in candidates if test(i)]
     # The common shapes skip the per-message calls altogether.
     if isinstance(key, All):
         return list(range(exists))

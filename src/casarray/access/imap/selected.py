@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from casarray.access.imap import responses as r
 from casarray.mailstore.interface import (
@@ -35,6 +35,7 @@ class MailboxGone(Exception):
 class SelectedMailbox:
     __slots__ = (
         "_intern",
+        "before_expunge",
         "condstore",
         "flags",
         "keywords",
@@ -63,6 +64,9 @@ class SelectedMailbox:
         self._intern: dict[frozenset[str], frozenset[str]] = {}
         self.condstore = False  # MODSEQ in flag updates (RFC 7162)
         self.qresync = False  # ... and UID, and VANISHED instead of EXPUNGE
+        # Lines to send before EXPUNGE responses, given the indexes about to go (the
+        # REMOVEFROM of RFC 5267 contexts, numbered while the messages still exist).
+        self.before_expunge: Callable[[list[int]], list[bytes]] | None = None
 
     @classmethod
     def open(
@@ -248,12 +252,13 @@ class SelectedMailbox:
         positions = sorted(i for i in map(self.index_of, doomed) if i is not None)
         if not positions:
             return []
+        lines = self.before_expunge(positions) if self.before_expunge is not None else []
         if self.qresync:  # RFC 7162 3.2.10: the UIDs, in one response
             gone = r.uid_set([self.uids[pos] for pos in positions])
-            lines = [b"* VANISHED %s\r\n" % gone.encode("ascii")]
+            lines.append(b"* VANISHED %s\r\n" % gone.encode("ascii"))
         else:
             # RFC 3501's example order: ascending, each number as it is after the ones before.
-            lines = [b"* %d EXPUNGE\r\n" % (pos + 1 - k) for k, pos in enumerate(positions)]
+            lines += [b"* %d EXPUNGE\r\n" % (pos + 1 - k) for k, pos in enumerate(positions)]
         drop = set(positions)
         keep = [i for i in range(len(self.uids)) if i not in drop]
         self.uids = array("I", [self.uids[i] for i in keep])

@@ -42,6 +42,7 @@ from casarray.access.imap.backend import (
     LoginThrottled,
     LoginUnavailable,
 )
+from casarray.access.imap.esearch import esearch_line
 from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
 from casarray.access.imap.framing import (
@@ -54,7 +55,8 @@ from casarray.access.imap.framing import (
 )
 from casarray.access.imap.notify import Notifier, NotifyError
 from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
-from casarray.access.imap.search import MessageSource, evaluate, highest_modseq, uses_modseq
+from casarray.access.imap.search import evaluate, highest_modseq, source_for, uses_modseq
+from casarray.access.imap.search_context import SearchContext, SearchContexts
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
@@ -134,9 +136,14 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "UID COPY": _SELECTED,
     "UID MOVE": _SELECTED,
     "UID EXPUNGE": _SELECTED,
+    "SORT": _SELECTED,
+    "UID SORT": _SELECTED,
+    "THREAD": _SELECTED,
+    "UID THREAD": _SELECTED,
+    "CANCELUPDATE": _SELECTED,
 }
 # Commands during which no EXPUNGE may be sent (RFC 3501 7.4.1; COPY too, as Dovecot).
-_NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "COPY"})
+_NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH", "COPY", "SORT", "THREAD"})
 # Commands after which the selected mailbox is not checked for changes.
 _NO_UPDATES = frozenset({"SELECT", "EXAMINE", "CLOSE", "UNSELECT", "LOGOUT", "IDLE"})
 _SERVERBUG = "Internal server error; the server log has the details"
@@ -198,6 +205,7 @@ class ImapSession:
         "_backend",
         "_client_address",
         "_condstore",
+        "_contexts",
         "_extra",
         "_limits",
         "_mode",
@@ -238,6 +246,7 @@ class ImapSession:
         self._mode = _Mode.COMMAND
         self._store: MailboxStore | None = None
         self._selected: SelectedMailbox | None = None
+        self._contexts: SearchContexts | None = None  # RFC 5267 live results
         self._user: str | None = None
         self._pending_tag = ""
         self._condstore = False  # RFC 7162, enabled by ENABLE or a command that uses it
@@ -319,6 +328,8 @@ class ImapSession:
                     out.extend(fetch(self._store, view, new[::-1], items, False).lines)
             if notifier is not None:
                 out.extend(notifier.poll(self._store, view.name if view else None))
+            if view is not None and self._contexts:
+                out.extend(self._contexts.updates(view, self._store))
         except MailboxGone:
             out.write(_BYE_GONE)
             self._end(out)
@@ -374,6 +385,16 @@ class ImapSession:
             "QRESYNC",
             "NOTIFY",
             f"APPENDLIMIT={self._limits.max_literal}",
+            # the search family: ESEARCH (RFC 4731), SORT and THREAD (5256),
+            # SORT=DISPLAY (5957), ESORT and CONTEXT (5267)
+            "ESEARCH",
+            "SORT",
+            "SORT=DISPLAY",
+            "ESORT",
+            "THREAD=REFERENCES",
+            "THREAD=ORDEREDSUBJECT",
+            "CONTEXT=SEARCH",
+            "CONTEXT=SORT",
         ]
         for extra in self._extra:
             if extra.upper() not in (cap.upper() for cap in caps):
@@ -479,6 +500,8 @@ class ImapSession:
         if self._selected is not None and name not in _NO_UPDATES and self._store is not None:
             try:
                 out.extend(self._selected.update(self._store, expunge=name not in _NO_EXPUNGE))
+                if self._contexts:
+                    out.extend(self._contexts.updates(self._selected, self._store))
             except MailboxGone:
                 out.write(_BYE_GONE)
                 self._end(out)
@@ -641,6 +664,7 @@ class ImapSession:
 
     def _deselect(self) -> None:
         self._selected = None
+        self._contexts = None
         if self._state is State.SELECTED:
             self._state = State.AUTHENTICATED
 
@@ -859,39 +883,107 @@ class ImapSession:
         if cmd.charset is not None and cmd.charset not in SEARCH_CHARSETS:
             return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
         view = self._view
-        store = self._mailbox
-        name = view.name
-
-        def infos() -> dict[int, MessageInfo]:
-            return {info.uid: info for info in store.messages(name)}
-
-        def body(uid: int) -> bytes | None:
-            try:
-                return store.body(name, uid)
-            except MailstoreError:
-                return None
-
-        def envelopes() -> dict[int, str]:
-            return store.envelopes(name, view.uids)
-
-        source = MessageSource(infos, body, envelopes)
+        source = source_for(self._mailbox, view.name, view.uids)
         with_modseq = uses_modseq(cmd.key)
         if with_modseq:
             self._enable_condstore(out)
         found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        if cmd.returns is not None:  # ESEARCH (RFC 4731), maybe kept live (RFC 5267)
+            result = [uids[i] for i in found]
+            numbers = result if cmd.uid else [i + 1 for i in found]
+            modseq = None
+            if with_modseq and found:  # RFC 7162 3.1.5: of the messages returned
+                returned = cmd.returns.returned(found)
+                modseq = highest_modseq(returned, uids, source)
+            out.write(esearch_line(cmd.tag, cmd.uid, cmd.returns, numbers, modseq))
+            if cmd.returns.update:
+                context = SearchContext(cmd.tag, cmd.uid, cmd.key, cmd.returns, result)
+                if not self._search_contexts.start(context, view, source):
+                    return self._no_update(cmd, out)
+            return _Done("OK", f"{cmd.name} completed")
         if with_modseq and found:  # RFC 7162 3.1.5: the highest modseq of those found
-            numbers_end = b" (MODSEQ %d)" % highest_modseq(found, view.uids, source)
+            numbers_end = b" (MODSEQ %d)" % highest_modseq(found, uids, source)
         else:
             numbers_end = b""
         if cmd.uid:
-            uids = view.uids
-            numbers = b"".join(b" %d" % uids[i] for i in found)
+            text = b"".join(b" %d" % uids[i] for i in found)
         else:
-            numbers = b"".join(b" %d" % (i + 1) for i in found)
-        out.write(b"* SEARCH" + numbers + numbers_end + b"\r\n")
+            text = b"".join(b" %d" % (i + 1) for i in found)
+        out.write(b"* SEARCH" + text + numbers_end + b"\r\n")
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_SEARCH = _do_SEARCH
+
+    def _no_update(self, cmd: c.Command, out: _Output) -> _Done:
+        """The result went out, but it won't be kept live (RFC 5267 NOUPDATE)."""
+        code = f"NOUPDATE {r.string(cmd.tag).decode('ascii')}"
+        out.write(r.tagged("*", "NO", "Too many live results to keep this one updated", code))
+        return _Done("OK", f"{cmd.name} completed")
+
+    @property
+    def _search_contexts(self) -> SearchContexts:
+        if self._contexts is None:
+            self._contexts = SearchContexts()
+        return self._contexts
+
+    def _do_SORT(self, cmd: c.Sort, out: _Output) -> _Done:
+        from casarray.access.imap.sorting import sort_uids
+
+        if cmd.charset not in SEARCH_CHARSETS:
+            return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
+        view = self._view
+        source = source_for(self._mailbox, view.name, view.uids)
+        found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        sequence = {uids[i]: i + 1 for i in found}
+        ordered = sort_uids(cmd.criteria, list(sequence), source)
+        numbers = ordered if cmd.uid else [sequence[uid] for uid in ordered]
+        if cmd.returns is None:
+            out.write(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+            return _Done("OK", f"{cmd.name} completed")
+        out.write(esearch_line(cmd.tag, cmd.uid, cmd.returns, numbers))
+        if cmd.returns.update:
+            context = SearchContext(
+                cmd.tag, cmd.uid, cmd.key, cmd.returns, ordered, criteria=cmd.criteria
+            )
+            if not self._search_contexts.start(context, view, source):
+                return self._no_update(cmd, out)
+        return _Done("OK", f"{cmd.name} completed")
+
+    _do_UID_SORT = _do_SORT
+
+    def _do_THREAD(self, cmd: c.Thread, out: _Output) -> _Done:
+        from casarray.access.imap import threads
+
+        if cmd.charset not in SEARCH_CHARSETS:
+            return _Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (UTF-8 US-ASCII)")
+        view = self._view
+        source = source_for(self._mailbox, view.name, view.uids)
+        found = evaluate(cmd.key, view.uids, view.flags, view.recent, source)
+        uids = view.uids
+        sequence = {uids[i]: i + 1 for i in found}
+        if cmd.algorithm == "ORDEREDSUBJECT":
+            roots = threads.ordered_subject(list(sequence), source)
+        else:
+            owner = (self._user or "", view.name, view.uid_validity)
+            read = threads.reader(source)
+            roots = threads.references(
+                list(sequence),
+                source,
+                lambda uid: threads.references_of(owner, uid, source, read),
+            )
+        number = (lambda uid: uid) if cmd.uid else sequence.__getitem__
+        out.write(threads.thread_line(roots, number))
+        return _Done("OK", f"{cmd.name} completed")
+
+    _do_UID_THREAD = _do_THREAD
+
+    def _do_CANCELUPDATE(self, cmd: c.CancelUpdate, out: _Output) -> _Done:
+        unknown = self._search_contexts.cancel(cmd.tags)
+        if unknown:
+            return _Done("BAD", f"No search context has the tag {unknown[0]!r}; none was ended")
+        return _Done("OK", "CANCELUPDATE completed")
 
     def _do_FETCH(self, cmd: c.Fetch, out: _Output) -> _Done:
         view = self._view

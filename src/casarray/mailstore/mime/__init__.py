@@ -7,7 +7,7 @@ What it gives the rest of the mail store:
 - `fetch_section(raw, section)`: the bytes of a `BODY[section]` (whole message, HEADER,
   TEXT, HEADER.FIELDS[.NOT], part numbers, `n.MIME`, `n.HEADER`, `n.TEXT`, ...).
 - `header_values`, `decoded_header`, `search_text`, `sent_date`, `envelope_fields`:
-  what SEARCH needs.
+  what SEARCH needs; `envelope_items`: a cached ENVELOPE's values, for SORT and THREAD.
 - For readers (web mail, JSON API), strings decoded for people: `message_parts(raw)`,
   the parts as `MessagePart`s in IMAP numbering (`bodystructure_parts` reads the same
   from a cached BODYSTRUCTURE), `message_part`, `decoded_part` and `part_text` for one
@@ -111,6 +111,7 @@ from casarray.mailstore.mime.search import (
     ENVELOPE_FIELDS,
     decoded_header,
     envelope_fields,
+    envelope_items,
     header_values,
     search_text,
     sent_date,
@@ -131,6 +132,7 @@ __all__ = [
     "decoded_headers",
     "decoded_part",
     "envelope_fields",
+    "envelope_items",
     "fetch_section",
     "header_values",
     "message_part",
