@@ -47,7 +47,6 @@ NOT_YET_PASSING = set(
         "fetch-binary-mime",
         "fetch-binary-mime-base64",
         "fetch-binary-mime-qp",
-        "fetch-envelope",
         "listext",
         "move",
         "multiappend",

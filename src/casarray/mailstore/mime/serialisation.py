@@ -312,6 +312,11 @@ def _address_list(v: bytes) -> list[_Address]:
             i = j + 1
             while i < n and tokens[i] != semicolon:
                 part, i = element(i, b",;")
+                if all(kind == _COMMENT for kind, _ in part):
+                    # nothing but comments ("group: (foo) ;"): no member, as in Dovecot
+                    if i < n and tokens[i] == comma:
+                        i += 1
+                    continue
                 address, valid = _mailbox(part)
                 out.append(address)
                 if not valid:
