@@ -236,6 +236,15 @@ class MailboxStore(Protocol):
         """Durable when it returns (it survives kill -9 of any process)."""
         ...
 
+    def append_many(
+        self,
+        folder: str,
+        messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
+    ) -> list[Appended]:
+        """Several messages (data, flags, internal date) in one transaction: all stored,
+        with ascending UIDs, or none (MULTIAPPEND, RFC 3502)."""
+        ...
+
     def messages(self, folder: str) -> list[MessageInfo]:
         """Every message of the folder, in UID order."""
         ...

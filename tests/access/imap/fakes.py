@@ -227,6 +227,31 @@ class FakeMailboxStore:
             )
             return Appended(target.uid_validity, uid)
 
+    def append_many(
+        self,
+        folder: str,
+        messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
+    ) -> list[Appended]:
+        with self._lock:
+            self._count("append_many")
+            target = self._get(folder, destination=True)
+            if any(len(m[0]) > self.max_message for m in messages):
+                raise MessageTooLarge(f"A message is larger than {self.max_message} bytes.")
+            target.modseq += 1
+            appended = []
+            for data, flags, internal_date in messages:
+                uid = target.uid_next
+                target.uid_next += 1
+                target.messages[uid] = FakeMessage(
+                    uid,
+                    bytes(data),
+                    normal_flags(flags),
+                    internal_date or datetime.now(UTC),
+                    target.modseq,
+                )
+                appended.append(Appended(target.uid_validity, uid))
+            return appended
+
     def messages(self, folder: str) -> list[MessageInfo]:
         with self._lock:
             self._count("messages")

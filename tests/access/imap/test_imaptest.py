@@ -37,19 +37,12 @@ NOT_EXECUTED: dict[str, str] = {}
 # (strict: one that passes fails the test until it is taken off this list).
 NOT_YET_PASSING = set(
     [
-        "append-binary",
         "atoms",
-        "catenate",
-        "catenate-multiappend",
         "esearch",
         "esearch-condstore",
         "esort",
-        "fetch-binary-mime",
-        "fetch-binary-mime-base64",
-        "fetch-binary-mime-qp",
         "listext",
         "move",
-        "multiappend",
         "notify",
         "search-addresses",
         "search-context-update",

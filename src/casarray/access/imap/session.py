@@ -346,6 +346,9 @@ class ImapSession:
             "CHILDREN",
             "UNSELECT",
             "SPECIAL-USE",
+            "BINARY",
+            "MULTIAPPEND",
+            "CATENATE",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -685,14 +688,10 @@ class ImapSession:
         return _Done("OK", "STATUS completed")
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
-        if not cmd.message:
-            return _Done("NO", "An empty message can't be appended")
-        try:
-            appended = self._mailbox.append(cmd.mailbox, cmd.message, cmd.flags, cmd.date)
-        except FolderNotFound:
-            return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
-        code = f"APPENDUID {appended.uid_validity} {appended.uid}"
-        return _Done("OK", "APPEND completed", code)
+        from casarray.access.imap.appending import run_append
+
+        done = run_append(self._mailbox, self._user or "", cmd, self._limits.max_literal)
+        return _Done(done.status, done.text, done.code)
 
     def _do_NAMESPACE(self, cmd: c.Command, out: _Output) -> _Done:
         out.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
@@ -801,6 +800,8 @@ class ImapSession:
         indexes = self._indexes(cmd.messages, cmd.uid)
         result = fetch(self._mailbox, view, indexes, cmd.items, cmd.uid)
         out.extend(result.lines)
+        if result.unknown_cte:
+            return _Done("NO", "A part has a Content-Transfer-Encoding not known", "UNKNOWN-CTE")
         if result.missing and not cmd.uid:
             return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
         return _Done("OK", f"{cmd.name} completed")
