@@ -292,6 +292,14 @@ class MailboxStore(Protocol):
         returns the UIDs removed."""
         ...
 
+    def urlauth_key(self, folder: str, create: bool = False) -> bytes | None:
+        """The folder's URLAUTH key (RFC 4467), made when `create` and missing."""
+        ...
+
+    def reset_urlauth_keys(self, folder: str | None = None) -> None:
+        """RESETKEY: forgets the folder's key (without `folder`: every key)."""
+        ...
+
     def statistics(self) -> list[FolderStatistics]:
         """Every folder's message count and size, in hierarchy order (INBOX first)."""
         ...

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import responses as r
-from casarray.access.imap.imapurl import BadUrl, resolve
+from casarray.access.imap.imapurl import BadUrl, resolve, url_code
 from casarray.mailstore.interface import (
     Appended,
     FolderNotFound,
@@ -153,7 +153,7 @@ def run_append(store: MailboxStore, user: str, cmd: c.Append, limit: int) -> Out
         try:
             data = _build(store, user, message, limit)
         except BadUrl as exc:
-            return Outcome("NO", exc.reason, f"BADURL {_url_code(exc.url)}")
+            return Outcome("NO", exc.reason, f"BADURL {url_code(exc.url)}")
         except _TooBig as exc:
             return Outcome(
                 "NO", f"The message would be {exc.size} bytes; the limit is {limit}", "TOOBIG"
@@ -176,9 +176,3 @@ def run_append(store: MailboxStore, user: str, cmd: c.Append, limit: int) -> Out
 def _appenduid(appended: list[Appended]) -> str:
     uids = r.uid_set([a.uid for a in appended])
     return f"APPENDUID {appended[0].uid_validity} {uids}"
-
-
-def _url_code(url: str) -> str:
-    """The URL as it may stand in a response code (no "]", printable ASCII)."""
-    clean = "".join(ch if " " < ch < "\x7f" and ch != "]" else "?" for ch in url)
-    return clean[:512] or "?"

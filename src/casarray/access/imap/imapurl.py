@@ -73,6 +73,12 @@ class ImapUrl:
         return login.lower() in names
 
 
+def url_code(url: str) -> str:
+    """The URL as it may stand in a BADURL response code (printable ASCII, no "]")."""
+    clean = "".join(ch if " " < ch < "\x7f" and ch != "]" else "?" for ch in url)
+    return clean[:512] or "?"
+
+
 def _unquote(url: str, text: str, what: str) -> str:
     try:
         return urllib.parse.unquote(text, errors="strict")
@@ -130,10 +136,15 @@ def parse(url: str) -> ImapUrl:
         key = m.group(2).upper()
         if key in values:
             raise BadUrl(url, f"{key} appears twice in the URL")
-        values[key] = m.group(3)
-        if key == "URLAUTH":
-            rump_end = prefix + m.end()
+        value = m.group(3)
         pos = m.end()
+        if key == "URLAUTH":  # access[:mechanism:verifier]
+            colon = value.find(":")
+            if colon >= 0:
+                pos = m.start(3) + colon
+                value = value[:colon]
+            rump_end = prefix + pos
+        values[key] = value
     rest = path[pos:]
     mechanism = token = None
     if "URLAUTH" in values and rest.startswith(":"):

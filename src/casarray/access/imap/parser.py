@@ -491,6 +491,21 @@ class CommandParser:
 
         return parse_append(self, tag, name)
 
+    def _cmd_GENURLAUTH(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_genurlauth
+
+        return parse_genurlauth(self, tag, name)
+
+    def _cmd_URLFETCH(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_urlfetch
+
+        return parse_urlfetch(self, tag, name)
+
+    def _cmd_RESETKEY(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_resetkey
+
+        return parse_resetkey(self, tag, name)
+
     def _search(self, tag: str, name: str, uid: bool) -> c.Command:
         self.sp(name)
         charset: str | None = None

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from casarray import __version__
 from casarray.access.imap import commands as c
 from casarray.access.imap import responses as r
+from casarray.access.imap import urlauth
 from casarray.access.imap.backend import (
     Backend,
     LoginFailed,
@@ -113,6 +114,9 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "LSUB": _AUTH,
     "STATUS": _AUTH,
     "APPEND": _AUTH,
+    "GENURLAUTH": _AUTH,
+    "URLFETCH": _AUTH,
+    "RESETKEY": _AUTH,
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
     "ENABLE": frozenset({State.AUTHENTICATED}),
@@ -349,6 +353,8 @@ class ImapSession:
             "BINARY",
             "MULTIAPPEND",
             "CATENATE",
+            "URLAUTH",
+            "URLAUTH=BINARY",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
         for extra in self._extra:
@@ -691,6 +697,21 @@ class ImapSession:
         from casarray.access.imap.appending import run_append
 
         done = run_append(self._mailbox, self._user or "", cmd, self._limits.max_literal)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_GENURLAUTH(self, cmd: urlauth.GenUrlauth, out: _Output) -> _Done:
+        line, done = urlauth.genurlauth(self._mailbox, self._user or "", cmd)
+        out.write(line)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_URLFETCH(self, cmd: urlauth.UrlFetch, out: _Output) -> _Done:
+        mailbox_of = self._backend.mailbox_of
+        line, done = urlauth.urlfetch(self._mailbox, self._user or "", mailbox_of, cmd)
+        out.write(line)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_RESETKEY(self, cmd: urlauth.ResetKey, out: _Output) -> _Done:
+        done = urlauth.resetkey(self._mailbox, cmd)
         return _Done(done.status, done.text, done.code)
 
     def _do_NAMESPACE(self, cmd: c.Command, out: _Output) -> _Done:

@@ -149,14 +149,25 @@ def binary_section(raw: bytes, part: tuple[int, ...]) -> bytes:
     return bytes(out)
 
 
-def bodypart_structure(raw: bytes, part: tuple[int, ...]) -> bytes | None:
-    """The extensible BODYSTRUCTURE of one section, in IMAP syntax."""
+def bodypart_structure(raw: bytes, part: tuple[int, ...], binary: bool = False) -> bytes | None:
+    """The extensible BODYSTRUCTURE of one section, in IMAP syntax; with `binary`, the
+    sizes and line counts are those of the decoded parts (as Dovecot answers URLFETCH's
+    BODYPARTSTRUCTURE beside BINARY). Raises UnknownEncoding with `binary` only."""
     raw = _bytes(raw)
     e = _find(raw, part)
     if e is None:
         return None
+
+    def decoded_sizes(entity: _Entity) -> tuple[int, int]:
+        out = bytearray()
+        if entity.kind == _MESSAGE and entity.inner is not None:
+            _converted(raw, entity.inner, True, out)
+        else:
+            _converted(raw, entity, False, out)
+        return len(out), out.count(b"\n")
+
     out: list[bytes] = []
-    _write_body(raw, e, True, out)
+    _write_body(raw, e, True, out, decoded_sizes if binary else None)
     return b"".join(out)
 
 

@@ -51,11 +51,12 @@ from casarray.mailstore.store.rows import (
     from_column,
     to_column,
 )
+from casarray.mailstore.store.urlauth import UrlauthKeys
 
 FLAG_MAP_CACHE = 256  # folders whose SELECT snapshot a process keeps
 
 
-class SqlMailboxStore(MailboxFolders):
+class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     """One user's mailbox in a `SqlDatabaseStore` (implements `MailboxStore`)."""
 
     def __repr__(self) -> str:
