@@ -109,7 +109,7 @@ def test_catenate_joins_text_and_url_parts() -> None:
 
 
 def test_catenate_with_a_bad_url_stores_nothing() -> None:
-    store, validity = store_with_hello()
+    store, _ = store_with_hello()
     session, store = logged_in(store)
     text = literal(b"hdr: 1\r\n\r\n")
     transcript(
