@@ -148,7 +148,9 @@ def genurlauth(store: MailboxStore, user: str, cmd: GenUrlauth) -> tuple[bytes, 
         try:
             key = store.urlauth_key(parsed.mailbox, create=True)
         except FolderNotFound:
-            return b"", Outcome("NO", f"Mailbox doesn't exist: {parsed.mailbox}", "BADURL")
+            return b"", Outcome(
+                "NO", f"Mailbox doesn't exist: {parsed.mailbox}", f"BADURL {url_code(rump)}"
+            )
         assert key is not None
         full = f"{parsed.rump}:{MECHANISM.lower()}:{verifier(key, parsed.rump)}"
         made.append(r.string(full))
