@@ -144,10 +144,11 @@ class _TooBig(Exception):
 
 def run_append(store: MailboxStore, user: str, cmd: c.Append, limit: int) -> Outcome:
     """Stores the messages of `cmd` (all or none); the tagged answer."""
-    try:
-        store.folder(cmd.mailbox)
-    except FolderNotFound:
-        return Outcome("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
+    if any(message.catenate for message in cmd.messages):
+        try:  # a missing destination is reported before any URL is looked at
+            store.folder(cmd.mailbox)
+        except FolderNotFound:
+            return Outcome("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
     built: list[tuple[bytes, tuple[str, ...], datetime | None]] = []
     for message in cmd.messages:
         try:

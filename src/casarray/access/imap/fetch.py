@@ -3,10 +3,10 @@
 Items come out in one stable order whatever the client asked: UID, FLAGS, INTERNALDATE,
 RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, then the body sections (RFC822,
 RFC822.HEADER, RFC822.TEXT, BODY[...], BINARY[...], BINARY.SIZE[...]) in the order
-requested. ENVELOPE, BODY and
-BODYSTRUCTURE come from the store's cached parts (one `cached()` call for the whole
-set), INTERNALDATE and RFC822.SIZE from its metadata (one `messages()` call); only body
-sections read messages. Every line is built as bytes and joined once by the caller.
+requested. ENVELOPE, BODY and BODYSTRUCTURE come from the store's cached parts (one
+`cached()` call for the whole set), INTERNALDATE and RFC822.SIZE from its metadata (one
+`messages()` call); only body sections read messages. Every line is built as bytes and
+joined once by the caller.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def fetch(
         except (KeyError, MailstoreError):
             missing += 1
             continue
-        except binary.UnknownEncoding:
+        except binary.UnknownCte:
             unknown_cte += 1
             continue
         append(b"* %d FETCH (%s)\r\n" % (i + 1, b" ".join(parts)))
