@@ -175,6 +175,11 @@ def test_mime_binary_helpers() -> None:
         b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n'
         b"Content-Transfer-Encoding: base64\r\n\r\nAAA=\r\n--x\r\n\r\ntext\r\n--x--\r\n"
     )
+    # a NUL in a part without an encoding that could carry it is re-encoded too
+    assert encode_binary_parts(b"Subject: x\r\n\r\na\x00b") == (
+        b"Subject: x\r\nContent-Transfer-Encoding: base64\r\n\r\nYQBi\r\n"
+    )
+    assert encode_binary_parts(b"Subject: x\r\n\r\nplain\r\n") == b"Subject: x\r\n\r\nplain\r\n"
     assert bodypart_structure(MIXED, (1,)) == (
         b'("text" "plain" ("charset" "us-ascii") NIL NIL "base64" 21 1 NIL NIL NIL NIL)'
     )

@@ -11,10 +11,10 @@ BODYPARTSTRUCTURE of a section, and the conversion of a binary APPEND.
 - `bodypart_structure(raw, part)`: the extensible BODYSTRUCTURE of one section (what
   URLFETCH's BODYPARTSTRUCTURE returns), None when there is no such part.
 - `encode_binary_parts(raw)`: what APPEND stores for a message sent as a literal8 (RFC
-  3516 section 4.4): every leaf part declared `Content-Transfer-Encoding: binary` is
-  re-encoded as base64 (76-column lines), so that BODY[] never hands a NUL or a bare
-  line break to a client that did not ask for BINARY, while BINARY[] gives back the
-  bytes as sent.
+  3516 section 4.4): every leaf part declared `Content-Transfer-Encoding: binary`, or
+  holding a NUL without an encoding that could carry it, is re-encoded as base64
+  (76-column lines), so that BODY[] never hands a NUL or a bare line break to a client
+  that did not ask for BINARY, while BINARY[] gives back the bytes as sent.
 
 Decoding is lenient, as mail readers are: base64 ignores every byte outside its
 alphabet and stops at the padding; quoted-printable drops trailing blanks, treats "="
@@ -189,11 +189,13 @@ def _encode_leaves(raw: bytes, e: _Entity, out: bytearray) -> None:
             pos = child.end
         out += raw[pos : e.end]
         return
-    if _encoding(e) != b"binary":
+    encoding = _encoding(e)
+    body = raw[e.body_start : e.end]
+    if encoding != b"binary" and not (encoding in _AS_IS and b"\x00" in body):
         out += raw[e.start : e.end]
         return
     out += _header_with_encoding(raw, e, _BASE64_CTE)
-    encoded = _base64_lines(raw[e.body_start : e.end])
+    encoded = _base64_lines(body)
     # inside a multipart the line break before the delimiter is the original's
     out += encoded if e.end >= len(raw) else encoded[:-2]
 
