@@ -118,7 +118,7 @@ def test_urlfetch_binary_parameters() -> None:
             (
                 b"f1 URLFETCH (%s BINARY BODYPARTSTRUCTURE)\r\n" % quoted,
                 b'* URLFETCH %s (BODYPARTSTRUCTURE ("text" "plain" ("charset" "us-ascii") '
-                b'NIL NIL "base64" 11 0 NIL NIL NIL NIL) BINARY {11}\r\nhello world)\r\n'
+                b'NIL NIL "base64" 11 0 NIL NIL NIL NIL)) (BINARY {11}\r\nhello world)\r\n'
                 b"f1 OK URLFETCH completed\r\n" % quoted,
             ),
             (

@@ -12,9 +12,9 @@ URLFETCH hands out the data of authorized URLs to whoever the access identifier
 allows: `user+<address>` that user, `authuser` any logged-in user, `anonymous` anyone;
 `submit+<address>` only a submission server, which this is not. A URL that is
 malformed, expired, not verified, or names nothing answers NIL (the command still
-answers OK, RFC 4467 section 6.3). With URLAUTH=BINARY's parameters a URL answers
-`(BODYPARTSTRUCTURE ... BINARY ~{n} ...)` or `(BODY ...)`: the part's structure, its
-decoded content, its content as stored.
+answers OK, RFC 4467 section 6.3). With URLAUTH=BINARY's parameters a URL answers one
+parenthesised item per parameter, `(BODYPARTSTRUCTURE (...)) (BINARY ~{n}...)` or
+`(BODY {n}...)`: the part's structure, its decoded content, its content as stored.
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def _fetch_one(
             out.append(b"BODY " + r.literal(fetch_data(source, parsed)))
         except (BadUrl, MailstoreError):
             out.append(b"BODY NIL")
-    return b"(" + b" ".join(out) + b")"
+    return b" ".join(b"(" + item + b")" for item in out)  # RFC 5524 url-metadata
 
 
 def _part_numbers(section: str) -> tuple[int, ...] | None:
