@@ -1,7 +1,7 @@
 """One user's mailbox (`SqlMailboxStore`, implements `MailboxStore`): its messages.
-APPEND, the message list and SELECT's flag snapshot, CONDSTORE changes, \\Recent, the
-bytes and cached parts, STORE, COPY, MOVE and EXPUNGE; the folders come from
-`MailboxFolders`.
+APPEND (several at once for MULTIAPPEND), the message list and SELECT's flag snapshot,
+CONDSTORE changes, \\Recent, the bytes and cached parts, STORE, COPY, MOVE and EXPUNGE;
+the folders come from `MailboxFolders`, the URLAUTH keys from `UrlauthKeys`.
 
 Every change of a message gives its folder a new modseq, also given to the messages
 changed, and expunges leave tombstones, so `changes_since` reports them to every other
