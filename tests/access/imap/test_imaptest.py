@@ -6,7 +6,8 @@ imaptest skips a group silently when the server lacks a capability the group nam
 a group counts as executed only when imaptest ran at least one of its commands; every
 group must be executed and passed, except those in NOT_EXECUTED (each with its reason)
 and the commands listed in AGAINST_RFC (expectations that contradict the RFC tested,
-each with its reason: exactly those fail). The stress run asserts no error, never a rate: rates are `bench/imap.py`'s.
+each with its reason: exactly those fail). The stress run asserts no error, never a
+rate: rates are `bench/imap.py`'s.
 
 Needs `../shared/imaptest` beside the checkout and Debian's dovecot-core (imaptest runs
 against its libdovecot); without them the tests skip saying which is missing (in CI
