@@ -263,6 +263,19 @@ def test_group_addresses() -> None:
     )
 
 
+def test_a_group_of_only_comments_has_no_member() -> None:
+    """`group2: (foo) ;` is an empty group: its start and end markers and nothing
+    between them (no MISSING_MAILBOX address), as Dovecot answers (imaptest's
+    fetch-envelope)."""
+    raw = crlf("From: a@lab.net\nCc: group:;, group2: (foo) ;\nBcc: g: (x), b@lab.net;\n\n")
+    envelope = cached_parts(raw).envelope
+    assert (
+        '((NIL NIL "group" NIL)(NIL NIL NIL NIL)(NIL NIL "group2" NIL)(NIL NIL NIL NIL)) '
+        '((NIL NIL "g" NIL)(NIL NIL "b" "lab.net")(NIL NIL NIL NIL))'
+    ) in envelope
+    assert "MISSING" not in envelope
+
+
 def test_addresses_without_host_route_and_broken_lists() -> None:
     raw = crlf(
         "From: foo\n"

@@ -236,6 +236,15 @@ class MailboxStore(Protocol):
         """Durable when it returns (it survives kill -9 of any process)."""
         ...
 
+    def append_many(
+        self,
+        folder: str,
+        messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
+    ) -> list[Appended]:
+        """Several messages (data, flags, internal date) in one transaction: all stored,
+        with ascending UIDs, or none (MULTIAPPEND, RFC 3502)."""
+        ...
+
     def messages(self, folder: str) -> list[MessageInfo]:
         """Every message of the folder, in UID order."""
         ...
@@ -281,6 +290,14 @@ class MailboxStore(Protocol):
     def expunge(self, folder: str, uids: Sequence[int] | None = None) -> list[int]:
         """Removes the messages flagged \\Deleted (only those in `uids`, if given);
         returns the UIDs removed."""
+        ...
+
+    def urlauth_key(self, folder: str, create: bool = False) -> bytes | None:
+        """The folder's URLAUTH key (RFC 4467), made when `create` and missing."""
+        ...
+
+    def reset_urlauth_keys(self, folder: str | None = None) -> None:
+        """RESETKEY: forgets the folder's key (without `folder`: every key)."""
         ...
 
     def statistics(self) -> list[FolderStatistics]:

@@ -19,6 +19,9 @@ schema with the directory (which has its own `mailbox` table).
   reads them.
 - `ms_expunged`: tombstones (folder, uid, modseq), so `changes_since` reports expunges
   to every other session.
+- `ms_urlauth_key`: a mailbox's URLAUTH keys (RFC 4467), one per folder name and
+  UIDVALIDITY, so every Client Access process verifies what another generated, across
+  restarts; created on first use in a database made before it existed.
 """
 
 from __future__ import annotations
@@ -166,4 +169,18 @@ expunged = Table(
     Column("uid", BigInteger, primary_key=True),
     Column("modseq", BigInteger, nullable=False),
     Index("ix_ms_expunged_folder_modseq", "folder_id", "modseq"),
+)
+
+urlauth_key = Table(
+    "ms_urlauth_key",
+    metadata,
+    Column(
+        "mailbox_id",
+        Key,
+        ForeignKey("ms_mailbox.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("folder", Text, primary_key=True),  # the canonical folder name
+    Column("uid_validity", BigInteger, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
 )

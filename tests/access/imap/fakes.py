@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import imaplib
 import re
+import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -108,6 +109,7 @@ class FakeMailboxStore:
         self._next_validity = 1000
         self.max_message = max_message
         self.calls: dict[str, int] = {}
+        self.urlauth_keys: dict[tuple[str, int], bytes] = {}  # by (folder, UIDVALIDITY)
         self.create_folder("INBOX")
         for name, use in SPECIAL_FOLDERS:
             self.create_folder(name, use)
@@ -226,6 +228,31 @@ class FakeMailboxStore:
                 target.modseq,
             )
             return Appended(target.uid_validity, uid)
+
+    def append_many(
+        self,
+        folder: str,
+        messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
+    ) -> list[Appended]:
+        with self._lock:
+            self._count("append_many")
+            target = self._get(folder, destination=True)
+            if any(len(m[0]) > self.max_message for m in messages):
+                raise MessageTooLarge(f"A message is larger than {self.max_message} bytes.")
+            target.modseq += 1
+            appended = []
+            for data, flags, internal_date in messages:
+                uid = target.uid_next
+                target.uid_next += 1
+                target.messages[uid] = FakeMessage(
+                    uid,
+                    bytes(data),
+                    normal_flags(flags),
+                    internal_date or datetime.now(UTC),
+                    target.modseq,
+                )
+                appended.append(Appended(target.uid_validity, uid))
+            return appended
 
     def messages(self, folder: str) -> list[MessageInfo]:
         with self._lock:
@@ -365,6 +392,23 @@ class FakeMailboxStore:
                 self._remove(f, doomed)
             return doomed
 
+    def urlauth_key(self, folder: str, create: bool = False) -> bytes | None:
+        with self._lock:
+            f = self._get(folder)
+            key = (f.name, f.uid_validity)
+            if key not in self.urlauth_keys and create:
+                self.urlauth_keys[key] = secrets.token_bytes(32)
+            return self.urlauth_keys.get(key)
+
+    def reset_urlauth_keys(self, folder: str | None = None) -> None:
+        with self._lock:
+            if folder is None:
+                self.urlauth_keys.clear()
+                return
+            name = self._get(folder).name
+            for key in [k for k in self.urlauth_keys if k[0] == name]:
+                del self.urlauth_keys[key]
+
     def statistics(self) -> list[FolderStatistics]:
         with self._lock:
             return [
@@ -398,6 +442,10 @@ class FakeBackend:
         store = store or FakeMailboxStore()
         self.users[user.lower()] = (password, store)
         return store
+
+    def mailbox_of(self, user: str) -> FakeMailboxStore | None:
+        entry = self.users.get(user.lower())
+        return entry[1] if entry is not None else None
 
     def login(self, user: str, password: str, client_address: str) -> LoginResult:
         self.logins.append((user, client_address))

@@ -108,20 +108,21 @@ def test_status() -> None:
 
 def test_append() -> None:
     cmd = parse(b't APPEND Sent (\\Seen \\recent $X) "05-Jan-2024 10:00:00 +0100" {3}\x00', b"abc")
+    when = datetime(2024, 1, 5, 10, 0, tzinfo=timezone(timedelta(hours=1)))
     assert cmd == c.Append(
-        "t",
-        "APPEND",
-        "Sent",
-        ("\\Seen", "$X"),
-        datetime(2024, 1, 5, 10, 0, tzinfo=timezone(timedelta(hours=1))),
-        b"abc",
+        "t", "APPEND", "Sent", (c.AppendMessage(("\\Seen", "$X"), when, (b"abc",)),)
     )
-    assert parse(b'a APPEND x " 5-Jan-2024 10:00:00 -0000" {1+}\x00', b"m").date is not None
-    assert parse(b"a APPEND x () {1}\x00", b"m") == c.Append("a", "APPEND", "x", (), None, b"m")
+    assert isinstance(
+        cmd := parse(b'a APPEND x " 5-Jan-2024 10:00:00 -0000" {1+}\x00', b"m"), c.Append
+    )
+    assert cmd.messages[0].date is not None
+    assert parse(b"a APPEND x () {1}\x00", b"m") == c.Append(
+        "a", "APPEND", "x", (c.AppendMessage((), None, (b"m",)),)
+    )
     assert "Unknown system flag \\Foo" in bad(b"a APPEND x (\\Foo) {1}\x00", b"m")
     assert "Invalid date-time" in bad(b'a APPEND x "yesterday" {1}\x00', b"m")
     assert "as a literal" in bad(b"a APPEND x hello")
-    assert "Binary" in bad(b"a APPEND x ~{1}")
+    assert "as a literal" in bad(b"a APPEND x ~{1}")
 
 
 def test_fetch_items() -> None:

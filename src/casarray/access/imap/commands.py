@@ -36,8 +36,9 @@ class Section:
 @dataclass(frozen=True, slots=True)
 class FetchAttribute:
     """One FETCH data item: `name` is UID, FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-    BODY, BODYSTRUCTURE, RFC822, RFC822.HEADER, RFC822.TEXT or BODY[] (with `section`;
-    `peek` for BODY.PEEK; `partial` = (origin, length))."""
+    BODY, BODYSTRUCTURE, RFC822, RFC822.HEADER, RFC822.TEXT, BODY[] (with `section`;
+    `peek` for BODY.PEEK; `partial` = (origin, length)), or BINARY[] and BINARY.SIZE
+    (RFC 3516; the section is part numbers only)."""
 
     name: str
     section: Section | None = None
@@ -46,7 +47,7 @@ class FetchAttribute:
 
     @property
     def sets_seen(self) -> bool:
-        if self.name == "BODY[]":
+        if self.name in ("BODY[]", "BINARY[]"):
             return not self.peek
         return self.name in ("RFC822", "RFC822.TEXT")
 
@@ -128,11 +129,29 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Append(Command):
-    mailbox: str
+class CatenateUrl:
+    """A CATENATE URL part (RFC 4469): an IMAP URL whose data the server fetches."""
+
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppendMessage:
+    """One message of an APPEND (several with MULTIAPPEND, RFC 3502): its flags, its
+    date, and its data: one literal, or CATENATE's parts (literal bytes and URLs).
+    `binary`: sent as a literal8 (RFC 3516)."""
+
     flags: tuple[str, ...]
     date: datetime | None
-    message: bytes
+    parts: tuple[bytes | CatenateUrl, ...]
+    binary: bool = False
+    catenate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Append(Command):
+    mailbox: str
+    messages: tuple[AppendMessage, ...]
 
 
 @dataclass(frozen=True, slots=True)

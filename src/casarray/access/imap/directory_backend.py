@@ -44,7 +44,7 @@ from casarray.mailstore.provisioning import database_store, open_mailbox
 
 if TYPE_CHECKING:
     from casarray.directory import Directory, MailboxDatabase, Server
-    from casarray.mailstore.interface import DatabaseStore
+    from casarray.mailstore.interface import DatabaseStore, MailboxStore
 
 log = logging.getLogger("casarray.imap")
 
@@ -235,6 +235,22 @@ class DirectoryBackend:
             ", cross-site" if decision is RpcAccess.CROSS_SITE else "",
         )
         return LoginOk(user=mailbox.primary_smtp_address, mailbox=store)
+
+    def mailbox_of(self, user: str) -> MailboxStore | None:
+        """Another user's mailbox (URLFETCH of a URL they authorized): found by address,
+        alias or UPN, in its database if that is mounted; None otherwise."""
+        try:
+            mailbox = self.directory.mailboxes.one(user)
+            database = self._database(self._current(), mailbox.database)
+        except DirectoryError:
+            return None
+        if not database.mounted:
+            return None
+        try:
+            return open_mailbox(database, mailbox.guid, store=self._database_store(database))
+        except Exception:
+            log.exception("%s: the mailbox of %r can't be opened", self._server, user)
+            return None
 
     def close(self) -> None:
         """Close the mailbox database stores this backend opened."""

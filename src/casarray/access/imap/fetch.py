@@ -2,10 +2,11 @@
 
 Items come out in one stable order whatever the client asked: UID, FLAGS, MODSEQ,
 INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE, then the body sections
-(RFC822, RFC822.HEADER, RFC822.TEXT, BODY[...]) in the order requested. ENVELOPE, BODY
-and BODYSTRUCTURE come from the store's cached parts (one `cached()` call for the whole
-set), INTERNALDATE, RFC822.SIZE and MODSEQ from its metadata (one `messages()` call);
-only body sections read messages. Every line is built as bytes and joined once by the caller.
+(RFC822, RFC822.HEADER, RFC822.TEXT, BODY[...], BINARY[...], BINARY.SIZE[...]) in the
+order requested. ENVELOPE, BODY and BODYSTRUCTURE come from the store's cached parts (one
+`cached()` call for the whole set), INTERNALDATE, RFC822.SIZE and MODSEQ from its
+metadata (one `messages()` call); only body sections read messages. Every line is built
+as bytes and joined once by the caller.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+from casarray.access.imap import binary
 from casarray.access.imap import responses as r
 from casarray.access.imap.commands import FetchAttribute
 from casarray.access.imap.selected import SelectedMailbox
@@ -41,13 +43,14 @@ _ORDER = {
 }
 _CACHED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _INFO = frozenset({"INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
-_RAW = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]"})
+_RAW = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]", "BINARY[]", "BINARY.SIZE"})
 
 
 @dataclass(slots=True)
 class FetchResult:
     lines: list[bytes]
     missing: int  # messages that could not be read (expunged by another session)
+    unknown_cte: int = 0  # messages whose BINARY part has an encoding not known (RFC 3516)
 
 
 def _section_name(item: FetchAttribute) -> bytes:
@@ -101,7 +104,7 @@ def fetch(
     context = _Context(view.flags, view.recent, cached, infos)
     lines: list[bytes] = []
     append = lines.append
-    missing = 0
+    missing = unknown_cte = 0
     renderers = [_RENDER[name] for name in simple]
     # Messages whose \Seen the fetch just set report FLAGS even if not asked (6.4.5).
     seen_names = sorted({*simple, "FLAGS"}, key=_ORDER.__getitem__)
@@ -119,8 +122,11 @@ def fetch(
         except (KeyError, MailstoreError):
             missing += 1
             continue
+        except binary.UnknownCte:
+            unknown_cte += 1
+            continue
         append(b"* %d FETCH (%s)\r\n" % (i + 1, b" ".join(parts)))
-    return FetchResult(lines, missing)
+    return FetchResult(lines, missing, unknown_cte)
 
 
 @dataclass(slots=True)
@@ -180,6 +186,8 @@ _RENDER: dict[str, Renderer] = {
 
 def _render_section(mime: ModuleType | None, item: FetchAttribute, raw: bytes) -> bytes:
     assert mime is not None
+    if item.name.startswith("BINARY"):
+        return binary.render(item, raw)
     if item.name == "RFC822":
         return b"RFC822 " + r.literal(raw)
     if item.name == "RFC822.HEADER":

@@ -227,6 +227,34 @@ class CommandParser:
             i += 1
         raise ParseError(f"Unterminated quoted {what}")
 
+    def literal8(self) -> bytes | None:
+        """A literal8 (`~{n}`, RFC 3516) here, else None."""
+        if self._peek() != 0x7E or self._data[self._pos + 1 : self._pos + 2] != b"{":
+            return None
+        self._pos += 1
+        value = self._literal()
+        if value is None:
+            self._pos -= 1
+        return value
+
+    def literal(self) -> bytes | None:
+        """A literal (`{n}`) here, else None."""
+        return self._literal()
+
+    def peek_word(self, word: bytes) -> bool:
+        """Whether `word` (any case) follows, then a space or an opening parenthesis."""
+        end = self._pos + len(word)
+        return self._data[self._pos : end].upper() == word and self._data[end : end + 1] in (
+            b" ",
+            b"(",
+        )
+
+    def peek_char(self, ch: str) -> bool:
+        return self._peek() == ord(ch)
+
+    def skip(self, count: int) -> None:
+        self._pos += count
+
     def string(self, what: str) -> bytes:
         value = self._quoted(what)
         if value is None:
@@ -594,26 +622,24 @@ class CommandParser:
         return c.Status(tag, name, mailbox, items)
 
     def _cmd_APPEND(self, tag: str, name: str) -> c.Command:
-        self.sp(name)
-        mailbox = self.mailbox()
-        self.sp("the mailbox name")
-        flags: tuple[str, ...] = ()
-        when: datetime | None = None
-        if self._peek() == 0x28:  # "("
-            flags = self.flag_list()
-            self.sp("the flag list")
-        if self._peek() == 0x22:  # '"'
-            when = self.date_time()
-            self.sp("the date-time")
-        if self._peek() == 0x7E:  # "~"
-            raise ParseError("Binary literals (~{n}) are not supported")
-        message = self._literal()
-        if message is None:
-            raise ParseError(f"Expected the message as a literal, found {self._rest()}")
-        self.expect_end("the message literal")
-        return c.Append(
-            tag, name, mailbox, tuple(f for f in flags if f != "\\Recent"), when, message
-        )
+        from casarray.access.imap.appending import parse_append
+
+        return parse_append(self, tag, name)
+
+    def _cmd_GENURLAUTH(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_genurlauth
+
+        return parse_genurlauth(self, tag, name)
+
+    def _cmd_URLFETCH(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_urlfetch
+
+        return parse_urlfetch(self, tag, name)
+
+    def _cmd_RESETKEY(self, tag: str, name: str) -> c.Command:
+        from casarray.access.imap.urlauth import parse_resetkey
+
+        return parse_resetkey(self, tag, name)
 
     def _search(self, tag: str, name: str, uid: bool) -> c.Command:
         self.sp(name)
@@ -892,11 +918,34 @@ class CommandParser:
                 self.char(">", "to close the partial range")
                 partial = (origin, length)
             return c.FetchAttribute("BODY[]", section, partial, word == "BODY.PEEK")
+        if word in ("BINARY", "BINARY.PEEK", "BINARY.SIZE"):
+            return self._binary_attribute(word)
         if word in _FETCH_PLAIN:
             return c.FetchAttribute(word)
         if word in _FETCH_MACROS:
             raise ParseError(f"The macro {word} cannot be used inside a list")
         raise ParseError(f"Unknown fetch item {word}")
+
+    def _binary_attribute(self, word: str) -> c.FetchAttribute:
+        """BINARY[part]<partial>, BINARY.PEEK[...] and BINARY.SIZE[part] (RFC 3516):
+        the section is part numbers only."""
+        self.char("[", f"after {word}")
+        parts: list[int] = []
+        while not self.try_char("]"):
+            if parts:
+                self.char(".", "between part numbers")
+            parts.append(self.number("a section part", nonzero=True))
+        section = c.Section(tuple(parts))
+        if word == "BINARY.SIZE":
+            return c.FetchAttribute("BINARY.SIZE", section)
+        partial = None
+        if self.try_char("<"):
+            origin = self.number("the partial origin")
+            self.char(".", "between the partial origin and length")
+            length = self.number("the partial length", nonzero=True)
+            self.char(">", "to close the partial range")
+            partial = (origin, length)
+        return c.FetchAttribute("BINARY[]", section, partial, word == "BINARY.PEEK")
 
     def section(self) -> c.Section:
         self.char("[", "to open the section")

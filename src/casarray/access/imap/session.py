@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from casarray import __version__
 from casarray.access.imap import commands as c
-from casarray.access.imap import condstore
+from casarray.access.imap import condstore, urlauth
 from casarray.access.imap import responses as r
 from casarray.access.imap.backend import (
     Backend,
@@ -117,6 +117,9 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "LSUB": _AUTH,
     "STATUS": _AUTH,
     "APPEND": _AUTH,
+    "GENURLAUTH": _AUTH,
+    "URLFETCH": _AUTH,
+    "RESETKEY": _AUTH,
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
     "NOTIFY": _AUTH,
@@ -384,6 +387,11 @@ class ImapSession:
             "CONDSTORE",
             "QRESYNC",
             "NOTIFY",
+            "BINARY",
+            "MULTIAPPEND",
+            "CATENATE",
+            "URLAUTH",
+            "URLAUTH=BINARY",
             f"APPENDLIMIT={self._limits.max_literal}",
             # the search family: ESEARCH (RFC 4731), SORT and THREAD (5256),
             # SORT=DISPLAY (5957), ESORT and CONTEXT (5267)
@@ -764,14 +772,25 @@ class ImapSession:
         return _Done("OK", "STATUS completed")
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
-        if not cmd.message:
-            return _Done("NO", "An empty message can't be appended")
-        try:
-            appended = self._mailbox.append(cmd.mailbox, cmd.message, cmd.flags, cmd.date)
-        except FolderNotFound:
-            return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "TRYCREATE")
-        code = f"APPENDUID {appended.uid_validity} {appended.uid}"
-        return _Done("OK", "APPEND completed", code)
+        from casarray.access.imap.appending import run_append
+
+        done = run_append(self._mailbox, self._user or "", cmd, self._limits.max_literal)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_GENURLAUTH(self, cmd: urlauth.GenUrlauth, out: _Output) -> _Done:
+        line, done = urlauth.genurlauth(self._mailbox, self._user or "", cmd)
+        out.write(line)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_URLFETCH(self, cmd: urlauth.UrlFetch, out: _Output) -> _Done:
+        mailbox_of = self._backend.mailbox_of
+        line, done = urlauth.urlfetch(self._mailbox, self._user or "", mailbox_of, cmd)
+        out.write(line)
+        return _Done(done.status, done.text, done.code)
+
+    def _do_RESETKEY(self, cmd: urlauth.ResetKey, out: _Output) -> _Done:
+        done = urlauth.resetkey(self._mailbox, cmd)
+        return _Done(done.status, done.text, done.code)
 
     def _do_NAMESPACE(self, cmd: c.Command, out: _Output) -> _Done:
         out.write(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
@@ -1009,6 +1028,8 @@ class ImapSession:
         # With QRESYNC every FETCH response carries the UID (RFC 7162 3.2.4).
         result = fetch(self._mailbox, view, indexes, items, cmd.uid or view.qresync)
         out.extend(result.lines)
+        if result.unknown_cte:
+            return _Done("NO", "A part has a Content-Transfer-Encoding not known", "UNKNOWN-CTE")
         if result.missing and not cmd.uid:
             return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
         return _Done("OK", f"{cmd.name} completed")

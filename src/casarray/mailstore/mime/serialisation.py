@@ -10,6 +10,7 @@ routes, the MISSING_MAILBOX / MISSING_DOMAIN stand-ins, recovery after a syntax 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from casarray.mailstore.mime.header_values import (
     _LWSP,
@@ -107,12 +108,20 @@ def _write_extension(e: _Entity, out: list[bytes]) -> None:
     out.append(_nstring(e.first(b"content-location")))
 
 
-def _write_body(raw: bytes, e: _Entity, extended: bool, out: list[bytes]) -> None:
+def _write_body(
+    raw: bytes,
+    e: _Entity,
+    extended: bool,
+    out: list[bytes],
+    sizes: Callable[[_Entity], tuple[int, int]] | None = None,
+) -> None:
+    """`sizes` gives a part's (octets, lines) in place of the stored ones (BINARY's
+    decoded sizes for URLFETCH's BODYPARTSTRUCTURE, RFC 5524)."""
     out.append(b"(")
     if e.kind == _MULTIPART:
         if e.children:
             for child in e.children:
-                _write_body(raw, child, extended, out)
+                _write_body(raw, child, extended, out, sizes)
         else:
             out.append(_EMPTY_BODYSTRUCTURE if extended else _EMPTY_BODY)
         out.append(b" ")
@@ -128,23 +137,28 @@ def _write_body(raw: bytes, e: _Entity, extended: bool, out: list[bytes]) -> Non
     _write_params(e.params, text, out)
     encoding = e.first(b"content-transfer-encoding")
     encoding = _token_value(encoding) if encoding is not None else b""
+    octets, lines = (
+        sizes(e)
+        if sizes is not None
+        else (e.end - e.body_start, raw.count(b"\n", e.body_start, e.end))
+    )
     out.append(
         b" %b %b %b %d"
         % (
             _nstring(e.first(b"content-id")),
             _nstring(e.first(b"content-description")),
             _string(encoding or b"7bit"),
-            e.end - e.body_start,
+            octets,
         )
     )
     if text:
-        out.append(b" %d" % raw.count(b"\n", e.body_start, e.end))
+        out.append(b" %d" % lines)
     elif e.kind == _MESSAGE and e.inner is not None:
         out.append(b" ")
         _write_envelope(e.inner, out)
         out.append(b" ")
-        _write_body(raw, e.inner, extended, out)
-        out.append(b" %d" % raw.count(b"\n", e.body_start, e.end))
+        _write_body(raw, e.inner, extended, out, sizes)
+        out.append(b" %d" % lines)
     if extended:
         out.append(b" ")
         out.append(_nstring(e.first(b"content-md5")))
@@ -312,6 +326,11 @@ def _address_list(v: bytes) -> list[_Address]:
             i = j + 1
             while i < n and tokens[i] != semicolon:
                 part, i = element(i, b",;")
+                if all(kind == _COMMENT for kind, _ in part):
+                    # nothing but comments ("group: (foo) ;"): no member, as in Dovecot
+                    if i < n and tokens[i] == comma:
+                        i += 1
+                    continue
                 address, valid = _mailbox(part)
                 out.append(address)
                 if not valid:

@@ -52,8 +52,9 @@ The package:
 - `database`: `SqlDatabaseStore`, one database and its mailboxes, and the per-process
   cache of open stores (`open_database_store`, `store_for`, `close_all`);
 - `folders`: `MailboxFolders`, a mailbox's hierarchy and subscriptions;
-- `mailbox`: `SqlMailboxStore`, a mailbox: its folders (from `MailboxFolders`) and its
-  messages.
+- `urlauth`: `UrlauthKeys`, a mailbox's URLAUTH keys (RFC 4467);
+- `mailbox`: `SqlMailboxStore`, a mailbox: its folders (from `MailboxFolders`), its
+  URLAUTH keys (from `UrlauthKeys`) and its messages.
 
 Names with a leading underscore are shared between these modules but are not part of
 the package's API: import what `__all__` below lists, from `casarray.mailstore.store`.

@@ -1,7 +1,7 @@
 """One user's mailbox (`SqlMailboxStore`, implements `MailboxStore`): its messages.
-APPEND, the message list and SELECT's flag snapshot, CONDSTORE changes, \\Recent, the
-bytes and cached parts, STORE, COPY, MOVE and EXPUNGE; the folders come from
-`MailboxFolders`.
+APPEND (several at once for MULTIAPPEND), the message list and SELECT's flag snapshot,
+CONDSTORE changes, \\Recent, the bytes and cached parts, STORE, COPY, MOVE and EXPUNGE;
+the folders come from `MailboxFolders`, the URLAUTH keys from `UrlauthKeys`.
 
 Every change of a message gives its folder a new modseq, also given to the messages
 changed, and expunges leave tombstones, so `changes_since` reports them to every other
@@ -50,11 +50,12 @@ from casarray.mailstore.store.rows import (
     from_column,
     to_column,
 )
+from casarray.mailstore.store.urlauth import UrlauthKeys
 
 FLAG_MAP_CACHE = 256  # folders whose SELECT snapshot a process keeps
 
 
-class SqlMailboxStore(MailboxFolders):
+class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     """One user's mailbox in a `SqlDatabaseStore` (implements `MailboxStore`)."""
 
     def __repr__(self) -> str:
@@ -124,6 +125,72 @@ class SqlMailboxStore(MailboxFolders):
                 )
             )
         return Appended(int(uid_validity), uid)
+
+    def append_many(
+        self,
+        folder: str,
+        messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
+    ) -> list[Appended]:
+        """MULTIAPPEND: the messages in one write transaction (all or none), one modseq."""
+        key = canonical(folder)
+        limit = self.database.max_message_size
+        prepared = []
+        for message, flags, internal_date in messages:
+            data = normalize_newlines(bytes(message))
+            if len(data) > limit:
+                raise MessageTooLarge(
+                    f"A message is {len(data)} bytes; this mailbox database accepts at most "
+                    f"{limit} bytes."
+                )
+            prepared.append(
+                (data, flagbits.parse(flags), _stamp(internal_date), cached_parts(data))
+            )
+        with self.database.write() as conn:
+            row = conn.execute(
+                update(folder_t)
+                .where(folder_t.c.mailbox_id == self.id, folder_t.c.name == key)
+                .values(
+                    uid_next=folder_t.c.uid_next + len(prepared),
+                    highest_modseq=folder_t.c.highest_modseq + 1,
+                )
+                .returning(
+                    folder_t.c.id,
+                    folder_t.c.uid_validity,
+                    folder_t.c.uid_next,
+                    folder_t.c.highest_modseq,
+                )
+            ).first()
+            if row is None:
+                raise DestinationNotFound(f"The folder '{key}' doesn't exist.")
+            folder_id, uid_validity, uid_next, modseq = row
+            first = int(uid_next) - len(prepared)
+            for i, (data, (bits, keywords), (stamp, offset), parts) in enumerate(prepared):
+                content_id = conn.execute(
+                    insert(content)
+                    .values(
+                        mailbox_id=self.id,
+                        envelope=to_column(parts.envelope),
+                        bodystructure=to_column(parts.bodystructure),
+                        body=parts.body,
+                    )
+                    .returning(content.c.id)
+                ).scalar_one()
+                conn.execute(insert(raw).values(content_id=content_id, data=data))
+                conn.execute(
+                    insert(message_t).values(
+                        folder_id=folder_id,
+                        uid=first + i,
+                        content_id=content_id,
+                        internal_date=stamp,
+                        tz_offset=offset,
+                        size=len(data),
+                        system_flags=bits,
+                        keywords=flagbits.join_keywords(keywords),
+                        modseq=modseq,
+                        recent=True,
+                    )
+                )
+        return [Appended(int(uid_validity), first + i) for i in range(len(prepared))]
 
     def messages(self, folder: str) -> list[MessageInfo]:
         key = canonical(folder)
