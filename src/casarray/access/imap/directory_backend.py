@@ -21,6 +21,7 @@ failures.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import urllib.parse
@@ -175,7 +176,9 @@ class DirectoryBackend:
                 "%s login %r from %s: throttled (%.0f s)", self._server, user, client_address, retry
             )
             return LoginThrottled(retry_after=retry)
-        mailbox = self.directory.mailboxes.authenticate(user, password)
+        # A login verified lately (by any process) skips argon2: `directory.verified_logins`.
+        check = self.directory.mailboxes.check_password(user, password)
+        mailbox = check.mailbox
         if mailbox is None:
             self.throttle.failed(user, client_address)
             log.info("%s login %r from %s: failed", self._server, user, client_address)
@@ -226,15 +229,24 @@ class DirectoryBackend:
                 f"The mailbox database {database.name} can't be reached ({type(exc).__name__})."
             )
         log.info(
-            "%s login %r from %s: ok (%s, database %s%s)",
+            "%s login %r from %s: ok (%s, database %s%s%s)",
             self._server,
             user,
             client_address,
             mailbox.primary_smtp_address,
             database.name,
             ", cross-site" if decision is RpcAccess.CROSS_SITE else "",
+            ", verified lately" if check.remembered else "",
         )
-        return LoginOk(user=mailbox.primary_smtp_address, mailbox=store)
+        return LoginOk(
+            user=mailbox.primary_smtp_address,
+            mailbox=store,
+            storage_limit=functools.partial(self._storage_limit, mailbox.guid),
+        )
+
+    def _storage_limit(self, mailbox_guid: str) -> int | None:
+        """The mailbox's ProhibitSendReceiveQuota now (its own or its database's)."""
+        return self.directory.mailboxes.quota_limits(mailbox_guid).prohibit_send_receive
 
     def close(self) -> None:
         """Close the mailbox database stores this backend opened."""
