@@ -26,11 +26,12 @@ import enum
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from casarray import __version__
 from casarray.access.imap import commands as c
+from casarray.access.imap import quota
 from casarray.access.imap import responses as r
 from casarray.access.imap.backend import (
     Backend,
@@ -41,7 +42,7 @@ from casarray.access.imap.backend import (
     LoginThrottled,
     LoginUnavailable,
 )
-from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
+from casarray.access.imap.events import Close, Compress, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
 from casarray.access.imap.framing import (
     CommandReader,
@@ -115,6 +116,10 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "APPEND": _AUTH,
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
+    "COMPRESS": _AUTH,
+    "GETQUOTAROOT": _AUTH,
+    "GETQUOTA": _AUTH,
+    "SETQUOTA": _AUTH,
     "ENABLE": frozenset({State.AUTHENTICATED}),
     "CHECK": _SELECTED,
     "CLOSE": _SELECTED,
@@ -194,6 +199,7 @@ class ImapSession:
         "_allow_plaintext",
         "_backend",
         "_client_address",
+        "_compressed",
         "_extra",
         "_limits",
         "_mode",
@@ -202,6 +208,7 @@ class ImapSession:
         "_selected",
         "_starttls_available",
         "_state",
+        "_storage_limit",
         "_store",
         "_tls_active",
         "_user",
@@ -234,6 +241,8 @@ class ImapSession:
         self._selected: SelectedMailbox | None = None
         self._user: str | None = None
         self._pending_tag = ""
+        self._compressed = False
+        self._storage_limit: Callable[[], int | None] | None = None
 
     # -- the transport's API ------------------------------------------------------------
 
@@ -348,6 +357,8 @@ class ImapSession:
             "SPECIAL-USE",
             f"APPENDLIMIT={self._limits.max_literal}",
         ]
+        if self._state is not State.NOT_AUTHENTICATED:
+            caps += ["COMPRESS=DEFLATE", *quota.CAPABILITIES]
         for extra in self._extra:
             if extra.upper() not in (cap.upper() for cap in caps):
                 caps.append(extra)
@@ -506,6 +517,61 @@ class ImapSession:
         out.write(b'* ID ("name" "casarray" "version" %s)\r\n' % r.string(__version__))
         return _Done("OK", "ID completed")
 
+    # -- authenticated: COMPRESS (RFC 4978) and QUOTA (RFC 9208) ------------------------
+
+    def _do_COMPRESS(self, cmd: c.Compress, out: _Output) -> _Done | None:
+        if self._compressed:
+            return _Done("NO", "DEFLATE compression is already active", "COMPRESSIONACTIVE")
+        if cmd.mechanism != "DEFLATE":
+            return _Done("NO", f"Unsupported compression mechanism {cmd.mechanism}; use DEFLATE")
+        out.write(r.tagged(cmd.tag, "OK", "DEFLATE active"))
+        self._compressed = True
+        # What follows the command in this read is already compressed: the transport
+        # inflates it and feeds it back.
+        out.event(Compress(self._reader.take_buffered()))
+        return None
+
+    def _quota_state(self) -> tuple[int, int | None]:
+        """(bytes used, ProhibitSendReceiveQuota or None for Unlimited)."""
+        limit = self._storage_limit() if self._storage_limit is not None else None
+        if limit is None:
+            return 0, None
+        return self._mailbox.storage_used(), limit
+
+    def _over_quota(self, more: int) -> _Done | None:
+        """NO [OVERQUOTA] if `more` bytes would take the mailbox over its limit."""
+        if self._storage_limit is None or more <= 0:
+            return None
+        used, limit = self._quota_state()
+        if limit is None or used + more <= limit:
+            return None
+        return _Done("NO", quota.over_quota_text(used, more, limit), "OVERQUOTA")
+
+    def _do_GETQUOTAROOT(self, cmd: c.MailboxCommand, out: _Output) -> _Done:
+        try:
+            folder = self._mailbox.folder(cmd.mailbox)
+        except FolderNotFound:
+            return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
+        used, limit = self._quota_state()
+        out.write(quota.quotaroot_line(folder.name, limit is not None))
+        if limit is not None:
+            out.write(quota.quota_line(used, limit))
+        return _Done("OK", "GETQUOTAROOT completed")
+
+    def _do_GETQUOTA(self, cmd: c.QuotaCommand, out: _Output) -> _Done:
+        used, limit = self._quota_state()
+        if cmd.root != quota.ROOT or limit is None:
+            return _Done("NO", f"No such quota root: {cmd.root!r}", "NONEXISTENT")
+        out.write(quota.quota_line(used, limit))
+        return _Done("OK", "GETQUOTA completed")
+
+    def _do_SETQUOTA(self, cmd: c.QuotaCommand, out: _Output) -> _Done:
+        return _Done(
+            "NO",
+            "Quotas are set by the administrator (Set-Mailbox -ProhibitSendReceiveQuota)",
+            "NOPERM",
+        )
+
     # -- not authenticated --------------------------------------------------------------
 
     def _do_STARTTLS(self, cmd: c.Command, out: _Output) -> _Done | None:
@@ -580,6 +646,7 @@ class ImapSession:
         if isinstance(result, LoginOk):
             self._store = result.mailbox
             self._user = result.user
+            self._storage_limit = result.storage_limit
             self._state = State.AUTHENTICATED
             self._reader.max_literal = self._limits.max_literal
             log.info("IMAP %s: %s logged in", self._client_address, result.user)
@@ -687,6 +754,9 @@ class ImapSession:
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
         if not cmd.message:
             return _Done("NO", "An empty message can't be appended")
+        over = self._over_quota(len(cmd.message))
+        if over is not None:
+            return over
         try:
             appended = self._mailbox.append(cmd.mailbox, cmd.message, cmd.flags, cmd.date)
         except FolderNotFound:
@@ -834,6 +904,11 @@ class ImapSession:
         if not uids:
             return _Done("OK", f"{cmd.name} completed (no messages)")
         store = self._mailbox
+        if not move and self._storage_limit is not None:
+            # A copy adds to the mailbox's size (a move between its folders doesn't).
+            over = self._over_quota(self._size_of(uids))
+            if over is not None:
+                return over
         try:
             copied = (store.move if move else store.copy)(view.name, uids, cmd.mailbox)
         except FolderNotFound as exc:
@@ -850,6 +925,10 @@ class ImapSession:
         out.write(b"* OK [%s] Moved\r\n" % code.encode("ascii"))
         out.extend(view.announce_expunges(p[0] for p in copied.pairs))
         return _Done("OK", f"{verb} completed")
+
+    def _size_of(self, uids: list[int]) -> int:
+        wanted = set(uids)
+        return sum(i.size for i in self._mailbox.messages(self._view.name) if i.uid in wanted)
 
     _do_MOVE = _do_COPY
     _do_UID_COPY = _do_COPY
