@@ -41,7 +41,7 @@ def test_capabilities_after_login() -> None:
 
 
 def test_getquotaroot_and_getquota_with_a_limit() -> None:
-    session, store, _ = session_with(10 * 1024 * 1024)
+    session, _, _ = session_with(10 * 1024 * 1024)
     raw = message("one", "x" * 3000)
     sent(session.feed(append(raw)))
     used_kb = (len(raw) + 1023) // 1024
