@@ -80,20 +80,13 @@ class VerifiedLogins:
         message = login.strip().lower().encode() + b"\0" + password.encode("utf-8", "replace")
         return hmac.new(self._hmac_key(), message, hashlib.sha256).hexdigest()
 
-    def lookup(
-        self, session: Session, login: str, password: str, mailbox_guid: str, password_hash: str
-    ) -> bool:
-        """Whether `login` with `password` was verified lately for this mailbox with its
-        current password hash (read in `session`, the caller's read transaction)."""
-        if self.ttl <= 0:
-            return False
-        row = session.get(VerifiedLoginRow, self.digest(login, password))
-        if row is None:
-            return False
+    def valid(self, stored_check: str, password_hash: str, expires: float) -> bool:
+        """Whether a row found by `digest` (its `password_check` and `expires`) still
+        stands for the mailbox's current password hash `password_hash`."""
         ok = (
-            row.expires > self.clock()
-            and row.mailbox_guid == mailbox_guid
-            and hmac.compare_digest(row.password_check, password_check(password_hash))
+            self.ttl > 0
+            and expires > self.clock()
+            and hmac.compare_digest(stored_check, password_check(password_hash))
         )
         if ok:
             self.hits += 1
