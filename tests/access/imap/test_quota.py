@@ -171,3 +171,32 @@ def test_without_a_limit_nothing_is_refused() -> None:
     raw = message("big", "z" * 100_000)
     assert sent(session.feed(append(raw))).startswith(b"ap OK")
     assert store.storage_used() == len(raw)
+
+
+def test_status_size_and_deleted_storage() -> None:
+    session, store, _ = session_with(None)
+    one, two = message("one", "1" * 500), message("two", "2" * 900)
+    sent(session.feed(append(one, tag="a1")))
+    sent(session.feed(append(two, tag="a2")))
+    assert b"STATUS=SIZE" in sent(session.feed(b"c CAPABILITY\r\n"))
+    transcript(
+        session,
+        [
+            (
+                b"s1 STATUS INBOX (SIZE DELETED-STORAGE MESSAGES)\r\n",
+                b'* STATUS "INBOX" (SIZE %d DELETED-STORAGE 0 MESSAGES 2)\r\n'
+                b"s1 OK STATUS completed\r\n" % (len(one) + len(two)),
+            ),
+            (b"s2 SELECT INBOX\r\n", rx(rb".*s2 OK .*")),
+            (b"s3 STORE 2 +FLAGS.SILENT (\\Deleted)\r\n", b"s3 OK STORE completed\r\n"),
+            (
+                b"s4 STATUS Sent (SIZE DELETED-STORAGE)\r\n",
+                b'* STATUS "Sent" (SIZE 0 DELETED-STORAGE 0)\r\ns4 OK STATUS completed\r\n',
+            ),
+            (
+                b"s5 STATUS INBOX (deleted-storage)\r\n",
+                b'* STATUS "INBOX" (DELETED-STORAGE %d)\r\ns5 OK STATUS completed\r\n' % len(two),
+            ),
+        ],
+    )
+    assert store.storage_used() == len(one) + len(two)

@@ -149,6 +149,8 @@ def test_quota_set_by_the_administrator(cas01: ServerProcess, lab: Lab, user: st
     assert data[0].startswith(b"[OVERQUOTA] Over quota")  # type: ignore[union-attr]
     typ, data = client.getquota('""')
     assert data == [b'"" (STORAGE %d 50)' % ((len(raw) + 1023) // 1024)]
+    typ, data = client.status("INBOX", "(SIZE MESSAGES)")
+    assert data == [b'"INBOX" (SIZE %d MESSAGES 1)' % len(raw)]
     client.select("INBOX")
     typ, data = client.copy("1", "Archive")
     assert typ == "NO" and b"[OVERQUOTA]" in data[0]  # type: ignore[operator]

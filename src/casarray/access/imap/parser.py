@@ -12,6 +12,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 
 from casarray.access.imap import commands as c
+from casarray.access.imap import quota
 from casarray.access.imap import search as s
 from casarray.access.imap.framing import LITERAL_MARK, TAG, RawCommand
 from casarray.access.imap.responses import MONTHS
@@ -62,7 +63,7 @@ _SIMPLE = frozenset(
     }
 )
 _MAILBOX_COMMANDS = frozenset({"SELECT", "EXAMINE", "CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", *quota.STATUS_ITEMS)
 _FETCH_MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),

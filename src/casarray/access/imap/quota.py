@@ -8,6 +8,9 @@ octets: the used size rounded up, the limit rounded down. A mailbox without a li
 There is no message-count quota in Exchange, so QUOTA=RES-MESSAGE is not offered, and
 limits are the administrator's (Set-Mailbox, Set-MailboxDatabase): SETQUOTA is NO.
 
+STATUS also answers SIZE (RFC 8438, STATUS=SIZE) and DELETED-STORAGE (RFC 9208), each
+computed only when asked for.
+
 APPEND, COPY and MOVE to another folder that would take the mailbox over its limit are
 refused with `NO [OVERQUOTA]` and store nothing (the session checks before writing).
 """
@@ -15,9 +18,13 @@ refused with `NO [OVERQUOTA]` and store nothing (the session checks before writi
 from __future__ import annotations
 
 from casarray.access.imap import responses as r
+from casarray.mailstore.interface import MailboxStore
 
 ROOT = ""
-CAPABILITIES = ("QUOTA", "QUOTA=RES-STORAGE")
+CAPABILITIES = ("QUOTA", "QUOTA=RES-STORAGE", "STATUS=SIZE")
+# STATUS items of RFC 8438 (SIZE: the folder's bytes) and RFC 9208 (DELETED-STORAGE:
+# the bytes an EXPUNGE would free).
+STATUS_ITEMS = ("SIZE", "DELETED-STORAGE")
 
 
 def kilobytes_used(used: int) -> int:
@@ -44,3 +51,15 @@ def over_quota_text(used: int, more: int, limit: int) -> str:
         f"Over quota: storing {more} bytes would take the mailbox to {used + more} bytes; "
         f"its limit is {limit} bytes"
     )
+
+
+def status_values(store: MailboxStore, folder: str, items: tuple[str, ...]) -> dict[str, int]:
+    """SIZE and DELETED-STORAGE of `folder`, for those of them in `items`."""
+    values: dict[str, int] = {}
+    if "SIZE" in items:
+        values["SIZE"] = next((s.size for s in store.statistics() if s.name == folder), 0)
+    if "DELETED-STORAGE" in items:
+        values["DELETED-STORAGE"] = sum(
+            info.size for info in store.messages(folder) if "\\Deleted" in info.flags
+        )
+    return values

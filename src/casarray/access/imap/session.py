@@ -746,6 +746,7 @@ class ImapSession:
             "UIDNEXT": folder.uid_next,
             "UIDVALIDITY": folder.uid_validity,
             "UNSEEN": folder.unseen,
+            **quota.status_values(self._mailbox, folder.name, cmd.items),
         }
         items = " ".join(f"{item} {values[item]}" for item in dict.fromkeys(cmd.items))
         out.write(b"* STATUS %s (%s)\r\n" % (r.mailbox(folder.name), items.encode("ascii")))
