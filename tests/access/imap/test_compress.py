@@ -1,16 +1,21 @@
 """COMPRESS=DEFLATE (RFC 4978): the session's part as transcripts (the command, its
 state, COMPRESSIONACTIVE, bad input, what the client sent after it handed back to the
 transport) and the deflate streams of `compression.py` (raw deflate both ways, a sync
-flush per batch, inflating in bounded chunks, corrupt input refused)."""
+flush per batch, inflating in bounded chunks, corrupt input refused), then the asyncio
+server with a real session over a socket: compressed commands pipelined right behind
+COMPRESS, a 3 MB APPEND inflated in chunks, a corrupt stream answered BYE."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from casarray.access.imap.compression import CompressionError, DeflateStream
 from casarray.access.imap.events import Compress, Send
+from casarray.access.imap.server import ImapServer
 from tests.access.imap.fakes import FakeBackend, logged_in, make_session, rx, sent, transcript
 
 
@@ -114,3 +119,78 @@ def test_corrupt_input_is_an_error() -> None:
     data = finished.compress(b"a NOOP\r\n") + finished.flush()  # Z_FINISH
     with pytest.raises(CompressionError):
         DeflateStream().inflate(data + b"more")
+
+
+# -- the transport: a real ImapServer, a raw client ------------------------------------
+
+
+class DeflateClient:
+    """A raw asyncio client that compresses after COMPRESS, as a real client does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+        self.inflater = zlib.decompressobj(-15)
+        self.plain = b""
+
+    def deflate(self, data: bytes) -> bytes:
+        return self.deflater.compress(data) + self.deflater.flush(zlib.Z_SYNC_FLUSH)
+
+    async def line(self) -> bytes:
+        return await asyncio.wait_for(self.reader.readline(), 10)
+
+    async def inflated_until(self, end: bytes) -> bytes:
+        while end not in self.plain:
+            chunk = await asyncio.wait_for(self.reader.read(65536), 10)
+            if not chunk:
+                break
+            self.plain += self.inflater.decompress(chunk)
+        data, _, self.plain = self.plain.partition(end)
+        return data + end
+
+
+async def _serve_and(script: Callable[[DeflateClient], Awaitable[None]]) -> None:
+    backend = FakeBackend()
+    backend.add_user("alice@lab.net", "s3cret pw")
+    server = ImapServer(backend, name="T", host="127.0.0.1", ssl_context=None, allow_plaintext=True)
+    (listener,) = await server.start(port=0, tls_port=None)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        client = DeflateClient(reader, writer)
+        assert (await client.line()).startswith(b"* OK")
+        writer.write(b'a LOGIN alice@lab.net "s3cret pw"\r\n')
+        assert (await client.line()).startswith(b"a OK")
+        await script(client)
+        writer.close()
+    finally:
+        await server.shutdown(grace=1)
+
+
+def test_transport_pipelined_after_compress() -> None:
+    async def script(client: DeflateClient) -> None:
+        # the client sends compressed commands right behind COMPRESS, in one write
+        client.writer.write(b"z COMPRESS DEFLATE\r\n" + client.deflate(b"n1 NOOP\r\n"))
+        assert await client.line() == b"z OK DEFLATE active\r\n"
+        assert await client.inflated_until(b"\r\n") == b"n1 OK NOOP completed\r\n"
+        client.writer.write(client.deflate(b"z2 COMPRESS DEFLATE\r\n"))
+        answer = await client.inflated_until(b"\r\n")
+        assert answer.startswith(b"z2 NO [COMPRESSIONACTIVE]")
+        # a large, very compressible APPEND goes through the bounded inflating
+        raw = b"Subject: big\r\n\r\n" + b"x" * 3_000_000 + b"\r\n"
+        client.writer.write(client.deflate(b"ap APPEND INBOX {%d+}\r\n" % len(raw) + raw + b"\r\n"))
+        assert (await client.inflated_until(b"\r\n")).startswith(b"ap OK [APPENDUID")
+        client.writer.write(client.deflate(b"l LOGOUT\r\n"))
+        assert (await client.inflated_until(b"l OK LOGOUT completed\r\n")).startswith(b"* BYE")
+
+    asyncio.run(_serve_and(script))
+
+
+def test_transport_corrupt_stream_ends_the_connection() -> None:
+    async def script(client: DeflateClient) -> None:
+        client.writer.write(b"z COMPRESS DEFLATE\r\n")
+        assert await client.line() == b"z OK DEFLATE active\r\n"
+        client.writer.write(b"\xff\xfe not deflate at all\r\n")
+        assert await client.inflated_until(b"\r\n") == b"* BYE Internal server error\r\n"
+        assert await asyncio.wait_for(client.reader.read(), 10) == b""  # closed
+
+    asyncio.run(_serve_and(script))
