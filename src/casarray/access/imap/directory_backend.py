@@ -75,6 +75,7 @@ class _Snapshot:
     server: Server  # this Client Access server's record
     databases: dict[str, MailboxDatabase] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by database GUID
+    storage_limits: dict[str, int | None] = field(default_factory=dict)  # by mailbox GUID
 
 
 class DirectoryBackend:
@@ -245,8 +246,13 @@ class DirectoryBackend:
         )
 
     def _storage_limit(self, mailbox_guid: str) -> int | None:
-        """The mailbox's ProhibitSendReceiveQuota now (its own or its database's)."""
-        return self.directory.mailboxes.quota_limits(mailbox_guid).prohibit_send_receive
+        """The mailbox's ProhibitSendReceiveQuota now (its own or its database's), read
+        once per topology version (Set-Mailbox and Set-MailboxDatabase bump it)."""
+        snapshot = self._current()
+        if mailbox_guid not in snapshot.storage_limits:
+            limits = self.directory.mailboxes.quota_limits(mailbox_guid)
+            snapshot.storage_limits[mailbox_guid] = limits.prohibit_send_receive
+        return snapshot.storage_limits[mailbox_guid]
 
     def close(self) -> None:
         """Close the mailbox database stores this backend opened."""
