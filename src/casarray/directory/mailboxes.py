@@ -397,7 +397,7 @@ class MailboxService:
             guid = row.guid
         try:
             password_hasher().verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            return PasswordCheck(None)
+        except (VerificationError, InvalidHashError, UnicodeEncodeError):
+            return PasswordCheck(None)  # (a lone surrogate can't be any password)
         remembered.remember(login, password, guid, stored)
         return PasswordCheck(self.one(guid))

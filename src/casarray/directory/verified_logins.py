@@ -77,7 +77,9 @@ class VerifiedLogins:
         return self._key
 
     def digest(self, login: str, password: str) -> str:
-        message = login.strip().lower().encode() + b"\0" + password.encode("utf-8", "replace")
+        # surrogatepass, not replace: two passwords must never share their bytes
+        name = login.strip().lower().encode("utf-8", "surrogatepass")
+        message = name + b"\0" + password.encode("utf-8", "surrogatepass")
         return hmac.new(self._hmac_key(), message, hashlib.sha256).hexdigest()
 
     def valid(self, stored_check: str, password_hash: str, expires: float) -> bool:
