@@ -439,6 +439,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "access/http/test_api_schemathesis.py": (),
     "access/imap/test_server_cluster.py": (),
     "access/imap/test_server_imap.py": (),
+    "access/imap/test_server_extensions.py": (),
     "access/imap/test_imaptest.py": ("dovecot",),
     "access/test_cas_master.py": (),
     "access/test_cas_process.py": (),

@@ -774,6 +774,19 @@ def test_statistics(box: SqlMailboxStore) -> None:
     assert (stats["Trash"].messages, stats["Trash"].size) == (0, 0)
 
 
+def test_storage_used_is_the_mailboxs_own(db: SqlDatabaseStore, box: SqlMailboxStore) -> None:
+    assert box.storage_used() == 0
+    box.append("INBOX", make_message(1, size=1000))
+    box.append("Sent", make_message(2, size=500))
+    other = db.create_mailbox("00000000-0000-0000-0000-0000000000b0")
+    other.append("INBOX", make_message(3, size=4000))
+    assert box.storage_used() == 1500
+    assert other.storage_used() == 4000
+    box.store_flags("INBOX", [1], "add", ["\\Deleted"])
+    box.expunge("INBOX")
+    assert box.storage_used() == 500
+
+
 # -- names and flags ----------------------------------------------------------------------------
 
 

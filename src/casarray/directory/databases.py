@@ -10,7 +10,7 @@ array.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from casarray.config import casarray_home
-from casarray.directory import identity, validate
+from casarray.directory import identity, quotas, validate
 from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
@@ -56,6 +56,31 @@ def _joined(stmt: Any) -> Any:
     )
 
 
+def row_quotas(row: MailboxDatabaseRow | MailboxRow) -> quotas.Quotas:
+    return quotas.Quotas(
+        row.issue_warning_quota, row.prohibit_send_quota, row.prohibit_send_receive_quota
+    )
+
+
+def set_row_quotas(row: MailboxDatabaseRow | MailboxRow, values: quotas.Quotas) -> None:
+    (
+        row.issue_warning_quota,
+        row.prohibit_send_quota,
+        row.prohibit_send_receive_quota,
+    ) = values.values()
+
+
+def parse_quotas(values: Mapping[str, object] | None) -> dict[str, int | None]:
+    """Quota parameters as written, in bytes (None: Unlimited); unknown names are a
+    programming error."""
+    if not values:
+        return {}
+    unknown = set(values) - set(quotas.ORDER)
+    if unknown:
+        raise ValueError(f"not quota parameters: {sorted(unknown)}")
+    return {name: quotas.parse_size(name, value) for name, value in values.items()}
+
+
 class DatabaseService:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
@@ -76,6 +101,7 @@ class DatabaseService:
             exchange_legacy_dn=names.database_legacy_dn(row.name),
             distinguished_name=names.database_dn(row.name),
             when_created=row.when_created,
+            quotas=row_quotas(row),
         )
 
     def _records(self, session: Session, stmt: Any) -> list[MailboxDatabase]:
@@ -186,6 +212,7 @@ class DatabaseService:
                 mounted=mounted,
                 when_created=utcnow(),
             )
+            set_row_quotas(row, quotas.DATABASE_DEFAULTS)
             session.add(row)
             session.flush()
             return self._record(
@@ -282,11 +309,18 @@ class DatabaseService:
         *,
         rpc_client_access_server: str | None = None,
         name: str | None = None,
+        quota_values: Mapping[str, object] | None = None,
     ) -> MailboxDatabase:
-        """Set-MailboxDatabase on one database."""
+        """Set-MailboxDatabase on one database. `quota_values`: IssueWarningQuota,
+        ProhibitSendQuota and ProhibitSendReceiveQuota as written ("2GB", "Unlimited")."""
         new_name = validate.display_name("Name", name, 64) if name is not None else None
+        changes = parse_quotas(quota_values)
         with self.dir.store.write() as session:
             row = self.resolve_row(session, database)
+            if changes:
+                new_quotas = row_quotas(row).with_parameters(changes)
+                quotas.check_order(new_quotas)
+                set_row_quotas(row, new_quotas)
             if rpc_client_access_server is not None:
                 target = self.rpc_client_access_target(session, rpc_client_access_server)
                 row.rpc_client_access_server = target

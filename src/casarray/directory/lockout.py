@@ -10,7 +10,8 @@ must not unlock guessing others from the same address).
 Active Directory keeps badPwdCount and lockoutTime on the account: every Client
 Access server and every worker process counts the same failures, so guesses spread
 over an array's members, or over a server's processes, are throttled together. Its
-writes don't bump the topology version. `MemoryLockout` keeps them in this process
+writes don't bump the topology version. Blocking a user also forgets the logins
+remembered for them (`directory.verified_logins`). `MemoryLockout` keeps them in this process
 (for a server without a directory, and for tests of the layers above).
 
 Both offer `retry_after(user, address)`, `failed(user, address)` and
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import delete, select
 
-from casarray.directory.schema import LoginFailureRow
+from casarray.directory.schema import LoginFailureRow, VerifiedLoginRow
 
 if TYPE_CHECKING:
     from casarray.directory.store import Store
@@ -172,7 +173,14 @@ class DirectoryLockout:
                 record = _record(row) if row is not None else FailureRecord()
                 if row is not None and is_forgotten(self.policy, record, now):
                     record = FailureRecord()
+                blocked = record.blocked_until > now
                 add_failure(self.policy, record, now)
+                if key.startswith("user:") and not blocked and record.blocked_until > now:
+                    # Locked out: the logins remembered for this user go too
+                    # (`directory.verified_logins`).
+                    session.execute(
+                        delete(VerifiedLoginRow).where(VerifiedLoginRow.user_key == key)
+                    )
                 if row is None:
                     row = LoginFailureRow(key=key)
                     session.add(row)

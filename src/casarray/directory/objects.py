@@ -7,6 +7,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from casarray.directory.quotas import DATABASE_DEFAULTS, UNLIMITED, Quotas
+
 ADMIN_GROUP = "Exchange Administrative Group (FYDIBOHF23SPDLT)"
 EXCHANGE_VERSION = "14.3.123.4"
 
@@ -184,6 +186,7 @@ class MailboxDatabase:
     exchange_legacy_dn: str
     distinguished_name: str
     when_created: datetime
+    quotas: Quotas = DATABASE_DEFAULTS  # Set-MailboxDatabase's storage quotas
 
 
 @dataclass(frozen=True)
@@ -197,3 +200,6 @@ class Mailbox:
     exchange_legacy_dn: str
     distinguished_name: str
     when_created: datetime
+    # Set-Mailbox's quotas; they apply only without -UseDatabaseQuotaDefaults.
+    use_database_quota_defaults: bool = True
+    quotas: Quotas = UNLIMITED

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -155,6 +157,10 @@ class MailboxDatabaseRow(Base):
     store_location: Mapped[str] = mapped_column(Text, nullable=False)
     mounted: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # Set-MailboxDatabase's storage quotas in bytes, NULL for Unlimited (revision 0008).
+    issue_warning_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prohibit_send_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prohibit_send_receive_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     server: Mapped[ServerRow] = relationship()
 
 
@@ -173,6 +179,14 @@ class MailboxRow(Base):
     )
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    # Set-Mailbox's own quotas (bytes, NULL for Unlimited), used when it doesn't take
+    # its database's (-UseDatabaseQuotaDefaults $false) (revision 0008).
+    use_database_quota_defaults: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, server_default=true()
+    )
+    issue_warning_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prohibit_send_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prohibit_send_receive_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     database: Mapped[MailboxDatabaseRow] = relationship()
 
 
@@ -204,6 +218,21 @@ class LoginFailureRow(Base):
     strikes: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     blocked_until: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     last: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+
+
+class VerifiedLoginRow(Base):
+    """A login whose password was verified lately (revision 0008), so the next login
+    with the same credentials, by any process, skips argon2 (`directory.verified_logins`).
+    `key` is an HMAC of the login and password under a key derived from the
+    organization's secret, never the password; `password_check` a digest of the
+    mailbox's password hash then, so a password change stops the entry matching."""
+
+    __tablename__ = "verified_login"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(400), nullable=False, index=True)
+    mailbox_guid: Mapped[str] = mapped_column(String(36), nullable=False, index=True)
+    password_check: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires: Mapped[float] = mapped_column(Float, nullable=False, index=True)
 
 
 # -- Network Load Balancing (revision 0005) --------------------------------------------

@@ -29,6 +29,7 @@ from casarray.directory.schema import AcceptedDomainRow, OrganizationRow
 from casarray.directory.servers import ServerService
 from casarray.directory.sites import SiteService
 from casarray.directory.store import NOTIFY_CHANNEL, Store
+from casarray.directory.verified_logins import VerifiedLogins
 
 SESSION_SECRET_BYTES = 32
 
@@ -44,6 +45,7 @@ class Directory:
         self.arrays = ArrayService(self)
         self.databases = DatabaseService(self)
         self.mailboxes = MailboxService(self)
+        self.verified_logins = VerifiedLogins(self)
         self.components = ComponentService(self)
         self.nlb = NlbService(self)
         self.dns = DnsService(self)

@@ -304,6 +304,10 @@ class MailboxStore(Protocol):
         """Every folder's message count and size, in hierarchy order (INBOX first)."""
         ...
 
+    def storage_used(self) -> int:
+        """The bytes of all the mailbox's messages: what its storage quota counts."""
+        ...
+
 
 class DatabaseStore(Protocol):
     """A mailbox database: the mailboxes it holds."""

@@ -22,6 +22,7 @@ from casarray.directory.objects import (
     Site,
     Subnet,
 )
+from casarray.directory.quotas import Quotas, format_size
 from casarray.shell.psobject import PSObject
 from casarray.shell.views import register_view
 
@@ -195,6 +196,7 @@ def database_object(database: MailboxDatabase, *, status: bool = False) -> PSObj
             "MasterServerOrAvailabilityGroup": database.server,
             "Servers": [database.server],
             "EdbFilePath": database.store_location,
+            **_quota_properties(database.quotas),
             "LogFolderPath": _folder(database.store_location),
             "Mounted": database.mounted if status else None,
             "IsMailboxDatabase": True,
@@ -213,6 +215,16 @@ def database_object(database: MailboxDatabase, *, status: bool = False) -> PSObj
     )
 
 
+def _quota_properties(quotas: Quotas) -> dict[str, str]:
+    """The quotas as Get-Mailbox and Get-MailboxDatabase show them: "2 GB (2,147,483,648
+    bytes)" or "Unlimited"."""
+    return {
+        "ProhibitSendQuota": format_size(quotas.prohibit_send),
+        "ProhibitSendReceiveQuota": format_size(quotas.prohibit_send_receive),
+        "IssueWarningQuota": format_size(quotas.issue_warning),
+    }
+
+
 def _folder(location: str) -> str | None:
     if "://" in location:
         return None
@@ -225,9 +237,8 @@ def mailbox_object(mailbox: Mailbox) -> PSObject:
             "Name": mailbox.display_name,
             "Alias": mailbox.alias,
             "ServerName": mailbox.server.lower(),
-            "ProhibitSendQuota": UNLIMITED,
-            "ProhibitSendReceiveQuota": UNLIMITED,
-            "IssueWarningQuota": UNLIMITED,
+            **_quota_properties(mailbox.quotas),
+            "UseDatabaseQuotaDefaults": mailbox.use_database_quota_defaults,
             "DisplayName": mailbox.display_name,
             "PrimarySmtpAddress": mailbox.primary_smtp_address,
             "EmailAddresses": [f"SMTP:{mailbox.primary_smtp_address}"],

@@ -409,6 +409,10 @@ class FakeMailboxStore:
             for key in [k for k in self.urlauth_keys if k[0] == name]:
                 del self.urlauth_keys[key]
 
+    def storage_used(self) -> int:
+        with self._lock:
+            return sum(len(m.raw) for f in self._folders.values() for m in f.messages.values())
+
     def statistics(self) -> list[FolderStatistics]:
         with self._lock:
             return [
@@ -431,6 +435,8 @@ class FakeBackend:
         self.users: dict[str, tuple[str, FakeMailboxStore]] = {}
         self.results: dict[str, LoginResult] = {}
         self.logins: list[tuple[str, str]] = []  # (user, client address)
+        # Storage limits in bytes by user (absent: Unlimited), read at each use.
+        self.storage_limits: dict[str, int | None] = {}
 
     @property
     def server_fqdn(self) -> str:
@@ -454,7 +460,8 @@ class FakeBackend:
         entry = self.users.get(user.lower())
         if entry is None or entry[0] != password:
             return LoginFailed()
-        return LoginOk(user, entry[1])
+        key = user.lower()
+        return LoginOk(user, entry[1], storage_limit=lambda: self.storage_limits.get(key))
 
 
 # -- driving a session --------------------------------------------------------------

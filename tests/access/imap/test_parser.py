@@ -102,7 +102,7 @@ def test_status() -> None:
     assert parse(b"t STATUS INBOX (MESSAGES UNSEEN uidnext)") == c.Status(
         "t", "STATUS", "INBOX", ("MESSAGES", "UNSEEN", "UIDNEXT")
     )
-    assert "Unknown status item SIZE" in bad(b"t STATUS INBOX (SIZE)")
+    assert "Unknown status item SIZES" in bad(b"t STATUS INBOX (SIZES)")
     assert "Expected '('" in bad(b"t STATUS INBOX MESSAGES")
 
 

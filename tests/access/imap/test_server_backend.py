@@ -90,6 +90,33 @@ def test_login_ok(org: Directory, password: str) -> None:
     assert opener.stores[0].closed
 
 
+def test_login_gives_the_storage_limit_as_it_is_now(
+    org: Directory, second_directory: Directory, password: str
+) -> None:
+    backend, _ = make(org)
+    result = backend.login("alice", password, "127.0.0.1")
+    assert isinstance(result, LoginOk) and result.storage_limit is not None
+    assert result.storage_limit() == 2_469_396_480  # DB01's default, 2.3 GB
+    # another process (the shell) changes DB01's quotas: the session sees it
+    second_directory.databases.set(
+        "DB01",
+        quota_values={
+            "IssueWarningQuota": "Unlimited",
+            "ProhibitSendQuota": "Unlimited",
+            "ProhibitSendReceiveQuota": "Unlimited",
+        },
+    )
+    assert result.storage_limit() is None
+    second_directory.mailboxes.set(
+        "alice",
+        use_database_quota_defaults=False,
+        quota_values={"IssueWarningQuota": "1MB", "ProhibitSendQuota": "1MB"}
+        | {"ProhibitSendReceiveQuota": "2MB"},
+    )
+    assert result.storage_limit() == 2 * 1024 * 1024
+    backend.close()
+
+
 def test_login_failed(org: Directory, password: str) -> None:
     backend, opener = make(org)
     assert isinstance(backend.login("alice", "wrong", "127.0.0.1"), LoginFailed)

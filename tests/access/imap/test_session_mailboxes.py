@@ -282,7 +282,7 @@ def test_status() -> None:
                 b"a3 STATUS nowhere (MESSAGES)\r\n",
                 b"a3 NO [NONEXISTENT] Mailbox doesn't exist: nowhere\r\n",
             ),
-            (b"a4 STATUS INBOX (SIZE)\r\n", b"a4 BAD STATUS: Unknown status item SIZE\r\n"),
+            (b"a4 STATUS INBOX (SIZES)\r\n", b"a4 BAD STATUS: Unknown status item SIZES\r\n"),
         ],
     )
 

@@ -5,6 +5,7 @@ the protocol tests use a fake."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,6 +16,9 @@ from casarray.mailstore.interface import MailboxStore
 class LoginOk:
     user: str  # the address they logged in as
     mailbox: MailboxStore
+    # The mailbox's storage limit in bytes now (None: Unlimited), read when needed
+    # (QUOTA, APPEND, COPY): an administrator may change it during the session.
+    storage_limit: Callable[[], int | None] | None = None
 
 
 @dataclass(frozen=True)

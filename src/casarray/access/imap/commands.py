@@ -71,6 +71,13 @@ class Authenticate(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Compress(Command):
+    """COMPRESS (RFC 4978)."""
+
+    mechanism: str
+
+
+@dataclass(frozen=True, slots=True)
 class Login(Command):
     user: str
     password: str
@@ -126,6 +133,14 @@ class ListCommand(Command):
 class Status(Command):
     mailbox: str
     items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaCommand(Command):
+    """GETQUOTA and SETQUOTA (RFC 9208); GETQUOTAROOT is a MailboxCommand."""
+
+    root: str
+    limits: tuple[tuple[str, int], ...] = ()  # SETQUOTA's (resource, limit) pairs
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ failures.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import urllib.parse
@@ -74,6 +75,7 @@ class _Snapshot:
     server: Server  # this Client Access server's record
     databases: dict[str, MailboxDatabase] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)  # by database GUID
+    storage_limits: dict[str, int | None] = field(default_factory=dict)  # by mailbox GUID
 
 
 class DirectoryBackend:
@@ -175,7 +177,9 @@ class DirectoryBackend:
                 "%s login %r from %s: throttled (%.0f s)", self._server, user, client_address, retry
             )
             return LoginThrottled(retry_after=retry)
-        mailbox = self.directory.mailboxes.authenticate(user, password)
+        # A login verified lately (by any process) skips argon2: `directory.verified_logins`.
+        check = self.directory.mailboxes.check_password(user, password)
+        mailbox = check.mailbox
         if mailbox is None:
             self.throttle.failed(user, client_address)
             log.info("%s login %r from %s: failed", self._server, user, client_address)
@@ -226,15 +230,29 @@ class DirectoryBackend:
                 f"The mailbox database {database.name} can't be reached ({type(exc).__name__})."
             )
         log.info(
-            "%s login %r from %s: ok (%s, database %s%s)",
+            "%s login %r from %s: ok (%s, database %s%s%s)",
             self._server,
             user,
             client_address,
             mailbox.primary_smtp_address,
             database.name,
             ", cross-site" if decision is RpcAccess.CROSS_SITE else "",
+            ", verified lately" if check.remembered else "",
         )
-        return LoginOk(user=mailbox.primary_smtp_address, mailbox=store)
+        return LoginOk(
+            user=mailbox.primary_smtp_address,
+            mailbox=store,
+            storage_limit=functools.partial(self._storage_limit, mailbox.guid),
+        )
+
+    def _storage_limit(self, mailbox_guid: str) -> int | None:
+        """The mailbox's ProhibitSendReceiveQuota now (its own or its database's), read
+        once per topology version (Set-Mailbox and Set-MailboxDatabase bump it)."""
+        snapshot = self._current()
+        if mailbox_guid not in snapshot.storage_limits:
+            limits = self.directory.mailboxes.quota_limits(mailbox_guid)
+            snapshot.storage_limits[mailbox_guid] = limits.prohibit_send_receive
+        return snapshot.storage_limits[mailbox_guid]
 
     def mailbox_of(self, user: str) -> MailboxStore | None:
         """Another user's mailbox (URLFETCH of a URL they authorized): found by address,

@@ -111,6 +111,13 @@ class CommandReader:
         self._overlong = False
         self._reset()
 
+    def take_buffered(self) -> bytes:
+        """What was fed and not yet parsed, taken out (at COMPRESS: the rest of the
+        read is compressed and goes back to the transport to be inflated)."""
+        data = bytes(self._buf)
+        self.clear()
+        return data
+
     @property
     def max_literal(self) -> int:
         return self._max_literal

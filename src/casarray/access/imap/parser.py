@@ -12,6 +12,7 @@ import re
 from datetime import date, datetime, timedelta, timezone
 
 from casarray.access.imap import commands as c
+from casarray.access.imap import quota
 from casarray.access.imap import search as s
 from casarray.access.imap.esearch import ReturnOptions
 from casarray.access.imap.framing import LITERAL_MARK, TAG, RawCommand
@@ -64,7 +65,15 @@ _SIMPLE = frozenset(
     }
 )
 _MAILBOX_COMMANDS = frozenset({"CREATE", "DELETE", "SUBSCRIBE", "UNSUBSCRIBE"})
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+STATUS_ITEMS = (
+    "MESSAGES",
+    "RECENT",
+    "UIDNEXT",
+    "UIDVALIDITY",
+    "UNSEEN",
+    "HIGHESTMODSEQ",
+    *quota.STATUS_ITEMS,
+)
 LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"})
 NOTIFY_FILTERS = frozenset({"SELECTED", "SELECTED-DELAYED", "INBOXES", "PERSONAL", "SUBSCRIBED"})
@@ -519,6 +528,12 @@ class CommandParser:
         self.expect_end("the initial response")
         return c.Authenticate(tag, name, mechanism, initial)
 
+    def _cmd_COMPRESS(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mechanism = self.atom("a compression mechanism").upper()
+        self.expect_end("the compression mechanism")
+        return c.Compress(tag, name, mechanism)
+
     def _cmd_LOGIN(self, tag: str, name: str) -> c.Command:
         self.sp(name)
         user = self.astring("a user name")
@@ -612,6 +627,38 @@ class CommandParser:
                 break
             self.sp("a status item")
         return tuple(items)
+
+    # -- QUOTA (RFC 9208) --
+
+    def _cmd_GETQUOTAROOT(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        mailbox = self.mailbox()
+        self.expect_end("the mailbox name")
+        return c.MailboxCommand(tag, name, mailbox)
+
+    def _cmd_GETQUOTA(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        root = self.astring("a quota root")
+        self.expect_end("the quota root")
+        return c.QuotaCommand(tag, name, root)
+
+    def _cmd_SETQUOTA(self, tag: str, name: str) -> c.Command:
+        self.sp(name)
+        root = self.astring("a quota root")
+        self.sp("the quota root")
+        self.char("(", "to open the resource list")
+        limits: list[tuple[str, int]] = []
+        while not self.try_char(")"):
+            if limits:
+                self.sp("a resource limit")
+            resource = self.atom("a resource name").upper()
+            self.sp("the resource name")
+            value = self._match(_NUMBER)
+            if value is None or len(value) > 19 or int(value) >= 2**63:
+                raise ParseError(f"Expected a limit (a number) for {resource}")
+            limits.append((resource, int(value)))
+        self.expect_end("the resource list")
+        return c.QuotaCommand(tag, name, root, tuple(limits))
 
     def _cmd_STATUS(self, tag: str, name: str) -> c.Command:
         self.sp(name)

@@ -5,7 +5,7 @@ whose human-readable text can never break the framing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -39,9 +39,11 @@ def mailbox(name: str) -> bytes:
     return string(utf7.encode(name))
 
 
-def status(folder: Folder, items: Iterable[str]) -> bytes:
-    """`* STATUS "name" (MESSAGES 3 ...)` with `items` (STATUS item names) in order."""
+def status(folder: Folder, items: Iterable[str], more: Mapping[str, int] | None = None) -> bytes:
+    """`* STATUS "name" (MESSAGES 3 ...)` with `items` (STATUS item names) in order;
+    `more` gives the values of items the folder doesn't carry (QUOTA's SIZE)."""
     values = {
+        **(more or {}),
         "MESSAGES": folder.exists,
         "RECENT": folder.recent,
         "UIDNEXT": folder.uid_next,

@@ -6,10 +6,11 @@ at a time per connection, and the socket's reading is paused meanwhile (backpres
 a client can't make the server buffer more than one read ahead of the session). When
 the client doesn't read what it is sent, the transport's write buffer pauses the
 session in turn. STARTTLS upgrades the connection in place (`loop.start_tls`); the
-implicit-TLS listener (993) starts TLS before the greeting. A session in IDLE is polled
-every `poll_interval` seconds (a message appended through another Client Access server
-shows within a second), and a connection silent for the session's idle timeout is
-handed to `session.timed_out()`.
+implicit-TLS listener (993) starts TLS before the greeting. After COMPRESS DEFLATE the
+connection inflates what it reads and deflates what it writes (`compression.py`). A
+session in IDLE is polled every `poll_interval` seconds (a message appended through
+another Client Access server shows within a second), and a connection silent for the
+session's idle timeout is handed to `session.timed_out()`.
 
 Per idle connection the server keeps the protocol object (slots only), the transport
 and the session; reads go through the event loop's buffer, so nothing large stays
@@ -36,7 +37,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar, TypeVarTuple, cast
 
 from casarray.access.imap.backend import Backend
-from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
+from casarray.access.imap.compression import CompressionError, DeflateStream
+from casarray.access.imap.events import Close, Compress, Event, Idling, Send, StartTLS
 
 if TYPE_CHECKING:
     from casarray.access.imap.session import Limits
@@ -134,6 +136,7 @@ class ImapConnection(asyncio.Protocol):
         "bytes_in",
         "bytes_out",
         "cid",
+        "compression",
         "implicit_tls",
         "last_active",
         "opened",
@@ -165,6 +168,7 @@ class ImapConnection(asyncio.Protocol):
         self._pending_size = 0
         self._proxy_buffer: bytes | None = None  # awaiting the balancer's PROXY header
         self._proxy_timer: asyncio.TimerHandle | None = None
+        self.compression: DeflateStream | None = None  # after COMPRESS DEFLATE
         self.bytes_in = 0
         self.bytes_out = 0
         self.opened = self.last_active = time.monotonic()
@@ -322,6 +326,16 @@ class ImapConnection(asyncio.Protocol):
 
     def _feed(self, data: bytes) -> None:
         assert self.session is not None  # input is fed only once the session has started
+        if self.compression is not None:
+            try:
+                data = self.compression.inflate(data)
+            except CompressionError as exc:
+                log.info("%s #%d %s: %s", self.server.name, self.cid, self.peer, exc)
+                self._fail()
+                return
+            if not data:  # more compressed input is needed
+                self._continue()
+                return
         self._busy = True
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
@@ -357,6 +371,9 @@ class ImapConnection(asyncio.Protocol):
             return
         if self._closing or self._tls_starting or self._busy or self._write_paused:
             return
+        if self.compression is not None and self.compression.has_input:
+            self._feed(b"")  # the rest of what was inflated only in part
+            return
         if self._pending:
             data = b"".join(self._pending)
             self._pending = None
@@ -371,9 +388,9 @@ class ImapConnection(asyncio.Protocol):
             if self._closing:
                 return
             if isinstance(event, Send):
-                assert self.transport is not None  # events come after connection_made
-                self.bytes_out += len(event.data)
-                self.transport.write(event.data)
+                self._write(event.data)
+            elif isinstance(event, Compress):
+                self._start_compression(event.pending)
             elif isinstance(event, StartTLS):
                 self._start_tls()
                 return
@@ -396,6 +413,22 @@ class ImapConnection(asyncio.Protocol):
         except RuntimeError:  # the worker pool is shut down: the server is stopping
             with contextlib.suppress(Exception):
                 session.connection_lost()
+
+    def _write(self, data: bytes) -> None:
+        assert self.transport is not None  # events come after connection_made
+        if self.compression is not None:
+            data = self.compression.deflate(data)
+        self.bytes_out += len(data)
+        self.transport.write(data)
+
+    def _start_compression(self, pending: bytes) -> None:
+        """COMPRESS DEFLATE: from now on both directions are deflate streams. What the
+        client sent after the command (`pending`, from the session's buffer) goes
+        before what arrived meanwhile; `_feed` inflates both."""
+        self.compression = DeflateStream()
+        if pending:
+            self._pending = [pending, *(self._pending or [])]
+            self._pending_size += len(pending)
 
     # -- STARTTLS -----------------------------------------------------------------------
 
@@ -540,8 +573,7 @@ class ImapConnection(asyncio.Protocol):
 
     def _bye(self, line: bytes) -> None:
         if not self._closing and self.transport is not None:
-            self.bytes_out += len(line)
-            self.transport.write(line)
+            self._write(line)
         self._close()
 
     def _close(self) -> None:

@@ -26,12 +26,12 @@ import enum
 import logging
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from casarray import __version__
 from casarray.access.imap import commands as c
-from casarray.access.imap import condstore, urlauth
+from casarray.access.imap import condstore, quota, urlauth
 from casarray.access.imap import responses as r
 from casarray.access.imap.backend import (
     Backend,
@@ -43,7 +43,7 @@ from casarray.access.imap.backend import (
     LoginUnavailable,
 )
 from casarray.access.imap.esearch import esearch_line
-from casarray.access.imap.events import Close, Event, Idling, Send, StartTLS
+from casarray.access.imap.events import Close, Compress, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
 from casarray.access.imap.framing import (
     CommandReader,
@@ -123,6 +123,10 @@ COMMAND_STATES: dict[str, frozenset[State]] = {
     "NAMESPACE": _AUTH,
     "IDLE": _AUTH,
     "NOTIFY": _AUTH,
+    "COMPRESS": _AUTH,
+    "GETQUOTAROOT": _AUTH,
+    "GETQUOTA": _AUTH,
+    "SETQUOTA": _AUTH,
     "ENABLE": frozenset({State.AUTHENTICATED}),
     "CHECK": _SELECTED,
     "CLOSE": _SELECTED,
@@ -207,6 +211,7 @@ class ImapSession:
         "_allow_plaintext",
         "_backend",
         "_client_address",
+        "_compressed",
         "_condstore",
         "_contexts",
         "_extra",
@@ -219,6 +224,7 @@ class ImapSession:
         "_selected",
         "_starttls_available",
         "_state",
+        "_storage_limit",
         "_store",
         "_tls_active",
         "_user",
@@ -255,6 +261,8 @@ class ImapSession:
         self._condstore = False  # RFC 7162, enabled by ENABLE or a command that uses it
         self._notify: Notifier | None = None  # the NOTIFY SET in effect (RFC 5465)
         self._qresync = False
+        self._compressed = False
+        self._storage_limit: Callable[[], int | None] | None = None
 
     # -- the transport's API ------------------------------------------------------------
 
@@ -404,6 +412,8 @@ class ImapSession:
             "CONTEXT=SEARCH",
             "CONTEXT=SORT",
         ]
+        if self._state is not State.NOT_AUTHENTICATED:
+            caps += ["COMPRESS=DEFLATE", *quota.CAPABILITIES]
         for extra in self._extra:
             if extra.upper() not in (cap.upper() for cap in caps):
                 caps.append(extra)
@@ -571,6 +581,61 @@ class ImapSession:
         out.write(b'* ID ("name" "casarray" "version" %s)\r\n' % r.string(__version__))
         return _Done("OK", "ID completed")
 
+    # -- authenticated: COMPRESS (RFC 4978) and QUOTA (RFC 9208) ------------------------
+
+    def _do_COMPRESS(self, cmd: c.Compress, out: _Output) -> _Done | None:
+        if self._compressed:
+            return _Done("NO", "DEFLATE compression is already active", "COMPRESSIONACTIVE")
+        if cmd.mechanism != "DEFLATE":
+            return _Done("NO", f"Unsupported compression mechanism {cmd.mechanism}; use DEFLATE")
+        out.write(r.tagged(cmd.tag, "OK", "DEFLATE active"))
+        self._compressed = True
+        # What follows the command in this read is already compressed: the transport
+        # inflates it and feeds it back.
+        out.event(Compress(self._reader.take_buffered()))
+        return None
+
+    def _quota_state(self) -> tuple[int, int | None]:
+        """(bytes used, ProhibitSendReceiveQuota or None for Unlimited)."""
+        limit = self._storage_limit() if self._storage_limit is not None else None
+        if limit is None:
+            return 0, None
+        return self._mailbox.storage_used(), limit
+
+    def _over_quota(self, more: int) -> _Done | None:
+        """NO [OVERQUOTA] if `more` bytes would take the mailbox over its limit."""
+        if self._storage_limit is None or more <= 0:
+            return None
+        used, limit = self._quota_state()
+        if limit is None or used + more <= limit:
+            return None
+        return _Done("NO", quota.over_quota_text(used, more, limit), "OVERQUOTA")
+
+    def _do_GETQUOTAROOT(self, cmd: c.MailboxCommand, out: _Output) -> _Done:
+        try:
+            folder = self._mailbox.folder(cmd.mailbox)
+        except FolderNotFound:
+            return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
+        used, limit = self._quota_state()
+        out.write(quota.quotaroot_line(folder.name, limit is not None))
+        if limit is not None:
+            out.write(quota.quota_line(used, limit))
+        return _Done("OK", "GETQUOTAROOT completed")
+
+    def _do_GETQUOTA(self, cmd: c.QuotaCommand, out: _Output) -> _Done:
+        used, limit = self._quota_state()
+        if cmd.root != quota.ROOT or limit is None:
+            return _Done("NO", f"No such quota root: {cmd.root!r}", "NONEXISTENT")
+        out.write(quota.quota_line(used, limit))
+        return _Done("OK", "GETQUOTA completed")
+
+    def _do_SETQUOTA(self, cmd: c.QuotaCommand, out: _Output) -> _Done:
+        return _Done(
+            "NO",
+            "Quotas are set by the administrator (Set-Mailbox -ProhibitSendReceiveQuota)",
+            "NOPERM",
+        )
+
     # -- not authenticated --------------------------------------------------------------
 
     def _do_STARTTLS(self, cmd: c.Command, out: _Output) -> _Done | None:
@@ -645,6 +710,7 @@ class ImapSession:
         if isinstance(result, LoginOk):
             self._store = result.mailbox
             self._user = result.user
+            self._storage_limit = result.storage_limit
             self._state = State.AUTHENTICATED
             self._reader.max_literal = self._limits.max_literal
             log.info("IMAP %s: %s logged in", self._client_address, result.user)
@@ -768,12 +834,19 @@ class ImapSession:
             return _Done("NO", f"Mailbox doesn't exist: {cmd.mailbox}", "NONEXISTENT")
         if "HIGHESTMODSEQ" in cmd.items:
             self._enable_condstore(out)
-        out.write(r.status(folder, cmd.items))
+        out.write(
+            r.status(folder, cmd.items, quota.status_values(self._mailbox, folder.name, cmd.items))
+        )
         return _Done("OK", "STATUS completed")
 
     def _do_APPEND(self, cmd: c.Append, out: _Output) -> _Done:
         from casarray.access.imap.appending import run_append
 
+        # The literal bytes (CATENATE's URL parts count once stored, at the next APPEND).
+        size = sum(len(p) for m in cmd.messages for p in m.parts if isinstance(p, bytes))
+        over = self._over_quota(size)
+        if over is not None:
+            return over
         done = run_append(self._mailbox, self._user or "", cmd, self._limits.max_literal)
         return _Done(done.status, done.text, done.code)
 
@@ -1073,6 +1146,11 @@ class ImapSession:
         if not uids:
             return _Done("OK", f"{cmd.name} completed (no messages)")
         store = self._mailbox
+        if not move and self._storage_limit is not None:
+            # A copy adds to the mailbox's size (a move between its folders doesn't).
+            over = self._over_quota(self._size_of(uids))
+            if over is not None:
+                return over
         try:
             copied = (store.move if move else store.copy)(view.name, uids, cmd.mailbox)
         except FolderNotFound as exc:
@@ -1089,6 +1167,10 @@ class ImapSession:
         out.write(b"* OK [%s] Moved\r\n" % code.encode("ascii"))
         out.extend(view.announce_expunges(p[0] for p in copied.pairs))
         return _Done("OK", f"{verb} completed")
+
+    def _size_of(self, uids: list[int]) -> int:
+        wanted = set(uids)
+        return sum(i.size for i in self._mailbox.messages(self._view.name) if i.uid in wanted)
 
     _do_MOVE = _do_COPY
     _do_UID_COPY = _do_COPY

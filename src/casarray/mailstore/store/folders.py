@@ -290,6 +290,16 @@ class MailboxFolders:
         with self.database.read() as conn:
             return sorted(self._subscribed(conn), key=sort_key)
 
+    def storage_used(self) -> int:
+        """The bytes of every message in the mailbox (its quota usage), in one query."""
+        with self.database.read() as conn:
+            total = conn.execute(
+                select(func.coalesce(func.sum(message_t.c.size), 0))
+                .select_from(message_t.join(folder_t, message_t.c.folder_id == folder_t.c.id))
+                .where(folder_t.c.mailbox_id == self.id)
+            ).scalar_one()
+        return int(total)
+
     def statistics(self) -> list[FolderStatistics]:
         with self.database.read() as conn:
             rows = conn.execute(

@@ -22,6 +22,26 @@ from casarray.shell.objects import database_object, identity_arg, name_list
 
 IDENTITY_HELP = "The database's name, GUID, distinguished name or legacyExchangeDN."
 RPC_PARAMETER = "RpcClientAccessServer"
+QUOTA_PARAMETERS = (
+    Parameter(
+        "IssueWarningQuota",
+        help="The size at which a mailbox's owner is warned (2GB, 500MB, Unlimited).",
+    ),
+    Parameter(
+        "ProhibitSendQuota",
+        help="The size at which a mailbox's owner can no longer send (2GB, Unlimited).",
+    ),
+    Parameter(
+        "ProhibitSendReceiveQuota",
+        help="The size at which nothing more is stored in a mailbox: no delivery, no "
+        "IMAP APPEND or COPY (2.3GB, Unlimited).",
+    ),
+)
+
+
+def quota_values(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The quota parameters given, as written (the directory parses them)."""
+    return {p.name: params[p.name] for p in QUOTA_PARAMETERS if p.name in params}
 
 
 def _database(cmdlet: Cmdlet, identity: Any) -> MailboxDatabase:
@@ -140,8 +160,9 @@ class SetMailboxDatabase(Cmdlet):
             "or one Client Access server.",
         ),
         Parameter("Name", help="A new name."),
+        *QUOTA_PARAMETERS,
     )
-    synopsis = "Changes a mailbox database: its RpcClientAccessServer or its name."
+    synopsis = "Changes a mailbox database: its RpcClientAccessServer, name or quotas."
     description = (
         "Changes mailbox databases. -RpcClientAccessServer takes the FQDN of a client "
         "access array or of a Client Access server: after a client access array is "
@@ -162,6 +183,11 @@ class SetMailboxDatabase(Cmdlet):
             "Set-MailboxDatabase DB02 -RpcClientAccessServer CAS02.lab.net",
             "Redirects DB02's users to the good Client Access server CAS02.",
         ),
+        Example(
+            "Set-MailboxDatabase DB01 -IssueWarningQuota 4.5GB -ProhibitSendQuota 5GB "
+            "-ProhibitSendReceiveQuota 6GB",
+            "Sets DB01's storage quotas, which its mailboxes use by default.",
+        ),
     )
     supports_should_process = True
 
@@ -177,7 +203,8 @@ class SetMailboxDatabase(Cmdlet):
         if value is not None:
             # Checked once: a bad value is one error, not one per database.
             self._target = self.directory.databases.check_rpc_client_access_server(value)
-        self._batched = self._target is not None and params.get("Name") is None
+        self._quotas = quota_values(params)
+        self._batched = self._target is not None and params.get("Name") is None and not self._quotas
         return ()
 
     def process(self, params: Mapping[str, Any]) -> Iterable[Any]:
@@ -204,11 +231,17 @@ class SetMailboxDatabase(Cmdlet):
             ):
                 self._flush()
             return ()
-        if self._target is None and (name is None or name.strip() == database.name):
+        same_name = name is None or name.strip() == database.name
+        if self._target is None and not self._quotas and same_name:
             self._no_change([database.name])
             return ()
         if self.should_process(database.name):
-            self.directory.databases.set(database, rpc_client_access_server=self._target, name=name)
+            self.directory.databases.set(
+                database,
+                rpc_client_access_server=self._target,
+                name=name,
+                quota_values=self._quotas,
+            )
         return ()
 
     def stopped(self) -> None:

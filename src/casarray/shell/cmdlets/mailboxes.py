@@ -14,6 +14,7 @@ from typing import Any
 from casarray.directory.errors import InvalidValueError
 from casarray.directory.objects import Mailbox, MailboxDatabase, Server
 from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
+from casarray.shell.cmdlets.databases import QUOTA_PARAMETERS, quota_values
 from casarray.shell.cmdlets.messages import create_store_mailbox, purge_store_mailbox
 from casarray.shell.objects import ObjectRef, identity_arg, mailbox_object
 from casarray.shell.values import SecureString
@@ -209,9 +210,18 @@ class SetMailbox(Cmdlet):
         Parameter("PrimarySmtpAddress", help="A new e-mail address (in an accepted domain)."),
         Parameter("Alias", help="A new alias."),
         Parameter("Password", kind="securestring", help="A new password (a reset)."),
+        *QUOTA_PARAMETERS,
+        Parameter(
+            "UseDatabaseQuotaDefaults",
+            kind="bool",
+            help="$true: the database's quotas apply (the default); $false: the mailbox's own.",
+        ),
     )
-    synopsis = "Changes a mailbox: display name, address, alias or password."
-    description = "Changes a mailbox's display name, primary SMTP address, alias or password."
+    synopsis = "Changes a mailbox: display name, address, alias, password or quotas."
+    description = (
+        "Changes a mailbox's display name, primary SMTP address, alias, password or storage "
+        "quotas. A mailbox's own quotas apply once -UseDatabaseQuotaDefaults is $false."
+    )
     examples = (
         Example(
             'Set-Mailbox alice -DisplayName "Alice W." -PrimarySmtpAddress a.wang@lab.net',
@@ -220,6 +230,11 @@ class SetMailbox(Cmdlet):
         Example(
             'Set-Mailbox alice -Password (ConvertTo-SecureString "N3w-pass" -AsPlainText -Force)',
             "Resets Alice's password.",
+        ),
+        Example(
+            "Set-Mailbox alice -UseDatabaseQuotaDefaults $false -ProhibitSendReceiveQuota 10GB "
+            "-ProhibitSendQuota 9GB -IssueWarningQuota 8GB",
+            "Gives Alice quotas of her own instead of her database's.",
         ),
     )
     supports_should_process = True
@@ -230,6 +245,10 @@ class SetMailbox(Cmdlet):
         address = params.get("PrimarySmtpAddress")
         alias = params.get("Alias")
         password = _password(params.get("Password"))
+        quotas = quota_values(params)
+        use_defaults = params.get("UseDatabaseQuotaDefaults")
+        if use_defaults is not None:
+            use_defaults = bool(use_defaults)
         changes = (
             (display is not None and display.strip() != mailbox.display_name)
             or (
@@ -238,6 +257,8 @@ class SetMailbox(Cmdlet):
             )
             or (alias is not None and alias.strip() != mailbox.alias)
             or password is not None
+            or bool(quotas)
+            or use_defaults not in (None, mailbox.use_database_quota_defaults)
         )
         if not changes:
             self.write_warning(
@@ -252,6 +273,8 @@ class SetMailbox(Cmdlet):
                 primary_smtp_address=address,
                 alias=alias,
                 password=password,
+                quota_values=quotas,
+                use_database_quota_defaults=use_defaults,
             )
         return ()
 
