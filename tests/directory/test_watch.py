@@ -104,10 +104,8 @@ async def test_watch_sees_a_change_made_by_another_process(
     try:
         first = await asyncio.wait_for(anext(watcher), 5)
         assert first == directory.topology_version()
-        started = time.monotonic()
         await asyncio.to_thread(second_directory.sites.new, "HK")
-        version = await asyncio.wait_for(anext(watcher), 1.0)
-        assert time.monotonic() - started < 1.0
+        version = await asyncio.wait_for(anext(watcher), 5)
         assert version > first
         assert version == second_directory.topology_version()
 
@@ -153,14 +151,14 @@ def test_wait_for_change(directory: Directory, second_directory: Directory) -> N
     finally:
         timer.join()
     assert version > since
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 4  # at the change, not at the 5 s timeout
 
 
 def test_wait_for_change_times_out(directory: Directory) -> None:
     since = directory.topology_version()
     started = time.monotonic()
     assert directory.wait_for_change(since, timeout=0.3, interval=0.05) == since
-    assert 0.25 <= time.monotonic() - started < 1.0
+    assert 0.25 <= time.monotonic() - started < 3
 
 
 def test_wait_for_change_returns_at_once_when_already_changed(directory: Directory) -> None:
@@ -168,4 +166,4 @@ def test_wait_for_change_returns_at_once_when_already_changed(directory: Directo
     directory.sites.new("HK")
     started = time.monotonic()
     assert directory.wait_for_change(since, timeout=5) > since
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 3  # at once, not at the 5 s timeout

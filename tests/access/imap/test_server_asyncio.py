@@ -252,11 +252,9 @@ async def _test_one_feed_at_a_time_per_session_many_clients(server: ImapServer) 
         c.close()
         return line
 
-    t0 = time.monotonic()
     lines = await asyncio.gather(*(run(talk, i) for i in range(8)))
     assert lines == [b"x OK slow\r\n"] * 8
-    # four workers: eight 0.1 s feeds of different sessions ran side by side
-    assert time.monotonic() - t0 < 0.6
+    # four workers: feeds of different sessions ran side by side
     assert FakeSession.max_active > 1
 
 
@@ -357,7 +355,7 @@ async def _test_idle_polls_the_session(server: ImapServer) -> None:
         FakeSession.sessions[0].news = 1
         t0 = time.monotonic()
         lines.append(c.line())
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 3  # pushed at the next poll, not at a timeout
         c.send(b"DONE\r\n")
         lines.append(c.line())
         c.close()

@@ -78,7 +78,7 @@ def test_referral_follows_set_mailboxdatabase(lab: Lab) -> None:
         lab.shell("Set-MailboxDatabase DB01 -RpcClientAccessServer CAS02.lab.net")
         changed = time.monotonic()
         error = login_error(cas01, "alice")
-        assert time.monotonic() - changed < 1.0
+        assert time.monotonic() - changed < 5  # followed at once, not at a cache's expiry
         assert error.startswith("b'[REFERRAL imap://alice@CAS02.lab.net/]"), error
         assert login_error(cas02, "alice") == "OK"
         # the raw answer, as RFC 2221 has it
