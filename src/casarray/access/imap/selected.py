@@ -80,7 +80,7 @@ class SelectedMailbox:
         lines = [
             view.flags_response(),
             b"* %d EXISTS\r\n" % len(view.uids),
-            b"* %d RECENT\r\n" % len(view.recent),
+            b"* %d RECENT\r\n" % view.recent_count(),
         ]
         if first_unseen is not None:
             n = first_unseen
@@ -115,6 +115,13 @@ class SelectedMailbox:
     @property
     def exists(self) -> int:
         return len(self.uids)
+
+    def recent_count(self) -> int:
+        """The \\Recent messages among those the client has been told exist. Taking
+        \\Recent takes it from every message of the folder, also from one committed
+        after the changes this session has read: that one keeps its \\Recent here but
+        counts only once its EXISTS has gone out (a RECENT above EXISTS is an error)."""
+        return sum(1 for uid in self.recent if self.index_of(uid) is not None)
 
     def index_of(self, uid: int) -> int | None:
         i = bisect_left(self.uids, uid)
@@ -170,7 +177,7 @@ class SelectedMailbox:
             lines.extend(self.new_keywords())
         if added:
             lines.append(b"* %d EXISTS\r\n" % len(self.uids))
-            lines.append(b"* %d RECENT\r\n" % len(self.recent))
+            lines.append(b"* %d RECENT\r\n" % self.recent_count())
         for uid in flag_changes:
             i = self.index_of(uid)
             if i is not None:
@@ -185,6 +192,7 @@ class SelectedMailbox:
             raise MailboxGone("the mailbox's UIDVALIDITY changed")
         self.modseq = changes.highest_modseq
         gone = set(changes.expunged)
+        self.recent.difference_update(uid for uid in gone if self.index_of(uid) is None)
         for uid in gone:
             if self.index_of(uid) is not None:
                 self.pending_expunge.add(uid)

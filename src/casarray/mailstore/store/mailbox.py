@@ -36,6 +36,7 @@ from casarray.mailstore.names import canonical
 from casarray.mailstore.schema import content, expunged, raw
 from casarray.mailstore.schema import folder as folder_t
 from casarray.mailstore.schema import message as message_t
+from casarray.mailstore.store import direct_ops
 from casarray.mailstore.store.folders import MailboxFolders
 from casarray.mailstore.store.rows import (
     _FOLDER_COLUMNS,
@@ -80,6 +81,22 @@ class SqlMailboxStore(MailboxFolders):
         bits, keywords = flagbits.parse(flags)
         stamp, offset = _stamp(internal_date)
         parts = cached_parts(data)
+        direct = self.database.direct
+        if direct is not None:
+            uid_validity, uid = direct_ops.append(
+                direct,
+                self.id,
+                key,
+                parts,
+                data,
+                stamp,
+                offset,
+                bits,
+                flagbits.join_keywords(keywords),
+                to_column(parts.envelope),
+                to_column(parts.bodystructure),
+            )
+            return Appended(uid_validity, uid)
         with self.database.write() as conn:
             row = conn.execute(
                 update(folder_t)
@@ -128,6 +145,9 @@ class SqlMailboxStore(MailboxFolders):
 
     def messages(self, folder: str) -> list[MessageInfo]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            with _gc_paused():
+                return direct_ops.messages(self.database.direct, self.id, key)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             rows = conn.execute(
@@ -145,23 +165,13 @@ class SqlMailboxStore(MailboxFolders):
         cached = self.database.flag_maps.get(row.id)
         if cached is not None and cached[0] == _stamp_of(row):
             return cached[1]
-        with self.database.flag_map_lock(row.id), self.database.read() as conn:
-            row = self._folder_row(conn, key)
-            stamp = _stamp_of(row)
+        with self.database.flag_map_lock(row.id):
             cached = self.database.flag_maps.get(row.id)
-            if cached is not None and cached[0] == stamp:
+            if cached is not None and cached[0] == _stamp_of(row):
                 return cached[1]  # another session read it meanwhile
             with _gc_paused():
-                rows = conn.execute(
-                    select(
-                        message_t.c.uid,
-                        message_t.c.system_flags,
-                        message_t.c.keywords,
-                        message_t.c.recent,
-                    )
-                    .where(message_t.c.folder_id == row.id)
-                    .order_by(message_t.c.uid)
-                ).all()
+                row, rows = self._flag_rows(key)
+            stamp = _stamp_of(row)
             flag_set = flagbits.flag_set
             result = FlagMap.build(
                 row.name,
@@ -176,6 +186,25 @@ class SqlMailboxStore(MailboxFolders):
                 maps.pop(next(iter(maps)))
         return result
 
+    def _flag_rows(self, key: str) -> tuple[Any, Sequence[Any]]:
+        """The folder's row and its messages' (uid, system_flags, keywords, recent) in
+        UID order, one snapshot."""
+        if self.database.direct is not None:
+            return direct_ops.flag_rows(self.database.direct, self.id, key)
+        with self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            rows = conn.execute(
+                select(
+                    message_t.c.uid,
+                    message_t.c.system_flags,
+                    message_t.c.keywords,
+                    message_t.c.recent,
+                )
+                .where(message_t.c.folder_id == row.id)
+                .order_by(message_t.c.uid)
+            ).all()
+        return row, rows
+
     def changes_since(self, folder: str, modseq: int) -> Changes:
         """What changed after `modseq`, up to the folder's HIGHESTMODSEQ read first (a
         change committed meanwhile comes with the next call)."""
@@ -183,6 +212,8 @@ class SqlMailboxStore(MailboxFolders):
         row = self._fast_folder_row(key)
         if int(row.highest_modseq) <= modseq:  # nothing changed: the common case
             return Changes((), (), int(row.highest_modseq), int(row.uid_validity))
+        if self.database.direct is not None:
+            return direct_ops.changes_since(self.database.direct, row, modseq)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             highest = int(row.highest_modseq)
@@ -215,6 +246,11 @@ class SqlMailboxStore(MailboxFolders):
 
     def take_recent(self, folder: str) -> list[int]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            taken = direct_ops.take_recent(self.database.direct, row.id)
+            self._forget_recent(row.id)
+            return taken or []
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             any_recent = conn.execute(
@@ -249,6 +285,9 @@ class SqlMailboxStore(MailboxFolders):
 
     def body(self, folder: str, uid: int) -> bytes:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            return direct_ops.body(self.database.direct, row.id, key, uid)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             data = conn.execute(
@@ -263,6 +302,10 @@ class SqlMailboxStore(MailboxFolders):
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]:
         """The cached parts of the messages of `uids` that exist."""
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            with _gc_paused():
+                return direct_ops.cached(self.database.direct, row.id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -277,6 +320,10 @@ class SqlMailboxStore(MailboxFolders):
 
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            with _gc_paused():
+                return direct_ops.envelopes(self.database.direct, row.id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -302,6 +349,10 @@ class SqlMailboxStore(MailboxFolders):
             raise ValueError(f"unknown flag mode {mode!r}: use 'set', 'add' or 'remove'")
         key = canonical(folder)
         bits, keywords = flagbits.parse(flags)
+        if self.database.direct is not None:
+            return direct_ops.store_flags(
+                self.database.direct, self.id, key, uids, mode, bits, keywords, unchanged_since
+            )
         with self.database.write() as conn:
             row = self._folder_row(conn, key, lock=True)
             base = select(message_t.c.id, *_INFO_COLUMNS).where(message_t.c.folder_id == row.id)
@@ -429,6 +480,8 @@ class SqlMailboxStore(MailboxFolders):
 
     def expunge(self, folder: str, uids: Sequence[int] | None = None) -> list[int]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            return direct_ops.expunge(self.database.direct, self.id, key, uids)
         with self.database.write() as conn:
             row = self._folder_row(conn, key, lock=True)
             base = select(message_t.c.id, message_t.c.uid, message_t.c.content_id).where(
