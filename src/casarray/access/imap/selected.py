@@ -32,6 +32,7 @@ class MailboxGone(Exception):
 class SelectedMailbox:
     __slots__ = (
         "_intern",
+        "_seen_keywords",
         "flags",
         "keywords",
         "modseq",
@@ -56,6 +57,7 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()
         self.keywords: frozenset[str] = frozenset()
         self._intern: dict[frozenset[str], frozenset[str]] = {}
+        self._seen_keywords: set[str] = set()  # every keyword of every flag set interned
 
     @classmethod
     def open(
@@ -96,13 +98,15 @@ class SelectedMailbox:
     # -- the map
 
     def _intern_flags(self, flags: frozenset[str]) -> frozenset[str]:
-        return self._intern.setdefault(flags, flags)
+        known = self._intern.get(flags)
+        if known is not None:
+            return known
+        self._intern[flags] = flags
+        self._seen_keywords.update(f for f in flags if not f.startswith("\\"))
+        return flags
 
     def _all_keywords(self) -> frozenset[str]:
-        seen: set[str] = set()
-        for flags in self._intern:
-            seen.update(f for f in flags if not f.startswith("\\"))
-        return frozenset(seen)
+        return frozenset(self._seen_keywords)
 
     def flags_response(self) -> bytes:
         names = " ".join((*SYSTEM_FLAGS, *sorted(self.keywords)))
@@ -144,10 +148,9 @@ class SelectedMailbox:
 
     def new_keywords(self) -> list[bytes]:
         """FLAGS and PERMANENTFLAGS again when keywords appeared since they were sent."""
-        keywords = self._all_keywords()
-        if keywords <= self.keywords:
+        if self._seen_keywords <= self.keywords:  # every update asks: kept cheap
             return []
-        self.keywords = self.keywords | keywords
+        self.keywords = self.keywords | self._seen_keywords
         lines = [self.flags_response()]
         if not self.readonly:
             lines.append(self.permanent_flags_response())
@@ -219,7 +222,7 @@ class SelectedMailbox:
             self.uid_next = max(self.uid_next, new[-1].uid + 1)
             if self.readonly:
                 self.recent.update(info.uid for info in new if info.recent)
-            else:
+            elif any(info.recent for info in new):  # else another session took them
                 self.recent.update(store.take_recent(self.name))
         return len(new), flag_changes
 

@@ -110,19 +110,20 @@ def messages(db: DirectConnections, mailbox_id: int, key: str) -> list[MessageIn
 
 def changes_since(db: DirectConnections, row: FolderRow, modseq: int) -> Changes:
     """What changed in the folder of `row` (read just before) after `modseq`, up to the
-    row's HIGHESTMODSEQ."""
+    row's HIGHESTMODSEQ. Two statements, no transaction: every row at or below that
+    modseq was committed with it, and what commits meanwhile has a higher one (a
+    message changed or expunged meanwhile is reported by the next call)."""
     highest = int(row.highest_modseq)
-    with db.read() as conn:
-        changed = conn.execute(
-            f"SELECT {INFO_COLUMNS} FROM ms_message WHERE folder_id = ? AND modseq > ? "
-            "AND modseq <= ? ORDER BY uid",
-            (row.id, modseq, highest),
-        ).fetchall()
-        gone = conn.execute(
-            "SELECT uid FROM ms_expunged WHERE folder_id = ? AND modseq > ? AND modseq <= ? "
-            "ORDER BY uid",
-            (row.id, modseq, highest),
-        ).fetchall()
+    changed = db.all(
+        f"SELECT {INFO_COLUMNS} FROM ms_message WHERE folder_id = ? AND modseq > ? "
+        "AND modseq <= ? ORDER BY uid",
+        (row.id, modseq, highest),
+    )
+    gone = db.all(
+        "SELECT uid FROM ms_expunged WHERE folder_id = ? AND modseq > ? AND modseq <= ? "
+        "ORDER BY uid",
+        (row.id, modseq, highest),
+    )
     return Changes(
         tuple(_infos(changed)), tuple(int(r[0]) for r in gone), highest, int(row.uid_validity)
     )
