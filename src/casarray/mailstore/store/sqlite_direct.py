@@ -55,7 +55,7 @@ class DirectConnections:
         self._pragmas = tuple(pragmas)
         self._timeout = busy_timeout
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._lock_fd: int | None = None
@@ -79,7 +79,13 @@ class DirectConnections:
             raise DatabaseUnavailable(f"The mailbox database can't be opened: {exc}") from exc
         self._local.conn = conn
         with self._all_lock:
-            self._all.append(conn)
+            # a thread that has ended leaves its connection: closed here
+            ended = [c for thread, c in self._all if not thread.is_alive()]
+            self._all = [(t, c) for t, c in self._all if t.is_alive()]
+            self._all.append((threading.current_thread(), conn))
+        for old in ended:
+            with contextlib.suppress(sqlite3.Error):
+                old.close()
         return conn
 
     def _lock_file(self) -> int:
@@ -149,7 +155,7 @@ class DirectConnections:
     def close(self) -> None:
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for _, conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()
