@@ -62,6 +62,12 @@ class SqlMailboxStore(MailboxFolders):
     def __repr__(self) -> str:
         return f"<SqlMailboxStore {self.guid} in {self.database.location}>"
 
+    @property
+    def local(self) -> bool:
+        """Whether the operations run on this machine's SQLite file without a network
+        round trip (the IMAP server then runs short commands on its event loop)."""
+        return self.database.direct is not None
+
     def append(
         self,
         folder: str,
