@@ -24,6 +24,29 @@ least 0.5x Dovecot's; at most 20 KB per idle plain-text connection.
     .venv/bin/python bench/imap.py
     .venv/bin/python bench/imap.py --messages 2000 --seconds 2 --idle 500   # quick
 
+With --stress it runs Dovecot's imaptest in its stress mode instead (`../shared/imaptest`:
+clients that log in, select, fetch, store, expunge and append at once while imaptest
+checks that each sees a consistent mailbox), against casarray (one Client Access server,
+--processes 2 workers, plaintext LOGIN allowed on loopback) and Dovecot in turn, four
+loads of --seconds each (default 10; the 50-client loads twice that), messages taken
+from an mbox of --mbox-messages (500) generated messages:
+
+- 10 clients on one mailbox, sessions that stay logged in (`logout=0`);
+- the same with logins churning (every client logs out and in again and again);
+- 50 clients over 50 users (`user=test%d users=50`), `logout=0`, and churning.
+
+Every user's password is stored as an argon2id hash of casarray's own cost
+(`directory.mailboxes.password_hasher`) by both servers (Dovecot: passwd-file,
+{ARGON2ID} scheme, its auth cache on). With `logout=0` the rates are taken over the
+seconds in which every client was logged in (the logins' ramp left out); with churn,
+over the whole run. It prints per load every command's rate on both servers and the
+ratio, imaptest's average ms per command, the median FETCH and STORE time of one more
+client in the same mailbox (UID FETCH 1:* FLAGS, STORE 1 +/-FLAGS.SILENT), and every
+error imaptest reports against either server (each one against casarray is a defect).
+
+    .venv/bin/python bench/imap.py --stress
+    .venv/bin/python bench/imap.py --stress --loads 0 --seconds 20   # one load
+
 Needs /usr/sbin/dovecot (Debian package dovecot-imapd) and root (Dovecot runs its
 mail processes as `nobody`); without them only casarray is measured (--no-dovecot).
 """
@@ -41,7 +64,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -173,7 +196,14 @@ class Server:
         return process_tree(root) if root else []
 
 
-def start_casarray(base: Path, messages: list[Message], processes: int | None = None) -> Server:
+def start_casarray(
+    base: Path,
+    messages: list[Message],
+    processes: int | None = None,
+    users: Sequence[tuple[str, str]] = (),
+) -> Server:
+    """casarray with USER's INBOX holding `messages` (its password hashed cheaply), and
+    `users`, (alias, password hash) pairs, with empty mailboxes."""
     import argon2
 
     from casarray.directory import Directory
@@ -196,6 +226,11 @@ def start_casarray(base: Path, messages: list[Message], processes: int | None = 
         for message in messages:
             flags = ("\\Seen",) if message.seen else ()
             box.append("INBOX", message.data, flags, message.when)
+        for alias, password_hash in users:
+            user = directory.mailboxes.new(
+                name=alias, alias=alias, database="DB01", password_hash=password_hash
+            )
+            open_mailbox(database, user.guid)
         database_store(database).close()
     print(f"  casarray: {len(messages)} messages stored in {time.perf_counter() - t0:.1f} s")
     port = free_port(CAS_HOST)
@@ -245,6 +280,9 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:~/Maildir
+auth_cache_size = 10M
+auth_cache_ttl = 1 hour
+auth_cache_negative_ttl = 1 hour
 default_internal_user = dovecot
 default_login_user = dovenull
 default_process_limit = 5000
@@ -277,13 +315,20 @@ protocol imap {{
 """
 
 
-def start_dovecot(base: Path, messages: list[Message]) -> Server:
+def start_dovecot(
+    base: Path, messages: list[Message], users: Sequence[tuple[str, str]] = ()
+) -> Server:
+    """Dovecot with USER's Maildir holding `messages` (a PLAIN password), and `users`,
+    (name, argon2 hash) pairs, with empty Maildirs and {ARGON2ID} passwords."""
     import pwd
 
     nobody = pwd.getpwnam("nobody")
     base = base / "dovecot"
     for sub in ("run", "state", f"home/{USER}/Maildir/cur", f"home/{USER}/Maildir/new"):
         (base / sub).mkdir(parents=True, exist_ok=True)
+    for name, _ in users:
+        for sub in ("cur", "new", "tmp"):
+            (base / f"home/{name}/Maildir/{sub}").mkdir(parents=True, exist_ok=True)
     (base / f"home/{USER}/Maildir/tmp").mkdir(exist_ok=True)
     home = base / "home" / USER
     t0 = time.perf_counter()
@@ -293,14 +338,18 @@ def start_dovecot(base: Path, messages: list[Message]) -> Server:
         path = home / "Maildir" / "cur" / name
         path.write_bytes(message.data)
         os.utime(path, (stamp, stamp))
-    for root, dirs, files in os.walk(home):
+    for root, dirs, files in os.walk(base / "home"):
         for item in dirs + files:
             os.chown(os.path.join(root, item), nobody.pw_uid, nobody.pw_gid)
-    os.chown(home, nobody.pw_uid, nobody.pw_gid)
     print(f"  Dovecot: {len(messages)} messages written in {time.perf_counter() - t0:.1f} s")
     port = free_port(DOVECOT_HOST)
+    ids = f"{nobody.pw_uid}:{nobody.pw_gid}"
     (base / "passwd").write_text(
-        f"{USER}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{home}::\n"
+        f"{USER}:{{PLAIN}}{PASSWORD}:{ids}::{home}::\n"
+        + "".join(
+            f"{name}:{{ARGON2ID}}{hashed}:{ids}::{base / 'home' / name}::\n"
+            for name, hashed in users
+        )
     )
     conf = base / "dovecot.conf"
     conf.write_text(DOVECOT_CONF.format(base=base, host=DOVECOT_HOST, port=port))
@@ -518,6 +567,270 @@ async def measure(server: Server, args: argparse.Namespace) -> dict[str, float]:
     return results
 
 
+# -- imaptest's stress mode -------------------------------------------------------------
+
+IMAPTEST = Path(__file__).resolve().parents[2] / "shared" / "imaptest" / "imaptest"
+STRESS_USERS = 50
+STRESS_PASSWORD = "Stress-Passw0rd"
+# (label, imaptest arguments, the user the latency probe logs in as)
+STRESS_LOADS = (
+    ("10 clients, 1 mailbox, logout=0", ("clients=10", "user=test1", "logout=0")),
+    ("10 clients, 1 mailbox, churn", ("clients=10", "user=test1")),
+    (
+        "50 clients, 50 users, logout=0",
+        ("clients=50", "user=test%d", f"users={STRESS_USERS}", "logout=0"),
+    ),
+    ("50 clients, 50 users, churn", ("clients=50", "user=test%d", f"users={STRESS_USERS}")),
+)
+
+
+@dataclass
+class StressResult:
+    rates: dict[str, float]  # command -> per second
+    errors: list[str]
+    latency_ms: dict[str, float]  # command -> median, from the probe
+    average_ms: dict[str, float] = field(default_factory=dict)  # imaptest's ms/cmd avg
+
+
+def write_mbox(path: Path, messages: list[Message]) -> None:
+    with path.open("wb") as out:
+        for message in messages:
+            stamp = message.when.strftime("%a %b %d %H:%M:%S %Y").encode()
+            out.write(b"From bench@lab.net " + stamp + b"\n")
+            body = message.data.replace(b"\r\n", b"\n")
+            body = b"\n".join(
+                b">" + line if line.lstrip(b">").startswith(b"From ") else line
+                for line in body.split(b"\n")
+            )
+            out.write(body.rstrip(b"\n") + b"\n\n")
+
+
+def parse_averages(output: str) -> dict[str, float]:
+    """imaptest's last `ms/cmd avg` line, under the last header line of names."""
+    lines = output.splitlines()
+    names: list[str] = []
+    averages: dict[str, float] = {}
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] == "Logi":
+            names = fields
+        elif line.endswith("ms/cmd avg") and names:
+            averages = dict(zip(names, (float(f) for f in fields[: len(names)]), strict=False))
+    return averages
+
+
+def parse_steady(output: str) -> dict[str, float] | None:
+    """Per-second rates over the seconds in which every client was logged in (the
+    per-second lines end `N/ N`), leaving out the logins' ramp; None when there were
+    fewer than three such seconds."""
+    names: list[str] = []
+    sums: dict[str, int] = {}
+    seconds = 0
+    for line in output.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "Logi" and not names:
+            names = fields
+            continue
+        if line.startswith("Totals:"):
+            break
+        if len(fields) == len(names) + 2 and fields[-2].endswith("/"):
+            connected, total = int(fields[-2][:-1]), int(fields[-1])
+            if connected == total and all(f.isdigit() for f in fields[: len(names)]):
+                seconds += 1
+                for name, count in zip(names, fields, strict=False):
+                    sums[name] = sums.get(name, 0) + int(count)
+    if seconds < 3:
+        return None
+    return {name: count / seconds for name, count in sums.items()}
+
+
+def parse_totals(output: str, seconds: float) -> dict[str, float]:
+    """imaptest's Totals: a header line of 4-letter command names, then a line of
+    counts over the whole run: per second."""
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Totals:"):
+            names = lines[i + 1].split()
+            # the counts are the last line of numbers in the block
+            for follow in lines[i + 2 : i + 6]:
+                fields = follow.split()
+                if len(fields) >= len(names) and all(f.isdigit() for f in fields[: len(names)]):
+                    return {n: int(c) / seconds for n, c in zip(names, fields, strict=False)}
+    raise RuntimeError(f"imaptest printed no totals:\n{output[-2000:]}")
+
+
+async def probe_latency(
+    server: Server, user: str, stop: asyncio.Event, delay: float = 0.02
+) -> dict[str, float]:
+    """Median FETCH and STORE times (ms) of one more client in the load's mailbox."""
+    samples: dict[str, list[float]] = {"FETCH": [], "STORE": []}
+    await asyncio.sleep(1.0)  # imaptest's clients log in first
+    client = await Client.connect(server)
+    await client.command(b"LOGIN " + user.encode() + b' "' + STRESS_PASSWORD.encode() + b'"')
+    await client.command(b"SELECT INBOX")
+    add = True
+    try:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            await client.command(b"UID FETCH 1:* (FLAGS)")
+            samples["FETCH"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            with contextlib.suppress(ImapError):  # the message may be gone meanwhile
+                sign = b"+" if add else b"-"
+                await client.command(b"STORE 1 " + sign + b"FLAGS.SILENT ($Probe)")
+                samples["STORE"].append(time.perf_counter() - t0)
+            add = not add
+            await asyncio.sleep(delay)
+    finally:
+        await client.close()
+    return {
+        name: 1000 * sorted(values)[len(values) // 2] for name, values in samples.items() if values
+    }
+
+
+async def stress_once(
+    server: Server, args: tuple[str, ...], mbox: Path, seconds: float
+) -> StressResult:
+    stop = asyncio.Event()
+    user = next(a.split("=", 1)[1] for a in args if a.startswith("user=")).replace("%d", "1")
+    probe = asyncio.ensure_future(probe_latency(server, user, stop))
+    proc = await asyncio.create_subprocess_exec(
+        str(IMAPTEST),
+        f"host={server.host}",
+        f"port={server.port}",
+        f"pass={STRESS_PASSWORD}",
+        f"mbox={mbox}",
+        f"secs={seconds:g}",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    stop.set()
+    try:
+        latency = await probe
+    except (OSError, ImapError) as exc:
+        print(f"    latency probe failed: {exc}")
+        latency = {}
+    output = out.decode(errors="replace")
+    errors = [line for line in output.splitlines() if "rror" in line]
+    rates = None
+    if "logout=0" in args:
+        rates = parse_steady(output)
+    if rates is None:
+        rates = parse_totals(output, seconds)
+    return StressResult(rates, errors, latency, parse_averages(output))
+
+
+def stress(server: Server, mbox: Path, seconds: float, wanted: set[int]) -> list[StressResult]:
+    results = []
+    for i, (label, load) in enumerate(STRESS_LOADS):
+        if i not in wanted:
+            results.append(StressResult({}, [], {}))
+            continue
+        # 50 argon2id logins take seconds of their own: the 50-user loads run longer.
+        secs = seconds * 2 if "clients=50" in load else seconds
+        result = asyncio.run(stress_once(server, load, mbox, secs))
+        shown = " ".join(f"{k} {v:.0f}" for k, v in result.rates.items())
+        print(f"  {server.name}: {label}: {shown}")
+        for line in result.errors[:10]:
+            print(f"    {line}")
+        results.append(result)
+    return results
+
+
+def stress_report(results: dict[str, list[StressResult]]) -> int:
+    cas, dovecot = results.get("casarray"), results.get("Dovecot")
+    misses = 0
+    for i, (label, _) in enumerate(STRESS_LOADS):
+        mine = cas[i] if cas else None
+        peer = dovecot[i] if dovecot else None
+        if not (mine and mine.rates) and not (peer and peer.rates):
+            continue
+        print()
+        print(f"{label}:")
+        header = (
+            f"  {'command':8} {'casarray/s':>11} {'Dovecot/s':>10} {'ratio':>6}"
+            f" {'cas avg ms':>11} {'Dovecot avg':>12} {'cas p50 ms':>11} {'Dovecot p50':>12}"
+        )
+        print(header)
+        names = list((mine or peer).rates) if (mine or peer) else []  # type: ignore[union-attr]
+        for name in names:
+            a = mine.rates.get(name) if mine else None
+            b = peer.rates.get(name) if peer else None
+            ratio = f"{a / b:6.2f}" if a is not None and b else "     -"
+            mark = ""
+            if a is not None and b and a / b < RATE_GOAL:
+                mark, misses = "  < goal", misses + 1
+            lat_a = (mine.latency_ms.get(_PROBED.get(name, ""), -1.0)) if mine else -1.0
+            lat_b = (peer.latency_ms.get(_PROBED.get(name, ""), -1.0)) if peer else -1.0
+            shown_a = f"{lat_a:11.1f}" if lat_a >= 0 else f"{'':11}"
+            shown_b = f"{lat_b:12.1f}" if lat_b >= 0 else f"{'':12}"
+            avg_a = mine.average_ms.get(name) if mine else None
+            avg_b = peer.average_ms.get(name) if peer else None
+            shown_avg = (f"{avg_a:11.0f}" if avg_a is not None else f"{'':11}") + (
+                f" {avg_b:12.0f}" if avg_b is not None else f" {'':12}"
+            )
+            print(
+                f"  {name:8} {a if a is not None else 0:11.1f} "
+                f"{b if b is not None else 0:10.1f} {ratio} {shown_avg} {shown_a} {shown_b}{mark}"
+            )
+        for who, result in (("casarray", mine), ("Dovecot", peer)):
+            if result and result.errors:
+                print(f"  {who}: {len(result.errors)} imaptest errors, e.g. {result.errors[0]}")
+                if who == "casarray":
+                    misses += 1
+    print()
+    print(
+        f"Goal: every command's rate >= {RATE_GOAL}x Dovecot's, no imaptest error against "
+        f"casarray (p50 ms: one more client's UID FETCH 1:* FLAGS and STORE, goal < 10 ms "
+        f"under logout=0). {misses} missed."
+    )
+    return 1 if misses else 0
+
+
+_PROBED = {"Fetc": "FETCH", "Stor": "STORE"}
+
+
+def stress_main(args: argparse.Namespace, dovecot_ok: bool) -> int:
+    import argon2
+
+    from casarray.directory.mailboxes import password_hasher
+
+    if not IMAPTEST.exists():
+        print(f"imaptest is missing ({IMAPTEST})")
+        return 2
+    # One hash of casarray's own cost (its password_hasher), stored for every user by
+    # both servers: the same argon2id work per uncached login.
+    hashed = password_hasher().hash(STRESS_PASSWORD)
+    params = argon2.extract_parameters(hashed)
+    print(
+        f"Passwords: argon2id t={params.time_cost} m={params.memory_cost} KiB "
+        f"p={params.parallelism} on both servers"
+    )
+    users = [(f"test{i}", hashed) for i in range(1, STRESS_USERS + 1)]
+    wanted = {int(n) for n in args.loads.split(",")} if args.loads else set(range(4))
+    results: dict[str, list[StressResult]] = {}
+    with benchlib.temporary(args.keep, "casarray-imap-stress-", 0o755) as base:
+        mbox = base / "stress.mbox"
+        write_mbox(mbox, make_messages(args.mbox_messages))
+        os.chmod(mbox, 0o644)
+        starters: list[tuple[str, Callable[[], Server]]] = []
+        if not args.no_casarray:
+            starters.append(
+                ("casarray", lambda: start_casarray(base, [], args.processes or 2, users))
+            )
+        if dovecot_ok and not args.no_dovecot:
+            starters.append(("Dovecot", lambda: start_dovecot(base, [], users)))
+        for name, starter in starters:
+            server = starter()
+            try:
+                results[name] = stress(server, mbox, args.seconds, wanted)
+            finally:
+                server.stop()
+    return stress_report(results)
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -553,7 +866,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--seconds", type=float, help="per measurement (default 4; with --stress 10 per load)"
+    )
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument(
         "--processes",
@@ -563,12 +878,23 @@ def main() -> int:
     parser.add_argument("--no-dovecot", action="store_true", help="measure casarray only")
     parser.add_argument("--no-casarray", action="store_true", help="measure Dovecot only")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
+    parser.add_argument(
+        "--stress", action="store_true", help="imaptest's stress loads instead (see above)"
+    )
+    parser.add_argument("--loads", help="with --stress: which loads, e.g. 0,2 (0-3, default all)")
+    parser.add_argument(
+        "--mbox-messages", type=int, default=500, help="with --stress: the mbox's messages"
+    )
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.idle + 1000)), hard))
     dovecot_ok = Path("/usr/sbin/dovecot").exists() and os.geteuid() == 0
     if not args.no_dovecot and not dovecot_ok:
         print("Dovecot is not measured: needs /usr/sbin/dovecot and root (or use --no-dovecot)")
+    if args.stress:
+        args.seconds = args.seconds or 10.0
+        return stress_main(args, dovecot_ok)
+    args.seconds = args.seconds or 4.0
     print(f"Making {args.messages} messages ...")
     messages = make_messages(args.messages)
     results: dict[str, dict[str, float]] = {}

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from casarray.access.imap.events import Close, Idling, Send
 from casarray.access.imap.session import ImapSession
+from casarray.mailstore.interface import Changes
 from tests.access.imap.fakes import (
     FakeMailboxStore,
     logged_in,
@@ -50,6 +51,36 @@ def test_idle_sees_a_message_appended_by_another_session() -> None:
     assert one.poll() == []
     assert one.feed(b"DONE\r\n") == [Idling(False), Send(b"i1 OK IDLE terminated\r\n")]
     assert not one.idling
+
+
+def test_recent_never_counts_a_message_not_yet_announced() -> None:
+    """A message committed between the session's change check and its taking of
+    \\Recent is taken too, but RECENT counts it only once its EXISTS has gone out
+    (imaptest's stress load caught `* 2 RECENT` after `* 1 EXISTS`)."""
+    store, one, _ = shared()
+    check = store.changes_since
+    late: list[int] = []
+
+    def racing(folder: str, modseq: int) -> Changes:
+        changes = check(folder, modseq)
+        if changes.changed and not late:  # another session commits right after the check
+            late.append(store.append("INBOX", message("late")).uid)
+        return changes
+
+    store.changes_since = racing  # type: ignore[method-assign]
+    store.append("INBOX", message("first"))
+    transcript(
+        one,
+        [
+            (b"n1 NOOP\r\n", b"* 4 EXISTS\r\n* 1 RECENT\r\nn1 OK NOOP completed\r\n"),
+            (b"n2 NOOP\r\n", b"* 5 EXISTS\r\n* 2 RECENT\r\nn2 OK NOOP completed\r\n"),
+            (
+                b"f1 FETCH 4:5 (FLAGS)\r\n",
+                b"* 4 FETCH (FLAGS (\\Recent))\r\n* 5 FETCH (FLAGS (\\Recent))\r\n"
+                b"f1 OK FETCH completed\r\n",
+            ),
+        ],
+    )
 
 
 def test_idle_reports_flags_and_expunges_at_once() -> None:

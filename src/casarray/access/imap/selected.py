@@ -35,6 +35,7 @@ class MailboxGone(Exception):
 class SelectedMailbox:
     __slots__ = (
         "_intern",
+        "_seen_keywords",
         "before_expunge",
         "condstore",
         "flags",
@@ -67,6 +68,7 @@ class SelectedMailbox:
         # Lines to send before EXPUNGE responses, given the indexes about to go (the
         # REMOVEFROM of RFC 5267 contexts, numbered while the messages still exist).
         self.before_expunge: Callable[[list[int]], list[bytes]] | None = None
+        self._seen_keywords: set[str] = set()  # every keyword of every flag set interned
 
     @classmethod
     def open(
@@ -91,7 +93,7 @@ class SelectedMailbox:
         lines = [
             view.flags_response(),
             b"* %d EXISTS\r\n" % len(view.uids),
-            b"* %d RECENT\r\n" % len(view.recent),
+            b"* %d RECENT\r\n" % view.recent_count(),
         ]
         if first_unseen is not None:
             n = first_unseen
@@ -107,13 +109,15 @@ class SelectedMailbox:
     # -- the map
 
     def _intern_flags(self, flags: frozenset[str]) -> frozenset[str]:
-        return self._intern.setdefault(flags, flags)
+        known = self._intern.get(flags)
+        if known is not None:
+            return known
+        self._intern[flags] = flags
+        self._seen_keywords.update(f for f in flags if not f.startswith("\\"))
+        return flags
 
     def _all_keywords(self) -> frozenset[str]:
-        seen: set[str] = set()
-        for flags in self._intern:
-            seen.update(f for f in flags if not f.startswith("\\"))
-        return frozenset(seen)
+        return frozenset(self._seen_keywords)
 
     def flags_response(self) -> bytes:
         names = " ".join((*SYSTEM_FLAGS, *sorted(self.keywords)))
@@ -126,6 +130,13 @@ class SelectedMailbox:
     @property
     def exists(self) -> int:
         return len(self.uids)
+
+    def recent_count(self) -> int:
+        """The \\Recent messages among those the client has been told exist. Taking
+        \\Recent takes it from every message of the folder, also from one committed
+        after the changes this session has read: that one keeps its \\Recent here but
+        counts only once its EXISTS has gone out (a RECENT above EXISTS is an error)."""
+        return sum(1 for uid in self.recent if self.index_of(uid) is not None)
 
     def index_of(self, uid: int) -> int | None:
         i = bisect_left(self.uids, uid)
@@ -148,10 +159,9 @@ class SelectedMailbox:
 
     def new_keywords(self) -> list[bytes]:
         """FLAGS and PERMANENTFLAGS again when keywords appeared since they were sent."""
-        keywords = self._all_keywords()
-        if keywords <= self.keywords:
+        if self._seen_keywords <= self.keywords:  # every update asks: kept cheap
             return []
-        self.keywords = self.keywords | keywords
+        self.keywords = self.keywords | self._seen_keywords
         lines = [self.flags_response()]
         if not self.readonly:
             lines.append(self.permanent_flags_response())
@@ -181,7 +191,7 @@ class SelectedMailbox:
             lines.extend(self.new_keywords())
         if added:
             lines.append(b"* %d EXISTS\r\n" % len(self.uids))
-            lines.append(b"* %d RECENT\r\n" % len(self.recent))
+            lines.append(b"* %d RECENT\r\n" % self.recent_count())
         modseqs = {info.uid: info.modseq for info in changes.changed} if self.condstore else {}
         for uid in flag_changes:
             i = self.index_of(uid)
@@ -197,6 +207,7 @@ class SelectedMailbox:
             raise MailboxGone("the mailbox's UIDVALIDITY changed")
         self.modseq = changes.highest_modseq
         gone = set(changes.expunged)
+        self.recent.difference_update(uid for uid in gone if self.index_of(uid) is None)
         for uid in gone:
             if self.index_of(uid) is not None:
                 self.pending_expunge.add(uid)
@@ -223,7 +234,7 @@ class SelectedMailbox:
             self.uid_next = max(self.uid_next, new[-1].uid + 1)
             if self.readonly:
                 self.recent.update(info.uid for info in new if info.recent)
-            else:
+            elif any(info.recent for info in new):  # else another session took them
                 self.recent.update(store.take_recent(self.name))
         return len(new), flag_changes
 

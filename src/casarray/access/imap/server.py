@@ -3,7 +3,12 @@
 One `asyncio.Protocol` object per connection and no thread of its own: the session's
 `feed()` (which may block on the mailbox store) runs in a shared worker pool, one call
 at a time per connection, and the socket's reading is paused meanwhile (backpressure:
-a client can't make the server buffer more than one read ahead of the session). When
+a client can't make the server buffer more than one read ahead of the session). A
+short command line of a session logged in to a local store (SQLite on this machine,
+whose operations take a fraction of a millisecond and never wait on a network) runs
+on the event loop itself instead: the hand-off to a worker thread and back costs two
+thread wake-ups, more than such a command, and under load they dominated its latency.
+Logins (argon2id), APPENDs and anything with a literal always go to the pool. When
 the client doesn't read what it is sent, the transport's write buffer pauses the
 session in turn. STARTTLS upgrades the connection in place (`loop.start_tls`); the
 implicit-TLS listener (993) starts TLS before the greeting. After COMPRESS DEFLATE the
@@ -113,6 +118,28 @@ class SessionFactory(Protocol):
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
+
+
+# Commands that never run on the event loop: a login's argon2id, an APPEND's literal,
+# the few whose effect is on the connection itself.
+_THREAD_ONLY = (b"LOGIN", b"AUTHENTICATE", b"APPEND", b"IDLE", b"STARTTLS", b"COMPRESS")
+INLINE_MAX = 512  # bytes of one command line the event loop may run itself
+
+
+def _inline_ok(data: bytes) -> bool:
+    """Whether `data` is exactly one short, complete command line without a literal that
+    is not in _THREAD_ONLY."""
+    if len(data) > INLINE_MAX or not data.endswith(b"\r\n") or data.count(b"\n") != 1:
+        return False
+    if b"{" in data:
+        return False
+    parts = data.split(b" ", 2)
+    if len(parts) < 2:
+        return False
+    name = parts[1].rstrip(b"\r\n").upper()
+    if name == b"UID" and len(parts) > 2:
+        name = parts[2].split(b" ", 1)[0].rstrip(b"\r\n").upper()
+    return name not in _THREAD_ONLY
 
 
 class ImapConnection(asyncio.Protocol):
@@ -336,6 +363,18 @@ class ImapConnection(asyncio.Protocol):
             if not data:  # more compressed input is needed
                 self._continue()
                 return
+        if self.server.inline and _inline_ok(data) and getattr(self.session, "local_store", False):
+            # A short command against a local store runs here: handing it to a worker
+            # thread and back costs two thread wake-ups, more than the command itself.
+            try:
+                events = self.session.feed(data)
+            except Exception:
+                log.exception("%s #%d session error", self.server.name, self.cid)
+                self._fail()
+                return
+            self._handle(events)
+            self._continue()
+            return
         self._busy = True
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
@@ -607,6 +646,7 @@ class ImapServer:
         capabilities_extra: Sequence[str] = (),
         session_factory: SessionFactory | None = None,
         backlog: int = 1024,
+        inline: bool = True,
     ) -> None:
         if session_factory is None or limits is None:
             from casarray.access.imap.session import ImapSession, Limits
@@ -622,6 +662,8 @@ class ImapServer:
         self.poll_interval = poll_interval
         self.capabilities_extra = tuple(capabilities_extra)
         self.backlog = backlog
+        # Short commands of sessions on a local store run on the event loop (see _feed).
+        self.inline = inline
         self._session_factory = session_factory
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix=f"imap-{name}"

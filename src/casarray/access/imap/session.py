@@ -281,6 +281,12 @@ class ImapSession:
         return self._mode is not _Mode.CLOSED
 
     @property
+    def local_store(self) -> bool:
+        """Logged in to a store whose operations never wait on a network (SQLite on
+        this machine): the server may run a short command on its event loop itself."""
+        return self._store is not None and bool(getattr(self._store, "local", False))
+
+    @property
     def idling(self) -> bool:
         return self._mode is _Mode.IDLE
 

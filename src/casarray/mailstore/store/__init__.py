@@ -1,5 +1,6 @@
 """The mailbox database store: `MailboxStore` and `DatabaseStore` on SQLite or
-PostgreSQL through SQLAlchemy Core (tables in `mailstore.schema`).
+PostgreSQL through SQLAlchemy Core (tables in `mailstore.schema`), with SQLite's hot
+paths (what every IMAP command runs) straight on the sqlite3 driver.
 
 Where a database lives (`MailboxDatabase.store_location`):
 
@@ -21,7 +22,9 @@ Where a database lives (`MailboxDatabase.store_location`):
   commits are durable when COMMIT returns (synchronous_commit on, its default).
 
 Writes are transactions: `BEGIN IMMEDIATE` on SQLite (one writer at a time per file, so
-UIDs and modseqs are allocated without races), row locks on PostgreSQL (the folder row
+UIDs and modseqs are allocated without races; the hot paths' writers first queue on a
+lock file beside the database, `FILE-writelock`, so each is woken when the one before
+commits instead of polling SQLite's lock), row locks on PostgreSQL (the folder row
 for message changes, the mailbox row for hierarchy changes, always in that order so two
 sessions never deadlock). Reads see every committed change at once: SQLite reads run in
 a short transaction of their own, PostgreSQL reads in autocommit.
@@ -54,7 +57,10 @@ The package:
 - `folders`: `MailboxFolders`, a mailbox's hierarchy and subscriptions;
 - `urlauth`: `UrlauthKeys`, a mailbox's URLAUTH keys (RFC 4467);
 - `mailbox`: `SqlMailboxStore`, a mailbox: its folders (from `MailboxFolders`), its
-  URLAUTH keys (from `UrlauthKeys`) and its messages.
+  URLAUTH keys (from `UrlauthKeys`) and its messages;
+- `sqlite_direct`: one sqlite3 connection per thread and the writers' queue;
+  `direct_ops`: the hot operations on them (SQLite only; PostgreSQL keeps the
+  SQLAlchemy paths of `mailbox` and `folders`).
 
 Names with a leading underscore are shared between these modules but are not part of
 the package's API: import what `__all__` below lists, from `casarray.mailstore.store`.

@@ -11,7 +11,6 @@ is what callers outside the store use.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 import zlib
@@ -31,20 +30,22 @@ from casarray.mailstore.interface import (
 )
 from casarray.mailstore.schema import SCHEMA_VERSION, mailbox, meta, metadata, subscription
 from casarray.mailstore.store.engine import (
+    BUSY_TIMEOUT_MS,
     DEFAULT_SYNCHRONOUS,
     POOL_SIZE,
     SYNCHRONOUS_ENV,
     location_url,
     postgres_schema,
     sqlite_engine,
+    sqlite_pragmas,
 )
 from casarray.mailstore.store.mailbox import SqlMailboxStore
 from casarray.mailstore.store.rows import (
     _FOLDER_BY_NAME,
-    _FOLDER_BY_NAME_SQLITE,
     FolderRow,
     _insert_folder,
 )
+from casarray.mailstore.store.sqlite_direct import FOLDER_BY_NAME, DirectConnections
 
 if TYPE_CHECKING:
     from casarray.directory.objects import MailboxDatabase
@@ -76,6 +77,8 @@ class SqlDatabaseStore:
         self.max_message_size = max_message_size
         self.dialect = make_url(self.url).get_backend_name()
         self.schema: str | None = None
+        # SQLite's hot paths straight on sqlite3 (see `sqlite_direct`); None on PostgreSQL.
+        self.direct: DirectConnections | None = None
         if self.dialect == "sqlite":
             sync = (synchronous or os.environ.get(SYNCHRONOUS_ENV) or DEFAULT_SYNCHRONOUS).upper()
             if sync not in ("NORMAL", "FULL", "EXTRA"):
@@ -83,6 +86,9 @@ class SqlDatabaseStore:
             self.synchronous = sync
             self.engine = sqlite_engine(self.url, sync)
             self._reader = self.engine
+            path = make_url(self.url).database
+            if path and path != ":memory:":
+                self.direct = DirectConnections(path, sqlite_pragmas(sync), BUSY_TIMEOUT_MS / 1000)
         elif self.dialect == "postgresql":
             self.synchronous = "ON"
             self.schema = postgres_schema(self.url)
@@ -226,24 +232,11 @@ class SqlDatabaseStore:
     def folder_by_name(self, mailbox_id: int, name: str) -> FolderRow | None:
         """One folder's row, read outside any transaction: the hot path of SELECT and of
         every command's change check."""
-        if self.is_postgres:
-            with self.read() as conn:
-                row = conn.execute(_FOLDER_BY_NAME, {"mailbox_id": mailbox_id, "name": name})
-                found = row.first()
+        if self.direct is not None:
+            found = self.direct.one(FOLDER_BY_NAME, (mailbox_id, name))
             return FolderRow(*found) if found is not None else None
-        try:
-            raw = self.engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                cursor.execute(_FOLDER_BY_NAME_SQLITE, (mailbox_id, name))
-                found = cursor.fetchone()
-                cursor.close()
-            finally:
-                raw.close()
-        except OperationalError as exc:
-            raise self._unavailable(exc) from exc
-        except sqlite3.OperationalError as exc:
-            raise DatabaseUnavailable(f"The mailbox database can't be read: {exc}") from exc
+        with self.read() as conn:  # PostgreSQL (autocommit), or an in-memory SQLite
+            found = conn.execute(_FOLDER_BY_NAME, {"mailbox_id": mailbox_id, "name": name}).first()
         return FolderRow(*found) if found is not None else None
 
     def flag_map_lock(self, folder_id: int) -> threading.Lock:
@@ -262,6 +255,8 @@ class SqlDatabaseStore:
                 if store is self:
                     del _stores[key]
         self.engine.dispose()
+        if self.direct is not None:
+            self.direct.close()
 
 
 # -- opening stores ------------------------------------------------------------------------
@@ -303,3 +298,5 @@ def close_all() -> None:
         _stores.clear()
     for store in stores:
         store.engine.dispose()
+        if store.direct is not None:
+            store.direct.close()

@@ -50,6 +50,18 @@ def postgres_schema(url: str) -> str | None:
     return match.group(1) if match else None
 
 
+def sqlite_pragmas(synchronous: str) -> list[str]:
+    """What every connection to a mailbox database file runs first (the store's promise,
+    see the package docstring)."""
+    return [
+        "PRAGMA journal_mode=WAL",
+        f"PRAGMA synchronous={synchronous}",
+        "PRAGMA foreign_keys=ON",
+        f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+        "PRAGMA cache_size=-32768",  # 32 MB of pages per connection
+    ]
+
+
 def sqlite_engine(url: str, synchronous: str) -> Engine:
     path = make_url(url).database
     if path and path != ":memory:":
@@ -67,11 +79,8 @@ def sqlite_engine(url: str, synchronous: str) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # BEGIN is issued by _on_begin
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA cache_size=-32768")  # 32 MB of pages per connection
+        for pragma in sqlite_pragmas(synchronous):
+            cur.execute(pragma)
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -27,6 +27,7 @@ from casarray.mailstore.names import INBOX, canonical, is_under, parents, sort_k
 from casarray.mailstore.schema import expunged, mailbox, subscription
 from casarray.mailstore.schema import folder as folder_t
 from casarray.mailstore.schema import message as message_t
+from casarray.mailstore.store import direct_ops
 from casarray.mailstore.store.rows import (
     _COUNTS,
     _FOLDER_BY_NAME,
@@ -115,18 +116,10 @@ class MailboxFolders:
 
     def folders(self) -> list[Folder]:
         """Every folder, in hierarchy order (INBOX first; see `names.sort_key`)."""
-        with self.database.read() as conn:
-            rows = self._folder_rows(conn)
-            ids = select(folder_t.c.id).where(folder_t.c.mailbox_id == self.id).scalar_subquery()
-            counts = {
-                row[0]: tuple(row[1:])
-                for row in conn.execute(
-                    select(message_t.c.folder_id, *_COUNTS)
-                    .where(message_t.c.folder_id.in_(ids))
-                    .group_by(message_t.c.folder_id)
-                )
-            }
-            subscribed = self._subscribed(conn)
+        if self.database.direct is not None:
+            rows, counts, subscribed = direct_ops.all_folders(self.database.direct, self.id)
+        else:
+            rows, counts, subscribed = self._all_folders()
         with_children = {parent for name in rows for parent in parents(name)}
         return [
             self._folder(
@@ -138,8 +131,28 @@ class MailboxFolders:
             for name in sorted(rows, key=sort_key)
         ]
 
+    def _all_folders(self) -> tuple[dict[str, Any], dict[int, tuple[int, int, int]], set[str]]:
+        with self.database.read() as conn:
+            rows = self._folder_rows(conn)
+            ids = select(folder_t.c.id).where(folder_t.c.mailbox_id == self.id).scalar_subquery()
+            counts = {
+                row[0]: (int(row[1]), int(row[2]), int(row[3]))
+                for row in conn.execute(
+                    select(message_t.c.folder_id, *_COUNTS)
+                    .where(message_t.c.folder_id.in_(ids))
+                    .group_by(message_t.c.folder_id)
+                )
+            }
+            subscribed = self._subscribed(conn)
+        return rows, counts, subscribed
+
     def folder(self, name: str) -> Folder:
         key = canonical(name)
+        if self.database.direct is not None:
+            row, numbers, children, subscribed_ = direct_ops.folder_counts(
+                self.database.direct, self.id, key
+            )
+            return self._folder(row, numbers, subscribed_, children)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             counts = conn.execute(select(*_COUNTS).where(message_t.c.folder_id == row.id)).one()

@@ -35,6 +35,7 @@ from casarray.mailstore.names import canonical
 from casarray.mailstore.schema import content, expunged, raw
 from casarray.mailstore.schema import folder as folder_t
 from casarray.mailstore.schema import message as message_t
+from casarray.mailstore.store import direct_ops
 from casarray.mailstore.store.folders import MailboxFolders
 from casarray.mailstore.store.rows import (
     _FOLDER_COLUMNS,
@@ -61,6 +62,12 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     def __repr__(self) -> str:
         return f"<SqlMailboxStore {self.guid} in {self.database.location}>"
 
+    @property
+    def local(self) -> bool:
+        """Whether the operations run on this machine's SQLite file without a network
+        round trip (the IMAP server then runs short commands on its event loop)."""
+        return self.database.direct is not None
+
     def append(
         self,
         folder: str,
@@ -80,6 +87,22 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
         bits, keywords = flagbits.parse(flags)
         stamp, offset = _stamp(internal_date)
         parts = cached_parts(data)
+        direct = self.database.direct
+        if direct is not None:
+            uid_validity, uid = direct_ops.append(
+                direct,
+                self.id,
+                key,
+                parts,
+                data,
+                stamp,
+                offset,
+                bits,
+                flagbits.join_keywords(keywords),
+                to_column(parts.envelope),
+                to_column(parts.bodystructure),
+            )
+            return Appended(uid_validity, uid)
         with self.database.write() as conn:
             row = conn.execute(
                 update(folder_t)
@@ -194,6 +217,9 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
 
     def messages(self, folder: str) -> list[MessageInfo]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            with _gc_paused():
+                return direct_ops.messages(self.database.direct, self.id, key)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             rows = conn.execute(
@@ -211,23 +237,13 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
         cached = self.database.flag_maps.get(row.id)
         if cached is not None and cached[0] == _stamp_of(row):
             return cached[1]
-        with self.database.flag_map_lock(row.id), self.database.read() as conn:
-            row = self._folder_row(conn, key)
-            stamp = _stamp_of(row)
+        with self.database.flag_map_lock(row.id):
             cached = self.database.flag_maps.get(row.id)
-            if cached is not None and cached[0] == stamp:
+            if cached is not None and cached[0] == _stamp_of(row):
                 return cached[1]  # another session read it meanwhile
             with _gc_paused():
-                rows = conn.execute(
-                    select(
-                        message_t.c.uid,
-                        message_t.c.system_flags,
-                        message_t.c.keywords,
-                        message_t.c.recent,
-                    )
-                    .where(message_t.c.folder_id == row.id)
-                    .order_by(message_t.c.uid)
-                ).all()
+                row, rows = self._flag_rows(key)
+            stamp = _stamp_of(row)
             flag_set = flagbits.flag_set
             result = FlagMap.build(
                 row.name,
@@ -242,6 +258,25 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
                 maps.pop(next(iter(maps)))
         return result
 
+    def _flag_rows(self, key: str) -> tuple[Any, Sequence[Any]]:
+        """The folder's row and its messages' (uid, system_flags, keywords, recent) in
+        UID order, one snapshot."""
+        if self.database.direct is not None:
+            return direct_ops.flag_rows(self.database.direct, self.id, key)
+        with self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            rows = conn.execute(
+                select(
+                    message_t.c.uid,
+                    message_t.c.system_flags,
+                    message_t.c.keywords,
+                    message_t.c.recent,
+                )
+                .where(message_t.c.folder_id == row.id)
+                .order_by(message_t.c.uid)
+            ).all()
+        return row, rows
+
     def changes_since(self, folder: str, modseq: int) -> Changes:
         """What changed after `modseq`, up to the folder's HIGHESTMODSEQ read first (a
         change committed meanwhile comes with the next call)."""
@@ -249,6 +284,8 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
         row = self._fast_folder_row(key)
         if int(row.highest_modseq) <= modseq:  # nothing changed: the common case
             return Changes((), (), int(row.highest_modseq), int(row.uid_validity))
+        if self.database.direct is not None:
+            return direct_ops.changes_since(self.database.direct, row, modseq)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             highest = int(row.highest_modseq)
@@ -281,6 +318,11 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
 
     def take_recent(self, folder: str) -> list[int]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            taken = direct_ops.take_recent(self.database.direct, row.id)
+            self._forget_recent(row.id)
+            return taken or []
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             any_recent = conn.execute(
@@ -315,6 +357,9 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
 
     def body(self, folder: str, uid: int) -> bytes:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            return direct_ops.body(self.database.direct, row.id, key, uid)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             data = conn.execute(
@@ -329,6 +374,10 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]:
         """The cached parts of the messages of `uids` that exist."""
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            with _gc_paused():
+                return direct_ops.cached(self.database.direct, row.id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -343,6 +392,10 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
 
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            with _gc_paused():
+                return direct_ops.envelopes(self.database.direct, row.id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -368,6 +421,10 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
             raise ValueError(f"unknown flag mode {mode!r}: use 'set', 'add' or 'remove'")
         key = canonical(folder)
         bits, keywords = flagbits.parse(flags)
+        if self.database.direct is not None:
+            return direct_ops.store_flags(
+                self.database.direct, self.id, key, uids, mode, bits, keywords, unchanged_since
+            )
         with self.database.write() as conn:
             row = self._folder_row(conn, key, lock=True)
             base = select(message_t.c.id, *_INFO_COLUMNS).where(message_t.c.folder_id == row.id)
@@ -494,6 +551,8 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
 
     def expunge(self, folder: str, uids: Sequence[int] | None = None) -> list[int]:
         key = canonical(folder)
+        if self.database.direct is not None:
+            return direct_ops.expunge(self.database.direct, self.id, key, uids)
         with self.database.write() as conn:
             row = self._folder_row(conn, key, lock=True)
             base = select(message_t.c.id, message_t.c.uid, message_t.c.content_id).where(

@@ -30,7 +30,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from casarray.mailstore import flags as flagbits
 from casarray.mailstore.interface import MailstoreError, MessageInfo
@@ -193,9 +192,6 @@ _FOLDER_COLUMNS = (
 _FOLDER_BY_NAME = select(*_FOLDER_COLUMNS).where(
     folder_t.c.mailbox_id == bindparam("mailbox_id"), folder_t.c.name == bindparam("name")
 )
-# The same as plain SQL for sqlite3 itself: the check every IMAP command makes (has the
-# folder changed?) skips SQLAlchemy and any transaction (one statement is atomic).
-_FOLDER_BY_NAME_SQLITE = str(_FOLDER_BY_NAME.compile(dialect=sqlite_dialect()))
 
 
 # -- the cached ENVELOPE and BODYSTRUCTURE in text columns --------------------------------
