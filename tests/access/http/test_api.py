@@ -508,7 +508,7 @@ def test_move(c: TestClient) -> None:
     error(c.get(MSG + "/2"), 404, "message_not_found")
     error(c.post(MSG + "/2/move", json={"to": "Archive"}), 404, "message_not_found")
     error(c.post(MSG + "/3/move", json={"to": "Nope"}), 409, "destination_not_found", "to")
-    error(c.post(MSG + "/3/move", json={"to": "INBOX"}), 409, "folder_in_use")
+    error(c.post(MSG + "/3/move", json={"to": "INBOX"}), 409, "folder_in_use", "to")
     error(c.post(MSG + "/3/move", json={"to": "a%"}), 400, "invalid_folder_name", "to")
     error(c.post(MSG + "/3/move", json={"to": ["Archive"]}), 400, "invalid_field", "to")
     error(c.post(MSG + "/3/move", json={}), 400, "invalid_field", "to")

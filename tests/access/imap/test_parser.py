@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import search as s
+from casarray.access.imap.commands import ParseError
 from casarray.access.imap.framing import (
     RawCommand,
 )
-from casarray.access.imap.parser import CommandParser, ParseError
+from casarray.access.imap.parser import CommandParser
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.wire import utf7
 

@@ -707,6 +707,10 @@ class ApiApp:
         body = await _json_body(call.request)
         _fields(body, ("to",), ("to",))
         destination = _folder_name(body["to"], "to")
+        if destination == name:
+            # IMAP's MOVE may give a message a new UID in its own folder; a web user
+            # moving a message where it is already has made a mistake.
+            raise ApiError("folder_in_use", f"The message is in '{name}' already.", field="to")
         copied = await self._run(call.store.move, name, [uid], destination)
         if not copied.pairs:
             raise ApiError("message_not_found", f"There is no message with UID {uid} in '{name}'.")

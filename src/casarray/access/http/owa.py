@@ -87,6 +87,7 @@ from casarray.directory.errors import DirectoryError, NotFoundError
 from casarray.mailstore.interface import (
     DatabaseUnavailable,
     Folder,
+    FolderInUse,
     FolderNotFound,
     InvalidFolderName,
     MailstoreError,
@@ -94,6 +95,7 @@ from casarray.mailstore.interface import (
     MessageNotFound,
 )
 from casarray.mailstore.mime import fetch_section
+from casarray.mailstore.names import canonical
 from casarray.mailstore.provisioning import open_mailbox
 
 if TYPE_CHECKING:
@@ -736,13 +738,21 @@ class Owa:
         user, form, folder, uid = await self._target(request)
         destination = str(form.get("destination") or "")
         # A destination that doesn't exist: 404; the folder it is in already: 400.
-        await self._store(request, user, user.store.move, folder, [uid], destination)
+        await self._store(request, user, self._move, user.store, folder, uid, destination)
         return RedirectResponse(_url("/owa", folder=folder), 303)
 
     async def delete(self, request: Request) -> Response:
         user, _, folder, uid = await self._target(request)
         await self._store(request, user, self._delete, user.store, folder, uid)
         return RedirectResponse(_url("/owa", folder=folder), 303)
+
+    @staticmethod
+    def _move(store: MailboxStore, folder: str, uid: int, destination: str) -> None:
+        """IMAP's MOVE may give a message a new UID in its own folder; a web user moving
+        a message where it is already has made a mistake."""
+        if canonical(destination) == folder:
+            raise FolderInUse(f"The message is in '{folder}' already.")
+        store.move(folder, [uid], destination)
 
     @staticmethod
     def _delete(store: MailboxStore, folder: str, uid: int) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import responses as r
+from casarray.access.imap.commands import ParseError
 from casarray.access.imap.imapurl import BadUrl, resolve, url_code
 from casarray.mailstore.interface import (
     Appended,
@@ -51,7 +52,6 @@ class Outcome:
 
 def parse_append(p: CommandParser, tag: str, name: str) -> c.Append:
     """The APPEND command's arguments (see the module docstring)."""
-    from casarray.access.imap.parser import ParseError
 
     p.sp(name)
     mailbox = p.mailbox()
@@ -67,7 +67,6 @@ def parse_append(p: CommandParser, tag: str, name: str) -> c.Append:
 
 
 def _message(p: CommandParser) -> c.AppendMessage:
-    from casarray.access.imap.parser import ParseError
 
     flags: tuple[str, ...] = ()
     when: datetime | None = None
@@ -92,7 +91,6 @@ def _message(p: CommandParser) -> c.AppendMessage:
 
 
 def _catenate(p: CommandParser) -> tuple[tuple[bytes | c.CatenateUrl, ...], bool]:
-    from casarray.access.imap.parser import ParseError
 
     p.char("(", "to open the CATENATE parts")
     parts: list[bytes | c.CatenateUrl] = []

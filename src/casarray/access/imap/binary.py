@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from casarray.access.imap import responses as r
 from casarray.access.imap.commands import FetchAttribute
+from casarray.errors import CasarrayError
 
 __all__ = ["UnknownCte", "literal8", "render"]
 
 
-class UnknownCte(Exception):
+class UnknownCte(CasarrayError):
     """A part's Content-Transfer-Encoding can't be decoded: NO [UNKNOWN-CTE]."""
 
 

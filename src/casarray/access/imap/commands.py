@@ -10,6 +10,12 @@ from datetime import datetime
 from casarray.access.imap.esearch import ReturnOptions
 from casarray.access.imap.search import SearchKey
 from casarray.access.imap.sequence import SequenceSet
+from casarray.errors import CasarrayError
+
+
+class ParseError(CasarrayError):
+    """The command is malformed: `<tag> BAD <message>`. (Here rather than in the parser,
+    so the parsers of single commands, `appending` and `urlauth`, need no import back.)"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import zlib
 
+from casarray.errors import CasarrayError
+
 WBITS = -15  # raw deflate: no zlib or gzip header
 LEVEL = 6  # zlib's default, as Dovecot's imap_compress_deflate_level
 MAX_CHUNK = 256 * 1024
 
 
-class CompressionError(Exception):
+class CompressionError(CasarrayError):
     """The client's deflate stream is corrupt."""
 
 

@@ -22,6 +22,7 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from casarray.errors import CasarrayError
 from casarray.mailstore.interface import MailboxStore, MailstoreError
 
 _PARAM = re.compile(r"(/?);([A-Za-z]+)=([^;/]*)")
@@ -31,7 +32,7 @@ _PARTIAL = re.compile(r"([0-9]{1,10})(?:\.([1-9][0-9]{0,9}))?")
 MAX_URL = 8192
 
 
-class BadUrl(Exception):
+class BadUrl(CasarrayError):
     """The URL is malformed or names nothing this user may read."""
 
     def __init__(self, url: str, reason: str) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from casarray.access.imap import commands as c
 from casarray.access.imap import responses as r
+from casarray.errors import CasarrayError
 from casarray.mailstore.interface import DELIMITER, Folder, MailboxStore
 
 MESSAGE_NEW = "MESSAGENEW"
@@ -32,7 +33,7 @@ _MESSAGE_EVENTS = frozenset({MESSAGE_NEW, MESSAGE_EXPUNGE, FLAG_CHANGE})
 _SELECTED = frozenset({"SELECTED", "SELECTED-DELAYED"})
 
 
-class NotifyError(Exception):
+class NotifyError(CasarrayError):
     """A NOTIFY SET the server refuses: `status` BAD or NO, with a response code."""
 
     def __init__(self, status: str, message: str, code: str | None = None) -> None:

@@ -14,19 +14,15 @@ from datetime import date, datetime, timedelta, timezone
 from casarray.access.imap import commands as c
 from casarray.access.imap import quota
 from casarray.access.imap import search as s
+from casarray.access.imap.commands import ParseError
 from casarray.access.imap.esearch import ReturnOptions
 from casarray.access.imap.framing import LITERAL_MARK, TAG, RawCommand
 from casarray.access.imap.responses import MONTHS
 from casarray.access.imap.sequence import SequenceSet
-from casarray.errors import CasarrayError
 from casarray.mailstore.interface import DELIMITER, SYSTEM_FLAGS
 from casarray.wire import utf7
 
 # -- grammar ---------------------------------------------------------------------
-
-
-class ParseError(CasarrayError):
-    """The command is malformed: `<tag> BAD <message>`."""
 
 
 _ATOM_BYTES = re.compile(rb"[^(){ \x00-\x1f\x7f%*\"\\\]\x80-\xff]+")

@@ -42,6 +42,7 @@ from casarray.access.imap.backend import (
     LoginThrottled,
     LoginUnavailable,
 )
+from casarray.access.imap.commands import ParseError
 from casarray.access.imap.esearch import esearch_line
 from casarray.access.imap.events import Close, Compress, Event, Idling, Send, StartTLS
 from casarray.access.imap.fetch import fetch
@@ -54,7 +55,7 @@ from casarray.access.imap.framing import (
     ReaderEvent,
 )
 from casarray.access.imap.notify import Notifier, NotifyError
-from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser, ParseError
+from casarray.access.imap.parser import SEARCH_CHARSETS, CommandParser
 from casarray.access.imap.search import evaluate, highest_modseq, source_for, uses_modseq
 from casarray.access.imap.search_context import SearchContext, SearchContexts
 from casarray.access.imap.selected import MailboxGone, SelectedMailbox

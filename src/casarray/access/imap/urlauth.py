@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from casarray.access.imap import responses as r
 from casarray.access.imap.binary import literal8
-from casarray.access.imap.commands import Command
+from casarray.access.imap.commands import Command, ParseError
 from casarray.access.imap.imapurl import BadUrl, ImapUrl, fetch_data, parse, url_code
 from casarray.mailstore.interface import FolderNotFound, MailboxStore, MailstoreError
 
@@ -79,7 +79,6 @@ def parse_genurlauth(p: CommandParser, tag: str, name: str) -> GenUrlauth:
 
 
 def parse_urlfetch(p: CommandParser, tag: str, name: str) -> UrlFetch:
-    from casarray.access.imap.parser import ParseError
 
     urls: list[tuple[str, tuple[str, ...]]] = []
     while not p.at_end() or not urls:
@@ -115,7 +114,6 @@ def parse_resetkey(p: CommandParser, tag: str, name: str) -> ResetKey:
 
 
 def _check_count(count: int) -> None:
-    from casarray.access.imap.parser import ParseError
 
     if count > MAX_URLS:
         raise ParseError(f"Too many URLs in one command (at most {MAX_URLS})")

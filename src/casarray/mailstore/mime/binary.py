@@ -27,6 +27,7 @@ from __future__ import annotations
 import binascii
 import re
 
+from casarray.errors import CasarrayError
 from casarray.mailstore.mime.fetch import _resolve
 from casarray.mailstore.mime.header_values import _token_value
 from casarray.mailstore.mime.serialisation import _write_body
@@ -42,7 +43,7 @@ _BASE64_CTE = b"Content-Transfer-Encoding: base64\r\n"
 _BASE64_LINE = 57  # input bytes per 76-column line
 
 
-class UnknownEncoding(ValueError):
+class UnknownEncoding(CasarrayError, ValueError):
     """A Content-Transfer-Encoding that can't be decoded (RFC 3516 UNKNOWN-CTE)."""
 
 
