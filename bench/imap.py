@@ -201,6 +201,7 @@ def start_casarray(
     messages: list[Message],
     processes: int | None = None,
     users: Sequence[tuple[str, str]] = (),
+    threads: int | None = None,
 ) -> Server:
     """casarray with USER's INBOX holding `messages` (its password hashed cheaply), and
     `users`, (alias, password hash) pairs, with empty mailboxes."""
@@ -251,12 +252,14 @@ def start_casarray(
             "0",
             "--allow-plaintext-login",
             *(["--processes", str(processes)] if processes else []),
+            *(["--threads", str(threads)] if threads else []),
         ],
         stdout=log,
         stderr=log,
         env=dict(os.environ),
     )
     wait_for_port(CAS_HOST, port, proc)
+    wait_for_workers(home, proc)
 
     def stop() -> None:
         proc.send_signal(signal.SIGTERM)
@@ -379,6 +382,22 @@ def wait_for_port(host: str, port: int, proc: subprocess.Popen[bytes] | None) ->
             return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def wait_for_workers(home: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Until the server's status file is written: its master writes it once every
+    worker serves. (The port answers as soon as the first worker listens; a load
+    started then lands wholly on that worker, the kernel choosing among the listeners
+    there are when each connection arrives.)"""
+    from casarray.access.cas_process import status_file
+
+    deadline = time.monotonic() + 60
+    while status_file("CAS01", home).read() is None:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server's workers did not all start within 60 s")
+        time.sleep(0.05)
 
 
 # -- a minimal IMAP client -------------------------------------------------------------
@@ -818,7 +837,10 @@ def stress_main(args: argparse.Namespace, dovecot_ok: bool) -> int:
         starters: list[tuple[str, Callable[[], Server]]] = []
         if not args.no_casarray:
             starters.append(
-                ("casarray", lambda: start_casarray(base, [], args.processes or 2, users))
+                (
+                    "casarray",
+                    lambda: start_casarray(base, [], args.processes or 2, users, args.threads),
+                )
             )
         if dovecot_ok and not args.no_dovecot:
             starters.append(("Dovecot", lambda: start_dovecot(base, [], users)))
@@ -874,6 +896,9 @@ def main() -> int:
         "--processes",
         type=int,
         help="casarray worker processes (default: casarray's own, one per CPU)",
+    )
+    parser.add_argument(
+        "--threads", type=int, help="casarray's threads per worker (default: its own, 16)"
     )
     parser.add_argument("--no-dovecot", action="store_true", help="measure casarray only")
     parser.add_argument("--no-casarray", action="store_true", help="measure Dovecot only")
