@@ -63,6 +63,20 @@ def test_two_directories_on_one_file_write_interleaved(tmp_path: Path) -> None:
         assert a.topology_version() == b.topology_version()
 
 
+def test_the_version_follows_changes_made_by_another_process_and_thread(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    with Directory.open(url) as reader, Directory.open(url) as writer:
+        before = reader.topology_version()  # the reader's connection is open from here
+        writer.sites.new("BJ", ["127.77.1.0/24"])
+        assert reader.topology_version() == before + 1
+        seen: list[int] = []
+        thread = threading.Thread(target=lambda: seen.append(reader.topology_version()))
+        thread.start()
+        thread.join()
+        writer.sites.new("SH", ["127.77.2.0/24"])
+        assert seen == [before + 1] and reader.topology_version() == before + 2
+
+
 def test_concurrent_writers_are_serialised(directory_url: str) -> None:
     """Writers in threads, each with its own Directory (as separate processes would
     have): no 'database is locked', no lost update, and the rules still hold."""

@@ -10,8 +10,10 @@ version so watchers learn of it at once.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from casarray.directory.schema import TopologyRow
 NOTIFY_CHANNEL = "casarray_topology"
 BUSY_TIMEOUT_MS = 15_000
 POOL_SIZE = 24
+_VERSION_SQL = f"SELECT version FROM {TopologyRow.__tablename__} WHERE id = 1"
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -73,6 +76,11 @@ class Store:
                 f"unsupported directory URL '{url}': use sqlite:///FILE or postgresql+psycopg://"
             )
         self._write_engine = self.engine.execution_options(casarray_write=True)
+        database = make_url(url).database if self.dialect == "sqlite" else None
+        self._sqlite_file = database if database and database != ":memory:" else None
+        self._local = threading.local()
+        self._version_conns: list[sqlite3.Connection] = []
+        self._version_lock = threading.Lock()
         # PostgreSQL reads run in autocommit: under READ COMMITTED a transaction gives a
         # multi-statement read no common snapshot anyway, and BEGIN/COMMIT cost two round
         # trips per lookup.
@@ -118,11 +126,39 @@ class Store:
             yield session
 
     def topology_version(self) -> int:
+        """The version every directory change bumps: what each cache checks before it
+        trusts itself, so the most frequent read. On SQLite it goes straight to the
+        driver on a connection of its own per thread (some 10 us instead of some 250 us
+        through the pool and the ORM's execution path)."""
+        if self._sqlite_file is not None:
+            return self._sqlite_version()
         with self.engine.connect() as conn:
             value = conn.execute(select(TopologyRow.version).where(TopologyRow.id == 1))
             result = value.scalar_one_or_none()
             conn.rollback()
         return int(result or 0)
 
+    def _sqlite_version(self) -> int:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self._sqlite_file is not None
+            conn = sqlite3.connect(
+                self._sqlite_file,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,  # closed by dispose() from another thread
+            )
+            self._local.conn = conn
+            with self._version_lock:
+                self._version_conns.append(conn)
+        row = conn.execute(_VERSION_SQL).fetchone()
+        return int(row[0]) if row and row[0] else 0
+
     def dispose(self) -> None:
+        with self._version_lock:
+            conns, self._version_conns = self._version_conns, []
+        for conn in conns:
+            with suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
         self.engine.dispose()

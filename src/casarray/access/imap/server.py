@@ -1,14 +1,19 @@
 """The asyncio IMAP server around the sans-IO session (`session.ImapSession`).
 
-One `asyncio.Protocol` object per connection and no thread of its own: the session's
-`feed()` (which may block on the mailbox store) runs in a shared worker pool, one call
-at a time per connection, and the socket's reading is paused meanwhile (backpressure:
-a client can't make the server buffer more than one read ahead of the session). A
-short command line of a session logged in to a local store (SQLite on this machine,
-whose operations take a fraction of a millisecond and never wait on a network) runs
-on the event loop itself instead: the hand-off to a worker thread and back costs two
-thread wake-ups, more than such a command, and under load they dominated its latency.
-Logins (argon2id), APPENDs and anything with a literal always go to the pool. When
+One `asyncio.Protocol` object per connection and no thread of its own. The input of
+a session logged in to a local store (SQLite on this machine, whose operations take a
+fraction of a millisecond and never wait on a network) runs on the event loop itself,
+a command line at a time (a client's pipelined batch waits for the loop's next turn,
+so every session takes its turn), APPENDs with their literals included up to
+INLINE_MAX bytes. Everything else (logins with their argon2id, IDLE, sessions on
+PostgreSQL, larger input) runs in a shared worker pool, one call at a time per
+connection, the socket's reading paused meanwhile (backpressure: a client can't make
+the server buffer more than one read ahead of the session). Why not the pool for all:
+the threads of one process share the GIL, and every sqlite3 call lets it go; a thread
+that held the database's write lock then waited for the GIL behind the others' Python
+work, every writer queued behind it, and under imaptest's 50-client load the pool's
+threads spent three quarters of their time waiting (the loop alone does twice the
+work). The responses of one step go out in one write. When
 the client doesn't read what it is sent, the transport's write buffer pauses the
 session in turn. STARTTLS upgrades the connection in place (`loop.start_tls`); the
 implicit-TLS listener (993) starts TLS before the greeting. After COMPRESS DEFLATE the
@@ -120,26 +125,30 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 
-# Commands that never run on the event loop: a login's argon2id, an APPEND's literal,
-# the few whose effect is on the connection itself.
-_THREAD_ONLY = (b"LOGIN", b"AUTHENTICATE", b"APPEND", b"IDLE", b"STARTTLS", b"COMPRESS")
-INLINE_MAX = 512  # bytes of one command line the event loop may run itself
+# Commands that never run on the event loop: a login's argon2id, IDLE, and those whose
+# effect is on the connection itself. (Only a logged-in session's input runs there, for
+# which LOGIN and AUTHENTICATE are refused at once; they are still kept out, to be safe.)
+_THREAD_ONLY = frozenset((b"LOGIN", b"AUTHENTICATE", b"IDLE", b"STARTTLS", b"COMPRESS"))
+INLINE_MAX = 128 * 1024  # bytes of input (an APPEND's literal too) the loop may run itself
 
 
 def _inline_ok(data: bytes) -> bool:
-    """Whether `data` is exactly one short, complete command line without a literal that
-    is not in _THREAD_ONLY."""
-    if len(data) > INLINE_MAX or not data.endswith(b"\r\n") or data.count(b"\n") != 1:
+    """Whether the event loop may run a logged-in session's input `data`: INLINE_MAX bytes
+    at most, and no line whose second word (a command's name, after UID too) is in
+    _THREAD_ONLY. Lines of a literal are looked at too: a message line that happens to
+    read like one sends the input to the pool, which is only slower."""
+    if len(data) > INLINE_MAX:
         return False
-    if b"{" in data:
-        return False
-    parts = data.split(b" ", 2)
-    if len(parts) < 2:
-        return False
-    name = parts[1].rstrip(b"\r\n").upper()
-    if name == b"UID" and len(parts) > 2:
-        name = parts[2].split(b" ", 1)[0].rstrip(b"\r\n").upper()
-    return name not in _THREAD_ONLY
+    for line in data.split(b"\n"):
+        parts = line.split(b" ", 3)
+        if len(parts) < 2:
+            continue
+        name = parts[1].rstrip(b"\r").upper()
+        if name == b"UID" and len(parts) > 2:
+            name = parts[2].rstrip(b"\r").upper()
+        if name in _THREAD_ONLY:
+            return False
+    return True
 
 
 class ImapConnection(asyncio.Protocol):
@@ -364,8 +373,14 @@ class ImapConnection(asyncio.Protocol):
                 self._continue()
                 return
         if self.server.inline and _inline_ok(data) and getattr(self.session, "local_store", False):
-            # A short command against a local store runs here: handing it to a worker
-            # thread and back costs two thread wake-ups, more than the command itself.
+            # The input of a session on a local store runs here (see the module's
+            # docstring), a command line at a time: the rest of a pipelined batch waits
+            # for the next turn of the loop, so that every session takes its turn.
+            rest = b""
+            if self.compression is None and b"{" not in data:
+                end = data.find(b"\n") + 1
+                if 0 < end < len(data):
+                    data, rest = data[:end], data[end:]
             try:
                 events = self.session.feed(data)
             except Exception:
@@ -373,11 +388,21 @@ class ImapConnection(asyncio.Protocol):
                 self._fail()
                 return
             self._handle(events)
+            if rest:
+                self._pending = [rest, *(self._pending or [])]
+                self._pending_size += len(rest)
+                self._busy = True
+                self.server.loop.call_soon(self._next_turn)
+                return
             self._continue()
             return
         self._busy = True
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
+
+    def _next_turn(self) -> None:
+        self._busy = False
+        self._continue()
 
     def _settle(self, future: asyncio.Future[list[Event]], what: str) -> list[Event] | None:
         """The events a worker-thread call of the session produced; None when the
@@ -423,12 +448,17 @@ class ImapConnection(asyncio.Protocol):
             self._resume_reading()
 
     def _handle(self, events: Iterable[Event]) -> None:
+        sends: list[bytes] = []  # written together: one send() for a command's responses
         for event in events:
             if self._closing:
                 return
             if isinstance(event, Send):
-                self._write(event.data)
-            elif isinstance(event, Compress):
+                sends.append(event.data)
+                continue
+            if sends:
+                self._write(b"".join(sends))
+                sends = []
+            if isinstance(event, Compress):
                 self._start_compression(event.pending)
             elif isinstance(event, StartTLS):
                 self._start_tls()
@@ -441,6 +471,8 @@ class ImapConnection(asyncio.Protocol):
             elif isinstance(event, Close):
                 self._close()
                 return
+        if sends and not self._closing:
+            self._write(b"".join(sends))
 
     def _release_session(self) -> None:
         session = self.session

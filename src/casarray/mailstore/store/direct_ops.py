@@ -61,29 +61,53 @@ def append(
     bodystructure: str,
 ) -> tuple[int, int]:
     """(UIDVALIDITY, UID) of the message stored."""
+    message = (parts, data, stamp, offset, bits, keywords, envelope, bodystructure)
+    return append_many(db, mailbox_id, key, [message])
+
+
+def append_many(
+    db: DirectConnections, mailbox_id: int, key: str, messages: Sequence[tuple[Any, ...]]
+) -> tuple[int, int]:
+    """Stores `messages`, each (parts, data, stamp, offset, bits, keywords, envelope,
+    bodystructure), in one transaction: (UIDVALIDITY, the first UID), the rest following
+    in order."""
     with db.write() as conn:
         found = conn.execute(
-            "UPDATE ms_folder SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 "
+            "UPDATE ms_folder SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 "
             "WHERE mailbox_id = ? AND name = ? RETURNING id, uid_validity, uid_next, "
             "highest_modseq",
-            (mailbox_id, key),
+            (len(messages), mailbox_id, key),
         ).fetchall()
         if not found:
             raise DestinationNotFound(f"The folder '{key}' doesn't exist.")
         folder_id, uid_validity, uid_next, modseq = found[0]
-        content_id = conn.execute(
-            "INSERT INTO ms_content (mailbox_id, envelope, bodystructure, body) "
-            "VALUES (?, ?, ?, ?)",
-            (mailbox_id, envelope, bodystructure, parts.body),
-        ).lastrowid
-        conn.execute("INSERT INTO ms_raw (content_id, data) VALUES (?, ?)", (content_id, data))
-        uid = int(uid_next) - 1
-        conn.execute(
-            "INSERT INTO ms_message (folder_id, uid, content_id, internal_date, tz_offset, "
-            "size, system_flags, keywords, modseq, recent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (folder_id, uid, content_id, stamp, offset, len(data), bits, keywords, modseq),
-        )
-    return int(uid_validity), uid
+        first = int(uid_next) - len(messages)
+        for i, (parts, data, stamp, offset, bits, keywords, envelope, bodystructure) in enumerate(
+            messages
+        ):
+            content_id = conn.execute(
+                "INSERT INTO ms_content (mailbox_id, envelope, bodystructure, body) "
+                "VALUES (?, ?, ?, ?)",
+                (mailbox_id, envelope, bodystructure, parts.body),
+            ).lastrowid
+            conn.execute("INSERT INTO ms_raw (content_id, data) VALUES (?, ?)", (content_id, data))
+            conn.execute(
+                "INSERT INTO ms_message (folder_id, uid, content_id, internal_date, tz_offset, "
+                "size, system_flags, keywords, modseq, recent) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (
+                    folder_id,
+                    first + i,
+                    content_id,
+                    stamp,
+                    offset,
+                    len(data),
+                    bits,
+                    keywords,
+                    modseq,
+                ),
+            )
+    return int(uid_validity), first
 
 
 def flag_rows(db: DirectConnections, mailbox_id: int, key: str) -> tuple[FolderRow, list[Any]]:
@@ -248,6 +272,16 @@ def expunge(
         conn.execute("UPDATE ms_folder SET highest_modseq = ? WHERE id = ?", (modseq, row.id))
         drop_orphans(conn, [m[2] for m in found])
     return [int(m[1]) for m in found]
+
+
+def storage_used(db: DirectConnections, mailbox_id: int) -> int:
+    """The bytes of every message in the mailbox (its quota usage)."""
+    row = db.one(
+        "SELECT coalesce(sum(m.size), 0) FROM ms_message m JOIN ms_folder f "
+        "ON m.folder_id = f.id WHERE f.mailbox_id = ?",
+        (mailbox_id,),
+    )
+    return int(row[0])
 
 
 def folder_counts(

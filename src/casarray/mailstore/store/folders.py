@@ -305,6 +305,8 @@ class MailboxFolders:
 
     def storage_used(self) -> int:
         """The bytes of every message in the mailbox (its quota usage), in one query."""
+        if self.database.direct is not None:
+            return direct_ops.storage_used(self.database.direct, self.id)
         with self.database.read() as conn:
             total = conn.execute(
                 select(func.coalesce(func.sum(message_t.c.size), 0))

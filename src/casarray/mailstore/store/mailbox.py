@@ -168,6 +168,27 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
             prepared.append(
                 (data, flagbits.parse(flags), _stamp(internal_date), cached_parts(data))
             )
+        direct = self.database.direct
+        if direct is not None:
+            uid_validity, first = direct_ops.append_many(
+                direct,
+                self.id,
+                key,
+                [
+                    (
+                        parts,
+                        data,
+                        stamp,
+                        offset,
+                        bits,
+                        flagbits.join_keywords(keywords),
+                        to_column(parts.envelope),
+                        to_column(parts.bodystructure),
+                    )
+                    for data, (bits, keywords), (stamp, offset), parts in prepared
+                ],
+            )
+            return [Appended(uid_validity, first + i) for i in range(len(prepared))]
         with self.database.write() as conn:
             row = conn.execute(
                 update(folder_t)
