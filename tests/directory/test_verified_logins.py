@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import select, update
 
 from casarray.directory import Directory
+from casarray.directory.errors import DirectoryError
 from casarray.directory.lockout import DirectoryLockout
 from casarray.directory.schema import MailboxRow, VerifiedLoginRow
+from casarray.directory.verified_logins import TTL_ENV
 
 
 class Clock:
@@ -123,3 +125,25 @@ def test_a_ttl_of_zero_remembers_nothing(org: Directory, password: str) -> None:
     org.mailboxes.authenticate("alice@lab.net", password)
     assert rows(org) == []
     assert not org.mailboxes.check_password("alice@lab.net", password).remembered
+
+
+def test_the_environment_sets_how_long_logins_are_remembered(
+    org: Directory, password: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TTL_ENV, "0")
+    with Directory.open(org.store.url) as other:
+        assert other.verified_logins.ttl == 0
+        other.mailboxes.authenticate("alice@lab.net", password)
+        assert not other.mailboxes.check_password("alice@lab.net", password).remembered
+    monkeypatch.setenv(TTL_ENV, "300")
+    with Directory.open(org.store.url) as other:
+        assert other.verified_logins.ttl == 300
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "1e9"])
+def test_a_bad_setting_is_refused_by_name(
+    org: Directory, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(TTL_ENV, value)
+    with pytest.raises(DirectoryError, match=TTL_ENV):
+        Directory.open(org.store.url)

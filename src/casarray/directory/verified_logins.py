@@ -13,6 +13,9 @@ password under a key derived from the organization's secret (never the password,
 and useless without the secret, which is kept in the same protected database); the
 row names the mailbox and a digest of its password hash at verification time.
 
+How long: `ttl` seconds, DEFAULT_TTL unless $CASARRAY_LOGIN_CACHE_SECONDS says
+otherwise (0 turns remembering off: every login pays argon2, as `bench/imap.py` shows).
+
 When it is forgotten: an entry matches only the mailbox's current password hash, so a
 password change (Set-Mailbox -Password) stops it at once, and that change also
 deletes the mailbox's entries; a lockout (`directory.lockout`, blocking the user after
@@ -26,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from casarray.directory.errors import DirectoryError
 from casarray.directory.schema import VerifiedLoginRow
 
 if TYPE_CHECKING:
@@ -41,12 +46,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_TTL = 60.0
+TTL_ENV = "CASARRAY_LOGIN_CACHE_SECONDS"
 _KEY_LABEL = b"casarray verified-login v1"
 
 
 def user_key(login: str) -> str:
     """The login as the lockout counts it (`directory.lockout.keys`)."""
     return "user:" + login.strip().lower()
+
+
+def configured_ttl() -> float:
+    """$CASARRAY_LOGIN_CACHE_SECONDS (seconds, 0 for none), else DEFAULT_TTL."""
+    value = os.environ.get(TTL_ENV, "").strip()
+    if not value:
+        return DEFAULT_TTL
+    try:
+        ttl = float(value)
+    except ValueError:
+        ttl = -1.0
+    if not 0 <= ttl <= 86400:
+        raise DirectoryError(
+            f"{TTL_ENV} must be a number of seconds from 0 to 86400, not {value!r}."
+        )
+    return ttl
 
 
 def password_check(password_hash: str) -> str:
@@ -60,12 +82,12 @@ class VerifiedLogins:
     def __init__(
         self,
         directory: Directory,
-        ttl: float = DEFAULT_TTL,
+        ttl: float | None = None,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.dir = directory
-        self.ttl = ttl
+        self.ttl = configured_ttl() if ttl is None else ttl
         self.clock = clock
         self._key: bytes | None = None
         # Counted in this process, for logs and tests: logins served from here.
