@@ -156,12 +156,12 @@ def cert(tmp_path: Path) -> tls.CertificateFiles:
 
 async def start(cert: tls.CertificateFiles, **kwargs: Any) -> ImapServer:
     kwargs.setdefault("limits", FakeLimits())
+    kwargs.setdefault("session_factory", FakeSession)
     server = ImapServer(
         object(),  # type: ignore[arg-type]
         name="CAS01",
         host=HOST,
         ssl_context=tls.server_context(cert),
-        session_factory=FakeSession,
         workers=4,
         **kwargs,
     )
@@ -553,3 +553,44 @@ def test_a_port_that_cant_be_bound_is_the_error_shown(
             return error
 
     assert "address already in use" in arun(body()).lower()
+
+
+class LocalFakeSession(FakeSession):
+    """A session on a local store (run on the event loop); WORK takes 2 ms."""
+
+    local_store = True
+    order: ClassVar[list[bytes]] = []
+
+    def _feed(self, data: bytes) -> list[Any]:
+        if data.endswith(b" WORK\r\n"):
+            time.sleep(0.002)
+        LocalFakeSession.order += [line for line in data.split(b"\r\n") if line]
+        return super()._feed(data)
+
+
+def test_a_pipelined_batch_does_not_hold_up_another_client(
+    arun: Any, cert: tls.CertificateFiles
+) -> None:
+    LocalFakeSession.order = []
+    arun(serving(cert, _test_a_pipelined_batch, session_factory=LocalFakeSession))
+
+
+async def _test_a_pipelined_batch(server: ImapServer) -> None:
+    port = server.port(False)
+
+    def talk() -> tuple[list[bytes], bytes]:
+        bulk, other = Client(port), Client(port)
+        bulk.line(), other.line()
+        bulk.send(b"".join(b"a%d WORK\r\n" % i for i in range(500)))  # about a second
+        first = bulk.line()  # the batch is being worked through
+        other.send(b"b1 NOOP\r\n")
+        answer = other.line()
+        rest = [bulk.line() for _ in range(499)]
+        bulk.close(), other.close()
+        return [first, *rest], answer
+
+    bulk, answer = await run(talk)
+    assert bulk == [b"a%d OK WORK\r\n" % i for i in range(500)]  # in order, all there
+    assert answer == b"b1 OK NOOP\r\n"
+    # the other client's command ran while the batch was still going, not after it
+    assert LocalFakeSession.order.index(b"b1 NOOP") < 499

@@ -35,6 +35,7 @@ allocated per connection.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import functools
@@ -392,7 +393,7 @@ class ImapConnection(asyncio.Protocol):
                 self._pending = [rest, *(self._pending or [])]
                 self._pending_size += len(rest)
                 self._busy = True
-                self.server.loop.call_soon(self._next_turn)
+                self.server._wait_turn(self)
                 return
             self._continue()
             return
@@ -704,6 +705,9 @@ class ImapServer:
         self._connections: set[ImapConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = 0
+        # Sessions whose pipelined input waits for its next turn (see _take_turns).
+        self._turns: collections.deque[ImapConnection] = collections.deque()
+        self._turn_taker: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.listeners: list[ListenerInfo] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # set when the listeners open
@@ -815,6 +819,24 @@ class ImapServer:
             now = time.monotonic()
             for connection in list(self._connections):
                 connection.check_timeout(now, timeout)
+
+    def _wait_turn(self, connection: ImapConnection) -> None:
+        self._turns.append(connection)
+        if self._turn_taker is None or self._turn_taker.done():
+            self._turn_taker = self.loop.create_task(self._take_turns())
+
+    async def _take_turns(self) -> None:
+        """The next command of each waiting session in turn, yielding to the loop after
+        each: a command that arrives meanwhile from a session with nothing queued (a
+        client waiting for its answer) runs first, at once, as a process that mostly
+        sleeps gets the CPU first from the kernel's scheduler."""
+        while self._turns:
+            connection = self._turns.popleft()
+            try:
+                connection._next_turn()
+            except Exception:
+                log.exception("%s #%d session error", self.name, connection.cid)
+            await asyncio.sleep(0)
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Close the listeners, say BYE to every session (after its current command),
