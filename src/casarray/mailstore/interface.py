@@ -266,6 +266,14 @@ class MailboxStore(Protocol):
         """The raw RFC 5322 message."""
         ...
 
+    def bodies(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        """The raw messages of `uids` that exist, in one read (a FETCH's batch)."""
+        ...
+
+    def infos(self, folder: str, uids: Sequence[int]) -> dict[int, MessageInfo]:
+        """What `messages` says of the messages of `uids` that exist."""
+        ...
+
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]: ...
 
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:

@@ -299,6 +299,18 @@ class FakeMailboxStore:
                 raise MessageNotFound(f"There is no message with UID {uid}.")
             return message.raw
 
+    def bodies(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        with self._lock:
+            self._count("bodies")
+            found = self._get(folder).messages
+            return {uid: found[uid].raw for uid in uids if uid in found}
+
+    def infos(self, folder: str, uids: Sequence[int]) -> dict[int, MessageInfo]:
+        with self._lock:
+            self._count("infos")
+            found = self._get(folder).messages
+            return {uid: found[uid].info() for uid in uids if uid in found}
+
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]:
         with self._lock:
             self._count("cached")

@@ -33,9 +33,11 @@ def vanished_earlier(uids: Sequence[int]) -> list[bytes]:
     return [b"* VANISHED (EARLIER) %s\r\n" % r.uid_set(sorted(uids)).encode("ascii")]
 
 
-def modseqs(store: MailboxStore, view: SelectedMailbox) -> dict[int, int]:
-    """Every message's current modseq, by UID."""
-    return {info.uid: info.modseq for info in store.messages(view.name)}
+def modseqs(store: MailboxStore, view: SelectedMailbox, indexes: Sequence[int]) -> dict[int, int]:
+    """The current modseq of the messages at `indexes` (that still exist), by UID."""
+    uids = view.uids
+    found = store.infos(view.name, [uids[i] for i in indexes])
+    return {uid: info.modseq for uid, info in found.items()}
 
 
 def _last_uid(view: SelectedMailbox) -> int:
@@ -78,7 +80,7 @@ def changed_indexes(
     store: MailboxStore, view: SelectedMailbox, indexes: Sequence[int], since: int
 ) -> list[int]:
     """FETCH (CHANGEDSINCE n): the messages whose modseq is above n."""
-    current = modseqs(store, view)
+    current = modseqs(store, view, indexes)
     uids = view.uids
     return [i for i in indexes if current.get(uids[i], 0) > since]
 
@@ -93,7 +95,7 @@ def store_result(
     """A STORE's untagged FETCH responses once CONDSTORE is on (each with its MODSEQ;
     with .SILENT only for the messages changed, RFC 7162 3.1.3), and the MODIFIED
     response code for messages UNCHANGEDSINCE kept from changing."""
-    current = modseqs(store, view)
+    current = modseqs(store, view, indexes)
     done = {info.uid for info in changed}
     since = cmd.unchanged_since
     modified: list[int] = []

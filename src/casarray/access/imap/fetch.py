@@ -44,6 +44,7 @@ _ORDER = {
 _CACHED = frozenset({"ENVELOPE", "BODY", "BODYSTRUCTURE"})
 _INFO = frozenset({"INTERNALDATE", "RFC822.SIZE", "MODSEQ"})
 _RAW = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BODY[]", "BINARY[]", "BINARY.SIZE"})
+BODY_BATCH = 50  # messages whose bytes one read brings (and memory holds at once)
 
 
 @dataclass(slots=True)
@@ -98,7 +99,7 @@ def fetch(
         cached = store.cached(view.name, wanted)
     infos: dict[int, MessageInfo] = {}
     if names & _INFO:
-        infos = {info.uid: info for info in store.messages(view.name)}
+        infos = store.infos(view.name, wanted)
     mime = _mime() if sections else None
 
     context = _Context(view.flags, view.recent, cached, infos)
@@ -109,15 +110,18 @@ def fetch(
     # Messages whose \Seen the fetch just set report FLAGS even if not asked (6.4.5).
     seen_names = sorted({*simple, "FLAGS"}, key=_ORDER.__getitem__)
     seen_renderers = [_RENDER[name] for name in seen_names]
-    for i in indexes:
+    raws: dict[int, bytes] = {}
+    for n, i in enumerate(indexes):
         uid = uids[i]
+        if sections and n % BODY_BATCH == 0:  # the next batch's messages, in one read
+            raws = store.bodies(view.name, wanted[n : n + BODY_BATCH])
         try:
             parts = [
                 render(uid, i, context)
                 for render in (seen_renderers if i in flags_added else renderers)
             ]
             if sections:
-                raw = store.body(view.name, uid)
+                raw = raws[uid]
                 parts.extend(_render_section(mime, item, raw) for item in sections)
         except (KeyError, MailstoreError):
             missing += 1

@@ -176,6 +176,31 @@ def body(db: DirectConnections, folder_id: int, key: str, uid: int) -> bytes:
     return bytes(found[0])
 
 
+def bodies(db: DirectConnections, folder_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+    with db.read() as conn:
+        rows = rows_for_uids(
+            conn,
+            "SELECT m.uid, r.data FROM ms_message m JOIN ms_raw r ON r.content_id = m.content_id "
+            "WHERE m.folder_id = ?",
+            (folder_id,),
+            uids,
+            0,
+        )
+    return {int(r[0]): bytes(r[1]) for r in rows}
+
+
+def infos(db: DirectConnections, folder_id: int, uids: Sequence[int]) -> dict[int, MessageInfo]:
+    with db.read() as conn:
+        rows = rows_for_uids(
+            conn,
+            f"SELECT {INFO_COLUMNS} FROM ms_message m WHERE m.folder_id = ?",
+            (folder_id,),
+            uids,
+            0,
+        )
+    return {info.uid: info for info in _infos(rows)}
+
+
 def cached(db: DirectConnections, folder_id: int, uids: Sequence[int]) -> dict[int, CachedParts]:
     with db.read() as conn:
         rows = rows_for_uids(

@@ -392,6 +392,31 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
             raise MessageNotFound(f"There is no message with UID {uid} in '{key}'.")
         return bytes(data)
 
+    def bodies(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
+        key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            return direct_ops.bodies(self.database.direct, row.id, uids)
+        with self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            base = (
+                select(message_t.c.uid, raw.c.data)
+                .join(raw, raw.c.content_id == message_t.c.content_id)
+                .where(message_t.c.folder_id == row.id)
+            )
+            return {int(r[0]): bytes(r[1]) for r in _rows_for_uids(conn, base, uids)}
+
+    def infos(self, folder: str, uids: Sequence[int]) -> dict[int, MessageInfo]:
+        key = canonical(folder)
+        if self.database.direct is not None:
+            row = self._fast_folder_row(key)
+            with _gc_paused():
+                return direct_ops.infos(self.database.direct, row.id, uids)
+        with _gc_paused(), self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            base = select(*_INFO_COLUMNS).where(message_t.c.folder_id == row.id)
+            return {info.uid: info for info in _infos(_rows_for_uids(conn, base, uids))}
+
     def cached(self, folder: str, uids: Sequence[int]) -> dict[int, CachedParts]:
         """The cached parts of the messages of `uids` that exist."""
         key = canonical(folder)
