@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -63,6 +64,7 @@ STANDARD_PORTS = {"imap": 143, "imaps": 993, "http": 80, "https": 443}
 SUBMISSION_PORT = 587
 BACKLOG = 1024
 HTTP_START_TIMEOUT = 10.0
+GC_THRESHOLD = 20_000  # allocations between two collections of young objects (default 700)
 
 
 @dataclass
@@ -323,6 +325,13 @@ class ClientAccessProcess(ServiceProcess):
         self.label, self.address = name, address
 
     def started(self) -> None:
+        # What is loaded by now (modules, the directory's snapshot) stays for the
+        # process's life: out of the cyclic collector's sight, and young objects
+        # collected less often, so that no collection of everything pauses a command
+        # (while it holds a database's write lock, say).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 100)
         if self.is_worker:  # tell the master
             announce_ready()
             return
