@@ -47,24 +47,6 @@ def folder_row(conn: Any, mailbox_id: int, key: str) -> FolderRow:
     return FolderRow(*found)
 
 
-def append(
-    db: DirectConnections,
-    mailbox_id: int,
-    key: str,
-    parts: Any,
-    data: bytes,
-    stamp: int,
-    offset: int,
-    bits: int,
-    keywords: str,
-    envelope: str,
-    bodystructure: str,
-) -> tuple[int, int]:
-    """(UIDVALIDITY, UID) of the message stored."""
-    message = (parts, data, stamp, offset, bits, keywords, envelope, bodystructure)
-    return append_many(db, mailbox_id, key, [message])
-
-
 def append_many(
     db: DirectConnections, mailbox_id: int, key: str, messages: Sequence[tuple[Any, ...]]
 ) -> tuple[int, int]:

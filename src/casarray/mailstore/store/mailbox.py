@@ -76,85 +76,15 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
         internal_date: datetime | None = None,
     ) -> Appended:
         """Stores the message; durable when this returns (see the package docstring)."""
-        key = canonical(folder)
-        data = normalize_newlines(bytes(message))  # bare LF -> CRLF, as IMAP servers store
-        limit = self.database.max_message_size
-        if len(data) > limit:
-            raise MessageTooLarge(
-                f"The message is {len(data)} bytes; this mailbox database accepts at most "
-                f"{limit} bytes."
-            )
-        bits, keywords = flagbits.parse(flags)
-        stamp, offset = _stamp(internal_date)
-        parts = cached_parts(data)
-        direct = self.database.direct
-        if direct is not None:
-            uid_validity, uid = direct_ops.append(
-                direct,
-                self.id,
-                key,
-                parts,
-                data,
-                stamp,
-                offset,
-                bits,
-                flagbits.join_keywords(keywords),
-                to_column(parts.envelope),
-                to_column(parts.bodystructure),
-            )
-            return Appended(uid_validity, uid)
-        with self.database.write() as conn:
-            row = conn.execute(
-                update(folder_t)
-                .where(folder_t.c.mailbox_id == self.id, folder_t.c.name == key)
-                .values(
-                    uid_next=folder_t.c.uid_next + 1,
-                    highest_modseq=folder_t.c.highest_modseq + 1,
-                )
-                .returning(
-                    folder_t.c.id,
-                    folder_t.c.uid_validity,
-                    folder_t.c.uid_next,
-                    folder_t.c.highest_modseq,
-                )
-            ).first()
-            if row is None:
-                raise DestinationNotFound(f"The folder '{key}' doesn't exist.")
-            folder_id, uid_validity, uid_next, modseq = row
-            content_id = conn.execute(
-                insert(content)
-                .values(
-                    mailbox_id=self.id,
-                    envelope=to_column(parts.envelope),
-                    bodystructure=to_column(parts.bodystructure),
-                    body=parts.body,
-                )
-                .returning(content.c.id)
-            ).scalar_one()
-            conn.execute(insert(raw).values(content_id=content_id, data=data))
-            uid = int(uid_next) - 1
-            conn.execute(
-                insert(message_t).values(
-                    folder_id=folder_id,
-                    uid=uid,
-                    content_id=content_id,
-                    internal_date=stamp,
-                    tz_offset=offset,
-                    size=len(data),
-                    system_flags=bits,
-                    keywords=flagbits.join_keywords(keywords),
-                    modseq=modseq,
-                    recent=True,
-                )
-            )
-        return Appended(int(uid_validity), uid)
+        return self.append_many(folder, [(message, flags, internal_date)])[0]
 
     def append_many(
         self,
         folder: str,
         messages: Sequence[tuple[bytes, Iterable[str], datetime | None]],
     ) -> list[Appended]:
-        """MULTIAPPEND: the messages in one write transaction (all or none), one modseq."""
+        """APPEND and MULTIAPPEND: the messages in one write transaction (all or none),
+        one modseq."""
         key = canonical(folder)
         limit = self.database.max_message_size
         prepared = []
@@ -162,7 +92,7 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
             data = normalize_newlines(bytes(message))
             if len(data) > limit:
                 raise MessageTooLarge(
-                    f"A message is {len(data)} bytes; this mailbox database accepts at most "
+                    f"The message is {len(data)} bytes; this mailbox database accepts at most "
                     f"{limit} bytes."
                 )
             prepared.append(
