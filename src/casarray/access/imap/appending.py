@@ -52,7 +52,6 @@ class Outcome:
 
 def parse_append(p: CommandParser, tag: str, name: str) -> c.Append:
     """The APPEND command's arguments (see the module docstring)."""
-
     p.sp(name)
     mailbox = p.mailbox()
     messages: list[c.AppendMessage] = []
@@ -67,7 +66,6 @@ def parse_append(p: CommandParser, tag: str, name: str) -> c.Append:
 
 
 def _message(p: CommandParser) -> c.AppendMessage:
-
     flags: tuple[str, ...] = ()
     when: datetime | None = None
     if p.peek_char("("):
@@ -91,7 +89,6 @@ def _message(p: CommandParser) -> c.AppendMessage:
 
 
 def _catenate(p: CommandParser) -> tuple[tuple[bytes | c.CatenateUrl, ...], bool]:
-
     p.char("(", "to open the CATENATE parts")
     parts: list[bytes | c.CatenateUrl] = []
     binary = False

@@ -79,7 +79,6 @@ def parse_genurlauth(p: CommandParser, tag: str, name: str) -> GenUrlauth:
 
 
 def parse_urlfetch(p: CommandParser, tag: str, name: str) -> UrlFetch:
-
     urls: list[tuple[str, tuple[str, ...]]] = []
     while not p.at_end() or not urls:
         p.sp(name if not urls else "a URL")
@@ -114,7 +113,6 @@ def parse_resetkey(p: CommandParser, tag: str, name: str) -> ResetKey:
 
 
 def _check_count(count: int) -> None:
-
     if count > MAX_URLS:
         raise ParseError(f"Too many URLs in one command (at most {MAX_URLS})")
 
