@@ -157,6 +157,8 @@ class ImapConnection(asyncio.Protocol):
     session's events."""
 
     __slots__ = (
+        "_batch",
+        "_batch_at",
         "_busy",
         "_closing",
         "_idle_handle",
@@ -202,6 +204,9 @@ class ImapConnection(asyncio.Protocol):
         self._idling = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._pending: list[bytes] | None = None
+        # A pipelined batch checked once by _inline_ok, run a line per turn from _batch_at.
+        self._batch = b""
+        self._batch_at = 0
         self._pending_size = 0
         self._proxy_buffer: bytes | None = None  # awaiting the balancer's PROXY header
         self._proxy_timer: asyncio.TimerHandle | None = None
@@ -377,33 +382,45 @@ class ImapConnection(asyncio.Protocol):
             # The input of a session on a local store runs here (see the module's
             # docstring), a command line at a time: the rest of a pipelined batch waits
             # for the next turn of the loop, so that every session takes its turn.
-            rest = b""
             if self.compression is None and b"{" not in data:
                 end = data.find(b"\n") + 1
                 if 0 < end < len(data):
-                    data, rest = data[:end], data[end:]
-            try:
-                events = self.session.feed(data)
-            except Exception:
-                log.exception("%s #%d session error", self.server.name, self.cid)
-                self._fail()
-                return
-            self._handle(events)
-            if rest:
-                self._pending = [rest, *(self._pending or [])]
-                self._pending_size += len(rest)
-                self._busy = True
-                self.server._wait_turn(self)
-                return
-            self._continue()
+                    self._batch, self._batch_at = data, end
+                    data = data[:end]
+            self._run_inline(data)
             return
         self._busy = True
         self._pause_reading()
         self.server._run(self.session.feed, data).add_done_callback(self._fed)
 
+    def _run_inline(self, data: bytes) -> None:
+        assert self.session is not None
+        try:
+            events = self.session.feed(data)
+        except Exception:
+            log.exception("%s #%d session error", self.server.name, self.cid)
+            self._fail()
+            return
+        self._handle(events)
+        if self._batch:
+            self._busy = True
+            self.server._wait_turn(self)
+            return
+        self._continue()
+
     def _next_turn(self) -> None:
         self._busy = False
         self._continue()
+
+    def _next_batch_line(self) -> None:
+        """The batch's next command line (the last one ends the batch)."""
+        batch, start = self._batch, self._batch_at
+        end = batch.find(b"\n", start) + 1
+        if 0 < end < len(batch):
+            self._batch_at = end
+        else:
+            end, self._batch, self._batch_at = len(batch), b"", 0
+        self._run_inline(batch[start:end])
 
     def _settle(self, future: asyncio.Future[list[Event]], what: str) -> list[Event] | None:
         """The events a worker-thread call of the session produced; None when the
@@ -435,6 +452,9 @@ class ImapConnection(asyncio.Protocol):
             self._bye(BYE_SHUTDOWN)
             return
         if self._closing or self._tls_starting or self._busy or self._write_paused:
+            return
+        if self._batch:  # before what arrived meanwhile, which came after it
+            self._next_batch_line()
             return
         if self.compression is not None and self.compression.has_input:
             self._feed(b"")  # the rest of what was inflated only in part
