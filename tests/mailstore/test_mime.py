@@ -314,6 +314,14 @@ def test_sender_and_reply_to_default_to_from() -> None:
     )
 
 
+def test_normalize_newlines_gives_every_bare_lf_a_cr() -> None:
+    assert normalize_newlines(b"a\r\nb\r\n") == b"a\r\nb\r\n"
+    assert normalize_newlines(b"a\nb\r\nc\n\n") == b"a\r\nb\r\nc\r\n\r\n"
+    # a lone CR stays as it is, also right before a line end
+    assert normalize_newlines(b"a\rb\r\r\nc\r") == b"a\rb\r\r\nc\r"
+    assert normalize_newlines(b"a\r\rb\n") == b"a\r\rb\r\n"
+
+
 def test_bare_lf_input() -> None:
     """Bare LF line ends parse like CRLF; octets are those of the bytes given (one per
     line end less than the CRLF form, which is what Dovecot stores and reports)."""

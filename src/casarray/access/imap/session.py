@@ -1111,7 +1111,9 @@ class ImapSession:
         if result.unknown_cte:
             return _Done("NO", "A part has a Content-Transfer-Encoding not known", "UNKNOWN-CTE")
         if result.missing and not cmd.uid:
-            return _Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+            # As Dovecot: the messages that still exist are sent, and the tagged OK says
+            # some were expunged by another session meanwhile (RFC 5530, RFC 2180 4.1).
+            return _Done("OK", "Some messages were already expunged", "EXPUNGEISSUED")
         return _Done("OK", f"{cmd.name} completed")
 
     _do_UID_FETCH = _do_FETCH

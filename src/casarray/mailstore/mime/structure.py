@@ -289,6 +289,15 @@ def _parse(raw: bytes) -> _Entity:
     return root
 
 
+def _parse_header(raw: bytes) -> _Entity:
+    """The top-level entity with its header fields only, its parts not split (all that
+    `BODY[HEADER]`, `BODY[HEADER.FIELDS ...]` and `BODY[TEXT]` need)."""
+    fields, body_start, _ = _Parser(raw).header(0, ())
+    root = _Entity(0, body_start, fields)
+    root.end = len(raw)
+    return root
+
+
 def _content_type(e: _Entity, in_digest: bool) -> None:
     value = e.first(b"content-type")
     parsed = None

@@ -255,6 +255,14 @@ def store_flags(
 def expunge(
     db: DirectConnections, mailbox_id: int, key: str, uids: Sequence[int] | None
 ) -> list[int]:
+    found = db.one(
+        "SELECT f.id, EXISTS (SELECT 1 FROM ms_message m WHERE m.folder_id = f.id "
+        f"AND (m.system_flags & {flagbits.DELETED}) != 0) FROM ms_folder f "
+        "WHERE f.mailbox_id = ? AND f.name = ?",
+        (mailbox_id, key),
+    )
+    if found is not None and not found[1]:
+        return []  # no message is \Deleted: no write (and no wait for the write lock)
     with db.write() as conn:
         row = folder_row(conn, mailbox_id, key)
         base = (
