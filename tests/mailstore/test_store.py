@@ -4,6 +4,7 @@ and PostgreSQL, the SQLite settings, the PostgreSQL schema convention, opening s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -757,6 +758,32 @@ def test_expunge(box: SqlMailboxStore, db: SqlDatabaseStore) -> None:
     assert count_rows(db, content) == count_rows(db, raw) == 2
     with pytest.raises(FolderNotFound):
         box.expunge("Nope")
+
+
+def test_message_reads_follow_a_folder_deleted_and_made_again(
+    db: SqlDatabaseStore, box: SqlMailboxStore
+) -> None:
+    """SQLite's message reads use the folder id the last row read found: a folder
+    deleted (and made again under its name) meanwhile shows none of the old messages,
+    and the next change check reads the new folder."""
+    box.create_folder("Work")
+    box.append("Work", make_message(1))
+    before = box.changes_since("Work", 0)
+    assert set(box.bodies("Work", [1])) == {1}
+    other = db.mailbox(ALICE)  # another session of the same mailbox
+    other.delete_folder("Work")
+    for read in (box.bodies, box.infos, box.cached):
+        # SQLite's direct reads use the id last found; PostgreSQL's look it up
+        with contextlib.suppress(FolderNotFound):
+            assert read("Work", [1]) == {}
+    with pytest.raises(FolderNotFound):
+        box.changes_since("Work", 0)
+    other.create_folder("Work")
+    other.append("Work", make_message(2))
+    after = box.changes_since("Work", 0)
+    assert after.uid_validity != before.uid_validity
+    assert box.bodies("Work", [1]) == {1: other.bodies("Work", [1])[1]}
+    assert b"message 2" in box.bodies("Work", [1])[1]
 
 
 def test_statistics(box: SqlMailboxStore) -> None:

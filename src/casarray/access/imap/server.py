@@ -140,6 +140,9 @@ def _inline_ok(data: bytes) -> bool:
     read like one sends the input to the pool, which is only slower."""
     if len(data) > INLINE_MAX:
         return False
+    upper = data.upper()
+    if not any(name in upper for name in _THREAD_ONLY):
+        return True  # the common case, at C speed: none of the names anywhere
     for line in data.split(b"\n"):
         parts = line.split(b" ", 3)
         if len(parts) < 2:

@@ -289,13 +289,48 @@ def _parse(raw: bytes) -> _Entity:
     return root
 
 
+HEADER_CACHE_ENTRIES = 2048  # parsed top-level headers a process keeps
+HEADER_CACHE_MAX = 8 * 1024  # bytes of the largest header kept
+
+
 def _parse_header(raw: bytes) -> _Entity:
     """The top-level entity with its header fields only, its parts not split (all that
-    `BODY[HEADER]`, `BODY[HEADER.FIELDS ...]` and `BODY[TEXT]` need)."""
-    fields, body_start, _ = _Parser(raw).header(0, ())
+    `BODY[HEADER]`, `BODY[HEADER.FIELDS ...]` and `BODY[TEXT]` need). Its `fields` may
+    be shared with other calls: read them, never change them.
+
+    The header's fields are kept, keyed by the header's bytes (up to the blank line that
+    ends it), as Dovecot keeps them in its cache file: clients fetch the same few fields
+    of the same messages again and again (every sync of a folder view), and the same
+    message delivered to many mailboxes has one entry."""
+    cut = _header_end(raw)
+    if 0 < cut <= HEADER_CACHE_MAX:
+        # the header parser reads no further than the blank line: the same result
+        fields, body_start = _cached_header(raw[:cut])
+    else:
+        fields, body_start, _ = _Parser(raw).header(0, ())
     root = _Entity(0, body_start, fields)
     root.end = len(raw)
     return root
+
+
+def _header_end(raw: bytes) -> int:
+    """Where the top-level header's blank line ends (0: the message starts with it; the
+    whole length when there is none)."""
+    if raw[:1] == b"\n" or raw[:2] == b"\r\n":
+        return 0
+    lf = raw.find(b"\n\n")
+    crlf = raw.find(b"\n\r\n")
+    if lf < 0 and crlf < 0:
+        return len(raw)
+    if crlf < 0 or 0 <= lf < crlf:
+        return lf + 2
+    return crlf + 3
+
+
+@lru_cache(maxsize=HEADER_CACHE_ENTRIES)
+def _cached_header(header: bytes) -> tuple[list[list], int]:
+    fields, body_start, _ = _Parser(header).header(0, ())
+    return fields, body_start
 
 
 def _content_type(e: _Entity, in_digest: bool) -> None:

@@ -51,6 +51,7 @@ class MailboxFolders:
         self.database = database
         self.guid = guid
         self.id = mailbox_id
+        self._folder_ids: dict[str, int] = {}  # each folder's id at its last row read
 
     # -- helpers ------------------------------------------------------------------
 
@@ -76,8 +77,19 @@ class MailboxFolders:
     def _fast_folder_row(self, key: str) -> FolderRow:
         row = self.database.folder_by_name(self.id, key)
         if row is None:
+            self._folder_ids.pop(key, None)
             raise FolderNotFound(f"The folder '{key}' doesn't exist.")
+        self._folder_ids[key] = row.id
         return row
+
+    def _fast_folder_id(self, key: str) -> int:
+        """The folder's id as its row was last read here, else read now. Every IMAP
+        command starts with reading the selected folder's row (its change check), so
+        the reads of message data that follow need no lookup of their own; a folder
+        deleted meanwhile has no messages left under its old id (they go with it), and
+        the next change check finds it gone."""
+        found = self._folder_ids.get(key)
+        return found if found is not None else self._fast_folder_row(key).id
 
     def _lock_mailbox(self, conn: Connection) -> None:
         """Serialises hierarchy changes of this mailbox (PostgreSQL: FOR NO KEY UPDATE,

@@ -325,8 +325,8 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     def bodies(self, folder: str, uids: Sequence[int]) -> dict[int, bytes]:
         key = canonical(folder)
         if self.database.direct is not None:
-            row = self._fast_folder_row(key)
-            return direct_ops.bodies(self.database.direct, row.id, uids)
+            folder_id = self._fast_folder_id(key)
+            return direct_ops.bodies(self.database.direct, folder_id, uids)
         with self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -339,9 +339,9 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     def infos(self, folder: str, uids: Sequence[int]) -> dict[int, MessageInfo]:
         key = canonical(folder)
         if self.database.direct is not None:
-            row = self._fast_folder_row(key)
+            folder_id = self._fast_folder_id(key)
             with _gc_paused():
-                return direct_ops.infos(self.database.direct, row.id, uids)
+                return direct_ops.infos(self.database.direct, folder_id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = select(*_INFO_COLUMNS).where(message_t.c.folder_id == row.id)
@@ -351,9 +351,9 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
         """The cached parts of the messages of `uids` that exist."""
         key = canonical(folder)
         if self.database.direct is not None:
-            row = self._fast_folder_row(key)
+            folder_id = self._fast_folder_id(key)
             with _gc_paused():
-                return direct_ops.cached(self.database.direct, row.id, uids)
+                return direct_ops.cached(self.database.direct, folder_id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
@@ -369,9 +369,9 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
         key = canonical(folder)
         if self.database.direct is not None:
-            row = self._fast_folder_row(key)
+            folder_id = self._fast_folder_id(key)
             with _gc_paused():
-                return direct_ops.envelopes(self.database.direct, row.id, uids)
+                return direct_ops.envelopes(self.database.direct, folder_id, uids)
         with _gc_paused(), self.database.read() as conn:
             row = self._folder_row(conn, key)
             base = (
