@@ -40,8 +40,9 @@ from an mbox of --mbox-messages (500) generated messages:
 Every user's password is stored as an argon2id hash of casarray's own cost
 (`directory.mailboxes.password_hasher`) by both servers (Dovecot: passwd-file,
 {ARGON2ID} scheme, its auth cache on). With `logout=0` the rates are taken over the
-seconds in which every client was logged in (the logins' ramp left out); with churn,
-over the whole run. It prints per load every command's rate on both servers and the
+seconds in which every client was logged in (the logins' ramp left out; LOGIN and
+SELECT there count only clients that had to connect again, so they have no goal); with
+churn, over the whole run. It prints per load every command's rate on both servers and the
 ratio, imaptest's average ms per command, the median FETCH and STORE time of one more
 client in the same mailbox (UID FETCH 1:* FLAGS, STORE 1 +/-FLAGS.SILENT), and every
 error imaptest reports against either server (each one against casarray is a defect).
@@ -609,6 +610,9 @@ STRESS_LOADS = (
 )
 
 
+SET_UP_COMMANDS = frozenset({"Logi", "Sele"})
+
+
 @dataclass
 class StressResult:
     rates: dict[str, float]  # command -> per second
@@ -767,7 +771,10 @@ def stress(server: Server, mbox: Path, seconds: float, wanted: set[int]) -> list
 def stress_report(results: dict[str, list[StressResult]]) -> int:
     cas, dovecot = results.get("casarray"), results.get("Dovecot")
     misses = 0
-    for i, (label, _) in enumerate(STRESS_LOADS):
+    for i, (label, args) in enumerate(STRESS_LOADS):
+        # With logout=0 each client logs in and selects once: LOGIN and SELECT there
+        # count reconnections (a client the server dropped), not the load's throughput.
+        set_up_only = SET_UP_COMMANDS if "logout=0" in args else frozenset()
         mine = cas[i] if cas else None
         peer = dovecot[i] if dovecot else None
         if not (mine and mine.rates) and not (peer and peer.rates):
@@ -785,7 +792,9 @@ def stress_report(results: dict[str, list[StressResult]]) -> int:
             b = peer.rates.get(name) if peer else None
             ratio = f"{a / b:6.2f}" if a is not None and b else "     -"
             mark = ""
-            if a is not None and b and a / b < RATE_GOAL and label != NO_CACHE_LOAD:
+            if name in set_up_only:
+                mark = "  (set-up only: no goal)"
+            elif a is not None and b and a / b < RATE_GOAL and label != NO_CACHE_LOAD:
                 mark, misses = "  < goal", misses + 1
             lat_a = (mine.latency_ms.get(_PROBED.get(name, ""), -1.0)) if mine else -1.0
             lat_b = (peer.latency_ms.get(_PROBED.get(name, ""), -1.0)) if peer else -1.0
