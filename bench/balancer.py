@@ -336,7 +336,8 @@ def bare_main(argv: list[str]) -> int:
 
     class Side(asyncio.Protocol):
         def __init__(self, peer: Side | None = None) -> None:
-            self.peer, self.transport, self.held = peer, None, b""
+            self.peer, self.held = peer, b""
+            self.transport: Any = None
 
         def connection_made(self, transport: Any) -> None:
             self.transport = transport

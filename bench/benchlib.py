@@ -137,7 +137,7 @@ def spawn(
     """Start `argv` in a session of its own (a Ctrl-C reaches the script only, which then
     stops it in order), on `cpus` if given, its output to `log`."""
     with open(log, "ab") as out:
-        return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+        return subprocess.Popen(  # type: ignore[call-overload]
             argv,
             stdin=subprocess.DEVNULL,
             stdout=out,

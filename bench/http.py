@@ -1187,8 +1187,9 @@ def launcher_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from casarray.access import tls
+    from casarray.access.cas_process import certificate_names
     from casarray.directory import Directory
-    from casarray.process.logs import LOG_DATE_FORMAT, LOG_FORMAT, certificate_names
+    from casarray.process.logs import LOG_DATE_FORMAT, LOG_FORMAT
 
     with Directory.open(args.directory) as directory:
         host = directory.servers.one(SERVER).ip_address

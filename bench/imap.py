@@ -798,6 +798,8 @@ def stress_report(results: dict[str, list[StressResult]]) -> int:
                 mark, misses = "  < goal", misses + 1
             lat_a = (mine.latency_ms.get(_PROBED.get(name, ""), -1.0)) if mine else -1.0
             lat_b = (peer.latency_ms.get(_PROBED.get(name, ""), -1.0)) if peer else -1.0
+            if set_up_only and lat_a >= LATENCY_GOAL_MS:  # a logout=0 load
+                mark, misses = f"{mark}  > {LATENCY_GOAL_MS:g} ms goal", misses + 1
             shown_a = f"{lat_a:11.1f}" if lat_a >= 0 else f"{'':11}"
             shown_b = f"{lat_b:12.1f}" if lat_b >= 0 else f"{'':12}"
             avg_a = mine.average_ms.get(name) if mine else None
@@ -817,13 +819,14 @@ def stress_report(results: dict[str, list[StressResult]]) -> int:
     print()
     print(
         f"Goal: every command's rate >= {RATE_GOAL}x Dovecot's, no imaptest error against "
-        f"casarray (p50 ms: one more client's UID FETCH 1:* FLAGS and STORE, goal < 10 ms "
-        f"under logout=0). {misses} missed."
+        f"casarray, and under logout=0 one more client's median (p50) UID FETCH 1:* FLAGS and "
+        f"STORE < {LATENCY_GOAL_MS:g} ms. {misses} missed."
     )
     return 1 if misses else 0
 
 
 _PROBED = {"Fetc": "FETCH", "Stor": "STORE"}
+LATENCY_GOAL_MS = 10.0  # the probe's median FETCH and STORE under the logout=0 loads
 
 
 def stress_main(args: argparse.Namespace, dovecot_ok: bool) -> int:
