@@ -56,8 +56,8 @@ AGAINST_RFC: dict[str, tuple[str, frozenset[int]]] = {
     ),
 }
 
-# Groups that do not pass yet (issue 13 is under way): each is an expected failure
-# (strict: one that passes fails the test until it is taken off this list).
+# Groups that do not pass yet (none now): each is an expected failure (strict: one that
+# passes fails the test until it is taken off this list).
 NOT_YET_PASSING: set[str] = set()
 
 
