@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
-# Debian packages the test suite drives as real peers.
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy bind9-dnsutils nsd
+# Debian packages the test suite drives as real peers (Postfix with "No configuration":
+# no system instance takes port 25; the tests run their own).
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy bind9-dnsutils nsd postfix swaks
 # and the peers the benchmarks measure against (`make bench`)
 BENCH_PACKAGES := wrk nginx-light dnsperf
 
@@ -45,6 +46,7 @@ debian-packages:
 	    echo "casarray: missing Debian packages:$$missing (run as root or install sudo)"; \
 	  else \
 	    echo "casarray: installing Debian packages:$$missing"; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
 	    $(SUDO) apt-get update -q && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	  fi; \

@@ -462,6 +462,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "mailstore/test_dovecot_differential.py": ("dovecot",),
     "mailstore/test_mailbox_process.py": (),
     "mailstore/test_store_durability.py": (),
+    "peers/test_postfix_peer.py": ("root",),
     "process/test_lifecycle.py": (),
     "shell/cmdlets/test_testing.py": (),
     "shell/test_shell_command.py": (),
