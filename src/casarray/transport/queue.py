@@ -1,0 +1,515 @@
+"""The durable message queue of a Hub Transport server.
+
+What it promises. `enqueue` returns only after the message, its envelope and its
+recipients are committed: on SQLite (the default, one file under the server's folder)
+in WAL mode with `synchronous=FULL`, so the commit has reached the disk (the WAL is
+fsync'd) before the receive service answers `250`. A kill -9 of the process, or of any
+other, loses nothing that was acknowledged. Every change of a recipient's state is a
+transaction of its own, durable in the same way.
+
+The model (Exchange 2010's queue viewer, much simplified). A message has a queue id
+(16 upper-case hex digits, time-ordered), the envelope sender (`""` for the null
+sender `<>`), when it was received, the client's address and HELO name, its size, its
+bytes (as received, with our Received header on top) and its hop count (Received
+headers). Each recipient has an address, a state (`Ready`, `Retry`, `Delivered`,
+`Failed`, `Suspended`), the number of attempts, when the next attempt is due, the last
+error and its route: local delivery into a mailbox database (`Local`), or relay to the
+recipient's domain (`Relay`). A recipient whose attempt has started carries
+`attempt_started` and an opaque `attempt_note` (what the delivery needs to tell, after a
+crash, whether that attempt reached the mailbox: `delivery` explains it) until the
+outcome is recorded.
+
+`QueueStore` is the interface; `SqliteQueue` the one implementation so far. A
+PostgreSQL store by URL implements the same methods (the SQL is plain, the states are
+text), and `open_queue` chooses by URL.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from casarray.errors import CasarrayError
+
+# Recipient states (Get-Message's Status, per recipient).
+READY = "Ready"
+RETRY = "Retry"
+DELIVERED = "Delivered"
+FAILED = "Failed"
+SUSPENDED = "Suspended"
+STATES = (READY, RETRY, DELIVERED, FAILED, SUSPENDED)
+PENDING = (READY, RETRY)  # states a delivery attempt takes
+
+# Routes.
+LOCAL = "Local"  # into a mailbox database of the organization
+RELAY = "Relay"  # to another domain, through a send connector
+ROUTES = (LOCAL, RELAY)
+
+
+class QueueError(CasarrayError):
+    """The queue store refused or failed an operation."""
+
+
+@dataclass(frozen=True)
+class NewRecipient:
+    """A recipient as the receive service accepted it."""
+
+    address: str
+    route: str = LOCAL  # LOCAL or RELAY
+    next_hop: str = ""  # the domain a relayed recipient goes to ("" for local)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What `enqueue` commits."""
+
+    sender: str  # "" for the null sender <>
+    recipients: tuple[NewRecipient, ...]
+    data: bytes
+    client_address: str = ""
+    client_helo: str = ""
+    hop_count: int = 0
+    authenticated_as: str = ""
+    queue_id: str = ""  # "": one is made (`new_queue_id`)
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    """One recipient of a queued message, as the store holds it now."""
+
+    message_id: str
+    index: int
+    address: str
+    state: str
+    attempts: int
+    next_attempt: float | None  # epoch seconds; None: not scheduled
+    last_error: str
+    route: str
+    next_hop: str
+    attempt_started: float | None  # an attempt began and has no outcome yet
+    attempt_note: str
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A queued message's envelope (the bytes through `message_data`)."""
+
+    message_id: str
+    sender: str
+    received: datetime
+    client_address: str
+    client_helo: str
+    size: int
+    hop_count: int
+    authenticated_as: str
+    recipients: tuple[QueuedRecipient, ...]
+
+    @property
+    def status(self) -> str:
+        """The message's status as Get-Message shows it: Active while any recipient
+        still waits, else what its recipients came to."""
+        states = {r.state for r in self.recipients}
+        for state in (READY, RETRY, SUSPENDED):
+            if state in states:
+                return state
+        return FAILED if FAILED in states else DELIVERED
+
+
+@dataclass(frozen=True)
+class QueueInfo:
+    """One queue as Get-Queue shows it: the recipients waiting on one route."""
+
+    delivery_type: str  # "MapiDelivery" (local) or "SmtpRelay" (relay)
+    next_hop: str  # the recipient domain
+    message_count: int
+    states: dict[str, int]
+    next_retry: float | None
+    last_error: str
+
+
+class QueueStore(Protocol):
+    """A durable queue (SQLite today; PostgreSQL by URL in the same shape)."""
+
+    def enqueue(self, message: NewMessage) -> str:
+        """Commit the message and its recipients (durable on return); its queue id."""
+        ...
+
+    def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
+        """Recipients due for an attempt (Ready, or Retry whose time has come), marked
+        as attempted (attempts + 1, attempt_started) in one commit."""
+        ...
+
+    def in_flight(self) -> list[QueuedRecipient]:
+        """Recipients whose attempt started and has no outcome (after a crash)."""
+        ...
+
+    def note_attempt(self, message_id: str, index: int, note: str) -> None: ...
+
+    def delivered(self, message_id: str, index: int) -> None: ...
+
+    def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None: ...
+
+    def failed(self, message_id: str, index: int, error: str) -> None: ...
+
+    def message(self, message_id: str) -> QueuedMessage | None: ...
+
+    def message_data(self, message_id: str) -> bytes: ...
+
+    def messages(self, state: str | None = None) -> list[QueuedMessage]: ...
+
+    def queues(self) -> list[QueueInfo]: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    received REAL NOT NULL,
+    client_address TEXT NOT NULL,
+    client_helo TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    hop_count INTEGER NOT NULL,
+    authenticated_as TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recipient (
+    message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    address TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL,
+    last_error TEXT NOT NULL DEFAULT '',
+    route TEXT NOT NULL,
+    next_hop TEXT NOT NULL DEFAULT '',
+    attempt_started REAL,
+    attempt_note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (message_id, idx)
+);
+CREATE INDEX IF NOT EXISTS recipient_due ON recipient (state, next_attempt);
+"""
+
+_RECIPIENT_COLUMNS = (
+    "message_id, idx, address, state, attempts, next_attempt, last_error, route, next_hop, "
+    "attempt_started, attempt_note"
+)
+
+
+def new_queue_id(now: float | None = None) -> str:
+    """A queue id: 16 upper-case hex digits, the first 11 the time in milliseconds (so
+    ids sort by arrival), the rest random."""
+    millis = int((time.time() if now is None else now) * 1000)
+    return f"{millis & 0xFFFFFFFFFFF:011X}{secrets.randbelow(16**5):05X}"
+
+
+def _recipient(row: Any) -> QueuedRecipient:
+    (mid, idx, address, state, attempts, next_attempt, error, route, hop, started, note) = row
+    return QueuedRecipient(
+        message_id=str(mid),
+        index=int(idx),
+        address=str(address),
+        state=str(state),
+        attempts=int(attempts),
+        next_attempt=None if next_attempt is None else float(next_attempt),
+        last_error=str(error),
+        route=str(route),
+        next_hop=str(hop),
+        attempt_started=None if started is None else float(started),
+        attempt_note=str(note),
+    )
+
+
+@dataclass
+class _QueueTally:
+    states: dict[str, int] = field(default_factory=dict)
+    next_retry: float | None = None
+    last_error: str = ""
+
+
+class SqliteQueue:
+    """The queue in one SQLite file (WAL, synchronous=FULL). One connection, used by
+    one thread at a time (a lock); every method is blocking: call it from a worker
+    thread in the event loop's process."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise QueueError(f"The queue database {self.path} can't be opened: {exc}") from exc
+
+    # -- writes: each one transaction, committed (fsync'd) before returning ---------------
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for sql, params in statements:
+                        self._db.execute(sql, params)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+
+    def enqueue(self, message: NewMessage) -> str:
+        if not message.recipients:
+            raise QueueError("A message needs at least one recipient.")
+        for recipient in message.recipients:
+            if recipient.route not in ROUTES:
+                raise QueueError(f"Unknown route {recipient.route!r}.")
+        now = time.time()
+        message_id = message.queue_id or new_queue_id(now)
+        statements: list[tuple[str, Sequence[object]]] = [
+            (
+                "INSERT INTO message (id, sender, received, client_address, client_helo, size,"
+                " hop_count, authenticated_as, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    message.sender,
+                    now,
+                    message.client_address,
+                    message.client_helo,
+                    len(message.data),
+                    message.hop_count,
+                    message.authenticated_as,
+                    message.data,
+                ),
+            )
+        ]
+        for index, recipient in enumerate(message.recipients):
+            statements.append(
+                (
+                    "INSERT INTO recipient (message_id, idx, address, state, next_attempt, route,"
+                    " next_hop) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        message_id,
+                        index,
+                        recipient.address,
+                        READY,
+                        now,
+                        recipient.route,
+                        recipient.next_hop,
+                    ),
+                )
+            )
+        self._write(statements)
+        return message_id
+
+    def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._db.execute(
+                        f"SELECT {_RECIPIENT_COLUMNS} FROM recipient WHERE state IN (?, ?)"
+                        " AND attempt_started IS NULL AND (next_attempt IS NULL OR"
+                        " next_attempt <= ?) ORDER BY next_attempt, message_id, idx LIMIT ?",
+                        (READY, RETRY, now, limit),
+                    ).fetchall()
+                    self._db.executemany(
+                        "UPDATE recipient SET attempts = attempts + 1, attempt_started = ?,"
+                        " attempt_note = '' WHERE message_id = ? AND idx = ?",
+                        [(now, row[0], row[1]) for row in rows],
+                    )
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+        taken = [_recipient(row) for row in rows]
+        return [
+            QueuedRecipient(**{**r.__dict__, "attempts": r.attempts + 1, "attempt_started": now})
+            for r in taken
+        ]
+
+    def note_attempt(self, message_id: str, index: int, note: str) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE recipient SET attempt_note = ? WHERE message_id = ? AND idx = ?",
+                    (note, message_id, index),
+                )
+            ]
+        )
+
+    def delivered(self, message_id: str, index: int) -> None:
+        self._outcome(message_id, index, DELIVERED, "", None)
+
+    def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None:
+        self._outcome(message_id, index, RETRY, error, next_attempt)
+
+    def failed(self, message_id: str, index: int, error: str) -> None:
+        self._outcome(message_id, index, FAILED, error, None)
+
+    def _outcome(
+        self, message_id: str, index: int, state: str, error: str, next_attempt: float | None
+    ) -> None:
+        self._write(
+            [
+                (
+                    "UPDATE recipient SET state = ?, last_error = ?, next_attempt = ?,"
+                    " attempt_started = NULL, attempt_note = '' WHERE message_id = ? AND idx = ?",
+                    (state, error, next_attempt, message_id, index),
+                )
+            ]
+        )
+
+    def suspend(self, message_id: str, suspended: bool = True) -> None:
+        """Suspend-Message / Resume-Message: the waiting recipients of a message."""
+        before, after = (PENDING, SUSPENDED) if suspended else ((SUSPENDED,), READY)
+        marks = ", ".join("?" for _ in before)
+        self._write(
+            [
+                (
+                    f"UPDATE recipient SET state = ? WHERE message_id = ? AND state IN ({marks})",
+                    (after, message_id, *before),
+                )
+            ]
+        )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, params).fetchall())
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+
+    def in_flight(self) -> list[QueuedRecipient]:
+        rows = self._read(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipient WHERE attempt_started IS NOT NULL"
+            " ORDER BY message_id, idx"
+        )
+        return [_recipient(row) for row in rows]
+
+    def recipients(self, message_id: str) -> list[QueuedRecipient]:
+        rows = self._read(
+            f"SELECT {_RECIPIENT_COLUMNS} FROM recipient WHERE message_id = ? ORDER BY idx",
+            (message_id,),
+        )
+        return [_recipient(row) for row in rows]
+
+    def message(self, message_id: str) -> QueuedMessage | None:
+        found = self._messages("WHERE id = ?", (message_id,))
+        return found[0] if found else None
+
+    def message_data(self, message_id: str) -> bytes:
+        rows = self._read("SELECT data FROM message WHERE id = ?", (message_id,))
+        if not rows:
+            raise QueueError(f"No message {message_id} in the queue.")
+        return bytes(rows[0][0])
+
+    def messages(self, state: str | None = None) -> list[QueuedMessage]:
+        """Every message (with its recipients), oldest first; with `state`, those with a
+        recipient in that state."""
+        if state is None:
+            return self._messages("", ())
+        if state not in STATES:
+            raise QueueError(f"Unknown state {state!r}: use one of {', '.join(STATES)}.")
+        return self._messages(
+            "WHERE id IN (SELECT message_id FROM recipient WHERE state = ?)", (state,)
+        )
+
+    def _messages(self, where: str, params: Sequence[object]) -> list[QueuedMessage]:
+        heads = self._read(
+            "SELECT id, sender, received, client_address, client_helo, size, hop_count,"
+            f" authenticated_as FROM message {where} ORDER BY id",
+            params,
+        )
+        result = []
+        for mid, sender, received, address, helo, size, hops, auth in heads:
+            result.append(
+                QueuedMessage(
+                    message_id=str(mid),
+                    sender=str(sender),
+                    received=datetime.fromtimestamp(float(received), UTC),
+                    client_address=str(address),
+                    client_helo=str(helo),
+                    size=int(size),
+                    hop_count=int(hops),
+                    authenticated_as=str(auth),
+                    recipients=tuple(self.recipients(str(mid))),
+                )
+            )
+        return result
+
+    def queues(self) -> list[QueueInfo]:
+        """The recipients not yet delivered or failed, grouped by route and next hop
+        (the recipient's domain)."""
+        rows = self._read(
+            "SELECT route, lower(CASE WHEN next_hop != '' THEN next_hop ELSE"
+            " substr(address, instr(address, '@') + 1) END) AS hop, state,"
+            " count(DISTINCT message_id), min(next_attempt), max(last_error)"
+            " FROM recipient WHERE state IN (?, ?, ?) GROUP BY route, hop, state"
+            " ORDER BY route, hop",
+            (READY, RETRY, SUSPENDED),
+        )
+        grouped: dict[tuple[str, str], _QueueTally] = {}
+        for route, hop, state, count, next_attempt, error in rows:
+            tally = grouped.setdefault((str(route), str(hop)), _QueueTally())
+            tally.states[str(state)] = int(count)
+            if state == RETRY and next_attempt is not None:
+                value = float(next_attempt)
+                tally.next_retry = (
+                    value if tally.next_retry is None else min(tally.next_retry, value)
+                )
+            if error:
+                tally.last_error = str(error)
+        return [
+            QueueInfo(
+                delivery_type="MapiDelivery" if route == LOCAL else "SmtpRelay",
+                next_hop=hop,
+                message_count=sum(tally.states.values()),
+                states=tally.states,
+                next_retry=tally.next_retry,
+                last_error=tally.last_error,
+            )
+            for (route, hop), tally in grouped.items()
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def default_path(server: str, home: Path | None = None) -> Path:
+    """The queue file of `server` under its folder: `$CASARRAY_HOME/transport/<server>/
+    queue.db`."""
+    from casarray.config import casarray_home
+
+    return (home or casarray_home()) / "transport" / server.lower() / "queue.db"
+
+
+def open_queue(server: str, url: str | None = None) -> SqliteQueue:
+    """The queue of `server`: the SQLite file `url` names (`sqlite:///path`), else the
+    default file under the server's folder. PostgreSQL is not there yet."""
+    if url is None:
+        return SqliteQueue(default_path(server))
+    if url.startswith("sqlite:///"):
+        return SqliteQueue(url[len("sqlite:///") :])
+    raise QueueError(
+        f"The queue store {url!r} is not supported yet: use sqlite:///PATH (PostgreSQL is planned)."
+    )
