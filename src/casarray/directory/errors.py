@@ -89,3 +89,17 @@ class SchemaOutOfDateError(DirectoryError):
     """The database holds an older (or unknown) schema."""
 
     category = "InvalidOperation"
+
+
+class NotHubTransportServerError(InvalidOperationError):
+    """A transport setting (a receive connector, a send connector's source, the
+    transport server's settings) names a server without the Hub Transport role."""
+
+    def __init__(self, server: str, roles: str) -> None:
+        super().__init__(
+            f"The server '{server}' isn't a Hub Transport server (its roles: {roles}); "
+            "receive connectors, send connector source servers and transport settings "
+            "belong to Hub Transport servers.",
+            target=server,
+        )
+        self.server = server

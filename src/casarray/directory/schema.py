@@ -81,10 +81,18 @@ class OrganizationRow(Base):
 
 
 class AcceptedDomainRow(Base):
+    """An accepted domain. `domain` is lower case: a domain, or "*.domain" for it and
+    its subdomains. Name, GUID and DomainType came with revision 0009 (the domains
+    before it got their domain as name, and Authoritative)."""
+
     __tablename__ = "accepted_domain"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     domain: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
     is_default: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    domain_type: Mapped[str] = mapped_column(String(16), nullable=False)
 
 
 class SiteRow(Base):
@@ -431,3 +439,78 @@ class ExchangeCertificateRow(Base):
     private_key_exportable: Mapped[bool] = mapped_column(Boolean, nullable=False)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+# -- Hub Transport (revision 0009) -------------------------------------------------------
+
+
+class ReceiveConnectorRow(Base):
+    """A Hub Transport server's receive connector. Multi-valued properties are kept one
+    value a line (`bindings` "ip:port", `remote_ip_ranges`), flags comma-separated in
+    Exchange's order ("Tls, BasicAuth", or "None")."""
+
+    __tablename__ = "receive_connector"
+    __table_args__ = (UniqueConstraint("server_id", "name_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    bindings: Mapped[str] = mapped_column(Text, nullable=False)
+    remote_ip_ranges: Mapped[str] = mapped_column(Text, nullable=False)
+    auth_mechanism: Mapped[str] = mapped_column(String(255), nullable=False)
+    permission_groups: Mapped[str] = mapped_column(String(255), nullable=False)
+    max_message_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    max_recipients_per_message: Mapped[int] = mapped_column(Integer, nullable=False)
+    banner: Mapped[str | None] = mapped_column(Text, nullable=True)
+    fqdn: Mapped[str] = mapped_column(String(255), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SendConnectorRow(Base):
+    """An organization's send connector. `address_spaces` one "pattern;cost" a line,
+    `smart_hosts` one host a line; its source servers are `send_connector_source` rows."""
+
+    __tablename__ = "send_connector"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_key: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    address_spaces: Mapped[str] = mapped_column(Text, nullable=False)
+    smart_hosts: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    dns_routing_enabled: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    port: Mapped[int] = mapped_column(Integer, nullable=False)
+    require_tls: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    max_message_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class SendConnectorSourceRow(Base):
+    """A send connector's SourceTransportServers entry."""
+
+    __tablename__ = "send_connector_source"
+    connector_id: Mapped[int] = mapped_column(
+        ForeignKey("send_connector.id", ondelete="CASCADE"), primary_key=True
+    )
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class TransportServerRow(Base):
+    """Set-TransportServer: a Hub Transport server's settings (no row: Exchange's
+    defaults). Timespans in seconds."""
+
+    __tablename__ = "transport_server"
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), primary_key=True
+    )
+    message_expiration_timeout: Mapped[int] = mapped_column(Integer, nullable=False)
+    message_retry_interval: Mapped[int] = mapped_column(Integer, nullable=False)
+    max_outbound_connections: Mapped[int] = mapped_column(Integer, nullable=False)

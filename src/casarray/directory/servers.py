@@ -2,7 +2,11 @@
 
 Creating a server is the stand-in for Exchange setup: it records the roles the server
 was installed with and when (install order), which decides a new database's default
-RpcClientAccessServer when its site has no array."""
+RpcClientAccessServer when its site has no array, and gives a Hub Transport server the
+receive connectors setup makes ("Default SERVER" and "Client SERVER"). Removing a
+server removes its receive connectors and transport settings with it, and takes it out
+of the send connectors' source servers; it is refused while it is the only source
+server of a send connector (as Exchange's uninstall is)."""
 
 from __future__ import annotations
 
@@ -25,9 +29,12 @@ from casarray.directory.rpc_access import RpcAccessPolicy
 from casarray.directory.schema import (
     ClientAccessArrayRow,
     MailboxDatabaseRow,
+    SendConnectorRow,
+    SendConnectorSourceRow,
     ServerRow,
     SiteRow,
 )
+from casarray.directory.transport.receive_connectors import default_connector_rows
 
 if TYPE_CHECKING:
     from casarray.directory.service import Directory
@@ -163,6 +170,9 @@ class ServerService:
             )
             session.add(row)
             session.flush()
+            if row.hub_transport:
+                session.add_all(default_connector_rows(row))
+                session.flush()
             return self.record(row, site_row.name)
 
     def _check_unique(self, session: Session, name: str, fqdn: str, address: str) -> None:
@@ -317,8 +327,39 @@ class ServerService:
                     dependents=pointing,
                     target=row.name,
                 )
+            sole_source = self._sole_source_of(session, row)
+            if sole_source:
+                raise InUseError(
+                    f"The server '{row.name}' is the only source server of the send "
+                    f"connectors {', '.join(sole_source)}; mail routed to them could no "
+                    "longer leave. Add another Hub Transport server to their "
+                    "SourceTransportServers, or remove them, first.",
+                    dependents=sole_source,
+                    target=row.name,
+                )
             session.delete(row)
             return pointing
+
+    def _sole_source_of(self, session: Session, row: ServerRow) -> list[str]:
+        """The send connectors whose only source server is `row`."""
+        out = []
+        connectors = session.scalars(
+            select(SendConnectorRow)
+            .join(
+                SendConnectorSourceRow, SendConnectorSourceRow.connector_id == SendConnectorRow.id
+            )
+            .where(SendConnectorSourceRow.server_id == row.id)
+            .order_by(SendConnectorRow.name_key)
+        )
+        for connector in connectors:
+            sources = session.scalars(
+                select(SendConnectorSourceRow.server_id).where(
+                    SendConnectorSourceRow.connector_id == connector.id
+                )
+            ).all()
+            if set(sources) == {row.id}:
+                out.append(connector.name)
+        return out
 
     def site_name(self, session: Session, site_id: int) -> str:
         return session.scalars(select(SiteRow.name).where(SiteRow.id == site_id)).one()

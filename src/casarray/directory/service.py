@@ -1,6 +1,6 @@
 """The directory: one object that opens the store and offers the services, one per
 object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`,
-`nlb`, `dns`, `certificates`), plus the topology version and a way to watch it, and
+`nlb`, `dns`, `certificates`, `transport`), plus the topology version and a way to watch it, and
 the session secret."""
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from casarray.directory.schema import AcceptedDomainRow, OrganizationRow
 from casarray.directory.servers import ServerService
 from casarray.directory.sites import SiteService
 from casarray.directory.store import NOTIFY_CHANNEL, Store
+from casarray.directory.transport import accepted_domains
+from casarray.directory.transport.service import TransportService
 from casarray.directory.verified_logins import VerifiedLogins
 
 SESSION_SECRET_BYTES = 32
@@ -50,6 +52,7 @@ class Directory:
         self.nlb = NlbService(self)
         self.dns = DnsService(self)
         self.certificates = Certificates(self)
+        self.transport = TransportService(self)
         self._session_secret: bytes | None = None
 
     @classmethod
@@ -98,7 +101,7 @@ class Directory:
                     session_secret=secrets.token_bytes(SESSION_SECRET_BYTES),
                 )
             )
-            session.add(AcceptedDomainRow(domain=domain, is_default=True))
+            session.add(accepted_domains.new_row(domain, default=True))
 
     @property
     def names(self) -> Names:
@@ -133,7 +136,9 @@ class Directory:
             guid=org.guid,
             name=org.name,
             ad_domain=org.ad_domain,
-            accepted_domains=tuple(d.domain for d in domains),
+            # a wildcard accepted domain ("*.contoso.com") names no one domain: it takes
+            # mail (Directory.transport.accepted) but holds no addresses or DNS zone
+            accepted_domains=tuple(d.domain for d in domains if not d.domain.startswith("*.")),
             default_domain=default,
             when_created=org.when_created,
         )
@@ -142,7 +147,9 @@ class Directory:
         domain = validate.fqdn("DomainName", domain).lower()
         with self.store.write() as session:
             existing = session.scalars(
-                select(AcceptedDomainRow).where(AcceptedDomainRow.domain == domain)
+                select(AcceptedDomainRow).where(
+                    (AcceptedDomainRow.domain == domain) | (AcceptedDomainRow.name_key == domain)
+                )
             ).first()
             if existing is not None:
                 raise InvalidOperationError(
@@ -151,7 +158,7 @@ class Directory:
             if default:
                 for row in session.scalars(select(AcceptedDomainRow)):
                     row.is_default = False
-            session.add(AcceptedDomainRow(domain=domain, is_default=default))
+            session.add(accepted_domains.new_row(domain, default=default))
         return self.organization()
 
     def accepted_domain(self, domain: str, parameter: str) -> str:

@@ -25,6 +25,7 @@ def zone_names(session: Session) -> tuple[list[str], list[DnsZoneRow]]:
     accepted = [
         row.domain.lower()
         for row in session.scalars(select(AcceptedDomainRow).order_by(AcceptedDomainRow.id))
+        if not row.domain.startswith("*.")  # a wildcard accepted domain is no zone
     ]
     added = list(session.scalars(select(DnsZoneRow).order_by(DnsZoneRow.id)))
     return accepted, added
