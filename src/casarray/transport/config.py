@@ -1,0 +1,197 @@
+"""What the Hub Transport service knows of the directory: one frozen snapshot.
+
+`TransportConfig` holds the accepted domains, this server's receive connectors and its
+transport settings, as plain values; everything else in the package (the policy, the
+receive service, delivery) takes it and never the directory, so tests build one
+directly. `load_config` is the one adapter that reads `casarray.directory.transport`
+(Get-AcceptedDomain, Get-ReceiveConnector, Get-TransportServer); the process calls it
+again whenever the directory's topology version changes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from casarray.directory import Directory
+
+AUTHORITATIVE = "Authoritative"
+INTERNAL_RELAY = "InternalRelay"
+
+# Receive connector permission groups and authentication mechanisms (Exchange names).
+ANONYMOUS_USERS = "AnonymousUsers"
+EXCHANGE_USERS = "ExchangeUsers"
+TLS = "Tls"
+BASIC_AUTH = "BasicAuth"
+BASIC_AUTH_REQUIRE_TLS = "BasicAuthRequireTLS"
+
+DEFAULT_MAX_MESSAGE_SIZE = 10 * 1024 * 1024  # Exchange 2010's default: 10 MB
+DEFAULT_MAX_RECIPIENTS = 200
+
+
+@dataclass(frozen=True)
+class Domain:
+    """An accepted domain."""
+
+    domain_name: str  # lower case
+    domain_type: str  # AUTHORITATIVE or INTERNAL_RELAY
+
+
+@dataclass(frozen=True)
+class Connector:
+    """A receive connector of this server."""
+
+    name: str
+    bindings: tuple[tuple[str, int], ...]
+    remote_ip_ranges: tuple[str, ...] = ("0.0.0.0-255.255.255.255",)
+    auth_mechanism: frozenset[str] = frozenset({TLS})
+    permission_groups: frozenset[str] = frozenset({ANONYMOUS_USERS})
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_recipients_per_message: int = DEFAULT_MAX_RECIPIENTS
+    banner: str | None = None
+    fqdn: str = ""
+    enabled: bool = True
+
+    @property
+    def anonymous(self) -> bool:
+        return ANONYMOUS_USERS in self.permission_groups
+
+    @property
+    def offers_auth(self) -> bool:
+        return EXCHANGE_USERS in self.permission_groups and bool(
+            self.auth_mechanism & {BASIC_AUTH, BASIC_AUTH_REQUIRE_TLS}
+        )
+
+    @property
+    def auth_requires_tls(self) -> bool:
+        """AUTH only after STARTTLS (BasicAuthRequireTLS); plain BasicAuth allows it on
+        a clear channel, as Exchange does."""
+        return BASIC_AUTH_REQUIRE_TLS in self.auth_mechanism or BASIC_AUTH not in (
+            self.auth_mechanism
+        )
+
+    @property
+    def open_to_all(self) -> bool:
+        """Whether RemoteIPRanges holds every address (the Default connector): then it
+        grants no relay to anonymous clients by their address."""
+        return any(
+            (parsed := _address_range(entry)) is not None
+            and parsed[1] == 0
+            and parsed[2] == (2**32 - 1 if parsed[0] == 4 else 2**128 - 1)
+            for entry in self.remote_ip_ranges
+        )
+
+    def accepts_from(self, address: str) -> bool:
+        """Whether a client at `address` is in the connector's RemoteIPRanges."""
+        return range_width(self.remote_ip_ranges, address) is not None
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """The snapshot the service runs on."""
+
+    server: str
+    fqdn: str
+    domains: tuple[Domain, ...] = ()
+    connectors: tuple[Connector, ...] = ()
+    message_retry_interval: timedelta = timedelta(minutes=10)
+    message_expiration_timeout: timedelta = timedelta(days=2)
+    version: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def domain(self, name: str) -> Domain | None:
+        """The accepted domain of `name` (case-insensitive): the domain itself, else the
+        nearest wildcard ("*.lab.net" covers lab.net and its subdomains); or None."""
+        wanted = name.strip().rstrip(".").lower()
+        by_name = {d.domain_name: d for d in self.domains}
+        if wanted in by_name:
+            return by_name[wanted]
+        labels = wanted.split(".")
+        for start in range(len(labels)):
+            found = by_name.get("*." + ".".join(labels[start:]))
+            if found is not None:
+                return found
+        return None
+
+
+def _address_range(text: str) -> tuple[int, int, int] | None:
+    """(version, first, last) of a RemoteIPRanges entry: an address, a CIDR block or
+    `first-last`. None when it can't be read."""
+    text = text.strip()
+    try:
+        if "-" in text:
+            first_text, _, last_text = text.partition("-")
+            first = ipaddress.ip_address(first_text.strip())
+            last = ipaddress.ip_address(last_text.strip())
+            if first.version != last.version:
+                return None
+            return first.version, int(first), int(last)
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+    return network.version, int(network.network_address), int(network.broadcast_address)
+
+
+def range_width(ranges: tuple[str, ...], address: str) -> int | None:
+    """The size of the narrowest of `ranges` that holds `address`, or None when none
+    does (an IPv4-mapped IPv6 client counts as its IPv4 address)."""
+    try:
+        client = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped is not None:
+        client = client.ipv4_mapped
+    best: int | None = None
+    for entry in ranges:
+        parsed = _address_range(entry)
+        if parsed is None or parsed[0] != client.version:
+            continue
+        _, first, last = parsed
+        if first <= int(client) <= last:
+            width = last - first
+            best = width if best is None else min(best, width)
+    return best
+
+
+def _get(obj: object, name: str, default: Any = None) -> Any:
+    return getattr(obj, name, default)
+
+
+def load_config(directory: Directory, server: str) -> TransportConfig:
+    """The snapshot of `server`'s transport configuration in the directory now.
+    Blocking. DirectoryError when the server isn't there."""
+    record = directory.servers.one(server)
+    version = directory.topology_version()
+    transport = directory.transport
+    domains = tuple(
+        Domain(str(d.domain_name).lower().rstrip("."), str(d.domain_type))
+        for d in transport.accepted_domains()
+    )
+    connectors = tuple(
+        Connector(
+            name=str(c.name),
+            bindings=tuple((str(host), int(port)) for host, port in c.bindings),
+            remote_ip_ranges=tuple(str(r) for r in c.remote_ip_ranges),
+            auth_mechanism=frozenset(str(m) for m in c.auth_mechanism),
+            permission_groups=frozenset(str(g) for g in c.permission_groups),
+            max_message_size=int(c.max_message_size),
+            max_recipients_per_message=int(c.max_recipients_per_message),
+            banner=c.banner,
+            fqdn=str(c.fqdn or record.fqdn),
+            enabled=bool(c.enabled),
+        )
+        for c in transport.receive_connectors(record.name)
+    )
+    settings = transport.server_settings(record.name)
+    return TransportConfig(
+        server=record.name,
+        fqdn=record.fqdn,
+        domains=domains,
+        connectors=connectors,
+        message_retry_interval=_get(settings, "message_retry_interval", timedelta(minutes=10)),
+        message_expiration_timeout=_get(settings, "message_expiration_timeout", timedelta(days=2)),
+        version=version,
+    )

@@ -1,0 +1,436 @@
+"""SMTP receive on aiosmtpd: one listener per binding of the server's enabled receive
+connectors, a connector chosen per connection, the policy's decisions applied.
+
+aiosmtpd's `SMTP` protocol parses the commands (its `smtp_VERB` methods) and calls the
+handler's hooks; this module adds what Exchange's receive connectors do around it:
+
+- Per connection (`TransportSMTP.connection_made`): the connector that serves the
+  client (`policy.choose_connector`: the port the client reached, its address in
+  RemoteIPRanges); none: `421 4.3.2` and the connection closes. The connector gives the
+  banner and FQDN, SIZE (MaxMessageSize), whether AUTH is offered and whether only
+  after STARTTLS.
+- EHLO: PIPELINING, 8BITMIME, SMTPUTF8, SIZE, ENHANCEDSTATUSCODES, STARTTLS (before
+  TLS), AUTH PLAIN LOGIN (where the connector offers it and, for BasicAuthRequireTLS,
+  only after STARTTLS). Every reply after EHLO has an enhanced status code
+  (`replies.enhance` adds it to aiosmtpd's own); a malformed command gets its 5xx and
+  the session goes on.
+- AUTH: checked with the directory's password and lockout in a worker thread (argon2
+  never blocks the event loop); failures in a session cost a delay, and after a few
+  the session is closed (`policy.SessionGuard`), as are floods of refused recipients.
+- MAIL/RCPT: `policy.check_mail`, `policy.check_recipient` (recipient lookups in a
+  worker thread).
+- DATA: loop detection, our Received header on top, the message committed to the
+  queue (fsync'd) before `250 2.6.0 <id> Queued mail for delivery`; then delivery is
+  woken.
+
+Bindings on 0.0.0.0 (or ::) listen on the server's own address, as the Client Access
+servers do, so that several servers of a lab share one machine; a port may be mapped
+to another (the lab's +10000, a test's free port) while the connector is still chosen
+by the configured port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+
+from casarray.transport import policy, replies
+from casarray.transport.config import Connector, TransportConfig
+from casarray.transport.headers import crlf, hop_count, received_header
+from casarray.transport.mailboxes import Authenticator, Recipients
+from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
+
+log = logging.getLogger("casarray.transport")
+
+IDENT = "casarray Microsoft ESMTP MAIL Service ready"
+BACKLOG = 1024
+SESSION_TIMEOUT = 300.0
+
+
+@dataclass
+class ReceiveContext:
+    """What every session of the process shares; `config` is replaced whole when the
+    directory changes."""
+
+    config: TransportConfig
+    queue: QueueStore
+    recipients: Recipients
+    authenticator: Authenticator
+    tls: ssl.SSLContext | None = None
+    on_queued: Callable[[str], None] = lambda queue_id: None
+    guard_factory: Callable[[], policy.SessionGuard] = policy.SessionGuard
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+
+class RoutedEnvelope(Envelope):
+    """An envelope with the routes of its accepted recipients."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.routes: list[NewRecipient] = []
+
+
+def _address_of(transport: asyncio.BaseTransport, name: str) -> tuple[str, int]:
+    value = transport.get_extra_info(name)
+    if isinstance(value, tuple) and len(value) >= 2:
+        return str(value[0]), int(value[1])
+    return "", 0
+
+
+class TransportSMTP(SMTP):
+    """aiosmtpd's protocol with the receive connector of the connection."""
+
+    def __init__(self, context: ReceiveContext, configured_port: int) -> None:
+        self.context = context
+        self.configured_port = configured_port
+        self.connector: Connector | None = None
+        self.guard = context.guard_factory()
+        self.authenticated_as = ""
+        self._close_after_reply = False
+        self._raw_replies = False
+        self._greeted = False
+        self._banner = ""
+        super().__init__(
+            ReceiveHandler(),
+            data_size_limit=None,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=context.config.fqdn,
+            ident=IDENT,
+            tls_context=context.tls,
+            require_starttls=False,
+            timeout=SESSION_TIMEOUT,
+            auth_required=False,
+            auth_require_tls=True,
+            auth_exclude_mechanism=(),
+            loop=asyncio.get_running_loop(),
+        )
+
+    # -- the connection and its connector ------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is None:  # the first call (STARTTLS calls it again)
+            local, _ = _address_of(transport, "sockname")
+            peer, _ = _address_of(transport, "peername")
+            config = self.context.config
+            self.connector = policy.choose_connector(
+                config.connectors, local, self.configured_port, peer
+            )
+            if self.connector is not None:
+                self._apply(self.connector)
+        super().connection_made(transport)
+
+    def _apply(self, connector: Connector) -> None:
+        self.data_size_limit = connector.max_message_size or None
+        self._auth_require_tls = connector.auth_requires_tls
+        if connector.fqdn:
+            self.hostname = connector.fqdn
+        if connector.banner:
+            text = connector.banner.strip()
+            self._banner = text[3:].strip() if text.startswith("220") else text
+        if not connector.offers_auth:
+            self._auth_methods = {}
+
+    async def _handle_client(self) -> None:
+        if self.connector is None:
+            assert self.session is not None
+            log.info("%s: no receive connector serves %r", self.hostname, self.session.peer)
+            self.context.count("no_connector")
+            self._close_after_reply = True
+            await self.push(str(replies.NO_CONNECTOR))
+            return
+        await super()._handle_client()
+
+    async def push(self, status: str | bytes) -> None:
+        if isinstance(status, str):
+            if not self._greeted and status.startswith("220 "):
+                self._greeted = True
+                if self._banner:  # the connector's Banner replaces "FQDN ident"
+                    status = f"220 {self._banner}"
+            if not self._raw_replies:
+                status = replies.enhance(status)
+        try:
+            await super().push(status.encode("utf-8") if isinstance(status, str) else status)
+        finally:
+            if self._close_after_reply and self.transport is not None:
+                self.transport.close()
+
+    def close_after_reply(self) -> None:
+        self._close_after_reply = True
+
+    def _create_envelope(self) -> RoutedEnvelope:
+        return RoutedEnvelope()
+
+    @property
+    def tls_active(self) -> bool:
+        return self._tls_protocol is not None
+
+    # -- commands aiosmtpd does, with what Exchange adds -----------------------------
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self._raw_replies = True
+        try:
+            await super().smtp_HELO(hostname)
+        finally:
+            self._raw_replies = False
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self._raw_replies = True
+        try:
+            await super().smtp_EHLO(hostname)
+        finally:
+            self._raw_replies = False
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        assert self.connector is not None
+        if not self.connector.offers_auth:
+            await self.push(str(replies.AUTH_NOT_OFFERED))
+            return
+        await super().smtp_AUTH(arg)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            blob = await self.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        return await self._check_login(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        if len(args) == 1:
+            login = await self.challenge_auth(self.AuthLoginUsernameChallenge)
+            if not isinstance(login, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                login = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if not isinstance(password, bytes):
+            return AuthResult(success=False, handled=True)
+        return await self._check_login(login, password)
+
+    async def _check_login(self, login_bytes: bytes, password_bytes: bytes) -> AuthResult:
+        assert self.session is not None
+        try:
+            login = login_bytes.decode("utf-8")
+            password = password_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            login, password = "", ""
+        peer = str(self.session.peer[0]) if isinstance(self.session.peer, tuple) else ""
+        outcome = None
+        if login:
+            try:
+                outcome = await asyncio.to_thread(
+                    self.context.authenticator.authenticate, login, password, peer
+                )
+            except Exception:
+                log.exception("AUTH %r from %s: the check failed", login, peer)
+                return AuthResult(
+                    success=False,
+                    handled=False,
+                    message="454 4.7.0 Temporary authentication failure",
+                )
+        if outcome is not None and outcome.retry_after is not None:
+            self.context.count("auth_throttled")
+            log.info("AUTH %r from %s: throttled", login, peer)
+            return AuthResult(success=False, handled=False, message=str(replies.AUTH_THROTTLED))
+        if outcome is not None and outcome.user is not None:
+            self.authenticated_as = outcome.user
+            log.info("AUTH %r from %s: ok (%s)", login, peer, outcome.user)
+            return AuthResult(success=True, auth_data=outcome.user)
+        self.context.count("auth_failed")
+        log.info("AUTH %r from %s: failed", login, peer)
+        delay, closing = self.guard.auth_failed()
+        if delay:
+            await asyncio.sleep(delay)
+        if closing is not None:
+            self.close_after_reply()
+            return AuthResult(success=False, handled=False, message=str(closing))
+        return AuthResult(success=False, handled=False)  # 535 5.7.8
+
+
+class ReceiveHandler:
+    """aiosmtpd's handler hooks; `server` is the connection's `TransportSMTP`."""
+
+    async def handle_EHLO(
+        self,
+        server: TransportSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        kept = [
+            line
+            for line in responses[:-1]
+            if not line.startswith("250-AUTH")
+            or (server.connector and server.connector.offers_auth)
+        ]
+        return [*kept, "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+
+    async def handle_MAIL(
+        self,
+        server: TransportSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        assert server.connector is not None
+        if address != "<>" and policy.split_address(address) is None:
+            return str(replies.BAD_SENDER)
+        size = None
+        for option in mail_options:
+            name, _, value = option.partition("=")
+            if name == "SIZE" and value.isdigit():
+                size = int(value)
+        refused = policy.check_mail(server.connector, size)
+        if refused is not None:
+            return str(refused)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return str(replies.SENDER_OK)
+
+    async def handle_RCPT(
+        self,
+        server: TransportSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        assert server.connector is not None and isinstance(envelope, RoutedEnvelope)
+        context = server.context
+        decision = await asyncio.to_thread(
+            policy.check_recipient,
+            context.config,
+            server.connector,
+            address,
+            authenticated=bool(server.authenticated_as),
+            accepted_so_far=len(envelope.routes),
+            exists=context.recipients.exists,
+        )
+        if decision.recipient is None:
+            context.count("recipient_refused")
+            if decision.reply.permanent:
+                delay, closing = server.guard.recipient_refused()
+                if delay:
+                    await asyncio.sleep(delay)
+                if closing is not None:
+                    server.close_after_reply()
+                    return str(closing)
+            return str(decision.reply)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        envelope.routes.append(decision.recipient)
+        return str(decision.reply)
+
+    async def handle_DATA(self, server: TransportSMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(envelope, RoutedEnvelope) and server.connector is not None
+        context = server.context
+        content = envelope.original_content or b""
+        refused = policy.check_message(content)
+        if refused is not None:
+            context.count("loop")
+            return str(refused)
+        queue_id = new_queue_id()
+        peer = str(session.peer[0]) if isinstance(session.peer, tuple) else str(session.peer)
+        protocol = (
+            "ESMTP" + ("S" if server.tls_active else "") + ("A" if server.authenticated_as else "")
+        )
+        received = received_header(
+            helo=session.host_name or "unknown",
+            client_address=peer,
+            by=server.connector.fqdn or context.config.fqdn,
+            queue_id=queue_id,
+            recipient=envelope.routes[0].address if len(envelope.routes) == 1 else None,
+            protocol=protocol,
+            when=datetime.now(UTC),
+        )
+        data = received + crlf(content)
+        sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
+        message = NewMessage(
+            sender=sender,
+            recipients=tuple(envelope.routes),
+            data=data,
+            client_address=peer,
+            client_helo=session.host_name or "",
+            hop_count=hop_count(data),
+            authenticated_as=server.authenticated_as,
+            queue_id=queue_id,
+        )
+        try:
+            await asyncio.to_thread(context.queue.enqueue, message)
+        except QueueError as exc:
+            log.error("%s: a message from %s can't be queued: %s", context.config.server, peer, exc)
+            return str(replies.QUEUE_FAILED)
+        context.count("queued")
+        log.info(
+            "%s: queued %s from <%s> for %d recipient(s), %d bytes",
+            context.config.server,
+            queue_id,
+            sender,
+            len(envelope.routes),
+            len(data),
+        )
+        context.on_queued(queue_id)
+        return str(replies.queued(queue_id))
+
+
+@dataclass
+class Listener:
+    configured: tuple[str, int]  # the connector's binding
+    address: str  # where it listens
+    port: int
+    server: asyncio.base_events.Server | None = None
+
+
+def bind(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((address, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(
+    context: ReceiveContext, sock: socket.socket, configured_port: int
+) -> asyncio.base_events.Server:
+    """Serve SMTP on the listening socket `sock` for the connectors of
+    `configured_port`."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: TransportSMTP(context, configured_port), sock=sock, start_serving=True
+    )
