@@ -1,0 +1,217 @@
+"""Delivery of queued messages into the mailbox databases (Exchange's store driver),
+in the transport process.
+
+For each due local recipient: its mailbox is found by address and opened in its
+database's store (created there with its default folders at first use, as at first
+logon), the message gets `Return-Path` on top (our Received header is already there)
+and is appended to INBOX, and the delivery is recorded in the queue. A temporary
+failure (the database dismounted, its store unreachable) leaves the recipient in
+Retry, due again after the server's MessageRetryInterval; a permanent one (no such
+mailbox any more) fails it. A recipient not delivered within MessageExpirationTimeout
+fails as expired. A recipient to relay stays in Retry with the last error "no send
+connector yet": relay is not built yet.
+
+Exactly once, as far as two stores allow. The queue and the mailbox database are two
+databases, so the append and the record of delivery can't be one transaction. Before
+appending, the delivery records in the queue (durably) the INBOX's UIDVALIDITY and
+UIDNEXT (`attempt_note`); our Received header names the queue id. After a crash (the
+recipient is found with an attempt started and no outcome), the delivery looks in
+INBOX at the messages from that UIDNEXT on: one whose Received header names the queue
+id means the append happened, and the recipient is recorded as delivered; none means it
+didn't, and the message is delivered again. What remains possible: a message appended
+just before a crash and then moved out of INBOX or expunged by a client before the
+transport restarts is delivered a second time; so is one whose INBOX was recreated (a
+new UIDVALIDITY) meanwhile. Nothing acknowledged is lost: the queue keeps the message
+until every recipient is Delivered or Failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from casarray.transport.config import TransportConfig
+from casarray.transport.headers import mentions_queue_id, return_path
+from casarray.transport.mailboxes import Mailboxes, PermanentFailure, TemporaryFailure
+from casarray.transport.queue import LOCAL, QueuedRecipient, QueueError, QueueStore
+
+log = logging.getLogger("casarray.transport")
+
+INBOX = "INBOX"
+NO_SEND_CONNECTOR = "451 4.4.0 No send connector yet: relay is not available on this server"
+BATCH = 64
+IDLE_WAIT = 1.0  # seconds between looks at the queue when nothing wakes the loop
+PARALLEL = 4
+RECOVERY_INTERVAL = 10.0  # seconds between looks at attempts a crash left unsettled
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str  # "delivered", "retry", "failed"
+    error: str = ""
+
+
+def parse_note(note: str) -> tuple[int, int] | None:
+    """(UIDVALIDITY, UIDNEXT) of an attempt note "validity:next", or None."""
+    validity, sep, uid_next = note.partition(":")
+    if not sep or not validity.isdigit() or not uid_next.isdigit():
+        return None
+    return int(validity), int(uid_next)
+
+
+class Deliverer:
+    """Takes due recipients from the queue and delivers them; blocking methods run in
+    worker threads, `run` is the process's job."""
+
+    def __init__(
+        self,
+        queue: QueueStore,
+        mailboxes: Mailboxes,
+        config: Callable[[], TransportConfig],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.queue = queue
+        self.mailboxes = mailboxes
+        self.config = config
+        self.clock = clock
+        self.wake = asyncio.Event()
+        self.delivered_count = 0
+        self.unsettled = 0  # interrupted attempts `recover` could not settle yet
+
+    # -- one recipient (blocking) ----------------------------------------------------
+
+    def deliver(self, recipient: QueuedRecipient) -> Outcome:
+        """Deliver one taken recipient and record the outcome in the queue."""
+        config = self.config()
+        message = self.queue.message(recipient.message_id)
+        if message is None:
+            return Outcome("failed", "the message left the queue")
+        now = self.clock()
+        age = now - message.received.timestamp()
+        if age > config.message_expiration_timeout.total_seconds():
+            error = f"550 4.4.7 Message expired ({recipient.last_error or 'not delivered'})"
+            self.queue.failed(recipient.message_id, recipient.index, error)
+            log.warning("%s to %s: expired", recipient.message_id, recipient.address)
+            return Outcome("failed", error)
+        retry_at = now + config.message_retry_interval.total_seconds()
+        if recipient.route != LOCAL:
+            self.queue.retry(recipient.message_id, recipient.index, NO_SEND_CONNECTOR, retry_at)
+            return Outcome("retry", NO_SEND_CONNECTOR)
+        try:
+            store = self.mailboxes.open(recipient.address)
+            inbox = store.folder(INBOX)
+            self.queue.note_attempt(
+                recipient.message_id, recipient.index, f"{inbox.uid_validity}:{inbox.uid_next}"
+            )
+            data = self.queue.message_data(recipient.message_id)
+            store.append(INBOX, return_path(message.sender) + data)
+        except PermanentFailure as exc:
+            self.queue.failed(recipient.message_id, recipient.index, str(exc))
+            log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, exc)
+            return Outcome("failed", str(exc))
+        except QueueError:
+            raise
+        except Exception as exc:  # TemporaryFailure and any store error
+            error = f"451 4.3.0 {exc}" if not isinstance(exc, TemporaryFailure) else str(exc)
+            self.queue.retry(recipient.message_id, recipient.index, error, retry_at)
+            log.warning("%s to %s: will retry: %s", recipient.message_id, recipient.address, exc)
+            return Outcome("retry", error)
+        self.queue.delivered(recipient.message_id, recipient.index)
+        self.delivered_count += 1
+        log.info("%s delivered to %s", recipient.message_id, recipient.address)
+        return Outcome("delivered")
+
+    def recover(self) -> int:
+        """Settle the attempts a crash interrupted (see the module's docstring); how
+        many were found delivered already."""
+        found = 0
+        now = self.clock()
+        self.unsettled = 0
+        for recipient in self.queue.in_flight():
+            try:
+                delivered = self._already_delivered(recipient)
+            except TemporaryFailure as exc:
+                # its mailbox can't be looked at now: left as it is, looked at again later
+                self.unsettled += 1
+                log.warning(
+                    "%s to %s: can't tell yet whether it was delivered before the restart: %s",
+                    recipient.message_id,
+                    recipient.address,
+                    exc,
+                )
+                continue
+            if delivered:
+                self.queue.delivered(recipient.message_id, recipient.index)
+                found += 1
+                log.info(
+                    "%s to %s: found delivered before the restart",
+                    recipient.message_id,
+                    recipient.address,
+                )
+            else:
+                self.queue.retry(
+                    recipient.message_id,
+                    recipient.index,
+                    recipient.last_error or "interrupted by a restart",
+                    now,
+                )
+        return found
+
+    def _already_delivered(self, recipient: QueuedRecipient) -> bool:
+        noted = parse_note(recipient.attempt_note)
+        if recipient.route != LOCAL or noted is None:
+            return False
+        validity, uid_next = noted
+        try:
+            store = self.mailboxes.open(recipient.address)
+            inbox = store.folder(INBOX)
+            if inbox.uid_validity != validity:
+                return False
+            uids = [m.uid for m in store.messages(INBOX) if m.uid >= uid_next]
+            bodies = store.bodies(INBOX, uids) if uids else {}
+        except Exception as exc:
+            # can't look now: retry later, then it is looked at again
+            raise TemporaryFailure(str(exc)) from exc
+        return any(mentions_queue_id(body, recipient.message_id) for body in bodies.values())
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Deliver until cancelled: what is due, then wait to be woken (a message
+        queued) or a second."""
+        last_recovery = 0.0
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(recipient: QueuedRecipient) -> None:
+            async with gate:
+                try:
+                    await asyncio.to_thread(self.deliver, recipient)
+                except Exception:
+                    log.exception("delivering %s to %s", recipient.message_id, recipient.address)
+
+        while True:
+            if (last_recovery == 0.0 or self.unsettled) and (
+                time.monotonic() - last_recovery > RECOVERY_INTERVAL
+            ):
+                last_recovery = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.recover)
+                except QueueError as exc:
+                    log.error("the queue can't be read: %s", exc)
+                    self.unsettled = 1
+            self.wake.clear()
+            try:
+                due = await asyncio.to_thread(self.queue.take_due, self.clock(), BATCH)
+            except QueueError as exc:
+                log.error("the queue can't be read: %s", exc)
+                due = []
+            if due:
+                await asyncio.gather(*(one(recipient) for recipient in due))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), IDLE_WAIT)

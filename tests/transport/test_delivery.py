@@ -1,0 +1,201 @@
+"""Delivery into a real mailbox database: the message lands in INBOX with Return-Path
+and Received on top; temporary and permanent failures; relay recipients wait; and the
+recovery after a crash at each point of an attempt delivers exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from casarray.transport.config import TransportConfig
+from casarray.transport.delivery import NO_SEND_CONNECTOR, Deliverer
+from casarray.transport.headers import received_header
+from casarray.transport.mailboxes import DirectoryMailboxes
+from casarray.transport.queue import (
+    DELIVERED,
+    FAILED,
+    RELAY,
+    RETRY,
+    NewMessage,
+    NewRecipient,
+    SqliteQueue,
+    new_queue_id,
+)
+from tests.transport.harness import Org, make_org
+
+BODY = b"From: x@far.net\r\nSubject: hello\r\n\r\nHi.\r\n"
+
+
+@pytest.fixture
+def org(tmp_path: Path, password_hash: str) -> Iterator[Org]:
+    org = make_org(tmp_path / "org", password_hash)
+    org.add_user("alice")
+    org.add_user("bob")
+    yield org
+    org.directory.close()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time() + 1  # after whatever the test enqueues
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def parts(org: Org, tmp_path: Path) -> Iterator[tuple[SqliteQueue, DirectoryMailboxes, Clock]]:
+    queue = SqliteQueue(tmp_path / "queue.db")
+    mailboxes = DirectoryMailboxes(org.directory)
+    yield queue, mailboxes, Clock()
+    mailboxes.close()
+    queue.close()
+
+
+CONFIG = TransportConfig(
+    server="MBX01",
+    fqdn="mbx01.lab.net",
+    message_retry_interval=timedelta(seconds=60),
+    message_expiration_timeout=timedelta(days=2),
+)
+
+
+def enqueue(queue: SqliteQueue, *recipients: NewRecipient, sender: str = "x@far.net") -> str:
+    queue_id = new_queue_id()
+    from datetime import UTC, datetime
+
+    data = (
+        received_header(
+            helo="client.far.net",
+            client_address="127.0.0.1",
+            by="mbx01.lab.net",
+            queue_id=queue_id,
+            recipient=None,
+            protocol="ESMTP",
+            when=datetime.now(UTC),
+        )
+        + BODY
+    )
+    return queue.enqueue(
+        NewMessage(sender=sender, recipients=recipients, data=data, queue_id=queue_id)
+    )
+
+
+def deliverer(parts: tuple[SqliteQueue, DirectoryMailboxes, Clock]) -> Deliverer:
+    queue, mailboxes, clock = parts
+    return Deliverer(queue, mailboxes, lambda: CONFIG, clock=clock)
+
+
+def test_local_delivery_lands_in_inbox(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"), NewRecipient("bob@lab.net"))
+    run = deliverer(parts)
+    outcomes = [run.deliver(r) for r in queue.take_due(clock.now)]
+    assert [o.state for o in outcomes] == ["delivered", "delivered"]
+    for alias in ("alice", "bob"):
+        [message] = org.inbox(alias)
+        assert message.startswith(b"Return-Path: <x@far.net>\r\nReceived: from client.far.net")
+        assert f"id {queue_id}".encode() in message and message.endswith(BODY)
+    assert {r.state for r in queue.recipients(queue_id)} == {DELIVERED}
+    assert queue.in_flight() == []
+
+
+def test_null_sender_gets_an_empty_return_path(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    enqueue(queue, NewRecipient("alice@lab.net"), sender="")
+    run = deliverer(parts)
+    [taken] = queue.take_due(clock.now)
+    assert run.deliver(taken).state == "delivered"
+    assert org.inbox("alice")[0].startswith(b"Return-Path: <>\r\n")
+
+
+def test_failures_and_relay(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    queue_id = enqueue(
+        queue, NewRecipient("gone@lab.net"), NewRecipient("bob@far.net", RELAY, "far.net")
+    )
+    run = deliverer(parts)
+    outcomes = [run.deliver(r) for r in queue.take_due(clock.now)]
+    assert [o.state for o in outcomes] == ["failed", "retry"]
+    gone, far = queue.recipients(queue_id)
+    assert gone.state == FAILED and gone.last_error.startswith("550 5.1.1")
+    assert far.state == RETRY and far.last_error == NO_SEND_CONNECTOR
+    assert far.next_attempt == clock.now + 60
+
+
+def test_a_dismounted_database_is_retried(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+    org.directory.databases.set_mounted("DB01", False)
+    run = deliverer(parts)
+    [taken] = queue.take_due(clock.now)
+    outcome = run.deliver(taken)
+    assert outcome.state == "retry" and "dismounted" in outcome.error
+    org.directory.databases.set_mounted("DB01", True)
+    assert queue.take_due(clock.now + 59) == []
+    [again] = queue.take_due(clock.now + 60)
+    assert run.deliver(again).state == "delivered"
+    assert len(org.inbox("alice")) == 1
+    assert queue.recipients(queue_id)[0].attempts == 2
+
+
+def test_expired_messages_fail(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    queue_id = enqueue(queue, NewRecipient("bob@far.net", RELAY, "far.net"))
+    clock.now = 4_000_000_000.0  # long after it was received
+    run = deliverer(parts)
+    [taken] = queue.take_due(clock.now)
+    assert run.deliver(taken).state == "failed"
+    assert queue.recipients(queue_id)[0].last_error.startswith("550 4.4.7 Message expired")
+
+
+def test_crash_after_the_append_is_not_delivered_twice(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    """The attempt noted, the message appended, then the process dies before the
+    queue records it: after the restart it is found in INBOX and recorded."""
+    queue, mailboxes, clock = parts
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+    [_taken] = queue.take_due(clock.now)
+    store = mailboxes.open("alice@lab.net")
+    inbox = store.folder("INBOX")
+    queue.note_attempt(queue_id, 0, f"{inbox.uid_validity}:{inbox.uid_next}")
+    store.append("INBOX", b"Return-Path: <x@far.net>\r\n" + queue.message_data(queue_id))
+    # -- crash; a new process recovers
+    run = deliverer(parts)
+    assert run.recover() == 1
+    assert queue.recipients(queue_id)[0].state == DELIVERED
+    assert queue.take_due(clock.now + 3600) == []
+    assert len(org.inbox("alice")) == 1
+
+
+def test_crash_before_the_append_delivers_once(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, mailboxes, clock = parts
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+    # an earlier message of someone else in INBOX does not count
+    mailboxes.open("alice@lab.net").append("INBOX", b"Subject: other\r\n\r\nx\r\n")
+    [_taken] = queue.take_due(clock.now)
+    inbox = mailboxes.open("alice@lab.net").folder("INBOX")
+    queue.note_attempt(queue_id, 0, f"{inbox.uid_validity}:{inbox.uid_next}")
+    # -- crash before the append
+    run = deliverer(parts)
+    assert run.recover() == 0
+    [again] = queue.take_due(clock.now)
+    assert again.attempts == 2
+    assert run.deliver(again).state == "delivered"
+    assert len(org.inbox("alice")) == 2
+
+
+def test_crash_before_the_note_delivers_once(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, _, clock = parts
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+    queue.take_due(clock.now)
+    # -- crash right after taking it
+    run = deliverer(parts)
+    assert run.recover() == 0
+    [again] = queue.take_due(clock.now)
+    assert run.deliver(again).state == "delivered"
+    assert len(org.inbox("alice")) == 1
+    assert queue.recipients(queue_id)[0].state == DELIVERED
