@@ -181,6 +181,10 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.dns.records",
     "casarray.shell.cmdlets.dns.policies",
     "casarray.shell.cmdlets.certificates",
+    "casarray.shell.cmdlets.transport.accepted_domains",
+    "casarray.shell.cmdlets.transport.receive_connectors",
+    "casarray.shell.cmdlets.transport.send_connectors",
+    "casarray.shell.cmdlets.transport.transport_servers",
     "casarray.shell.cmdlets.testing",
 )
 
