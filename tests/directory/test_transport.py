@@ -98,6 +98,7 @@ def test_new_custom_receive_connector(org: Directory) -> None:
     assert not relay.accepts_from("10.0.0.6")
     assert not relay.accepts_from("not an address")
     assert org.transport.receive_connector("HUB01\\app relay") == relay
+    assert org.transport.receive_connector("hub01.lab.net\\App Relay") == relay
     assert org.transport.receive_connector(relay.guid) == relay
     assert org.transport.receive_connector("App Relay") == relay
 

@@ -50,7 +50,7 @@ def new_row(
     domain: str, *, name: str | None = None, domain_type: str = AUTHORITATIVE, default: bool = False
 ) -> AcceptedDomainRow:
     """A row for an accepted domain already checked."""
-    shown = name if name is not None else domain
+    shown = name if name is not None else domain[:64]  # a name is at most 64 characters
     return AcceptedDomainRow(
         guid=new_guid(),
         name=shown,

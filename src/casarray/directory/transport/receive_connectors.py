@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from casarray.directory import identity, validate
@@ -250,7 +250,8 @@ class ReceiveConnectorService:
         )
 
     def resolve(self, session: Session, connector: object) -> tuple[ReceiveConnectorRow, str]:
-        """(row, server name) of the connector named "SERVER\\Name", by its name alone
+        """(row, server name) of the connector named "SERVER\\Name" (or the server's
+        FQDN before the backslash), by its name alone
         (when one server has it), or by its GUID."""
         guid = getattr(connector, "guid", None)
         text = str(guid) if guid is not None else str(connector).strip()
@@ -265,7 +266,10 @@ class ReceiveConnectorService:
             hits = list(
                 session.execute(
                     stmt.where(
-                        ServerRow.name_key == server.strip().lower(),
+                        or_(
+                            ServerRow.name_key == server.strip().lower(),
+                            ServerRow.fqdn_key == server.strip().lower(),
+                        ),
                         ReceiveConnectorRow.name_key == name.strip().lower(),
                     )
                 )
