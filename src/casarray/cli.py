@@ -108,6 +108,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow LOGIN before STARTTLS (for benchmarks on loopback; never in production)",
     )
 
+    transport = commands.add_parser("transport", help="run the Hub Transport role of a server")
+    transport_commands = transport.add_subparsers(
+        dest="transport_command", metavar="ACTION", required=True
+    )
+    trun = transport_commands.add_parser(
+        "run",
+        help="receive SMTP (25, 587) and deliver into the mailbox databases until SIGTERM",
+        description="Serve the server's enabled receive connectors (Default SERVER on 25, "
+        "Client SERVER on 587) on its address, queue what they accept durably and deliver "
+        "it into the recipients' mailboxes. Ports are the connectors' own, or each plus "
+        "10000 when the process may not bind ports below 1024.",
+    )
+    trun.add_argument("name", metavar="SERVER", help="the Hub Transport server, e.g. MBX01")
+    _add_directory_option(trun)
+    trun.add_argument(
+        "--port-offset", type=int, metavar="N", help="listen on each connector's port plus N"
+    )
+    trun.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="PORT=ACTUAL",
+        help="listen for the connectors of PORT on ACTUAL (0: any free port); repeatable",
+    )
+    trun.add_argument("--queue", metavar="URL", help="the queue store (default: a SQLite file)")
+    trun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
+    trun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    trun.add_argument("--no-uvloop", action="store_true", help="use asyncio's own event loop")
+
     balancer = commands.add_parser("balancer", help="run an NLB cluster's load balancer")
     balancer_commands = balancer.add_subparsers(dest="balancer_command", required=True)
     brun = balancer_commands.add_parser(
@@ -273,6 +302,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                     threads=args.threads,
                     use_uvloop=not args.no_uvloop,
                     allow_plaintext_login=args.allow_plaintext_login,
+                    log_file=args.log_file,
+                    log_level=args.log_level,
+                )
+            )
+        if args.command == "transport":
+            from casarray.transport.transport_process import (
+                TransportOptions,
+                parse_port_map,
+            )
+            from casarray.transport.transport_process import run as run_transport
+
+            try:
+                ports = parse_port_map(args.port)
+            except ValueError as exc:
+                parser.error(str(exc))
+            return run_transport(
+                TransportOptions(
+                    server=args.name,
+                    directory=args.directory,
+                    port_offset=args.port_offset,
+                    ports=ports,
+                    queue=args.queue,
+                    use_uvloop=not args.no_uvloop,
                     log_file=args.log_file,
                     log_level=args.log_level,
                 )

@@ -115,6 +115,15 @@ def test_take_due_marks_the_attempt_and_outcomes_settle_it(queue: SqliteQueue) -
     assert message is not None and message.status == FAILED
 
 
+def test_retry_now(queue: SqliteQueue) -> None:
+    message_id = queue.enqueue(two_recipients())
+    for recipient in queue.take_due(now=2e9):
+        queue.retry(message_id, recipient.index, "later", 2e9 + 600)
+    assert queue.take_due(now=2e9 + 1) == []
+    assert queue.retry_now(2e9 + 1) == 2
+    assert len(queue.take_due(now=2e9 + 1)) == 2
+
+
 def test_suspend_and_resume(queue: SqliteQueue) -> None:
     message_id = queue.enqueue(two_recipients())
     queue.suspend(message_id)

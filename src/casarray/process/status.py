@@ -33,6 +33,7 @@ MAILBOX = "mailbox"
 BALANCER = "balancer"
 DNS = "dns"
 LAB = "lab"
+TRANSPORT = "transport"  # a Hub Transport server
 
 
 def pid_alive(pid: int) -> bool:

@@ -183,7 +183,16 @@ class Deliverer:
 
     async def run(self) -> None:
         """Deliver until cancelled: what is due, then wait to be woken (a message
-        queued) or a second."""
+        queued) or a second. At start, what waits in Retry is made due at once (as
+        Exchange's transport retries its queues when it starts) and the attempts a
+        crash interrupted are settled."""
+        try:
+            waiting = await asyncio.to_thread(self.queue.retry_now, self.clock())
+        except QueueError as exc:
+            log.error("the queue can't be read: %s", exc)
+        else:
+            if waiting:
+                log.info("%d recipient(s) waiting to be retried: retried now", waiting)
         last_recovery = 0.0
         gate = asyncio.Semaphore(PARALLEL)
 

@@ -153,6 +153,8 @@ class QueueStore(Protocol):
 
     def note_attempt(self, message_id: str, index: int, note: str) -> None: ...
 
+    def retry_now(self, now: float) -> int: ...
+
     def delivered(self, message_id: str, index: int) -> None: ...
 
     def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None: ...
@@ -375,6 +377,19 @@ class SqliteQueue:
                 )
             ]
         )
+
+    def retry_now(self, now: float) -> int:
+        """Make every recipient in Retry due at `now` (a restart retries what waits);
+        how many."""
+        with self._lock:
+            try:
+                cursor = self._db.execute(
+                    "UPDATE recipient SET next_attempt = ? WHERE state = ? AND next_attempt > ?",
+                    (now, RETRY, now),
+                )
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            return cursor.rowcount
 
     def suspend(self, message_id: str, suspended: bool = True) -> None:
         """Suspend-Message / Resume-Message: the waiting recipients of a message."""
