@@ -401,3 +401,19 @@ async def test_a_loop_is_refused(harness: Harness) -> None:
 
     assert await run(talk) == (554, b"5.4.6 Routing loop detected: too many Received headers")
     assert harness.queue.messages() == []
+
+
+async def test_8bitmime_and_smtputf8(harness: Harness) -> None:
+    body = "Subject: Grüße\r\n\r\nDas Büro ist zu.\r\n".encode()
+
+    def talk() -> dict[str, tuple[int, bytes]]:
+        with harness.smtp() as client:
+            client.ehlo("c")
+            return client.sendmail(
+                "jörg@far.net", ["alice@lab.net"], body, mail_options=["BODY=8BITMIME", "SMTPUTF8"]
+            )
+
+    assert await run(talk) == {}
+    [message] = harness.queue.messages()
+    assert message.sender == "jörg@far.net"
+    assert harness.queue.message_data(message.message_id).endswith(body)

@@ -201,6 +201,8 @@ class Deliverer:
                 try:
                     await asyncio.to_thread(self.deliver, recipient)
                 except Exception:
+                    # its outcome could not be recorded: `recover` settles it shortly
+                    self.unsettled += 1
                     log.exception("delivering %s to %s", recipient.message_id, recipient.address)
 
         while True:
