@@ -233,6 +233,7 @@ async def test_malformed_commands_get_5xx_and_the_session_goes_on(harness: Harne
             replies.append(client.docmd("FOO"))
             replies.append(client.docmd("DATA"))
             replies.append(client.docmd("MAIL FROM:<x@far.net> BOGUS=1"))
+            replies.append(client.docmd("EHLO"))
             replies.append(client.noop())
             return replies
 

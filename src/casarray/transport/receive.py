@@ -45,7 +45,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from casarray.transport import policy, replies
-from casarray.transport.config import Connector, TransportConfig
+from casarray.transport.config import TLS, Connector, TransportConfig
 from casarray.transport.headers import crlf, hop_count, received_header
 from casarray.transport.mailboxes import Authenticator, Recipients
 from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
@@ -131,6 +131,8 @@ class TransportSMTP(SMTP):
             )
             if self.connector is not None:
                 self._apply(self.connector)
+        else:  # after STARTTLS the client starts again (RFC 3207 4.2), logged out
+            self.authenticated_as = ""
         super().connection_made(transport)
 
     def _apply(self, connector: Connector) -> None:
@@ -143,6 +145,8 @@ class TransportSMTP(SMTP):
             self._banner = text[3:].strip() if text.startswith("220") else text
         if not connector.offers_auth:
             self._auth_methods = {}
+        if TLS not in connector.auth_mechanism:
+            self.tls_context = None  # no STARTTLS without Tls in AuthMechanism
 
     async def _handle_client(self) -> None:
         if self.connector is None:
@@ -181,6 +185,9 @@ class TransportSMTP(SMTP):
     # -- commands aiosmtpd does, with what Exchange adds -----------------------------
 
     async def smtp_HELO(self, hostname: str) -> None:
+        if not hostname:
+            await self.push("501 5.5.4 Syntax: HELO hostname")
+            return
         self._raw_replies = True
         try:
             await super().smtp_HELO(hostname)
@@ -188,6 +195,9 @@ class TransportSMTP(SMTP):
             self._raw_replies = False
 
     async def smtp_EHLO(self, hostname: str) -> None:
+        if not hostname:
+            await self.push("501 5.5.4 Syntax: EHLO hostname")
+            return
         self._raw_replies = True
         try:
             await super().smtp_EHLO(hostname)
