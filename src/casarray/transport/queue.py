@@ -5,7 +5,11 @@ recipients are committed: on SQLite (the default, one file under the server's fo
 in WAL mode with `synchronous=FULL`, so the commit has reached the disk (the WAL is
 fsync'd) before the receive service answers `250`. A kill -9 of the process, or of any
 other, loses nothing that was acknowledged. Every change of a recipient's state is a
-transaction of its own, durable in the same way.
+transaction of its own. `note_attempt` (written before a delivery touches a mailbox)
+is FULL too; taking recipients and recording outcomes are NORMAL: they survive the
+process's death, and after a power loss only those since the last FULL commit can be
+lost, which recovery handles as it does a crash (an outcome lost is found again in the
+mailbox by the attempt's note; an attempt mark lost is an attempt not made).
 
 The model (Exchange 2010's queue viewer, much simplified). A message has a queue id
 (16 upper-case hex digits, time-ordered), the envelope sender (`""` for the null
@@ -253,6 +257,7 @@ class SqliteQueue:
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._full = True
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
@@ -260,9 +265,20 @@ class SqliteQueue:
 
     # -- writes: each one transaction, committed (fsync'd) before returning ---------------
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> None:
+    def _sync(self, full: bool) -> None:
+        """FULL (the commit reaches the disk before it returns) or NORMAL (it survives
+        the process's death; the disk gets it at the next FULL commit or checkpoint).
+        Called with the lock held, outside a transaction."""
+        if full != self._full:
+            self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._full = full
+
+    def _write(
+        self, statements: Iterable[tuple[str, Sequence[object]]], *, full: bool = True
+    ) -> None:
         with self._lock:
             try:
+                self._sync(full)
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     for sql, params in statements:
@@ -321,6 +337,7 @@ class SqliteQueue:
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
         with self._lock:
             try:
+                self._sync(False)
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     rows = self._db.execute(
@@ -375,7 +392,8 @@ class SqliteQueue:
                     " attempt_started = NULL, attempt_note = '' WHERE message_id = ? AND idx = ?",
                     (state, error, next_attempt, message_id, index),
                 )
-            ]
+            ],
+            full=False,
         )
 
     def retry_now(self, now: float) -> int:
