@@ -12,17 +12,19 @@ fails as expired. A recipient to relay stays in Retry with the last error "no se
 connector yet": relay is not built yet.
 
 Exactly once, as far as two stores allow. The queue and the mailbox database are two
-databases, so the append and the record of delivery can't be one transaction. Before
-appending, the delivery records in the queue (durably) the INBOX's UIDVALIDITY and
-UIDNEXT (`attempt_note`); our Received header names the queue id. After a crash (the
-recipient is found with an attempt started and no outcome), the delivery looks in
-INBOX at the messages from that UIDNEXT on: one whose Received header names the queue
-id means the append happened, and the recipient is recorded as delivered; none means it
+databases, so the append and the record of delivery can't be one transaction. Taking a
+recipient for an attempt is committed (fsync'd) before any mailbox is touched, with
+the time the attempt started; the message is appended with that moment as its
+INTERNALDATE, and our Received header names the queue id. After a crash (a recipient
+found with an attempt started and no outcome), the delivery looks at the messages of
+INBOX dated from the attempt's start on: one whose Received header names the queue id
+means the append happened, and the recipient is recorded as delivered; none means it
 didn't, and the message is delivered again. What remains possible: a message appended
 just before a crash and then moved out of INBOX or expunged by a client before the
-transport restarts is delivered a second time; so is one whose INBOX was recreated (a
-new UIDVALIDITY) meanwhile. Nothing acknowledged is lost: the queue keeps the message
-until every recipient is Delivered or Failed.
+transport restarts is delivered a second time (so is one whose INBOX was deleted and
+made again meanwhile, or if the clock went back by more than a second across the
+crash). Nothing acknowledged is lost: the queue keeps the message until every
+recipient is Delivered or Failed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from casarray.transport.config import TransportConfig
 from casarray.transport.headers import mentions_queue_id, return_path
@@ -53,14 +56,6 @@ RECOVERY_INTERVAL = 10.0  # seconds between looks at attempts a crash left unset
 class Outcome:
     state: str  # "delivered", "retry", "failed"
     error: str = ""
-
-
-def parse_note(note: str) -> tuple[int, int] | None:
-    """(UIDVALIDITY, UIDNEXT) of an attempt note "validity:next", or None."""
-    validity, sep, uid_next = note.partition(":")
-    if not sep or not validity.isdigit() or not uid_next.isdigit():
-        return None
-    return int(validity), int(uid_next)
 
 
 class Deliverer:
@@ -104,12 +99,8 @@ class Deliverer:
             return Outcome("retry", NO_SEND_CONNECTOR)
         try:
             store = self.mailboxes.open(recipient.address)
-            inbox = store.folder(INBOX)
-            self.queue.note_attempt(
-                recipient.message_id, recipient.index, f"{inbox.uid_validity}:{inbox.uid_next}"
-            )
             data = self.queue.message_data(recipient.message_id)
-            store.append(INBOX, return_path(message.sender) + data)
+            store.append(INBOX, return_path(message.sender) + data, internal_date=datetime.now(UTC))
         except PermanentFailure as exc:
             self.queue.failed(recipient.message_id, recipient.index, str(exc))
             log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, exc)
@@ -163,19 +154,24 @@ class Deliverer:
         return found
 
     def _already_delivered(self, recipient: QueuedRecipient) -> bool:
-        noted = parse_note(recipient.attempt_note)
-        if recipient.route != LOCAL or noted is None:
+        """Whether INBOX holds the message of an interrupted attempt: one dated from
+        the attempt's start on (a second's slack: INTERNALDATE has whole seconds) whose
+        Received header names the queue id."""
+        if recipient.route != LOCAL or recipient.attempt_started is None:
             return False
-        validity, uid_next = noted
+        since = recipient.attempt_started - 1
         try:
             store = self.mailboxes.open(recipient.address)
-            inbox = store.folder(INBOX)
-            if inbox.uid_validity != validity:
-                return False
-            uids = [m.uid for m in store.messages(INBOX) if m.uid >= uid_next]
-            bodies = store.bodies(INBOX, uids) if uids else {}
+            recent = []
+            for info in reversed(store.messages(INBOX)):
+                if info.internal_date.timestamp() < since:
+                    break
+                recent.append(info.uid)
+            bodies = store.bodies(INBOX, recent) if recent else {}
+        except PermanentFailure:
+            return False  # no mailbox: nothing there; the next attempt fails it
         except Exception as exc:
-            # can't look now: retry later, then it is looked at again
+            # can't look now: left in flight, looked at again later
             raise TemporaryFailure(str(exc)) from exc
         return any(mentions_queue_id(body, recipient.message_id) for body in bodies.values())
 

@@ -15,8 +15,10 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from casarray.errors import CasarrayError
+
 if TYPE_CHECKING:
-    from casarray.directory import Directory, MailboxDatabase
+    from casarray.directory import Directory, Mailbox, MailboxDatabase
     from casarray.directory.lockout import Lockout
     from casarray.mailstore.interface import DatabaseStore, MailboxStore
 
@@ -39,12 +41,16 @@ class Authenticator(Protocol):
     def authenticate(self, login: str, password: str, client_address: str) -> AuthOutcome: ...
 
 
-class TemporaryFailure(Exception):
+class TemporaryFailure(CasarrayError):
     """A delivery that may succeed later (the database dismounted, a store error)."""
 
+    category = "ResourceUnavailable"
 
-class PermanentFailure(Exception):
+
+class PermanentFailure(CasarrayError):
     """A delivery that can't succeed (no such mailbox any more)."""
+
+    category = "ObjectNotFound"
 
 
 class Mailboxes(Protocol):
@@ -55,7 +61,12 @@ class Mailboxes(Protocol):
 
 
 class DirectoryMailboxes:
-    """`Recipients`, `Authenticator` and `Mailboxes` on the directory."""
+    """`Recipients`, `Authenticator` and `Mailboxes` on the directory.
+
+    Mailboxes found and database records are kept until `topology_changed` (every
+    write to the directory bumps its topology version; the process calls it when the
+    version changes), so a delivery costs no directory query. An address not found is
+    always looked up again, so a mailbox made a moment ago gets its mail."""
 
     def __init__(self, directory: Directory, *, throttle: Lockout | None = None) -> None:
         from casarray.directory.lockout import DirectoryLockout
@@ -64,18 +75,54 @@ class DirectoryMailboxes:
         self.throttle: Lockout = throttle or DirectoryLockout(directory.store)
         self._lock = threading.Lock()
         self._stores: dict[str, tuple[str, DatabaseStore]] = {}
+        self._mailboxes: dict[str, Mailbox] = {}
+        self._databases: dict[str, MailboxDatabase] = {}
 
-    def exists(self, address: str) -> bool | None:
-        from casarray.directory.errors import DirectoryError, NotFoundError
+    def topology_changed(self) -> None:
+        """Forget the mailboxes and databases read so far."""
+        with self._lock:
+            self._mailboxes.clear()
+            self._databases.clear()
 
+    def _mailbox(self, address: str) -> Mailbox | None:
+        """The mailbox whose primary address is `address`, or None. DirectoryError when
+        the directory can't be read."""
+        from casarray.directory.errors import NotFoundError
+
+        key = address.strip().lower()
+        with self._lock:
+            known = self._mailboxes.get(key)
+        if known is not None:
+            return known
         try:
             mailbox = self.directory.mailboxes.one(address)
         except NotFoundError:
-            return False
+            return None
+        if mailbox.primary_smtp_address.lower() != key:
+            return None  # an alias or a display name, not an address
+        with self._lock:
+            self._mailboxes[key] = mailbox
+        return mailbox
+
+    def _database(self, name: str) -> MailboxDatabase:
+        with self._lock:
+            known = self._databases.get(name)
+        if known is not None:
+            return known
+        database = self.directory.databases.one(name)
+        if database.mounted:  # a dismounted one is read again at the next delivery
+            with self._lock:
+                self._databases[name] = database
+        return database
+
+    def exists(self, address: str) -> bool | None:
+        from casarray.directory.errors import DirectoryError
+
+        try:
+            return self._mailbox(address) is not None
         except DirectoryError as exc:
             log.warning("recipient %r can't be looked up: %s", address, exc)
             return None
-        return mailbox.primary_smtp_address.lower() == address.strip().lower()
 
     def authenticate(self, login: str, password: str, client_address: str) -> AuthOutcome:
         retry = self.throttle.retry_after(login, client_address)
@@ -105,14 +152,14 @@ class DirectoryMailboxes:
         from casarray.mailstore.provisioning import open_mailbox
 
         try:
-            mailbox = self.directory.mailboxes.one(address)
-            database = self.directory.databases.one(mailbox.database)
+            mailbox = self._mailbox(address)
+            if mailbox is None:
+                raise PermanentFailure(f"550 5.1.1 No mailbox has the address {address}")
+            database = self._database(mailbox.database)
         except NotFoundError as exc:
-            raise PermanentFailure(f"550 5.1.1 No mailbox has the address {address}") from exc
+            raise TemporaryFailure(f"The mailbox's database can't be found: {exc}") from exc
         except DirectoryError as exc:
             raise TemporaryFailure(f"The directory can't be read: {exc}") from exc
-        if mailbox.primary_smtp_address.lower() != address.strip().lower():
-            raise PermanentFailure(f"550 5.1.1 No mailbox has the address {address}")
         if not database.mounted:
             raise TemporaryFailure(f"The mailbox database {database.name} is dismounted")
         try:

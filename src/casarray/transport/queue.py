@@ -5,11 +5,11 @@ recipients are committed: on SQLite (the default, one file under the server's fo
 in WAL mode with `synchronous=FULL`, so the commit has reached the disk (the WAL is
 fsync'd) before the receive service answers `250`. A kill -9 of the process, or of any
 other, loses nothing that was acknowledged. Every change of a recipient's state is a
-transaction of its own. `note_attempt` (written before a delivery touches a mailbox)
-is FULL too; taking recipients and recording outcomes are NORMAL: they survive the
-process's death, and after a power loss only those since the last FULL commit can be
-lost, which recovery handles as it does a crash (an outcome lost is found again in the
-mailbox by the attempt's note; an attempt mark lost is an attempt not made).
+transaction of its own. Taking recipients for an attempt (`take_due`, before a
+delivery touches a mailbox) and `note_attempt` are FULL too; recording outcomes is
+NORMAL: it survives the process's death, and after a power loss an outcome not yet on
+disk leaves the attempt unsettled, which recovery handles as after a crash (the
+delivery looks for the message in the mailbox).
 
 The model (Exchange 2010's queue viewer, much simplified). A message has a queue id
 (16 upper-case hex digits, time-ordered), the envelope sender (`""` for the null
@@ -337,7 +337,7 @@ class SqliteQueue:
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
         with self._lock:
             try:
-                self._sync(False)
+                self._sync(True)  # the attempt is on disk before a mailbox is touched
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     rows = self._db.execute(

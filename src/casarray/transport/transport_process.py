@@ -293,6 +293,8 @@ class TransportProcess(ServiceProcess):
                 log.warning("%s: directory changed (version %d): %s", self.label, version, exc)
                 continue
             self.context.config = config
+            if self.mailboxes is not None:
+                self.mailboxes.topology_changed()
             await self._follow_certificates()
             await self._follow_listeners(config)
             self._write_status()
