@@ -10,7 +10,9 @@ import json
 import os
 import shutil
 import signal
+import smtplib
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -64,6 +66,7 @@ def test_up_is_healthy_on_the_standard_ports_and_says_how_to_reach_it(lab: Lab) 
     assert set(lab.passwords) == {"alice@lab.net", "bob@lab.net", "carol@lab.net"}
     assert "DNS          127.77.0.53 port 53" in out
     assert "CAS01        127.77.1.11 (CAS01.lab.net): IMAP 143 (STARTTLS) and 993 (TLS)" in out
+    assert "MBX01        127.77.1.21 (MBX01.lab.net): SMTP 25, submission 587" in out
     assert f"Stop         casarray lab down --home {lab.home}" in out
     config = json.loads((lab.home / "lab.json").read_text())
     assert (config["port_offset"], config["dns_port"], config["data_plane"]) == (0, 53, "Kernel")
@@ -75,8 +78,10 @@ def test_up_is_healthy_on_the_standard_ports_and_says_how_to_reach_it(lab: Lab) 
         ("CAS01", "Running"),
         ("CAS02", "Running"),
         ("MBX01", "Running"),
+        ("MBX01-transport", "Running"),
         ("CAS03", "Running"),
         ("MBX02", "Running"),
+        ("MBX02-transport", "Running"),
     ]
     # the passwords are stored hashed and shown once: a second `up` only says it runs
     again = lab.run("up", "--detach")
@@ -113,6 +118,30 @@ def test_real_clients_reach_every_role(lab: Lab) -> None:
     assert subjects[0] == "Welcome to lab.net" and len(subjects) == 3
     subjects = imap_inbox("127.77.2.11", 143, "carol@lab.net", lab.passwords["carol@lab.net"])
     assert len(subjects) == 3
+
+
+def test_mail_from_outside_reaches_a_mailbox_through_the_hub_transport(lab: Lab) -> None:
+    """The outside world's MTA (Postfix) hands a message for bob to MBX01's Default
+    receive connector; it is in bob's INBOX (DB01, through CAS01) within seconds."""
+    from tests.peers.postfix import PostfixPeer, missing
+
+    required(missing())
+    started = time.monotonic()
+    outside = PostfixPeer(hostname="mx.example.net", relay_to=("127.77.1.21", 25))
+    with outside, smtplib.SMTP(outside.host, outside.port) as client:
+        client.sendmail(
+            "dave@example.net",
+            ["bob@lab.net"],
+            b"From: Dave <dave@example.net>\r\nTo: bob@lab.net\r\n"
+            b"Subject: From outside\r\n\r\nHello Bob.\r\n",
+        )
+        password = lab.passwords["bob@lab.net"]
+        arrived = wait_for(
+            lambda: "From outside" in imap_inbox("127.77.1.11", 143, "bob@lab.net", password),
+            timeout=30,
+        )
+        assert arrived, outside.log()[-3000:]
+    print(f"\nPostfix -> MBX01 -> bob's INBOX over IMAP: {time.monotonic() - started:.1f} s")
 
 
 def test_status_shows_servers_arrays_nodes_and_databases(lab: Lab, cluster: str) -> None:

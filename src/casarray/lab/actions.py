@@ -331,6 +331,13 @@ def show_reach(out: Console, status: LabStatus) -> None:
                 f"(STARTTLS) and {ports['imaps']} (TLS), HTTP {ports['http']}, "
                 f"HTTPS {ports['https']}"
             )
+    for server in status.servers:
+        if "HubTransport" in server.roles:
+            smtp, submission = 25 + status.port_offset, 587 + status.port_offset
+            out.print(
+                f"  {server.name:<12} {server.address} ({server.fqdn}): SMTP {smtp}, "
+                f"submission {submission} (STARTTLS, then AUTH)"
+            )
     for node in {(n.cluster, n.cluster_ip, n.engine) for n in status.nodes}:
         out.print(f"  {node[0]:<12} {node[1]} (NLB cluster, {node[2] or 'no'} data plane)")
     if status.root_ca is not None:

@@ -387,7 +387,12 @@ def wait_healthy(config: LabConfig, timeout: float, *, alive: Any = None) -> Lab
 
 CLIENT_ACCESS = "ClientAccess"
 PAGE_LABELS = {"owa": "OWA", "autodiscover": "AD", "imap": "IMAP", "api": "API"}
-ROLE_LABELS = {CLIENT_ACCESS: "CAS", "Mailbox": "Mailbox", "DNS": "DNS"}
+ROLE_LABELS = {
+    CLIENT_ACCESS: "CAS",
+    "Mailbox": "Mailbox",
+    "DNS": "DNS",
+    "HubTransport": "Transport",
+}
 STATE_STYLES = {
     "Running": "green",
     "Starting": "yellow",
@@ -516,7 +521,12 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
     for process in status.processes:  # anything else the supervisor runs
         if process.name.lower() not in shown:
             rows.add_row(
-                process.name, process.kind, "", "", _state(process.state, process.restarts), ""
+                process.name,
+                ROLE_LABELS.get(process.kind, process.kind),
+                "",
+                "",
+                _state(process.state, process.restarts),
+                "",
             )
     parts.append(rows)
 

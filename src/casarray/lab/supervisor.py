@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("casarray.lab")
 
 DNS, CLIENT_ACCESS, MAILBOX, NLB = "DNS", "ClientAccess", "Mailbox", "NLB"
+HUB_TRANSPORT = "HubTransport"
 STOP_ORDER = ((NLB,), (CLIENT_ACCESS, DNS), (MAILBOX,))  # who is stopped first
 STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
     "Starting",
@@ -110,6 +111,7 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
     from casarray.balancer.balancer_process import status_file as balancer_status
     from casarray.dns.dns_process import status_file as dns_status
     from casarray.mailstore.mailbox_process import status_file as mailbox_status
+    from casarray.transport.transport_process import status_file as transport_status
 
     home, offset = config.home, str(config.port_offset)
     base: tuple[str, ...] = (sys.executable, "-m", "casarray")
@@ -146,6 +148,16 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                     server.name,
                     (*base, "mailbox", "run", server.name, *url),
                     mailbox_status(server.name, home).path,
+                )
+            )
+        if server.is_hub_transport_server:
+            roles.append(
+                Role(
+                    f"{server.name}-transport",
+                    HUB_TRANSPORT,
+                    server.name,
+                    (*base, "transport", "run", server.name, *url, "--port-offset", offset),
+                    transport_status(server.name, home).path,
                 )
             )
     for cluster in directory.nlb.clusters():
