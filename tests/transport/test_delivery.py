@@ -150,7 +150,7 @@ def test_expired_messages_fail(org: Org, parts) -> None:  # type: ignore[no-unty
     run = deliverer(parts)
     [taken] = queue.take_due(clock.now)
     assert run.deliver(taken).state == "failed"
-    assert queue.recipients(queue_id)[0].last_error.startswith("550 4.4.7 Message expired")
+    assert queue.recipients(queue_id)[0].last_error.startswith("550 5.4.7 Message expired")
 
 
 def test_crash_after_the_append_is_not_delivered_twice(org: Org, parts) -> None:  # type: ignore[no-untyped-def]

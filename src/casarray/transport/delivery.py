@@ -89,7 +89,7 @@ class Deliverer:
         now = self.clock()
         age = now - message.received.timestamp()
         if age > config.message_expiration_timeout.total_seconds():
-            error = f"550 4.4.7 Message expired ({recipient.last_error or 'not delivered'})"
+            error = f"550 5.4.7 Message expired ({recipient.last_error or 'not delivered'})"
             self.queue.failed(recipient.message_id, recipient.index, error)
             log.warning("%s to %s: expired", recipient.message_id, recipient.address)
             return Outcome("failed", error)
