@@ -127,6 +127,27 @@ def test_failures_and_relay(org: Org, parts) -> None:  # type: ignore[no-untyped
     assert far.next_attempt == clock.now + 60
 
 
+def test_a_full_mailbox_refuses_the_message(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    queue, mailboxes, clock = parts
+    org.directory.mailboxes.set(
+        "alice",
+        quota_values={
+            "IssueWarningQuota": "100B",
+            "ProhibitSendQuota": "100B",
+            "ProhibitSendReceiveQuota": "100B",
+        },
+        use_database_quota_defaults=False,
+    )
+    mailboxes.topology_changed()
+    queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+    run = deliverer(parts)
+    [taken] = queue.take_due(clock.now)
+    outcome = run.deliver(taken)
+    assert outcome.state == "failed" and outcome.error.startswith("550 5.2.2")
+    assert org.inbox("alice") == []
+    assert queue.recipients(queue_id)[0].state == FAILED
+
+
 def test_a_dismounted_database_is_retried(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
     queue, _, clock = parts
     queue_id = enqueue(queue, NewRecipient("alice@lab.net"))

@@ -4,7 +4,8 @@ in the transport process.
 For each due local recipient: its mailbox is found by address and opened in its
 database's store (created there with its default folders at first use, as at first
 logon), the message gets `Return-Path` on top (our Received header is already there)
-and is appended to INBOX, and the delivery is recorded in the queue. A temporary
+and is appended to INBOX, and the delivery is recorded in the queue. A mailbox over its
+ProhibitSendReceiveQuota refuses it for good (`5.2.2`, as Exchange does). A temporary
 failure (the database dismounted, its store unreachable) leaves the recipient in
 Retry, due again after the server's MessageRetryInterval; a permanent one (no such
 mailbox any more) fails it. A recipient not delivered within MessageExpirationTimeout
@@ -99,8 +100,14 @@ class Deliverer:
             return Outcome("retry", NO_SEND_CONNECTOR)
         try:
             store = self.mailboxes.open(recipient.address)
-            data = self.queue.message_data(recipient.message_id)
-            store.append(INBOX, return_path(message.sender) + data, internal_date=datetime.now(UTC))
+            body = return_path(message.sender) + self.queue.message_data(recipient.message_id)
+            limit = self.mailboxes.storage_limit(recipient.address)
+            if limit is not None and store.storage_used() + len(body) > limit:
+                raise PermanentFailure(
+                    f"550 5.2.2 The mailbox of {recipient.address} is full (over its "
+                    "ProhibitSendReceiveQuota)"
+                )
+            store.append(INBOX, body, internal_date=datetime.now(UTC))
         except PermanentFailure as exc:
             self.queue.failed(recipient.message_id, recipient.index, str(exc))
             log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, exc)

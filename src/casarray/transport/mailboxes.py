@@ -59,6 +59,11 @@ class Mailboxes(Protocol):
         PermanentFailure."""
         ...
 
+    def storage_limit(self, address: str) -> int | None:
+        """The mailbox's ProhibitSendReceiveQuota in bytes (its own or its
+        database's); None: unlimited."""
+        ...
+
 
 class DirectoryMailboxes:
     """`Recipients`, `Authenticator` and `Mailboxes` on the directory.
@@ -77,12 +82,14 @@ class DirectoryMailboxes:
         self._stores: dict[str, tuple[str, DatabaseStore]] = {}
         self._mailboxes: dict[str, Mailbox] = {}
         self._databases: dict[str, MailboxDatabase] = {}
+        self._limits: dict[str, int | None] = {}
 
     def topology_changed(self) -> None:
-        """Forget the mailboxes and databases read so far."""
+        """Forget the mailboxes, databases and quotas read so far."""
         with self._lock:
             self._mailboxes.clear()
             self._databases.clear()
+            self._limits.clear()
 
     def _mailbox(self, address: str) -> Mailbox | None:
         """The mailbox whose primary address is `address`, or None. DirectoryError when
@@ -168,6 +175,23 @@ class DirectoryMailboxes:
             raise TemporaryFailure(
                 f"The mailbox database {database.name} can't be opened ({exc})"
             ) from exc
+
+    def storage_limit(self, address: str) -> int | None:
+        from casarray.directory.errors import DirectoryError
+
+        mailbox = self._mailbox(address)
+        if mailbox is None:
+            return None
+        with self._lock:
+            if mailbox.guid in self._limits:
+                return self._limits[mailbox.guid]
+        try:
+            limit = self.directory.mailboxes.quota_limits(mailbox.guid).prohibit_send_receive
+        except DirectoryError as exc:
+            raise TemporaryFailure(f"The mailbox's quota can't be read: {exc}") from exc
+        with self._lock:
+            self._limits[mailbox.guid] = limit
+        return limit
 
     def close(self) -> None:
         with self._lock:
