@@ -290,7 +290,8 @@ def main() -> int:
         print(f"bench/smtp.py: {why}", file=sys.stderr)
         return 2
     peer = None if args.no_postfix else measure_postfix(args.messages)
-    cas, delays = None, []
+    cas: list[LoadResult] | None = None
+    delays: list[float] = []
     if not args.no_casarray:
         cas, delays = measure_casarray(args.messages, args.probes, args.probe_load)
     return report(cas, peer, delays, args.probe_load)
