@@ -418,3 +418,58 @@ async def test_8bitmime_and_smtputf8(harness: Harness) -> None:
     [message] = harness.queue.messages()
     assert message.sender == "jörg@far.net"
     assert harness.queue.message_data(message.message_id).endswith(body)
+
+
+async def test_proxy_protocol_from_a_trusted_balancer(harness: Harness) -> None:
+    """The balancer (here 127.0.0.1, trusted for port 25) names the client 10.1.2.7 in
+    its PROXY header: that client is served (the relay connector of its range) and is
+    the one in the Received header."""
+    relay = Connector(
+        name="Relay MBX01",
+        bindings=(("0.0.0.0", 25),),
+        remote_ip_ranges=("10.1.2.0/24",),
+        permission_groups=frozenset({ANONYMOUS_USERS}),
+    )
+    config = harness.context.config
+    harness.context.config = TransportConfig(
+        server=config.server,
+        fqdn=config.fqdn,
+        domains=config.domains,
+        connectors=(*config.connectors, relay),
+        proxy_sources={25: frozenset({"127.0.0.1"})},
+    )
+
+    def talk() -> list[bytes]:
+        import socket
+
+        answers = []
+        with socket.create_connection(("127.0.0.1", harness.ports[25]), timeout=10) as sock:
+            sock.sendall(b"PROXY TCP4 10.1.2.7 127.0.0.1 5555 25\r\n")
+            file = sock.makefile("rb")
+            answers.append(file.readline())
+            for line in (
+                b"HELO c",
+                b"MAIL FROM:<x@far.net>",
+                b"RCPT TO:<bob@far.net>",
+                b"DATA",
+                b"Subject: via a balancer\r\n\r\nx\r\n.",
+                b"QUIT",
+            ):
+                sock.sendall(line + b"\r\n")
+                answers.append(file.readline())
+        return answers
+
+    answers = await run(talk)
+    assert [a[:3] for a in answers] == [b"220", b"250", b"250", b"250", b"354", b"250", b"221"]
+    [message] = harness.queue.messages()
+    assert message.client_address == "10.1.2.7"
+    assert harness.queue.message_data(message.message_id).startswith(b"Received: from c (10.1.2.7)")
+
+    def without_header() -> bytes:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", harness.ports[25]), timeout=10) as sock:
+            sock.sendall(b"EHLO c\r\n")
+            return sock.recv(100)
+
+    assert await run(without_header) == b""  # closed: a trusted source must send PROXY

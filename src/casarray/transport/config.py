@@ -99,6 +99,9 @@ class TransportConfig:
     connectors: tuple[Connector, ...] = ()
     message_retry_interval: timedelta = timedelta(minutes=10)
     message_expiration_timeout: timedelta = timedelta(days=2)
+    # per connector port, the balancers that open connections with a PROXY protocol
+    # header (the NLB cluster IP when its port rule says -ProxyProtocol)
+    proxy_sources: dict[int, frozenset[str]] = field(default_factory=dict, compare=False)
     version: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -186,6 +189,11 @@ def load_config(directory: Directory, server: str) -> TransportConfig:
         for c in transport.receive_connectors(record.name)
     )
     settings = transport.server_settings(record.name)
+    proxy_sources = {}
+    for port in sorted({port for c in connectors if c.enabled for _, port in c.bindings}):
+        sources = directory.nlb.proxy_sources(record.name, port)
+        if sources:
+            proxy_sources[port] = frozenset(sources)
     return TransportConfig(
         server=record.name,
         fqdn=record.fqdn,
@@ -193,5 +201,6 @@ def load_config(directory: Directory, server: str) -> TransportConfig:
         connectors=connectors,
         message_retry_interval=_get(settings, "message_retry_interval", timedelta(minutes=10)),
         message_expiration_timeout=_get(settings, "message_expiration_timeout", timedelta(days=2)),
+        proxy_sources=proxy_sources,
         version=version,
     )

@@ -23,6 +23,11 @@ handler's hooks; this module adds what Exchange's receive connectors do around i
   queue (fsync'd) before `250 2.6.0 <id> Queued mail for delivery`; then delivery is
   woken.
 
+A connection from a balancer trusted for the port (the NLB cluster IP, when its port
+rule says -ProxyProtocol: `TransportConfig.proxy_sources`) must start with a PROXY
+protocol header (v1 or v2, within 5 s); the client it names is the one the connector
+is chosen for, the policy applies to and the Received header shows.
+
 Bindings on 0.0.0.0 (or ::) listen on the server's own address, as the Client Access
 servers do, so that several servers of a lab share one machine; a port may be mapped
 to another (the lab's +10000, a test's free port) while the connector is still chosen
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from casarray.transport import policy, replies
@@ -55,6 +61,7 @@ log = logging.getLogger("casarray.transport")
 IDENT = "casarray Microsoft ESMTP MAIL Service ready"
 BACKLOG = 1024
 SESSION_TIMEOUT = 300.0
+PROXY_TIMEOUT = 5.0  # seconds a trusted balancer has to send its PROXY header
 
 
 @dataclass
@@ -103,6 +110,8 @@ class TransportSMTP(SMTP):
         self._raw_replies = False
         self._greeted = False
         self._banner = ""
+        self.local_address = ""
+        self.proxied = False
         super().__init__(
             ReceiveHandler(),
             data_size_limit=None,
@@ -123,17 +132,28 @@ class TransportSMTP(SMTP):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self.transport is None:  # the first call (STARTTLS calls it again)
-            local, _ = _address_of(transport, "sockname")
+            self.local_address, _ = _address_of(transport, "sockname")
             peer, _ = _address_of(transport, "peername")
-            config = self.context.config
-            self.connector = policy.choose_connector(
-                config.connectors, local, self.configured_port, peer
-            )
-            if self.connector is not None:
-                self._apply(self.connector)
+            trusted = self.context.config.proxy_sources.get(self.configured_port, frozenset())
+            if peer in trusted:
+                # a balancer: the client's address comes in its PROXY header (handle_PROXY)
+                self.proxied = True
+                self._proxy_timeout = PROXY_TIMEOUT
+            else:
+                self.choose_connector(peer)
         else:  # after STARTTLS the client starts again (RFC 3207 4.2), logged out
             self.authenticated_as = ""
         super().connection_made(transport)
+
+    def choose_connector(self, client: str) -> Connector | None:
+        """The connector that serves `client` here (applied to the session), or None."""
+        config = self.context.config
+        self.connector = policy.choose_connector(
+            config.connectors, self.local_address, self.configured_port, client
+        )
+        if self.connector is not None:
+            self._apply(self.connector)
+        return self.connector
 
     def _apply(self, connector: Connector) -> None:
         self.data_size_limit = connector.max_message_size or None
@@ -149,7 +169,7 @@ class TransportSMTP(SMTP):
             self.tls_context = None  # no STARTTLS without Tls in AuthMechanism
 
     async def _handle_client(self) -> None:
-        if self.connector is None:
+        if self.connector is None and not self.proxied:
             assert self.session is not None
             log.info("%s: no receive connector serves %r", self.hostname, self.session.peer)
             self.context.count("no_connector")
@@ -286,6 +306,25 @@ class TransportSMTP(SMTP):
 
 class ReceiveHandler:
     """aiosmtpd's handler hooks; `server` is the connection's `TransportSMTP`."""
+
+    async def handle_PROXY(
+        self, server: TransportSMTP, session: Session, envelope: Envelope, proxy_data: ProxyData
+    ) -> bool:
+        """A trusted balancer's PROXY header: the session is the client's, and so is
+        the connector's choice. A header without addresses (a health check's) leaves
+        the balancer's."""
+        peer = session.peer
+        client = str(peer[0]) if isinstance(peer, tuple) else ""
+        if proxy_data.src_addr is not None and proxy_data.src_port is not None:
+            client = str(proxy_data.src_addr)
+            session.peer = (client, proxy_data.src_port)  # type: ignore[assignment]
+        if server.choose_connector(client) is None:
+            log.info(
+                "%s: no receive connector serves %s (through a balancer)", server.hostname, client
+            )
+            server.context.count("no_connector")
+            return False
+        return True
 
     async def handle_EHLO(
         self,
