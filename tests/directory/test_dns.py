@@ -140,6 +140,24 @@ def test_lab_zone(lab: Directory) -> None:
     assert origins["autodiscover", "A"] == "client access array 'BJ CAS Array'"
 
 
+def test_hub_transport_servers_take_the_domains_mail(lab: Directory) -> None:
+    """With Hub Transport servers, smtp.<zone> has their addresses and the MX and the
+    submission SRV point at it; IMAP's SRV records stay on the array's mail name."""
+    lab.servers.new("HUB01", "HubTransport", "127.77.1.31", site="BJ")
+    lab.servers.new("HUB02", "Mailbox,HubTransport", "127.77.2.31", site="SH")
+    records = {(r[0], r[1], r[2]) for r in rows(lab.dns.records("lab.net"))}
+    assert {("smtp", "A", "127.77.1.31"), ("smtp", "A", "127.77.2.31")} <= records
+    assert ("@", "MX", "10 smtp.lab.net.") in records
+    assert ("@", "MX", "10 mail.lab.net.") not in records
+    assert ("_submission._tcp", "SRV", "0 1 587 smtp.lab.net.") in records
+    assert ("_imap._tcp", "SRV", "0 1 143 mail.lab.net.") in records
+    origins = {(r.host_name, r.data): r.origin for r in lab.dns.records("lab.net")}
+    assert origins["smtp", "127.77.1.31"] == "Hub Transport server 'HUB01'"
+    # a cmdlet's MX still wins over the automatic one
+    lab.dns.add_record("lab.net", "@", "MX", "5 mx.lab.net")
+    assert [r[2] for r in rows(lab.dns.records("lab.net", "@", "MX"))] == ["5 mx.lab.net."]
+
+
 def test_no_array_no_public_names(bj: Directory) -> None:
     """Without an array that has an address, there is nothing for autodiscover, mail,
     MX and SRV to point at: the zone has only its SOA, NS and the servers."""

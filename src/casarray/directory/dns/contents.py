@@ -12,9 +12,11 @@ Records.
   -ClientAccessArray, or named by the array's FQDN) -> the cluster IP.
 - Accepted-domain zones also get the public names: autodiscover, autoconfig and mail
   -> the address of the first client access array (oldest first) whose FQDN has an A
-  record (the cluster's, or one added by cmdlet); MX 10 -> mail.<zone> and the RFC 6186
-  SRV records _imap._tcp (143), _imaps._tcp (993), _submission._tcp (587) -> mail.<zone>
-  when mail.<zone> has an address; _autodiscover._tcp (443) -> autodiscover.<zone> when
+  record (the cluster's, or one added by cmdlet); smtp -> every Hub Transport server's
+  address (the servers that take the domain's mail); MX 10 -> smtp.<zone> (mail.<zone>
+  when there is no Hub Transport server), and the RFC 6186 SRV records _imap._tcp
+  (143), _imaps._tcp (993) -> mail.<zone>, _submission._tcp (587) -> the MX's host, each
+  when its target has an address; _autodiscover._tcp (443) -> autodiscover.<zone> when
   that has one.
 - Records added by cmdlet. They win over the automatic ones: a cmdlet record of a type
   at a name replaces the automatic records of that type there (an identical record is
@@ -60,8 +62,10 @@ from casarray.directory.dns.values import (
     MX_PREFERENCE,
     NAME_SERVER,
     SERIAL_MODULUS,
+    SMTP,
     SOA_TIMERS,
     SRV_SERVICES,
+    SUBMISSION,
     TYPE_ORDER,
     IPNetwork,
     csv_items,
@@ -258,6 +262,7 @@ def read_contents(session: Session) -> DnsContents:
         ((array, addresses) for array in arrays if (addresses := b.addresses(array.fqdn))),
         None,
     )
+    transport = [server for server in servers if server.hub_transport]
     for zone in accepted:
         if public is not None:
             array, addresses = public
@@ -272,16 +277,28 @@ def read_contents(session: Session) -> DnsContents:
                         f"client access array '{array.name}'",
                         replaceable=True,
                     )
-        if b.has_address(zone, MAIL):
+        for server in transport:
+            b.add(
+                zone,
+                SMTP,
+                "AAAA" if ":" in server.ip_address else "A",
+                server.ip_address,
+                f"Hub Transport server '{server.name}'",
+                replaceable=True,
+            )
+        exchanger = SMTP if b.has_address(zone, SMTP) else MAIL
+        if b.has_address(zone, exchanger):
             b.add(
                 zone,
                 "@",
                 "MX",
-                f"{MX_PREFERENCE} {MAIL}.{zone}.",
+                f"{MX_PREFERENCE} {exchanger}.{zone}.",
                 f"accepted domain '{zone}'",
                 replaceable=True,
             )
         for service, port, target in SRV_SERVICES:
+            if service == SUBMISSION:
+                target = exchanger
             if b.has_address(zone, target):
                 b.add(
                     zone,

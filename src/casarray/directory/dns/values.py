@@ -20,12 +20,13 @@ MAX_TTL = 2**31 - 1  # RFC 2181
 SOA_TIMERS = (900, 600, 86400, 3600)  # refresh, retry, expire, minimum (Windows')
 MX_PREFERENCE = 10
 SERIAL_MODULUS = 2**32
-MAIL, AUTODISCOVER, AUTOCONFIG = "mail", "autodiscover", "autoconfig"
+MAIL, AUTODISCOVER, AUTOCONFIG, SMTP = "mail", "autodiscover", "autoconfig", "smtp"
+SUBMISSION = "_submission._tcp"
 SRV_SERVICES = (  # RFC 6186, and Exchange's Autodiscover SRV
     ("_autodiscover._tcp", 443, AUTODISCOVER),
     ("_imap._tcp", 143, MAIL),
     ("_imaps._tcp", 993, MAIL),
-    ("_submission._tcp", 587, MAIL),
+    (SUBMISSION, 587, MAIL),  # or smtp.<zone>, where Hub Transport servers take the mail
 )
 LOOPBACK_NETWORKS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
