@@ -1,7 +1,7 @@
 """`casarray lab walkthrough` (what `make demo` runs) end to end: every step of the seed
 passes, as root (standard ports, Kernel data plane) and without the rights to bind low
-ports or change nftables (ports +10000, Proxy data plane); the client's failover time
-is printed."""
+ports or change nftables (ports +10000, Proxy data plane), mail from outside
+included; the client's failover time is printed."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.lab import required
 
-STEPS = ("1", "2", "3", "4", "5", "6", "7a", "7b", "7c", "7d", "7e")
+STEPS = ("1", "2", "3", "4", "5", "6", "7a", "7b", "7c", "7d", "7e", "8")
 DROPPED = "-net_bind_service,-net_admin"
 
 
@@ -43,6 +43,7 @@ def check(output: str, engine: str, dns_port: int) -> None:
     assert f"answered by the lab's DNS at 127.77.0.53:{dns_port}" in output
     assert "Server     bj-cas.lab.net" in output  # Autodiscover gave the array
     assert "NO [REFERRAL imap://alice%40lab.net@CAS02.lab.net/]" in output
+    assert "lab.net's MX smtp.lab.net took it; in alice's inbox" in output
     failover = re.search(r"alice carried on through CAS02 after (\d+) ms", output)
     healthy = re.search(r"all healthy in ([0-9.]+) s", output)
     assert failover and healthy, output

@@ -26,7 +26,10 @@ command's real output, and checks that the step did what it claims:
    profile (the time it took is shown); CAS04 is added to BJ (`lab add-server`) and
    gets connections through the cluster IP with no command (Test-ClientAccessArray then
    flags its self-signed certificate, and it gets the array's certificate); DB01 is
-   pointed at CAS02.lab.net and her client is referred there (the seed's last line).
+   pointed at CAS02.lab.net and her client is referred there (the seed's last line);
+8. mail from outside: lab.net's MX, asked of the lab's DNS, names smtp.lab.net (the
+   Hub Transport servers); a message handed to it on port 25 is in alice's inbox,
+   read through the array.
 
 It stops at the first step that fails, prints a table of the steps with their timings,
 stops the lab (unless `--keep`), and exits 0 only if every step passed.
@@ -443,6 +446,59 @@ def step_redirect(walk: Walk) -> str:
     return f"alice's client was referred to {moved} (her profile follows), as Autodiscover says"
 
 
+def step_mail_in(walk: Walk) -> str:
+    """Mail from outside: the sender's MTA asks the lab's DNS for lab.net's MX, hands
+    the message to that host on port 25 (a Hub Transport server's Default receive
+    connector), and alice reads it through the array."""
+    import smtplib
+
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
+    address, port = walk.config.dns_address, walk.config.dns_port
+
+    def ask(name: str, rtype: Any) -> list[str]:
+        reply = dns.query.udp(dns.message.make_query(name, rtype), address, port=port, timeout=1)
+        return [item.to_text() for rrset in reply.answer for item in rrset]
+
+    exchanger = ask("lab.net", dns.rdatatype.MX)[0].split()[1].rstrip(".")
+    hosts = ask(exchanger, dns.rdatatype.A)
+    walk.console.print(f"[dim]dig @{address} -p {port} lab.net MX +short[/]", highlight=False)
+    walk.console.print(f"10 {exchanger}. -> {', '.join(hosts)}", highlight=False)
+    subject = f"Hello from outside {int(time.time())}"
+    smtp_port = 25 + walk.config.port_offset
+    with smtplib.SMTP(hosts[0], smtp_port, local_hostname="mx.example.net", timeout=20) as mta:
+        mta.ehlo()
+        walk.console.print(
+            f"[dim]EHLO mx.example.net -> {mta.ehlo_resp.decode(errors='replace').splitlines()[0]}"
+            "[/]",
+            highlight=False,
+        )
+        code, reply = mta.docmd("MAIL FROM:<dave@example.net>")
+        mta.docmd("RCPT TO:<alice@lab.net>")
+        code, reply = mta.data(
+            f"From: Dave <dave@example.net>\r\nTo: alice@lab.net\r\nSubject: {subject}\r\n"
+            "\r\nA message from the outside world.\r\n".encode()
+        )
+    walk.say(f"{hosts[0]}:{smtp_port} answered {code} {reply.decode(errors='replace')}")
+    if code != 250:
+        raise StepFailed(f"the message was refused: {code} {reply!r}")
+    started = time.monotonic()
+
+    def arrived() -> Any:
+        session = _session_on(walk, None)
+        try:
+            return next((m for m in session.list("INBOX") if m.subject == subject), None)
+        finally:
+            session.close()
+
+    message = walk.wait("the message in alice's inbox", arrived)
+    seconds = time.monotonic() - started
+    walk.console.print(f"  {message.sender:28} {message.subject}", highlight=False, markup=False)
+    return f"lab.net's MX {exchanger} took it; in alice's inbox {seconds:.1f} s later"
+
+
 STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
     ("1", "Install NLB", "Windows Server's Network Load Balancing.", step_nlb_feature),
     ("2", "NLB cluster", "One cluster IP, IMAP and HTTPS port rules.", step_nlb_cluster),
@@ -460,6 +516,7 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
         "The procedure's last line: send DB01's users to a good CAS.",
         step_redirect,
     ),
+    ("8", "Mail in", "Mail from outside finds the MX and reaches the inbox.", step_mail_in),
 )
 
 
