@@ -185,6 +185,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.transport.receive_connectors",
     "casarray.shell.cmdlets.transport.send_connectors",
     "casarray.shell.cmdlets.transport.transport_servers",
+    "casarray.shell.cmdlets.transport.queues",
     "casarray.shell.cmdlets.testing",
 )
 
