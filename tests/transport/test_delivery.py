@@ -148,6 +148,43 @@ def test_a_full_mailbox_refuses_the_message(org: Org, parts) -> None:  # type: i
     assert queue.recipients(queue_id)[0].state == FAILED
 
 
+def test_messages_to_one_mailbox_go_in_together(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
+    """Recipients taken together for one address are appended in one transaction; one
+    over the quota is refused alone."""
+    from casarray.transport.delivery import by_mailbox
+
+    queue, _, clock = parts
+    ids = [enqueue(queue, NewRecipient("alice@lab.net")) for _ in range(3)]
+    enqueue(queue, NewRecipient("bob@lab.net"), NewRecipient("x@far.net", RELAY, "far.net"))
+    groups = by_mailbox(queue.take_due(clock.now))
+    assert [[r.address for r in group] for group in groups] == [
+        ["alice@lab.net"] * 3,
+        ["bob@lab.net"],
+        ["x@far.net"],
+    ]
+    run = deliverer(parts)
+    assert [o.state for o in run.deliver_all(groups[0])] == ["delivered"] * 3
+    assert len(org.inbox("alice")) == 3
+    assert {queue.recipients(i)[0].state for i in ids} == {DELIVERED}
+    # one more, with room for one message only
+    inbox = org.inbox("alice")
+    room = sum(len(m) for m in inbox) + len(inbox[0]) + 10
+    org.directory.mailboxes.set(
+        "alice",
+        quota_values={
+            "IssueWarningQuota": f"{room}B",
+            "ProhibitSendQuota": f"{room}B",
+            "ProhibitSendReceiveQuota": f"{room}B",
+        },
+        use_database_quota_defaults=False,
+    )
+    run.mailboxes.topology_changed()
+    more = [enqueue(queue, NewRecipient("alice@lab.net")) for _ in range(2)]
+    outcomes = run.deliver_all(queue.take_due(clock.now + 1))
+    assert [o.state for o in outcomes] == ["delivered", "failed"]
+    assert queue.recipients(more[1])[0].last_error.startswith("550 5.2.2")
+
+
 def test_a_dismounted_database_is_retried(org: Org, parts) -> None:  # type: ignore[no-untyped-def]
     queue, _, clock = parts
     queue_id = enqueue(queue, NewRecipient("alice@lab.net"))

@@ -186,3 +186,21 @@ def test_open_queue_by_url(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(QueueError, match="not supported yet"):
         open_queue("MBX01", "postgresql://x/y")
+
+
+def test_concurrent_enqueues_are_committed_together(queue: SqliteQueue) -> None:
+    """Threads enqueueing at once (group commit) each get their own id back, and every
+    message is there, readable from other threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> str:
+        return queue.enqueue(
+            NewMessage(sender="", recipients=(NewRecipient(f"u{n}@lab.net"),), data=b"%d" % n)
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(one, range(200)))
+        datas = list(pool.map(queue.message_data, ids))
+    assert len(set(ids)) == 200
+    assert datas == [b"%d" % n for n in range(200)]
+    assert len(queue.messages()) == 200

@@ -14,8 +14,9 @@ connector yet": relay is not built yet.
 
 Exactly once, as far as two stores allow. The queue and the mailbox database are two
 databases, so the append and the record of delivery can't be one transaction. Taking a
-recipient for an attempt is committed (fsync'd) before any mailbox is touched, with
-the time the attempt started; the message is appended with that moment as its
+recipient for an attempt is committed before any mailbox is touched, with the time the
+attempt started (a commit that survives the death of the process, not a power loss:
+see `queue`); the message is appended with that moment as its
 INTERNALDATE, and our Received header names the queue id. After a crash (a recipient
 found with an attempt started and no outcome), the delivery looks at the messages of
 INBOX dated from the attempt's start on: one whose Received header names the queue id
@@ -24,7 +25,8 @@ didn't, and the message is delivered again. What remains possible: a message app
 just before a crash and then moved out of INBOX or expunged by a client before the
 transport restarts is delivered a second time (so is one whose INBOX was deleted and
 made again meanwhile, or if the clock went back by more than a second across the
-crash). Nothing acknowledged is lost: the queue keeps the message until every
+crash), and, after a power loss rather than a crash, one whose attempt mark had not
+reached the disk. Nothing acknowledged is lost: the queue keeps the message until every
 recipient is Delivered or Failed.
 """
 
@@ -34,7 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -59,6 +61,18 @@ class Outcome:
     error: str = ""
 
 
+def by_mailbox(recipients: Sequence[QueuedRecipient]) -> list[list[QueuedRecipient]]:
+    """The recipients delivered together: those to one address; a relayed one alone."""
+    groups: dict[str, list[QueuedRecipient]] = {}
+    alone: list[list[QueuedRecipient]] = []
+    for recipient in recipients:
+        if recipient.route == LOCAL:
+            groups.setdefault(recipient.address.strip().lower(), []).append(recipient)
+        else:
+            alone.append([recipient])
+    return [*groups.values(), *alone]
+
+
 class Deliverer:
     """Takes due recipients from the queue and delivers them; blocking methods run in
     worker threads, `run` is the process's job."""
@@ -79,50 +93,92 @@ class Deliverer:
         self.delivered_count = 0
         self.unsettled = 0  # interrupted attempts `recover` could not settle yet
 
-    # -- one recipient (blocking) ----------------------------------------------------
+    # -- delivering (blocking) ----------------------------------------------------------
 
     def deliver(self, recipient: QueuedRecipient) -> Outcome:
         """Deliver one taken recipient and record the outcome in the queue."""
+        return self.deliver_all([recipient])[0]
+
+    def deliver_all(self, recipients: Sequence[QueuedRecipient]) -> list[Outcome]:
+        """Deliver taken recipients of one address (or one that is relayed) and record
+        their outcomes: the messages that go into the mailbox go in one transaction of
+        its store (one fsync however many arrived meanwhile)."""
         config = self.config()
-        message = self.queue.message(recipient.message_id)
-        if message is None:
-            return Outcome("failed", "the message left the queue")
         now = self.clock()
-        age = now - message.received.timestamp()
-        if age > config.message_expiration_timeout.total_seconds():
-            error = f"550 5.4.7 Message expired ({recipient.last_error or 'not delivered'})"
-            self.queue.failed(recipient.message_id, recipient.index, error)
-            log.warning("%s to %s: expired", recipient.message_id, recipient.address)
-            return Outcome("failed", error)
         retry_at = now + config.message_retry_interval.total_seconds()
-        if recipient.route != LOCAL:
-            self.queue.retry(recipient.message_id, recipient.index, NO_SEND_CONNECTOR, retry_at)
-            return Outcome("retry", NO_SEND_CONNECTOR)
-        try:
-            store = self.mailboxes.open(recipient.address)
+        outcomes: dict[int, Outcome] = {}
+        going: list[tuple[int, QueuedRecipient, bytes]] = []
+        for n, recipient in enumerate(recipients):
+            message = self.queue.message(recipient.message_id)
+            if message is None:
+                outcomes[n] = Outcome("failed", "the message left the queue")
+                continue
+            if now - message.received.timestamp() > (
+                config.message_expiration_timeout.total_seconds()
+            ):
+                error = f"550 5.4.7 Message expired ({recipient.last_error or 'not delivered'})"
+                outcomes[n] = self._failed(recipient, error)
+                continue
+            if recipient.route != LOCAL:
+                self.queue.retry(recipient.message_id, recipient.index, NO_SEND_CONNECTOR, retry_at)
+                outcomes[n] = Outcome("retry", NO_SEND_CONNECTOR)
+                continue
             body = return_path(message.sender) + self.queue.message_data(recipient.message_id)
-            limit = self.mailboxes.storage_limit(recipient.address)
-            if limit is not None and store.storage_used() + len(body) > limit:
-                raise PermanentFailure(
-                    f"550 5.2.2 The mailbox of {recipient.address} is full (over its "
-                    "ProhibitSendReceiveQuota)"
-                )
-            store.append(INBOX, body, internal_date=datetime.now(UTC))
+            going.append((n, recipient, body))
+        if going:
+            self._into_mailbox(going, outcomes, retry_at)
+        return [outcomes[n] for n in range(len(recipients))]
+
+    def _failed(self, recipient: QueuedRecipient, error: str) -> Outcome:
+        self.queue.failed(recipient.message_id, recipient.index, error)
+        log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, error)
+        return Outcome("failed", error)
+
+    def _into_mailbox(
+        self,
+        going: list[tuple[int, QueuedRecipient, bytes]],
+        outcomes: dict[int, Outcome],
+        retry_at: float,
+    ) -> None:
+        address = going[0][1].address
+        accepted: list[tuple[int, QueuedRecipient, bytes]] = []
+        try:
+            store = self.mailboxes.open(address)
+            limit = self.mailboxes.storage_limit(address)
+            used = store.storage_used() if limit is not None else 0
+            for n, recipient, body in going:
+                if limit is not None and used + len(body) > limit:
+                    outcomes[n] = self._failed(
+                        recipient,
+                        f"550 5.2.2 The mailbox of {address} is full (over its "
+                        "ProhibitSendReceiveQuota)",
+                    )
+                    continue
+                used += len(body)
+                accepted.append((n, recipient, body))
+            if accepted:
+                stamp = datetime.now(UTC)
+                store.append_many(INBOX, [(body, (), stamp) for _, _, body in accepted])
         except PermanentFailure as exc:
-            self.queue.failed(recipient.message_id, recipient.index, str(exc))
-            log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, exc)
-            return Outcome("failed", str(exc))
+            for n, recipient, _ in going:
+                if n not in outcomes:
+                    outcomes[n] = self._failed(recipient, str(exc))
+            return
         except QueueError:
             raise
         except Exception as exc:  # TemporaryFailure and any store error
             error = f"451 4.3.0 {exc}" if not isinstance(exc, TemporaryFailure) else str(exc)
-            self.queue.retry(recipient.message_id, recipient.index, error, retry_at)
-            log.warning("%s to %s: will retry: %s", recipient.message_id, recipient.address, exc)
-            return Outcome("retry", error)
-        self.queue.delivered(recipient.message_id, recipient.index)
-        self.delivered_count += 1
-        log.info("%s delivered to %s", recipient.message_id, recipient.address)
-        return Outcome("delivered")
+            for n, recipient, _ in going:
+                if n not in outcomes:
+                    self.queue.retry(recipient.message_id, recipient.index, error, retry_at)
+                    outcomes[n] = Outcome("retry", error)
+            log.warning("delivery to %s will be retried: %s", address, exc)
+            return
+        self.queue.delivered_all([(r.message_id, r.index) for _, r, _ in accepted])
+        for n, recipient, _ in accepted:
+            outcomes[n] = Outcome("delivered")
+            self.delivered_count += 1
+            log.info("%s delivered to %s", recipient.message_id, recipient.address)
 
     def recover(self) -> int:
         """Settle the attempts a crash interrupted (see the module's docstring); how
@@ -199,14 +255,14 @@ class Deliverer:
         last_recovery = 0.0
         gate = asyncio.Semaphore(PARALLEL)
 
-        async def one(recipient: QueuedRecipient) -> None:
+        async def one(recipients: list[QueuedRecipient]) -> None:
             async with gate:
                 try:
-                    await asyncio.to_thread(self.deliver, recipient)
+                    await asyncio.to_thread(self.deliver_all, recipients)
                 except Exception:
-                    # its outcome could not be recorded: `recover` settles it shortly
+                    # outcomes could not be recorded: `recover` settles them shortly
                     self.unsettled += 1
-                    log.exception("delivering %s to %s", recipient.message_id, recipient.address)
+                    log.exception("delivering to %s", recipients[0].address)
 
         while True:
             if (last_recovery == 0.0 or self.unsettled) and (
@@ -225,7 +281,7 @@ class Deliverer:
                 log.error("the queue can't be read: %s", exc)
                 due = []
             if due:
-                await asyncio.gather(*(one(recipient) for recipient in due))
+                await asyncio.gather(*(one(group) for group in by_mailbox(due)))
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), IDLE_WAIT)

@@ -5,11 +5,11 @@ recipients are committed: on SQLite (the default, one file under the server's fo
 in WAL mode with `synchronous=FULL`, so the commit has reached the disk (the WAL is
 fsync'd) before the receive service answers `250`. A kill -9 of the process, or of any
 other, loses nothing that was acknowledged. Every change of a recipient's state is a
-transaction of its own. Taking recipients for an attempt (`take_due`, before a
-delivery touches a mailbox) and `note_attempt` are FULL too; recording outcomes is
-NORMAL: it survives the process's death, and after a power loss an outcome not yet on
-disk leaves the attempt unsettled, which recovery handles as after a crash (the
-delivery looks for the message in the mailbox).
+transaction of its own. `note_attempt` is FULL too; taking recipients for an attempt
+and recording outcomes are NORMAL: in WAL mode such a commit survives the death of any
+process (it is in the operating system's cache), and the disk has it at the next FULL
+commit or checkpoint. So a power loss (not a crash) can lose an attempt's mark or an
+outcome of the last moments: never a message, at worst a second delivery.
 
 The model (Exchange 2010's queue viewer, much simplified). A message has a queue id
 (16 upper-case hex digits, time-ordered), the envelope sender (`""` for the null
@@ -30,6 +30,7 @@ text), and `open_queue` chooses by URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sqlite3
@@ -161,6 +162,8 @@ class QueueStore(Protocol):
 
     def delivered(self, message_id: str, index: int) -> None: ...
 
+    def delivered_all(self, recipients: Sequence[tuple[str, int]]) -> None: ...
+
     def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None: ...
 
     def failed(self, message_id: str, index: int, error: str) -> None: ...
@@ -235,6 +238,55 @@ def _recipient(row: Any) -> QueuedRecipient:
     )
 
 
+@dataclass(eq=False)
+class _Pending:
+    """A message waiting for the group commit that takes it."""
+
+    message_id: str
+    message: NewMessage
+    received: float
+    done: bool = False
+    error: QueueError | None = None
+
+
+def _insert_statements(item: _Pending) -> list[tuple[str, Sequence[object]]]:
+    message, message_id, now = item.message, item.message_id, item.received
+    statements: list[tuple[str, Sequence[object]]] = [
+        (
+            "INSERT INTO message (id, sender, received, client_address, client_helo, size,"
+            " hop_count, authenticated_as, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message_id,
+                message.sender,
+                now,
+                message.client_address,
+                message.client_helo,
+                len(message.data),
+                message.hop_count,
+                message.authenticated_as,
+                message.data,
+            ),
+        )
+    ]
+    for index, recipient in enumerate(message.recipients):
+        statements.append(
+            (
+                "INSERT INTO recipient (message_id, idx, address, state, next_attempt, route,"
+                " next_hop) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    index,
+                    recipient.address,
+                    READY,
+                    now,
+                    recipient.route,
+                    recipient.next_hop,
+                ),
+            )
+        )
+    return statements
+
+
 @dataclass
 class _QueueTally:
     states: dict[str, int] = field(default_factory=dict)
@@ -243,14 +295,24 @@ class _QueueTally:
 
 
 class SqliteQueue:
-    """The queue in one SQLite file (WAL, synchronous=FULL). One connection, used by
-    one thread at a time (a lock); every method is blocking: call it from a worker
-    thread in the event loop's process."""
+    """The queue in one SQLite file (WAL, synchronous=FULL for what must be on disk).
+
+    Writes go through one connection, one transaction at a time (a lock). Messages
+    enqueued by several threads at once are committed together (group commit: the
+    thread that takes the lock commits every message waiting, in one transaction and
+    one fsync, and each waiting thread returns once its message is in). Reads use a
+    connection per thread, so they never wait for a commit (WAL). Every method is
+    blocking: call it from a worker thread of the event loop's process."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the write connection's
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Pending] = []
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             self._db = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False, timeout=30
@@ -277,18 +339,23 @@ class SqliteQueue:
         self, statements: Iterable[tuple[str, Sequence[object]]], *, full: bool = True
     ) -> None:
         with self._lock:
+            self._write_locked(statements, full=full)
+
+    def _write_locked(
+        self, statements: Iterable[tuple[str, Sequence[object]]], *, full: bool
+    ) -> None:
+        try:
+            self._sync(full)
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._sync(full)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for sql, params in statements:
-                        self._db.execute(sql, params)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+                for sql, params in statements:
+                    self._db.execute(sql, params)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
 
     def enqueue(self, message: NewMessage) -> str:
         if not message.recipients:
@@ -297,47 +364,33 @@ class SqliteQueue:
             if recipient.route not in ROUTES:
                 raise QueueError(f"Unknown route {recipient.route!r}.")
         now = time.time()
-        message_id = message.queue_id or new_queue_id(now)
-        statements: list[tuple[str, Sequence[object]]] = [
-            (
-                "INSERT INTO message (id, sender, received, client_address, client_helo, size,"
-                " hop_count, authenticated_as, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    message.sender,
-                    now,
-                    message.client_address,
-                    message.client_helo,
-                    len(message.data),
-                    message.hop_count,
-                    message.authenticated_as,
-                    message.data,
-                ),
-            )
-        ]
-        for index, recipient in enumerate(message.recipients):
-            statements.append(
-                (
-                    "INSERT INTO recipient (message_id, idx, address, state, next_attempt, route,"
-                    " next_hop) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        message_id,
-                        index,
-                        recipient.address,
-                        READY,
-                        now,
-                        recipient.route,
-                        recipient.next_hop,
-                    ),
-                )
-            )
-        self._write(statements)
-        return message_id
+        pending = _Pending(message.queue_id or new_queue_id(now), message, now)
+        with self._pending_lock:
+            self._pending.append(pending)
+        with self._lock:
+            if not pending.done:  # else another thread committed it meanwhile
+                with self._pending_lock:
+                    batch, self._pending = self._pending, []
+                statements: list[tuple[str, Sequence[object]]] = []
+                for item in batch:
+                    statements.extend(_insert_statements(item))
+                try:
+                    self._write_locked(statements, full=True)
+                except QueueError as exc:
+                    for item in batch:
+                        item.error = exc
+                        item.done = True
+                    raise
+                for item in batch:
+                    item.done = True
+        if pending.error is not None:
+            raise pending.error
+        return pending.message_id
 
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
         with self._lock:
             try:
-                self._sync(True)  # the attempt is on disk before a mailbox is touched
+                self._sync(False)  # survives a crash of the process (see the docstring)
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     rows = self._db.execute(
@@ -375,6 +428,20 @@ class SqliteQueue:
 
     def delivered(self, message_id: str, index: int) -> None:
         self._outcome(message_id, index, DELIVERED, "", None)
+
+    def delivered_all(self, recipients: Sequence[tuple[str, int]]) -> None:
+        """Several recipients (message id, index) delivered, in one transaction."""
+        self._write(
+            [
+                (
+                    "UPDATE recipient SET state = ?, last_error = '', next_attempt = NULL,"
+                    " attempt_started = NULL, attempt_note = '' WHERE message_id = ? AND idx = ?",
+                    (DELIVERED, message_id, index),
+                )
+                for message_id, index in recipients
+            ],
+            full=False,
+        )
 
     def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None:
         self._outcome(message_id, index, RETRY, error, next_attempt)
@@ -424,12 +491,24 @@ class SqliteQueue:
 
     # -- reads --------------------------------------------------------------------------
 
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (made at its first read)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise QueueError(f"The queue database {self.path} is closed.")
+            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            db.execute("PRAGMA query_only=ON")
+            self._local.db = db
+            with self._pending_lock:
+                self._readers.append(db)
+        return db
+
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
-        with self._lock:
-            try:
-                return list(self._db.execute(sql, params).fetchall())
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+        try:
+            return list(self._reader().execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
 
     def in_flight(self) -> list[QueuedRecipient]:
         rows = self._read(
@@ -525,7 +604,13 @@ class SqliteQueue:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
+        with self._pending_lock:
+            readers, self._readers = self._readers, []
+        for db in readers:  # sqlite3 lets another thread close a connection at the end
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
 
 def default_path(server: str, home: Path | None = None) -> Path:

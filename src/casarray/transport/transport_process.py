@@ -135,6 +135,9 @@ class TransportProcess(ServiceProcess):
         from casarray.transport.queue import QueueError, open_queue
         from casarray.transport.receive import ReceiveContext
 
+        if self.options.log_level != "DEBUG":
+            # aiosmtpd says every command and connection at INFO: kept for DEBUG
+            logging.getLogger("mail.log").setLevel(logging.WARNING)
         directory, config, address = await asyncio.to_thread(self._open)
         self.directory, self.address, self.label = directory, address, config.server
         try:
