@@ -96,7 +96,7 @@ def test_kill_9_between_250_and_delivery(org: Org, transport: TransportProcess) 
     org.directory.databases.set_mounted("DB01", False)
     send(transport)
     send(transport, "bob@lab.net")
-    wait_for(lambda: "will retry" in transport.logs())
+    assert wait_for(lambda: "will be retried" in transport.logs())
     transport.kill()
     org.directory.databases.set_mounted("DB01", True)
     assert org.inbox("alice") == [] and org.inbox("bob") == []
