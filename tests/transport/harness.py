@@ -7,13 +7,9 @@ Not a conftest: the test modules import what they use."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
 import smtplib
 import ssl
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from casarray.directory import Directory
+from tests.process_harness import ManagedProcess
 
 PASSWORD = "P@ssw0rd-lab"
 SERVER = "MBX01"
@@ -76,14 +73,13 @@ def make_org(home: Path, password_hash: str) -> Org:
     return Org(home=home, url=url, directory=directory, password_hash=password_hash)
 
 
-class TransportProcess:
+class TransportProcess(ManagedProcess):
     """`casarray transport run MBX01` on its address, ports 25 and 587 mapped to free
     ones."""
 
     def __init__(self, org: Org) -> None:
+        super().__init__("transport", org.home / "transport.log")
         self.org = org
-        self.log = org.home / "transport.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.ports: dict[int, int] = {}
 
     @property
@@ -91,65 +87,12 @@ class TransportProcess:
         return self.org.home / "run" / f"transport-{SERVER.lower()}.json"
 
     def start(self, timeout: float = 30) -> TransportProcess:
-        with contextlib.suppress(FileNotFoundError):
-            self.status_path.unlink()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "casarray",
-                "transport",
-                "run",
-                SERVER,
-                "--directory",
-                self.org.url,
-                "--port",
-                "25=0",
-                "--port",
-                "587=0",
-                "--log-file",
-                str(self.log),
-            ],
-            env=self.org.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"transport exited {self.proc.returncode}: {err}\n{self.logs()}")
-            with contextlib.suppress(OSError, ValueError):
-                status = json.loads(self.status_path.read_text())
-                if status.get("pid") == self.proc.pid:
-                    self.ports = {int(k): int(v) for k, v in status["ports"].items()}
-                    return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"transport did not start in {timeout} s\n{self.logs()}")
-
-    def logs(self) -> str:
-        try:
-            return self.log.read_text()
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 15) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def close(self) -> None:
-        self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        argv = [sys.executable, "-m", "casarray", "transport", "run", SERVER]
+        argv += ["--directory", self.org.url, "--port", "25=0", "--port", "587=0"]
+        argv += ["--log-file", str(self.log)]
+        status = self.launch(argv, self.org.env, self.status_path, timeout)
+        self.ports = {int(k): int(v) for k, v in status["ports"].items()}
+        return self
 
     def smtp(self, port: int = 25) -> smtplib.SMTP:
         return smtplib.SMTP(ADDRESS, self.ports[port], timeout=10)

@@ -14,7 +14,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from casarray.access.tls import client_context
 from casarray.directory import Directory
+from tests.process_harness import ManagedProcess
 
 PASSWORD = "P@ssw0rd-lab"
 ADDRESSES = {"CAS01": "127.77.1.11", "CAS02": "127.77.1.12", "CAS03": "127.77.2.11"}
@@ -90,16 +90,14 @@ def make_lab(home: Path, password_hash: str) -> Lab:
     return Lab(home=home, url=url, directory=directory, password_hash=password_hash)
 
 
-class ServerProcess:
+class ServerProcess(ManagedProcess):
     """`casarray server run NAME` on the server's lab address, on free ports."""
 
     def __init__(self, lab: Lab, name: str = "CAS01", *args: str) -> None:
+        super().__init__(name, lab.home / f"{name}.log")
         self.lab = lab
-        self.name = name
         self.host = ADDRESSES[name]
-        self.log = lab.home / f"{name}.log"
         self.args = args
-        self.proc: subprocess.Popen[bytes] | None = None
         self.imap_port = 0
         self.imaps_port = 0
 
@@ -110,78 +108,14 @@ class ServerProcess:
     def start(self, timeout: float = 30) -> ServerProcess:
         from casarray.access.cas_process import status_file
 
-        status_path = status_file(self.name, self.lab.home).path
-        with contextlib.suppress(FileNotFoundError):
-            status_path.unlink()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "casarray",
-                "server",
-                "run",
-                self.name,
-                "--directory",
-                self.lab.url,
-                "--imap-port",
-                "0",
-                "--imaps-port",
-                "0",
-                "--log-file",
-                str(self.log),
-                *self.args,
-            ],
-            env=self.lab.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        argv = [sys.executable, "-m", "casarray", "server", "run", self.name]
+        argv += ["--directory", self.lab.url, "--imap-port", "0", "--imaps-port", "0"]
+        argv += ["--log-file", str(self.log), *self.args]
+        status = self.launch(
+            argv, self.lab.env, status_file(self.name, self.lab.home).path, timeout
         )
-        deadline = time.monotonic() + timeout
-        import json
-
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(
-                    f"{self.name} exited {self.proc.returncode}: {err}\n{self.logs()}"
-                )
-            with contextlib.suppress(OSError, ValueError):
-                status = json.loads(status_path.read_text())
-                if status.get("pid") == self.proc.pid:
-                    self.imap_port, self.imaps_port = status["imap"], status["imaps"]
-                    return self
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"{self.name} did not start in {timeout} s\n{self.logs()}")
-
-    def logs(self) -> str:
-        try:
-            return self.log.read_text()
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 15) -> int:
-        """SIGTERM, and the exit status."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-    def kill(self) -> None:
-        """SIGKILL (kill -9)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def close(self) -> None:
-        self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.imap_port, self.imaps_port = status["imap"], status["imaps"]
+        return self
 
     # -- clients ------------------------------------------------------------------------
 
