@@ -465,6 +465,8 @@ TIERS: dict[str, tuple[str, ...]] = {
     "peers/test_postfix_peer.py": ("root",),
     "process/test_lifecycle.py": (),
     "shell/cmdlets/test_testing.py": (),
+    "transport/test_real_clients.py": (),
+    "transport/test_transport_process.py": (),
     "shell/test_shell_command.py": (),
     "shell/test_seed_lines.py": (),
 }

@@ -15,8 +15,6 @@ import pytest
 
 from tests.transport.harness import PASSWORD, Org, TransportProcess, make_org, wait_for
 
-pytestmark = pytest.mark.integration
-
 MESSAGE = b"From: x@far.net\r\nTo: alice@lab.net\r\nSubject: from outside\r\n\r\nHello.\r\n"
 
 
