@@ -70,7 +70,8 @@ log = logging.getLogger("casarray.lab")
 
 DNS, CLIENT_ACCESS, MAILBOX, NLB = "DNS", "ClientAccess", "Mailbox", "NLB"
 HUB_TRANSPORT = "HubTransport"
-STOP_ORDER = ((NLB,), (CLIENT_ACCESS, DNS), (MAILBOX,))  # who is stopped first
+# who is stopped first (the Hub Transport before the Mailbox role: it writes to its databases)
+STOP_ORDER = ((NLB,), (CLIENT_ACCESS, DNS, HUB_TRANSPORT), (MAILBOX,))
 STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
     "Starting",
     "Running",

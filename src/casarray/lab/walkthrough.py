@@ -469,12 +469,9 @@ def step_mail_in(walk: Walk) -> str:
     subject = f"Hello from outside {int(time.time())}"
     smtp_port = 25 + walk.config.port_offset
     with smtplib.SMTP(hosts[0], smtp_port, local_hostname="mx.example.net", timeout=20) as mta:
-        mta.ehlo()
-        walk.console.print(
-            f"[dim]EHLO mx.example.net -> {mta.ehlo_resp.decode(errors='replace').splitlines()[0]}"
-            "[/]",
-            highlight=False,
-        )
+        _, greeting = mta.ehlo()
+        first = greeting.decode(errors="replace").splitlines()[0]
+        walk.console.print(f"[dim]EHLO mx.example.net -> {first}[/]", highlight=False)
         code, reply = mta.docmd("MAIL FROM:<dave@example.net>")
         mta.docmd("RCPT TO:<alice@lab.net>")
         code, reply = mta.data(
