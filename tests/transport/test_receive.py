@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Callable
@@ -220,6 +221,50 @@ async def test_size_over_the_limit_is_refused_at_mail_from(harness: Harness) -> 
     assert data[0] == 552 and data[1].startswith(b"5.3.4")  # more than SIZE said
     assert noop[0] == 250  # the session goes on
     assert harness.queue.messages() == []
+
+
+async def test_data_is_read_to_its_lone_dot_exactly(harness: Harness) -> None:
+    """DATA's end is a line holding one dot; a line that only ends in a dot, a dot-stuffed
+    line, an empty message and a message larger than the stream's 1 KB reads all come
+    through byte for byte; a line over 1,000 octets gets 500 and the session goes on."""
+    roomy = dataclasses.replace(DEFAULT, max_message_size=1_000_000)
+    harness.context.config = dataclasses.replace(harness.context.config, connectors=(roomy, CLIENT))
+    big = b"".join(b"line %05d ends with a dot.\r\n" % i for i in range(4000))  # ~120 KB
+    cases = {
+        "dots": b"Subject: dots\r\n\r\nEnd of sentence.\r\n.\r\n..\r\n.x\r\nlast.\r\n",
+        "empty": b"",
+        "big": b"Subject: big\r\n\r\n" + big,
+    }
+
+    def send(client: smtplib.SMTP, body: bytes) -> tuple[int, bytes]:
+        client.mail("x@far.net")
+        client.rcpt("alice@lab.net")
+        # smtplib dot-stuffs and adds the final CRLF and "." itself
+        return client.data(body)
+
+    def talk() -> dict[str, Any]:
+        with harness.smtp() as client:
+            client.ehlo("c")
+            out: dict[str, Any] = {name: send(client, body) for name, body in cases.items()}
+            client.mail("x@far.net")
+            client.rcpt("alice@lab.net")
+            client.putcmd("DATA")
+            client.getreply()
+            client.send(b"Subject: long\r\n\r\n" + b"z" * 1200 + b"\r\n.\r\n")
+            out["long"] = client.getreply()
+            out["noop"] = client.noop()
+            return out
+
+    out = await run(talk)
+    assert out["long"][0] == 500 and out["noop"][0] == 250, out
+    for name, body in cases.items():
+        assert out[name][0] == 250, (name, out[name])
+        queue_id = out[name][1].decode().split("<")[1].split(">")[0]
+        stored = harness.queue.message_data(queue_id)
+        # what smtplib sent before the final dot (it ends every message with a CRLF)
+        expected = body if body.endswith(b"\r\n") else body + b"\r\n"
+        assert stored.startswith(b"Received: from c ") and b"\tfor <alice@lab.net>" in stored
+        assert stored.split(b"\r\n", 3)[3] == expected, name  # after our 3-line Received
 
 
 async def test_malformed_commands_get_5xx_and_the_session_goes_on(harness: Harness) -> None:

@@ -40,6 +40,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.proxy_protocol import ProxyData
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
 
 from casarray.transport import policy, replies
 from casarray.transport.config import TLS, Connector, TransportConfig
@@ -57,6 +58,7 @@ from casarray.transport.mailboxes import Authenticator, Recipients
 from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
 
 log = logging.getLogger("casarray.transport")
+_UNSTUFF = re.compile(rb"(?:\A|(?<=\r\n))\.")  # a dot that starts a line
 
 IDENT = "casarray Microsoft ESMTP MAIL Service ready"
 BACKLOG = 1024
@@ -223,6 +225,66 @@ class TransportSMTP(SMTP):
             await super().smtp_EHLO(hostname)
         finally:
             self._raw_replies = False
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the message read up to each ".<CRLF>" (or 1 KB at a time,
+        the stream's limit) instead of a line at a time: a 100 KB message was 1,300 reads
+        on the event loop. The same replies as aiosmtpd's: 503 without a recipient, 501
+        with an argument, 500 for a line over `line_length_limit`, 552 over the size
+        limit (both once the message has ended), and the handler's reply."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        raw, too_much = await self._read_data()
+        if raw is None:
+            return  # the connection went away
+        if too_much:
+            await self.push("552 Error: Too much mail data")
+            self._set_post_data_state()
+            return
+        if any(len(line) + 2 > self.line_length_limit for line in raw.split(b"\r\n")):
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            self._set_post_data_state()
+            return
+        content = _UNSTUFF.sub(b"", raw)  # RFC 5321 4.5.2: a line's leading dot goes
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> tuple[bytes | None, bool]:
+        """The message's bytes up to the line "." that ends it (not included), and
+        whether it was over the size limit (then its bytes are not kept); None when the
+        connection went away first."""
+        buffer = bytearray()
+        limit = self.data_size_limit
+        too_much = False
+        while self.transport is not None:
+            try:
+                chunk = await self._reader.readuntil(b".\r\n")
+            except asyncio.CancelledError:
+                log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            except asyncio.LimitOverrunError as exc:  # no ".<CRLF>" in the next 1 KB
+                chunk = await self._reader.read(exc.consumed)
+            buffer += chunk
+            if chunk.endswith(b".\r\n"):
+                dot = len(buffer) - 3
+                if (dot == 0 and not too_much) or buffer[dot - 2 : dot] == b"\r\n":
+                    return (b"" if too_much else bytes(buffer[:dot])), too_much
+            if limit and len(buffer) > limit + 3:
+                too_much = True
+                del buffer[:-2]  # the last line break is all the end's check needs
+        return None, too_much
 
     async def smtp_AUTH(self, arg: str) -> None:
         assert self.connector is not None
