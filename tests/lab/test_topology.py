@@ -88,3 +88,13 @@ def test_lab_settings_round_trip(tmp_path: Path) -> None:
     (tmp_path / "lab.json").write_text("{")
     with pytest.raises(LabConfigError, match="Can't read"):
         LabConfig.load(tmp_path)
+
+
+def test_lab_passwords_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from casarray.lab import topology
+
+    drawn = iter(["-first", "-second", "fine-one"])
+    monkeypatch.setattr(topology.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert topology.lab_password() == "fine-one"
+    monkeypatch.undo()
+    assert all(not topology.lab_password().startswith("-") for _ in range(500))

@@ -71,6 +71,14 @@ MESSAGES = (
 )
 
 
+def lab_password() -> str:
+    """A new user's password: 12 URL-safe characters, never starting with "-" (which a
+    command-line client would take for an option)."""
+    while (password := secrets.token_urlsafe(9)).startswith("-"):
+        pass
+    return password
+
+
 def build_seed_organization(directory: Directory) -> dict[str, str]:
     """Create the "before" organization; returns each user's generated password (shown
     once; only the hashes are stored)."""
@@ -84,7 +92,7 @@ def build_seed_organization(directory: Directory) -> dict[str, str]:
     passwords: dict[str, str] = {}
     domain = directory.organization().default_domain
     for alias, display, database in USERS:
-        password = secrets.token_urlsafe(9)
+        password = lab_password()
         mailbox = directory.mailboxes.new(
             name=display,
             alias=alias,
