@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import smtplib
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -19,21 +18,16 @@ from casarray.pki.keys import private_pem
 from casarray.transport import tls
 from casarray.transport.config import Connector, TransportConfig
 from casarray.transport.receive import ReceiveContext, bind, serve
-
-
-@dataclass(frozen=True)
-class Enabled:
-    thumbprint: str
-    names: tuple[str, ...]
-    certificate_pem: bytes
-    key_pem: bytes
+from tests.pki.test_server_tls import Enabled
 
 
 def make(*names: str) -> Enabled:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     cert = self_signed(key, subject, list(names), dt.datetime.now(dt.UTC))
-    return Enabled(thumbprint(cert), tuple(names), pem(cert), private_pem(key))
+    return Enabled(
+        thumbprint(cert), tuple(names), pem(cert), private_pem(key), cert.not_valid_after_utc
+    )
 
 
 def served(context: ssl.SSLContext, port: int, server_name: str | None) -> x509.Certificate:
@@ -83,13 +77,13 @@ async def test_fallback_then_enabled_certificates_by_sni(
     try:
         first = await asyncio.to_thread(served, client_context, port, "mbx01.lab.net")
         assert common_name(first) == "mbx01.lab.net"
-        assert smtp_tls.default_thumbprint is None
+        assert smtp_tls.default is None
 
         mail = make("mail.lab.net", "smtp.lab.net")
         own = make("mbx01.lab.net")
         assert smtp_tls.update([mail, own])  # newest first
         assert not smtp_tls.update([mail, own])  # the same: no change
-        assert smtp_tls.default_thumbprint == own.thumbprint  # it covers the FQDN
+        assert smtp_tls.default == own.thumbprint  # it covers the FQDN
         by_name = await asyncio.to_thread(served, client_context, port, "smtp.lab.net")
         assert common_name(by_name) == "mail.lab.net"
         default = await asyncio.to_thread(served, client_context, port, "other.lab.net")

@@ -1,71 +1,64 @@
-"""TLS for the access services: the certificates a Client Access server serves, and
-the `ssl.SSLContext`s built on them.
+"""TLS for the access services: which certificates a Client Access server serves,
+on the servers' TLS of `pki.server_tls` (SNI, live reload, the self-signed fallback).
 
 What a service serves. The certificates enabled for it on this server
-(`Enable-ExchangeCertificate -Services IMAP` or `IIS`; `directory.certificates`) are
-all served, chosen by the name the client asks for (SNI): an exact name of a
-certificate, else a wildcard one (`*.lab.net` covers one label, RFC 6125), else the
-default. The default is the first certificate (newest first) that covers every DNS
-name of the server (its FQDN and its array's FQDN), else the first that covers one of
-them, else the newest. A server with no certificate enabled for the service serves
-its self-signed one (below), so nothing breaks before the PKI is used. The runner, in
-each worker process, reads them again at each change of the directory's topology
-version (Enable-ExchangeCertificate makes one): new handshakes get them within a
-second, with no restart.
+(`Enable-ExchangeCertificate -Services IMAP` or `IIS`; `directory.certificates`),
+chosen by SNI, with as default the one covering the server's DNS names: its FQDN and
+its array's FQDN. The runner, in each worker process, reads them again at each change
+of the directory's topology version (Enable-ExchangeCertificate makes one, `refresh`):
+new handshakes get them within a second, with no restart.
 
-The self-signed fallback. A server makes its own certificate at first start: ECDSA
-P-256, whose subject alternative names are the server's FQDN, its IP address and the
-FQDN of its site's client access array. It is kept in
-`$CASARRAY_HOME/certs/<server>.pem` (the certificate, which clients may trust) and
-`<server>.key` (the private key, mode 0600), and made again when the names it must
-cover change (an array created later, say) or it is about to expire.
-
-Live reload (`TlsContexts`). asyncio and uvicorn keep the context they were given for
-the life of a listener, so each service has one listener context that is never
-replaced; it holds no certificate of its own, and its `sni_callback` hands every
-handshake the context of the chosen certificate (`ssl_object.context = chosen`).
-OpenSSL calls that callback for every ClientHello, with the name None when the client
-sends no SNI (measured with `openssl s_client -noservername`, TLS 1.2 and 1.3), so
-those clients get the default too. A change (a certificate enabled, the fallback
-renewed) builds the new per-certificate contexts aside and swaps one immutable table
-in: the next handshake uses it, and sessions already open keep the keys they agreed
-on, so nothing is dropped. (Loading a new chain into the listener context instead
-would keep a certificate of the other key type next to it: OpenSSL has one slot per
-key type, and an ECDSA client would still be served the old ECDSA certificate.)
-
-Key material. `ssl` loads keys from files only; the decrypted PEM of an enabled
-certificate is written to an anonymous memory file (`memfd_create`, opened through
-`/proc/self/fd`) that never reaches a disk and is closed right after loading. Where
-there is none, to a file of mode 0600 in a new folder of mode 0700, removed right
-after loading. The key is never logged.
+The self-signed fallback. A server makes its own certificate at first start, whose
+subject alternative names are the server's FQDN, its IP address and the FQDN of its
+site's client access array. It is kept in `$CASARRAY_HOME/certs/<server>.pem` (the
+certificate, which clients may trust) and `<server>.key` (the private key, mode
+0600), and made again when the names it must cover change (an array created later,
+say) or it is about to expire.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import fcntl
-import ipaddress
-import logging
-import os
-import shutil
-import ssl
-import tempfile
-import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from casarray.config import casarray_home
+from casarray.pki.server_tls import (
+    CertificateFiles,
+    Selection,
+    Servable,
+    TlsContexts,
+    choose_default,
+    client_context,
+    context_from_pem,
+    ensure_self_signed,
+    host_name,
+    matches,
+    server_context,
+)
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
 
-log = logging.getLogger("casarray.server")
-
-VALIDITY = dt.timedelta(days=397)
-RENEW_BEFORE = dt.timedelta(days=30)
+__all__ = [
+    "IIS",
+    "IMAP",
+    "SERVICES",
+    "CertificateFiles",
+    "Selection",
+    "Servable",
+    "TlsContexts",
+    "certificate_files",
+    "choose_default",
+    "client_context",
+    "context_from_pem",
+    "enabled_certificates",
+    "ensure_certificate",
+    "host_name",
+    "matches",
+    "refresh",
+    "server_context",
+]
 
 # The services whose certificates the access servers serve (Enable-ExchangeCertificate
 # -Services): IMAP on 143 (STARTTLS) and 993, IIS (HTTPS) on 443.
@@ -74,508 +67,20 @@ IIS = "IIS"
 SERVICES = (IMAP, IIS)
 
 
-@dataclass(frozen=True)
-class CertificateFiles:
-    """A certificate (PEM) and its private key (PEM, mode 0600)."""
-
-    certificate: Path
-    key: Path
-
-
 def certificate_files(server: str, home: Path | None = None) -> CertificateFiles:
-    """Where the certificate of `server` is kept."""
+    """Where the self-signed certificate of `server` is kept."""
     folder = (home or casarray_home()) / "certs"
     return CertificateFiles(folder / f"{server}.pem", folder / f"{server}.key")
-
-
-def _split_names(names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(DNS names, IP addresses), each once, in order, DNS names lower-cased."""
-    dns: list[str] = []
-    ips: list[str] = []
-    for name in names:
-        text = name.strip().rstrip(".")
-        if not text:
-            continue
-        try:
-            address = str(ipaddress.ip_address(text))
-        except ValueError:
-            if text.lower() not in dns:
-                dns.append(text.lower())
-        else:
-            if address not in ips:
-                ips.append(address)
-    return dns, ips
-
-
-def _covers(pem: bytes, dns: Sequence[str], ips: Sequence[str], now: dt.datetime) -> bool:
-    """Whether the certificate `pem` names exactly `dns` and `ips` and is valid for
-    longer than RENEW_BEFORE."""
-    from cryptography import x509
-
-    try:
-        cert = x509.load_pem_x509_certificate(pem)
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (ValueError, x509.ExtensionNotFound):
-        return False
-    have_dns = {name.lower() for name in san.get_values_for_type(x509.DNSName)}
-    have_ips = {str(address) for address in san.get_values_for_type(x509.IPAddress)}
-    if have_dns != set(dns) or have_ips != set(ips):
-        return False
-    return cert.not_valid_after_utc - now > RENEW_BEFORE and cert.not_valid_before_utc <= now
-
-
-def _make_certificate(
-    dns: Sequence[str], ips: Sequence[str], now: dt.datetime
-) -> tuple[bytes, bytes]:
-    """A new (certificate PEM, key PEM): self-signed, for a TLS server."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, dns[0] if dns else ips[0]),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "casarray"),
-        ]
-    )
-    alt_names: list[x509.GeneralName] = [x509.DNSName(name) for name in dns]
-    alt_names += [x509.IPAddress(ipaddress.ip_address(address)) for address in ips]
-    public = key.public_key()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` atomically (a temporary file renamed over it)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """An exclusive lock on the certificate folder (two processes starting at once)."""
-    with open(folder / ".lock", "a+b") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def ensure_certificate(
     server: str, names: Iterable[str], home: Path | None = None
 ) -> tuple[CertificateFiles, bool]:
-    """The certificate of `server` covering exactly `names` (DNS names and IP
-    addresses; the first DNS name is the subject), made if missing or stale.
+    """The self-signed certificate of `server` covering exactly `names` (DNS names and
+    IP addresses; the first DNS name is the subject), made if missing or stale.
     Returns the files and whether a new certificate was made."""
-    dns, ips = _split_names(names)
-    if not dns and not ips:
-        raise ValueError("a certificate needs at least one name")
     files = certificate_files(server, home)
-    folder = files.certificate.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        folder.chmod(0o755)
-    now = dt.datetime.now(dt.UTC)
-    with _locked(folder):
-        with contextlib.suppress(OSError):
-            if files.key.exists() and _covers(files.certificate.read_bytes(), dns, ips, now):
-                return files, False
-        cert_pem, key_pem = _make_certificate(dns, ips, now)
-        _write(files.key, key_pem, 0o600)
-        _write(files.certificate, cert_pem, 0o644)
-    return files, True
-
-
-def _bare_server_context() -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2 or newer) without a certificate."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION
-    return context
-
-
-def server_context(files: CertificateFiles) -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2 or newer) with the certificate of `files`."""
-    context = _bare_server_context()
-    context.load_cert_chain(str(files.certificate), str(files.key))
-    return context
-
-
-def client_context(cafile: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
-    """A TLS client context that trusts `cafile` (a server's PEM) or the system's CAs."""
-    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
-
-
-# -- the certificates enabled for a service, chosen by SNI, reloaded live ---------------
-
-
-class Servable(Protocol):
-    """What a server needs of a certificate enabled for one of its services
-    (`directory.certificates.serving` returns these)."""
-
-    @property
-    def thumbprint(self) -> str: ...
-
-    @property
-    def names(self) -> tuple[str, ...]: ...
-
-    @property
-    def certificate_pem(self) -> bytes: ...
-
-    @property
-    def key_pem(self) -> bytes: ...
-
-
-def host_name(name: str) -> str:
-    """`name` as certificates spell it: lower-case ASCII (IDNA A-labels), without a
-    final dot; "" when it can't be a host name."""
-    text = name.strip().rstrip(".")
-    try:
-        return text.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        return ""
-
-
-def matches(pattern: str, name: str) -> bool:
-    """Whether the certificate name `pattern` covers the host name `name` (both as
-    `host_name` gives them): the same name, or a wildcard `*.lab.net` for one label
-    more (`mail.lab.net`; not `lab.net`, not `a.mail.lab.net`: RFC 6125, 6.4.3). A
-    wildcard directly under a top-level domain (`*.net`) covers nothing."""
-    if not name:
-        return False
-    if pattern == name:
-        return True
-    if not pattern.startswith("*.") or "." not in pattern[2:]:
-        return False
-    first, dot, parent = name.partition(".")
-    return bool(first and dot) and first != "*" and parent == pattern[2:]
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name.strip())
-    except ValueError:
-        return False
-    return True
-
-
-def choose_default(certificates: Sequence[Servable], names: Iterable[str]) -> Servable | None:
-    """The certificate a service serves by default: of `certificates` (newest first),
-    the first that covers every DNS name of `names` (the server's FQDN and its array's
-    FQDN; addresses are left out), else the first that covers one, else the first.
-    None when there is none."""
-    own = [name for name in dict.fromkeys(map(host_name, names)) if name and not _is_address(name)]
-    best: Servable | None = None
-    best_score = 0
-    for certificate in certificates:
-        patterns = [host_name(pattern) for pattern in certificate.names]
-        score = sum(any(matches(pattern, name) for pattern in patterns) for name in own)
-        if score > best_score:
-            best, best_score = certificate, score
-    if best is None and certificates:
-        best = certificates[0]
-    return best
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _memory_file(data: bytes) -> int | None:
-    """An anonymous memory file holding `data`, readable by path through /proc/self/fd
-    (Linux), or None where there is no such thing."""
-    create = getattr(os, "memfd_create", None)
-    if create is None:
-        return None
-    try:
-        fd = create("casarray-tls", getattr(os, "MFD_CLOEXEC", 0))
-    except OSError:
-        return None
-    try:
-        _write_all(fd, data)
-        if os.path.exists(f"/proc/self/fd/{fd}"):
-            return fd
-    except OSError:
-        pass
-    os.close(fd)
-    return None
-
-
-@contextlib.contextmanager
-def _key_file(data: bytes) -> Iterator[str]:
-    """A path from which `data` (PEM holding a private key) can be read while the
-    block runs: a memory file, else a file of mode 0600 in a new folder of mode 0700,
-    removed when the block ends."""
-    fd = _memory_file(data)
-    if fd is not None:
-        try:
-            yield f"/proc/self/fd/{fd}"
-        finally:
-            os.close(fd)
-        return
-    folder = tempfile.mkdtemp(prefix="casarray-tls-")  # mode 0700
-    try:
-        path = os.path.join(folder, "certificate.pem")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
-        yield path
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-class _EncryptedKey(Exception):
-    pass
-
-
-def _no_password() -> bytes:
-    raise _EncryptedKey
-
-
-_LOAD_ERRORS = {
-    "KEY_VALUES_MISMATCH": "the private key does not belong to the certificate",
-    "NO_START_LINE": "no PEM certificate or private key was found",
-}
-
-
-def context_from_pem(certificate_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2 or newer) serving `certificate_pem` (PEM: the
-    certificate, then the chain) with `key_pem` (PEM, not encrypted). The key goes
-    through memory only where the system allows (see the module's docstring).
-    ValueError says what is wrong with them."""
-    if b"-----BEGIN" not in certificate_pem:
-        raise ValueError("the certificate is not in PEM format")
-    if b"PRIVATE KEY-----" not in key_pem:
-        raise ValueError("the private key is not in PEM format")
-    if b"ENCRYPTED" in key_pem:
-        raise ValueError("the private key is encrypted (it must be given decrypted)")
-    context = _bare_server_context()
-    with _key_file(certificate_pem.rstrip() + b"\n" + key_pem) as path:
-        try:
-            context.load_cert_chain(path, password=_no_password)
-        except _EncryptedKey:
-            raise ValueError("the private key is encrypted (it must be given decrypted)") from None
-        except ssl.SSLError as exc:
-            reason = _LOAD_ERRORS.get(exc.reason or "", exc.reason or str(exc))
-            raise ValueError(f"the certificate and private key can't be loaded: {reason}") from None
-    return context
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What a service serves at one moment; immutable, replaced whole on a change.
-    Thumbprint None is the self-signed fallback."""
-
-    default: str | None
-    contexts: Mapping[str | None, ssl.SSLContext]
-    exact: Mapping[str, str]  # host name -> thumbprint
-    wildcard: Mapping[str, str]  # parent domain ("lab.net" for "*.lab.net") -> thumbprint
-
-    def thumbprint_for(self, server_name: str | None) -> str | None:
-        """The certificate for a client that asked for `server_name` (SNI; None: it
-        didn't): an exact name, else a wildcard, else the default."""
-        if server_name:
-            name = host_name(server_name)
-            chosen = self.exact.get(name)
-            if chosen is not None:
-                return chosen
-            first, dot, parent = name.partition(".")
-            if first and dot and first != "*":
-                chosen = self.wildcard.get(parent)
-                if chosen is not None:
-                    return chosen
-        return self.default
-
-    def context_for(self, server_name: str | None) -> ssl.SSLContext:
-        return self.contexts[self.thumbprint_for(server_name)]
-
-    def routes(self) -> tuple[object, ...]:
-        """What decides the certificate of every handshake (to tell a real change)."""
-        return (self.default, dict(self.exact), dict(self.wildcard))
-
-
-class TlsContexts:
-    """The TLS of one service (IMAP or IIS) of one server.
-
-    `context` is the listeners' context, the same object for the life of the server;
-    its `sni_callback` gives each handshake the context of the certificate chosen by
-    the current `Selection`. `update` (the certificates enabled for the service) and
-    `reload_fallback` (the self-signed files renewed) swap in a new selection, used
-    from the next handshake on; open sessions are not touched."""
-
-    def __init__(self, service: str, fallback: CertificateFiles, *, server: str = "") -> None:
-        self.service = service
-        self.server = server
-        self._fallback_files = fallback
-        self._fallback = server_context(fallback)
-        self._lock = threading.Lock()
-        self._certificates: tuple[Servable, ...] = ()
-        self._names: tuple[str, ...] = ()
-        self._loaded: dict[str, ssl.SSLContext] = {}
-        self._seen: tuple[object, ...] | None = None
-        self._selection = self._select()
-        self.context = _bare_server_context()
-        self.context.sni_callback = self._on_client_hello
-
-    def _on_client_hello(
-        self,
-        ssl_object: ssl.SSLObject | ssl.SSLSocket,
-        server_name: str | None,
-        _listener: ssl.SSLContext,
-    ) -> None:
-        ssl_object.context = self._selection.context_for(server_name)
-
-    @property
-    def selection(self) -> Selection:
-        return self._selection
-
-    @property
-    def default(self) -> str | None:
-        """The thumbprint of the certificate served by default (None: self-signed)."""
-        return self._selection.default
-
-    def thumbprint_for(self, server_name: str | None) -> str | None:
-        """The thumbprint served to a client asking for `server_name` (None: self-signed)."""
-        return self._selection.thumbprint_for(server_name)
-
-    def update(self, certificates: Sequence[Servable], names: Sequence[str] = ()) -> bool:
-        """Serve `certificates` (those enabled for the service, newest first) from the
-        next handshake on; `names` are the server's (FQDN, array FQDN), which choose the
-        default. A certificate that can't be loaded is left out and logged. Returns
-        whether what a client gets changed. Blocking (it loads keys); any thread."""
-        seen = (tuple((c.thumbprint, tuple(c.names)) for c in certificates), tuple(names))
-        with self._lock:
-            if seen == self._seen:
-                return False
-            self._seen = seen
-            loaded: dict[str, ssl.SSLContext] = {}
-            usable: list[Servable] = []
-            for certificate in certificates:
-                thumbprint = certificate.thumbprint
-                if thumbprint in loaded:
-                    continue
-                context = self._loaded.get(thumbprint)
-                if context is None:
-                    try:
-                        context = context_from_pem(certificate.certificate_pem, certificate.key_pem)
-                    except ValueError as exc:
-                        log.error(
-                            "%s: can't serve certificate %s for %s: %s",
-                            self.server,
-                            thumbprint,
-                            self.service,
-                            exc,
-                        )
-                        continue
-                loaded[thumbprint] = context
-                usable.append(certificate)
-            self._loaded = loaded
-            self._certificates = tuple(usable)
-            self._names = tuple(names)
-            return self._install()
-
-    def reload_fallback(self) -> None:
-        """Load the self-signed certificate's files again (they were renewed).
-        OSError or ssl.SSLError if they can't be read; then nothing changes."""
-        context = server_context(self._fallback_files)
-        with self._lock:
-            self._fallback = context
-            self._install(force=True)
-
-    def _install(self, *, force: bool = False) -> bool:
-        previous = self._selection
-        self._selection = self._select()
-        changed = self._selection.routes() != previous.routes()
-        if changed or force:
-            self._describe()
-        return changed
-
-    def _select(self) -> Selection:
-        contexts: dict[str | None, ssl.SSLContext] = {None: self._fallback}
-        exact: dict[str, str] = {}
-        wildcard: dict[str, str] = {}
-        for certificate in self._certificates:  # newest first: the first keeps a name
-            contexts[certificate.thumbprint] = self._loaded[certificate.thumbprint]
-            for raw in certificate.names:
-                name = host_name(raw)
-                if name.startswith("*."):
-                    if "." in name[2:]:
-                        wildcard.setdefault(name[2:], certificate.thumbprint)
-                elif name:
-                    exact.setdefault(name, certificate.thumbprint)
-        default = choose_default(self._certificates, self._names)
-        return Selection(
-            default=default.thumbprint if default is not None else None,
-            contexts=contexts,
-            exact=exact,
-            wildcard=wildcard,
-        )
-
-    def _describe(self) -> None:
-        selection = self._selection
-        if selection.default is None:
-            log.info("%s: %s serves the self-signed certificate", self.server, self.service)
-            return
-        default = next(c for c in self._certificates if c.thumbprint == selection.default)
-        log.info(
-            "%s: %s serves certificate %s (%s) by default%s",
-            self.server,
-            self.service,
-            default.thumbprint,
-            ", ".join(default.names),
-            f", {len(self._certificates)} chosen by name (SNI)"
-            if len(self._certificates) > 1
-            else "",
-        )
+    return files, ensure_self_signed(files, names)
 
 
 def enabled_certificates(directory: Directory, server: str, service: str) -> list[Servable]:

@@ -11,6 +11,9 @@ Enterprise CA give Exchange 2010.
 - `formats`: PEM, DER, PKCS #7 and PKCS #12 in (Import-) and PKCS #12 out (Export-).
 - `trust`: Exchange's Status and RootCAType of a certificate.
 - `vault`: private keys sealed with the organization's key-encryption key.
+- `server_tls`: what the servers serve over TLS (IMAP, IIS and SMTP alike): the
+  certificates enabled for a service chosen by SNI and followed live, and a server's
+  self-signed fallback.
 
 The certificates themselves live in the directory (`Directory.certificates`), per
 server, so every host of a deployment sees them.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
@@ -81,8 +82,10 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def _alt_names(names: Sequence[str]) -> x509.SubjectAlternativeName:
-    return x509.SubjectAlternativeName([x509.DNSName(name) for name in names])
+def _alt_names(names: Sequence[str], addresses: Sequence[str] = ()) -> x509.SubjectAlternativeName:
+    general: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
+    general += [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+    return x509.SubjectAlternativeName(general)
 
 
 def request_names(subject: x509.Name, names: Sequence[str]) -> list[str]:
@@ -138,9 +141,11 @@ def server_builder(
     names: Sequence[str],
     not_before: dt.datetime,
     not_after: dt.datetime,
+    addresses: Sequence[str] = (),
 ) -> x509.CertificateBuilder:
-    """A TLS server certificate's builder, without issuer and authority key id: SANs,
-    not a CA, the key usages of its key type, serverAuth, subject key id."""
+    """A TLS server certificate's builder, without issuer and authority key id: SANs
+    (the DNS `names`, then the IP `addresses`), not a CA, the key usages of its key
+    type, serverAuth, subject key id."""
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     return (
         x509.CertificateBuilder()
@@ -149,7 +154,7 @@ def server_builder(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(_alt_names(names), critical=False)
+        .add_extension(_alt_names(names, addresses), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
