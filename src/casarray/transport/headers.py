@@ -63,7 +63,8 @@ def return_path(sender: str) -> bytes:
 
 def crlf(data: bytes) -> bytes:
     """`data` with every line ending CRLF (bare LF and bare CR made CRLF)."""
-    if b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b""):
+    pairs = data.count(b"\r\n")
+    if data.count(b"\n") == pairs and data.count(b"\r") == pairs:
         return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
