@@ -186,6 +186,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.transport.send_connectors",
     "casarray.shell.cmdlets.transport.transport_servers",
     "casarray.shell.cmdlets.transport.queues",
+    "casarray.shell.cmdlets.transport.tracking",
     "casarray.shell.cmdlets.testing",
 )
 
