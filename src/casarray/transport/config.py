@@ -24,7 +24,9 @@ INTERNAL_RELAY = "InternalRelay"
 # Receive connector permission groups and authentication mechanisms (Exchange names).
 ANONYMOUS_USERS = "AnonymousUsers"
 EXCHANGE_USERS = "ExchangeUsers"
+EXCHANGE_SERVERS = "ExchangeServers"
 TLS = "Tls"
+EXCHANGE_SERVER = "ExchangeServer"  # the mechanism Exchange servers authenticate with
 BASIC_AUTH = "BasicAuth"
 BASIC_AUTH_REQUIRE_TLS = "BasicAuthRequireTLS"
 
@@ -60,10 +62,25 @@ class Connector:
         return ANONYMOUS_USERS in self.permission_groups
 
     @property
-    def offers_auth(self) -> bool:
+    def offers_user_auth(self) -> bool:
+        """Users (mailboxes) may log in: ExchangeUsers with BasicAuth."""
         return EXCHANGE_USERS in self.permission_groups and bool(
             self.auth_mechanism & {BASIC_AUTH, BASIC_AUTH_REQUIRE_TLS}
         )
+
+    @property
+    def offers_server_auth(self) -> bool:
+        """Exchange servers may log in as their computer account (`CAS01$`):
+        ExchangeServers with the ExchangeServer mechanism (and only after STARTTLS,
+        `policy.check_auth`)."""
+        return EXCHANGE_SERVERS in self.permission_groups and EXCHANGE_SERVER in (
+            self.auth_mechanism
+        )
+
+    @property
+    def offers_auth(self) -> bool:
+        return self.offers_user_auth or self.offers_server_auth
+
 
     @property
     def auth_requires_tls(self) -> bool:

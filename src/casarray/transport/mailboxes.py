@@ -1,6 +1,7 @@
 """The recipients and users of the organization, as the transport needs them: whether
 an address is a mailbox's (RCPT TO), a submission login checked with the directory's
-password and lockout rules (AUTH, the same counters IMAP and HTTP use), and a
+password and lockout rules (AUTH, the same counters IMAP and HTTP use) or an Exchange
+server's computer account (`CAS01$`, `directory.server_credentials`), and a
 recipient's mailbox opened in its database's store (delivery).
 
 Every method is blocking (directory reads, argon2, SQLite): call it from a worker
@@ -27,8 +28,9 @@ log = logging.getLogger("casarray.transport")
 
 @dataclass(frozen=True)
 class AuthOutcome:
-    user: str | None  # the mailbox's primary address when the login is good
+    user: str | None  # the mailbox's primary address (a server's login) when it is good
     retry_after: float | None = None  # throttled: seconds to wait
+    server: str | None = None  # the Exchange server that logged in (`CAS01$`), by name
 
 
 class Recipients(Protocol):
@@ -132,9 +134,20 @@ class DirectoryMailboxes:
             return None
 
     def authenticate(self, login: str, password: str, client_address: str) -> AuthOutcome:
+        from casarray.directory import server_credentials
+
         retry = self.throttle.retry_after(login, client_address)
         if retry is not None:
             return AuthOutcome(None, retry)
+        if server_credentials.server_name_of(login) is not None:
+            # an Exchange server's computer account (the receive service took it only
+            # on a connector with ExchangeServers, after STARTTLS)
+            server = server_credentials.check(self.directory, login, password)
+            if server is None:
+                self.throttle.failed(login, client_address)
+                return AuthOutcome(None)
+            self.throttle.succeeded(login)
+            return AuthOutcome(server_credentials.login_of(server.name), server=server.name)
         mailbox = self.directory.mailboxes.check_password(login, password).mailbox
         if mailbox is None:
             self.throttle.failed(login, client_address)

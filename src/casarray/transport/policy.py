@@ -11,6 +11,15 @@
   user (ExchangeUsers) and to anonymous clients of a connector
   whose RemoteIPRanges is a list of particular addresses (not everything), and
   refused otherwise (`550 5.7.1`).
+- AUTH: a login that names a computer account (`CAS01$`, `LAB\\CAS01$`) is an Exchange
+  server's (`directory.server_credentials`): taken only where the connector's
+  PermissionGroups has ExchangeServers and its AuthMechanism has ExchangeServer, and
+  only after STARTTLS (Exchange's server authentication is Kerberos or the server's
+  certificate, over TLS); any other login is a user's, taken where the connector has
+  ExchangeUsers and BasicAuth. Either principal may then relay and send as any sender
+  (Exchange grants Ms-Exch-SMTP-Accept-Any-Recipient to ExchangeUsers and
+  ExchangeServers alike, and Accept-Any-Sender / Accept-Authoritative-Domain-Sender to
+  servers; casarray checks no sender against its login).
 - The message: over 30 Received headers is a loop (`554 5.4.6`).
 - Abuse: a session's failed AUTH attempts and refused recipients are counted
   (`SessionGuard`): past a few, each costs a delay (tarpit); past a limit, the session
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 from casarray.transport import replies
 from casarray.transport.config import (
     AUTHORITATIVE,
+    EXCHANGE_SERVERS,
     EXCHANGE_USERS,
     Connector,
     TransportConfig,
@@ -91,12 +101,36 @@ def check_mail(connector: Connector, declared_size: int | None) -> Reply | None:
     return None
 
 
+def is_server_login(login: str) -> bool:
+    """Whether an AUTH login names an Exchange server's computer account (`CAS01$`,
+    `LAB\\CAS01$`), the form `directory.server_credentials` gives servers."""
+    name = login.strip().rsplit("\\", 1)[-1]
+    return len(name) > 1 and name.endswith("$") and "@" not in name
+
+
+def check_auth(connector: Connector, login: str, *, tls_active: bool) -> Reply | None:
+    """A reply refusing AUTH with `login` on `connector` before its password is checked,
+    or None to check it. A server login: only where the connector offers server
+    authentication, and only over TLS (`538 5.7.11`); a user login: only where it
+    offers user authentication. Refused logins fail as a wrong password would (`535
+    5.7.8`), so a client learns nothing of which logins a connector takes."""
+    if is_server_login(login):
+        if not connector.offers_server_auth:
+            return replies.AUTH_FAILED
+        if not tls_active:
+            return replies.AUTH_REQUIRED_TLS
+        return None
+    if not connector.offers_user_auth:
+        return replies.AUTH_FAILED
+    return None
+
+
 def may_relay(connector: Connector, authenticated: bool) -> bool:
-    """Relay for an authenticated user, or for the anonymous clients of a connector
-    limited to particular addresses. (ExchangeServers would relay for servers that
-    authenticate as such; casarray has no server authentication yet, so it grants
-    nothing to an anonymous client.)"""
-    if authenticated and EXCHANGE_USERS in connector.permission_groups:
+    """Relay for an authenticated client (a user where the connector has ExchangeUsers,
+    an Exchange server where it has ExchangeServers: `check_auth` takes each only
+    there), or for the anonymous clients of a connector limited to particular
+    addresses. ExchangeServers grants nothing to an anonymous client."""
+    if authenticated and connector.permission_groups & {EXCHANGE_USERS, EXCHANGE_SERVERS}:
         return True
     return connector.anonymous and not connector.open_to_all
 

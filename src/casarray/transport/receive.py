@@ -335,7 +335,11 @@ class TransportSMTP(SMTP):
             login, password = "", ""
         peer = str(self.session.peer[0]) if isinstance(self.session.peer, tuple) else ""
         outcome = None
-        if login:
+        assert self.connector is not None
+        refused = policy.check_auth(self.connector, login, tls_active=self.tls_active)
+        if refused == replies.AUTH_REQUIRED_TLS:  # a server's login, before STARTTLS
+            return AuthResult(success=False, handled=False, message=str(refused))
+        if login and refused is None:  # a login the connector doesn't take fails as wrong
             try:
                 outcome = await asyncio.to_thread(
                     self.context.authenticator.authenticate, login, password, peer

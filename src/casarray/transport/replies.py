@@ -41,6 +41,7 @@ QUEUE_FAILED = Reply(451, "4.3.0", "The message can't be queued now; try again l
 AUTH_THROTTLED = Reply(454, "4.7.0", "Too many failed logins; try again later")
 TOO_MANY_AUTH_FAILURES = Reply(421, "4.7.0", "Too many failed authentication attempts")
 TOO_MANY_BAD_RECIPIENTS = Reply(421, "4.7.0", "Too many invalid recipients")
+AUTH_FAILED = Reply(535, "5.7.8", "Authentication credentials invalid")
 AUTH_REQUIRED_TLS = Reply(538, "5.7.11", "Encryption required for requested authentication")
 AUTH_NOT_OFFERED = Reply(503, "5.5.1", "Authentication is not offered on this connector")
 NO_CONNECTOR = Reply(421, "4.3.2", "Service not available: no receive connector serves you")

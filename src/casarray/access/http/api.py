@@ -1,5 +1,7 @@
 """The JSON API of a Client Access server, `/api/v1`: the authenticated user's folders
-and messages (list, read, flags, move, delete), described by the OpenAPI 3.1 document
+and messages (list, read, flags, move, delete) and sending (`POST /send`: through a
+Hub Transport server, with a copy in Sent Items, `sending`), described by the OpenAPI
+3.1 document
 at `/api/v1/openapi.json` (see `api_openapi`, which also holds the limits and the error
 codes).
 
@@ -28,6 +30,8 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import contextlib
 import json
@@ -46,7 +50,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
-from casarray.access.http import api_message
+from casarray.access.http import api_message, sending
 from casarray.access.http.api_openapi import (
     DEFAULT_PAGE,
     ERRORS,
@@ -55,12 +59,14 @@ from casarray.access.http.api_openapi import (
     MAX_FLAGS,
     MAX_KEYWORD,
     MAX_PAGE,
+    MAX_SEND_BODY,
     MAX_UID,
     PART_RE,
     allowed_methods,
     document,
 )
 from casarray.access.http.context import AppContext, authenticate
+from casarray.access.submission import RecipientsRefused, SubmissionError
 from casarray.directory.endpoints import NoEndpointError, preferred_endpoint, serves
 from casarray.directory.errors import DirectoryError
 from casarray.errors import CasarrayError
@@ -257,9 +263,9 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+async def _json_body(request: Request, limit: int = MAX_BODY) -> dict[str, Any]:
     """The request's JSON object: 415 unless application/json (UTF-8), 413 past
-    MAX_BODY bytes, 400 unless it is one JSON object."""
+    `limit` bytes, 400 unless it is one JSON object."""
     media, _, params = (request.headers.get("content-type") or "").partition(";")
     media = media.strip().lower()
     if media != "application/json" and not (
@@ -277,14 +283,14 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if declared is not None:
         if not re.fullmatch(r"\s*[0-9]+\s*", declared, re.ASCII):
             raise ApiError("invalid_json", "The Content-Length header is not a number.")
-        if int(declared) > MAX_BODY:
-            raise ApiError("too_large", f"The body is over {MAX_BODY} bytes.")
+        if int(declared) > limit:
+            raise ApiError("too_large", f"The body is over {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise ApiError("too_large", f"The body is over {MAX_BODY} bytes.")
+        if size > limit:
+            raise ApiError("too_large", f"The body is over {limit} bytes.")
         chunks.append(chunk)
     try:
         body = json.loads(b"".join(chunks).decode("utf-8"), parse_constant=_reject_constant)
@@ -364,6 +370,60 @@ def trash_folder(store: MailboxStore) -> str:
     return TRASH
 
 
+_SEND_FIELDS = ("to", "cc", "bcc", "subject", "body", "attachments", "in_reply_to", "references")
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise ApiError("invalid_field", f"'{name}' must be a string.", field=name)
+    return value
+
+
+def _address_list(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ApiError("invalid_field", f"'{name}' must be a list of e-mail addresses.", field=name)
+    return value
+
+
+def _attachments(value: object) -> list[sending.Attachment]:
+    """The attachments of a send request, their content decoded from base64."""
+    where = "attachments"
+    if not isinstance(value, list):
+        raise ApiError("invalid_field", f"'{where}' must be a list of objects.", field=where)
+    found = []
+    for n, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise ApiError("invalid_field", f"attachments[{n}] must be an object.", field=where)
+        for key in item:
+            if key not in ("name", "content_type", "content_base64"):
+                raise ApiError(
+                    "invalid_field", f"attachments[{n}] has an unknown field '{key}'.", field=where
+                )
+        name, kind, content = (item.get(k) for k in ("name", "content_type", "content_base64"))
+        if not isinstance(name, str) or not name:
+            raise ApiError("invalid_field", f"attachments[{n}] needs a 'name'.", field=where)
+        if kind is not None and not isinstance(kind, str):
+            raise ApiError(
+                "invalid_field", f"attachments[{n}].content_type must be a string.", field=where
+            )
+        if not isinstance(content, str):
+            raise ApiError(
+                "invalid_field", f"attachments[{n}] needs 'content_base64'.", field=where
+            )
+        try:
+            data = base64.b64decode("".join(content.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                "invalid_field",
+                f"attachments[{n}].content_base64 is not base64.",
+                field=where,
+            ) from None
+        found.append(sending.Attachment(name, kind or "", data))
+    return found
+
+
 # -- dispatch ---------------------------------------------------------------------------
 
 
@@ -413,6 +473,7 @@ _ROUTES = (
     _route("PUT", "/folders/{folder}/messages/{uid}/flags", "set_flags"),
     _route("PATCH", "/folders/{folder}/messages/{uid}/flags", "change_flags"),
     _route("POST", "/folders/{folder}/messages/{uid}/move", "move_message"),
+    _route("POST", "/send", "send_message"),
 )
 _HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
@@ -739,6 +800,46 @@ class ApiApp:
             return {"permanent": False, "folder": trash, "uid": copied.pairs[0][1]}
 
         return ApiJSONResponse(await self._run(delete, call.store))
+
+    async def send_message(self, call: Call) -> Response:
+        body = await _json_body(call.request, MAX_SEND_BODY)
+        _fields(body, _SEND_FIELDS, ())
+        try:
+            outgoing = sending.outgoing_of(
+                to=_address_list(body, "to"),
+                cc=_address_list(body, "cc"),
+                bcc=_address_list(body, "bcc"),
+                subject=_string(body, "subject"),
+                body=_string(body, "body"),
+                attachments=_attachments(body.get("attachments", [])),
+                in_reply_to=_string(body, "in_reply_to"),
+                references=_string(body, "references"),
+            )
+        except sending.InvalidMessage as exc:
+            raise ApiError("invalid_field", exc.message, field=exc.field) from None
+        try:
+            sent = await self._run(sending.send, self.context, call.mailbox, call.store, outgoing)
+        except RecipientsRefused as exc:
+            code = "transport_unavailable" if exc.temporary else "recipient_refused"
+            raise ApiError(code, exc.message, field="to") from None
+        except SubmissionError as exc:
+            code = "transport_unavailable" if exc.temporary else "message_refused"
+            raise ApiError(code, exc.message) from None
+        copy = None
+        headers = {}
+        if sent.folder is not None and sent.uid is not None:
+            copy = {"folder": sent.folder, "uid": sent.uid, "uid_validity": sent.uid_validity}
+            headers["Location"] = f"{folder_path(sent.folder)}/messages/{sent.uid}"
+        return ApiJSONResponse(
+            {
+                "queue_id": sent.queue_id,
+                "message_id": sent.message_id,
+                "hub": sent.hub,
+                "sent": copy,
+            },
+            202,
+            headers=headers,
+        )
 
 
 # -- mounting ----------------------------------------------------------------------------

@@ -31,6 +31,9 @@ from casarray.mailstore.names import MAX_NAME_LENGTH
 # -- limits the server enforces ----------------------------------------------------------
 
 MAX_BODY = 64 * 1024  # bytes of a JSON request body
+MAX_SEND_BODY = 14 * 1024 * 1024  # bytes of a send request (attachments in base64)
+MAX_SEND_RECIPIENTS = 500  # To, Cc and Bcc together (as `access.http.sending` checks)
+MAX_SEND_ATTACHMENTS = 50
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
 MAX_UID = 2**32 - 1
@@ -48,6 +51,11 @@ _LEVEL = "[^\\u0000-\\u001f\\u007f*%/]+"
 FOLDER_PATTERN = f"^{_LEVEL}(/{_LEVEL})*$"
 PART_PATTERN = r"^[1-9][0-9]{0,8}(\.[1-9][0-9]{0,8}){0,31}$"
 PART_RE = re.compile(PART_PATTERN, re.ASCII)
+# An e-mail address as the send operation takes it (`access.http.sending` checks the same).
+ADDRESS_PATTERN = (
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$"
+)
 
 # -- error codes -------------------------------------------------------------------------
 
@@ -75,12 +83,30 @@ ERRORS: dict[str, tuple[int, str]] = {
     "folder_in_use": (409, "The change is impossible (a folder into itself, the same folder)."),
     "special_folder": (409, "INBOX and special folders (Sent, Trash, ...) can't be changed."),
     "destination_not_found": (409, "The destination folder doesn't exist (create it first)."),
-    "too_large": (413, f"The request body is larger than {MAX_BODY} bytes."),
+    "recipient_refused": (
+        400,
+        "The Hub Transport server refused a recipient (the message names each, with the "
+        "reply); nothing was sent.",
+    ),
+    "message_refused": (
+        400,
+        "The Hub Transport server refused the sender or the message (too large, say); "
+        "nothing was sent.",
+    ),
+    "too_large": (
+        413,
+        f"The request body is larger than {MAX_BODY} bytes ({MAX_SEND_BODY} for a send).",
+    ),
     "unsupported_media_type": (415, "The request body must be application/json (UTF-8)."),
     "throttled": (429, "Too many failed logins; retry after `Retry-After` seconds."),
     "database_unavailable": (503, "The user's mailbox database is dismounted or unreachable."),
     "no_endpoint": (503, "The user's mailbox database has no Client Access endpoint."),
     "directory_unavailable": (503, "The directory can't answer for this user now."),
+    "transport_unavailable": (
+        503,
+        "No Hub Transport server took the message now (none reachable, or a temporary "
+        "refusal); nothing was sent: try again later.",
+    ),
     "internal_error": (500, "A bug: the server failed (it is logged)."),
 }
 
@@ -111,6 +137,17 @@ _UID = {"type": "integer", "minimum": 1, "maximum": MAX_UID}
 _DATETIME = {"type": "string", "format": "date-time"}
 _ADDRESSES = {"type": "array", "items": _ref("Address")}
 _FLAG_LIST = {"type": "array", "items": _ref("Flag"), "maxItems": MAX_FLAGS}
+_SEND_ADDRESSES = {
+    "type": "array",
+    "maxItems": MAX_SEND_RECIPIENTS,
+    "items": {
+        "type": "string",
+        "description": "An e-mail address.",
+        "pattern": ADDRESS_PATTERN,
+        "maxLength": 320,
+        "examples": ["bob@lab.net"],
+    },
+}
 _FOLDER_NAME = {
     "type": "string",
     "minLength": 1,
@@ -293,6 +330,54 @@ _SCHEMAS: dict[str, Any] = {
     "MoveRequest": _obj(["to"], to={**_FOLDER_NAME, "examples": ["Archive"]}),
     "Moved": _obj(
         ["folder", "uid", "uid_validity"], folder={"type": "string"}, uid=_UID, uid_validity=_INT
+    ),
+    "SendRequest": _obj(
+        [],
+        to=_SEND_ADDRESSES,
+        cc=_SEND_ADDRESSES,
+        bcc=_SEND_ADDRESSES,
+        subject={"type": "string", "maxLength": 998, "examples": ["Lunch?"]},
+        body={"type": "string", "description": "The text (sent as text/plain, UTF-8)."},
+        attachments={
+            "type": "array",
+            "maxItems": MAX_SEND_ATTACHMENTS,
+            "items": _obj(
+                ["name", "content_base64"],
+                name={
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[^/\\\\\\u0000-\\u001f]+$",
+                },
+                content_type={"type": "string", "examples": ["application/pdf"]},
+                content_base64={"type": "string", "contentEncoding": "base64"},
+            ),
+        },
+        in_reply_to={
+            "type": "string",
+            "description": "The Message-ID this message answers ('<id@host>').",
+        },
+        references={
+            "type": "string",
+            "description": "The References header: message IDs, oldest first.",
+        },
+    ),
+    "Sent": _obj(
+        ["queue_id", "message_id", "hub", "sent"],
+        queue_id={"type": "string", "description": "The Hub Transport server's queue id."},
+        message_id={"type": "string"},
+        hub={"type": "string", "description": "The Hub Transport server that took it."},
+        sent=_nullable(
+            {
+                **_obj(
+                    ["folder", "uid", "uid_validity"],
+                    folder={"type": "string"},
+                    uid=_UID,
+                    uid_validity=_INT,
+                ),
+                "description": "The copy in Sent Items (null: sent, but the copy failed).",
+            }
+        ),
     ),
     "Deleted": _obj(
         ["permanent", "folder", "uid"],
@@ -568,6 +653,20 @@ _PATHS: dict[str, Any] = {
             parameters=_MESSAGE,
             body="FlagsChange",
         ),
+    },
+    "/send": {
+        "post": _op(
+            "sendMessage",
+            "Send a message through a Hub Transport server; a copy goes to Sent Items.",
+            _ok(202, "Queued for delivery by the Hub Transport server.", "Sent", **_LOCATION),
+            body="SendRequest",
+            description="From the user's primary address. The Client Access server "
+            "submits the message to a Hub Transport server of its site (SMTP, "
+            "authenticated as an Exchange server) and answers once that server has "
+            "queued it; then the copy is stored in Sent Items (\\Seen). Bad input is "
+            "400 invalid_field naming the field, a refused recipient 400 "
+            "recipient_refused naming it; in both cases nothing is sent.",
+        )
     },
     "/folders/{folder}/messages/{uid}/move": {
         "post": _op(

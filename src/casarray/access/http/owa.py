@@ -13,7 +13,13 @@ Plain HTML pages and forms that work without JavaScript:
     POST /owa/move           move it to another folder
     POST /owa/delete         move it to Trash, as OWA does; in Trash, remove it for good
     POST /owa/logout         sign out
-    GET  /owa/compose        says that composing and sending wait for the transport
+    GET  /owa/compose        a new message; ?action=reply|replyall|forward&folder=&uid=
+                             prepares a reply or forward of a message (the original
+                             quoted; a forward carries its attachments)
+    POST /owa/send           sends what the compose form holds (multipart/form-data,
+                             with attachments) through a Hub Transport server of the
+                             site (`sending`, `access.submission`); a copy goes to Sent
+                             Items. A refused recipient is named on the form again
     GET  /owa/static/...     the style sheet
 
 Sessions are stateless signed cookies (`web_session`): any member of the array
@@ -48,12 +54,13 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from casarray.access.http import sending
 from casarray.access.http.context import (
     AppContext,
     CaseInsensitiveRoute,
@@ -77,6 +84,7 @@ from casarray.access.http.web_session import (
     clear_cookie,
     set_cookie,
 )
+from casarray.access.submission import SubmissionError
 from casarray.directory.endpoints import (
     NoEndpointError,
     access_name,
@@ -107,6 +115,9 @@ log = logging.getLogger("casarray.http.owa")
 PACKAGE = "casarray.access.http"
 PAGE_SIZE = 25
 MAX_FORM = 16 * 1024  # bytes: our forms are a few fields
+MAX_UPLOAD = 10 * 1024 * 1024  # bytes of a compose form, attachments included
+COMPOSE_FIELDS = ("to", "cc", "bcc", "subject", "body", "in_reply_to", "references")
+COMPOSE_TITLES = {"reply": "Reply", "replyall": "Reply all", "forward": "Forward"}
 SEEN, FLAGGED, DELETED, TRASH = "\\Seen", "\\Flagged", "\\Deleted", "\\Trash"
 INBOX = "INBOX"
 
@@ -264,6 +275,7 @@ class Owa:
             Route("/owa/move", page(self.move), methods=["POST"], name="owa-move"),
             Route("/owa/delete", page(self.delete), methods=["POST"], name="owa-delete"),
             Route("/owa/compose", page(self.compose), methods=["GET"], name="owa-compose"),
+            Route("/owa/send", page(self.send), methods=["POST"], name="owa-send"),
             Mount(
                 "/owa/static",
                 app=StaticFiles(packages=[(PACKAGE, "static/owa")]),
@@ -562,7 +574,8 @@ class Owa:
         folder = request.query_params.get("folder") or INBOX
         page = _int(request.query_params.get("page"), 1)
         view = await self._store(request, user, self._list, user.store, folder, page)
-        return self.render(request, "mailbox.html", user=user, **view)
+        notice = "Your message was sent." if request.query_params.get("sent") == "1" else None
+        return self.render(request, "mailbox.html", user=user, notice=notice, **view)
 
     @staticmethod
     def _list(store: MailboxStore, name: str, page: int) -> dict[str, Any]:
@@ -696,15 +709,159 @@ class Owa:
         return part, decode_part(fetch_section(raw, part.number), part.encoding)
 
     async def compose(self, request: Request) -> Response:
+        """A new message, or a reply, reply to all or forward of the message the query
+        names (`action`, `folder`, `uid`)."""
         user = await self.signed_in(request)
+        query = request.query_params
+        action = query.get("action") or ""
+        draft = dict.fromkeys(COMPOSE_FIELDS, "")
+        carried: list[sending.Attachment] = []
+        forward_of = None
+        if action in COMPOSE_TITLES:
+            uid = _int(query.get("uid"), 0)
+            if uid <= 0:
+                return self.error(request, 404, "That message doesn't exist.", user=user)
+            folder, raw = await self._store(
+                request, user, self._original, user.store, query.get("folder") or INBOX, uid
+            )
+            prepared = await run_in_threadpool(sending.prepare, raw, action, user.mailbox)
+            for name in COMPOSE_FIELDS:
+                draft[name] = getattr(prepared, name, "")
+            if action == "forward":
+                carried = prepared.attachments
+                forward_of = {"folder": folder, "uid": uid}
+        return await self._compose_page(
+            request,
+            user,
+            title=COMPOSE_TITLES.get(action, "New message"),
+            draft=draft,
+            carried=carried,
+            forward_of=forward_of,
+        )
+
+    async def _compose_page(
+        self,
+        request: Request,
+        user: SignedIn,
+        *,
+        title: str,
+        draft: dict[str, str],
+        carried: Sequence[sending.Attachment] = (),
+        forward_of: dict[str, object] | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
         folders = await self._store(request, user, user.store.folders)
         return self.render(
             request,
             "compose.html",
             user=user,
-            title="New message",
+            status=status,
+            title=title,
             folders=_folder_items(folders, ""),
+            draft=draft,
+            carried=list(carried),
+            forward_of=forward_of,
+            error=error,
+            max_upload=MAX_UPLOAD,
         )
+
+    @staticmethod
+    def _original(store: MailboxStore, name: str, uid: int) -> tuple[str, bytes]:
+        """The folder's stored name and the message's bytes."""
+        folder = store.folder(name)
+        if not store.cached(folder.name, [uid]):
+            raise MessageNotFound(f"There is no message with UID {uid} in '{folder.name}'.")
+        return folder.name, store.body(folder.name, uid)
+
+    async def _compose_form(self, request: Request, user: SignedIn) -> FormData:
+        """The compose form (multipart, with files), or an error page: no length, too
+        large, or a wrong CSRF token."""
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit():
+            raise _Stop(self.error(request, 411, "The form has no Content-Length.", user=user))
+        if int(length) > MAX_UPLOAD:
+            message = f"The message is too large: attachments may total {_size(MAX_UPLOAD)}."
+            raise _Stop(self.error(request, 413, message, user=user))
+        form = await request.form(
+            max_files=sending.MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_UPLOAD
+        )
+        if not self.sessions.check_csrf(user.session, form.get("csrf")):
+            log.info(
+                "%s OWA: bad CSRF token from %s", self.context.server_name, client_address(request)
+            )
+            raise _Stop(
+                self.error(
+                    request,
+                    403,
+                    "This request didn't come from a page of this site (the security "
+                    "token is missing or wrong). Go back, reload the page and try again.",
+                    user=user,
+                )
+            )
+        return form
+
+    async def send(self, request: Request) -> Response:
+        """Sends the compose form's message; on success back to the mailbox, else the
+        form again with what went wrong."""
+        user = await self.signed_in(request)
+        form = await self._compose_form(request, user)
+        draft = {name: str(form.get(name) or "") for name in COMPOSE_FIELDS}
+        uploaded: list[sending.Attachment] = []
+        for item in form.getlist("attachments"):
+            if not isinstance(item, UploadFile) or not item.filename:
+                continue  # a file input left empty
+            name = re.sub(
+                r"[\x00-\x1f\x7f]", "", item.filename.replace("\\", "/").rsplit("/", 1)[-1]
+            )
+            uploaded.append(
+                sending.Attachment(name or "attachment", item.content_type or "", await item.read())
+            )
+        await form.close()
+        carried: list[sending.Attachment] = []
+        forward_of = None
+        forward_uid = _int(form.get("forward_uid"), 0)
+        if forward_uid > 0:
+            folder, raw = await self._store(
+                request,
+                user,
+                self._original,
+                user.store,
+                str(form.get("forward_folder") or INBOX),
+                forward_uid,
+            )
+            carried = await run_in_threadpool(sending.prepared_attachments, raw)
+            forward_of = {"folder": folder, "uid": forward_uid}
+
+        async def again(status: int, error: str) -> Response:
+            if uploaded:
+                error += " Attach your files again."
+            return await self._compose_page(
+                request,
+                user,
+                title="New message",
+                draft=draft,
+                carried=carried,
+                forward_of=forward_of,
+                error=error,
+                status=status,
+            )
+
+        try:
+            outgoing = sending.outgoing_of(**draft, attachments=[*carried, *uploaded])
+        except sending.InvalidMessage as exc:
+            return await again(400, exc.message)
+        try:
+            await run_in_threadpool(sending.send, self.context, user.mailbox, user.store, outgoing)
+        except SubmissionError as exc:
+            log.info(
+                "%s OWA %s: not sent: %s",
+                self.context.server_name,
+                user.mailbox.primary_smtp_address,
+                exc.message,
+            )
+            return await again(503 if exc.temporary else 400, exc.message)
+        return RedirectResponse(_url("/owa", sent=1), 303)
 
     # -- changing ---------------------------------------------------------------------
 
