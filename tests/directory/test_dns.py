@@ -158,6 +158,60 @@ def test_hub_transport_servers_take_the_domains_mail(lab: Directory) -> None:
     assert [r[2] for r in rows(lab.dns.records("lab.net", "@", "MX"))] == ["5 mx.lab.net."]
 
 
+def test_an_nlb_cluster_of_hub_transport_servers_is_the_mx(lab: Directory) -> None:
+    """A cluster of BJ's Hub Transport servers with rules for 25 and 587 is an MX and the
+    submission host, by its own (public) name; smtp.lab.net has its IP in place of its
+    nodes', and stays an MX for SH's Hub Transport server, behind no cluster."""
+    lab.servers.new("HUB01", "HubTransport", "127.77.1.31", site="BJ")
+    lab.servers.new("HUB02", "HubTransport", "127.77.1.32", site="BJ")
+    lab.servers.new("HUB03", "Mailbox,HubTransport", "127.77.2.31", site="SH")
+    for server in ("HUB01", "HUB02", "HUB03"):
+        lab.nlb.install_feature(server, ["NLB"])
+    lab.nlb.new_cluster("bj-smtp.lab.net", "127.77.1.20", host="HUB01")
+    lab.nlb.add_node("bj-smtp.lab.net", "HUB02")
+    lab.nlb.remove_port_rule("bj-smtp.lab.net", 0)
+    lab.nlb.add_port_rule("bj-smtp.lab.net", 25, 25, protocol="Tcp", proxy_protocol=True)
+    records = set(table(lab))
+    assert {r for r in records if r[1] == "MX"} == {
+        ("@", "MX", "10 bj-smtp.lab.net."),
+        ("@", "MX", "10 smtp.lab.net."),
+    }
+    assert {r for r in records if r[0] == "smtp"} == {
+        ("smtp", "A", "127.77.1.20"),
+        ("smtp", "A", "127.77.2.31"),
+    }
+    assert ("bj-smtp", "A", "127.77.1.20") in records
+    assert {r for r in records if r[0] == "_submission._tcp"} == {
+        ("_submission._tcp", "SRV", "0 1 587 smtp.lab.net."),
+    }
+    lab.nlb.add_port_rule("bj-smtp.lab.net", 587, 587, protocol="Tcp", proxy_protocol=True)
+    assert {r for r in table(lab) if r[0] == "_submission._tcp"} == {
+        ("_submission._tcp", "SRV", "0 1 587 bj-smtp.lab.net."),
+        ("_submission._tcp", "SRV", "0 1 587 smtp.lab.net."),
+    }
+    hidden = lab.dns.contents().zone("lab.net").hidden
+    assert "bj-smtp" not in hidden and "bj-cas" in hidden and "hub01" in hidden
+    # SH's server behind a cluster too: the clusters are the only MX and submission hosts
+    lab.nlb.new_cluster("sh-smtp.lab.net", "127.77.2.20", host="HUB03")
+    records = set(table(lab))
+    assert {r[2] for r in records if r[1] == "MX"} == {"10 bj-smtp.lab.net.", "10 sh-smtp.lab.net."}
+    assert {r[2] for r in records if r[0] == "_submission._tcp"} == {
+        "0 1 587 bj-smtp.lab.net.",
+        "0 1 587 sh-smtp.lab.net.",  # its default rule covers every port
+    }
+    assert {r[2] for r in records if r[0] == "smtp"} == {"127.77.1.20", "127.77.2.20"}
+    # a cluster whose rules stop covering 25 is a cluster like any other: hidden, no MX
+    lab.nlb.set_port_rule("bj-smtp.lab.net", 25, new_mode="Disabled")
+    records = set(table(lab))
+    assert ("@", "MX", "10 bj-smtp.lab.net.") not in records
+    assert {r[2] for r in records if r[0] == "smtp"} == {
+        "127.77.1.31",
+        "127.77.1.32",
+        "127.77.2.20",
+    }
+    assert "bj-smtp" in lab.dns.contents().zone("lab.net").hidden
+
+
 def test_no_array_no_public_names(bj: Directory) -> None:
     """Without an array that has an address, there is nothing for autodiscover, mail,
     MX and SRV to point at: the zone has only its SOA, NS and the servers."""

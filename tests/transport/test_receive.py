@@ -518,3 +518,36 @@ async def test_proxy_protocol_from_a_trusted_balancer(harness: Harness) -> None:
             return sock.recv(100)
 
     assert await run(without_header) == b""  # closed: a trusted source must send PROXY
+
+
+async def test_the_proxied_client_stays_the_client_after_starttls(harness: Harness) -> None:
+    """aiosmtpd starts a new session after STARTTLS: the client the balancer's PROXY
+    header named is still the one in the Received header."""
+    config = harness.context.config
+    harness.context.config = dataclasses.replace(
+        config, proxy_sources={25: frozenset({"127.0.0.1"})}
+    )
+
+    def talk() -> tuple[int, bytes]:
+        import socket
+
+        sock = socket.create_connection(("127.0.0.1", harness.ports[25]), timeout=10)
+        sock.sendall(b"PROXY TCP4 10.1.2.8 127.0.0.1 5555 25\r\n")
+        client = smtplib.SMTP(timeout=10)
+        client._host = "mbx01.lab.net"  # type: ignore[attr-defined]
+        client.sock = sock
+        client.file = sock.makefile("rb")
+        client.getreply()
+        client.ehlo("c")
+        client.starttls(context=harness.tls_context())
+        client.ehlo("c")
+        client.mail("x@far.net")
+        client.rcpt("alice@lab.net")
+        answer = client.data(b"Subject: after STARTTLS\r\n\r\nx\r\n")
+        client.quit()
+        return answer
+
+    assert (await run(talk))[0] == 250
+    [message] = harness.queue.messages()
+    assert message.client_address == "10.1.2.8"
+    assert harness.queue.message_data(message.message_id).startswith(b"Received: from c (10.1.2.8)")

@@ -577,6 +577,8 @@ def add_server(home: Path, name: str, site: str, roles: str, ip_address: str | N
         names.append(server.name)
     if server.is_mailbox_server:
         names.append(f"{server.name}-store" if server.is_client_access_server else server.name)
+    if server.is_hub_transport_server:
+        names.append(f"{server.name}-transport")
     return _wait_running(home, names)
 
 

@@ -29,7 +29,15 @@ command's real output, and checks that the step did what it claims:
    pointed at CAS02.lab.net and her client is referred there (the seed's last line);
 8. mail from outside: lab.net's MX, asked of the lab's DNS, names smtp.lab.net (the
    Hub Transport servers); a message handed to it on port 25 is in alice's inbox,
-   read through the array.
+   read through the array;
+9. the Hub Transport behind NLB: the lab's sites have one Hub Transport server each
+   (MBX01, MBX02), so a second one, HUB01 (Hub Transport only), is installed in BJ
+   (`lab add-server`); the NLB cluster bj-smtp.lab.net on 127.77.1.20 with MBX01 and
+   HUB01 and port rules for 25 and 587 (-ProxyProtocol: where the data plane is a
+   proxy, each connection starts with a PROXY header naming the client, which the
+   transport trusts from the cluster IP); lab.net's MX and _submission._tcp then name
+   the cluster, and a message sent to it from an outside address (127.77.9.25) is in
+   alice's inbox with a Received header naming that address.
 
 It stops at the first step that fails, prints a table of the steps with their timings,
 stops the lab (unless `--keep`), and exits 0 only if every step passed.
@@ -53,6 +61,10 @@ from rich.table import Table
 
 CLUSTER = "bj-cas.lab.net"
 CLUSTER_IP = "127.77.1.10"
+SMTP_CLUSTER = "bj-smtp.lab.net"  # the Hub Transport servers of BJ, step 9
+SMTP_CLUSTER_IP = "127.77.1.20"
+SMTP_NODES = ("MBX01", "HUB01")
+OUTSIDE_MTA = "127.77.9.25"  # the address an outside MTA sends from, in step 9
 ARRAY_NAME = "BJ CAS Array"
 USER = "alice@lab.net"
 REDIRECT_WAIT = 20.0  # seconds for the members to follow Set-MailboxDatabase
@@ -496,6 +508,134 @@ def step_mail_in(walk: Walk) -> str:
     return f"lab.net's MX {exchanger} took it; in alice's inbox {seconds:.1f} s later"
 
 
+def _ask(walk: Walk, name: str, rtype: str) -> list[str]:
+    """The lab's DNS answer for `name` `rtype`, as text."""
+    import dns.message
+    import dns.query
+
+    address, port = walk.config.dns_address, walk.config.dns_port
+    reply = dns.query.udp(dns.message.make_query(name, rtype), address, port=port, timeout=1)
+    return [item.to_text() for rrset in reply.answer for item in rrset]
+
+
+def _header_of(walk: Walk, subject: str) -> bytes | None:
+    """The header section of the message `subject` in alice's inbox, read over IMAP
+    through the array; None while it isn't there."""
+    import imaplib
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with imaplib.IMAP4(CLUSTER_IP, walk.config.port(143), timeout=10) as client:
+        client.starttls(ssl_context=context)
+        client.login(USER, _password(walk))
+        client.select("INBOX", readonly=True)
+        _, found = client.search(None, "SUBJECT", f'"{subject}"')
+        numbers = found[0].split() if found and found[0] else []
+        if not numbers:
+            client.logout()
+            return None
+        _, data = client.fetch(numbers[-1], "(BODY.PEEK[HEADER])")
+        client.logout()
+    parts = [part[1] for part in data if isinstance(part, tuple)]
+    return parts[0] if parts else None
+
+
+def step_transport_nlb(walk: Walk) -> str:
+    """The Hub Transport servers of BJ behind one NLB cluster for 25 and 587, which the
+    domain's MX and _submission._tcp name; mail through it keeps the client's address."""
+    import smtplib
+
+    from casarray.balancer.balancer_process import read_status
+    from casarray.lab import actions
+
+    first, second = SMTP_NODES
+    if actions.add_server(walk.home, second, "BJ", "HubTransport", None) != 0:
+        raise StepFailed(f"{second} did not start")
+    for server in SMTP_NODES:
+        walk.shell(f"Install-WindowsFeature NLB -ComputerName {server}", show=False)
+    walk.shell(
+        f'New-NlbCluster -HostName {first} -InterfaceName "Ethernet" -ClusterName '
+        f"{SMTP_CLUSTER} -ClusterPrimaryIP {SMTP_CLUSTER_IP} -SubnetMask 255.255.255.0"
+    )
+    walk.shell(
+        f"Add-NlbClusterNode -HostName {first} -NewNodeName {second} -NewNodeInterface Ethernet"
+    )
+    walk.shell(f"Remove-NlbClusterPortRule -HostName {first} -Port 0 -Force")
+    for port in (25, 587):
+        walk.shell(
+            f"Add-NlbClusterPortRule -HostName {first} -StartPort {port} -EndPort {port} "
+            "-Protocol Tcp -Affinity None -ProxyProtocol",
+            show=False,
+        )
+    walk.shell(f"Get-NlbClusterPortRule -HostName {first}")
+
+    def converged() -> bool:
+        status = read_status(SMTP_CLUSTER, walk.home)
+        states = {node["name"]: node["state"] for node in (status or {}).get("nodes", ())}
+        return all(states.get(node) == "Converged" for node in SMTP_NODES)
+
+    walk.wait(f"the balancer of {SMTP_CLUSTER} with {first} and {second} converged", converged)
+    walk.shell(f"Get-NlbClusterNode -HostName {first}")
+    engine = (read_status(SMTP_CLUSTER, walk.home) or {}).get("engine", "?")
+
+    def published() -> tuple[list[str], list[str]] | None:
+        mx = _ask(walk, "lab.net", "MX")
+        srv = _ask(walk, "_submission._tcp.lab.net", "SRV")
+        wanted = f"{SMTP_CLUSTER}."
+        if any(r.endswith(wanted) for r in mx) and any(r.endswith(wanted) for r in srv):
+            return mx, srv
+        return None
+
+    mx, srv = walk.wait(f"lab.net's MX and _submission._tcp naming {SMTP_CLUSTER}", published)
+    address, port = walk.config.dns_address, walk.config.dns_port
+    walk.console.print(f"[dim]dig @{address} -p {port} lab.net MX +short[/]", highlight=False)
+    walk.console.print("\n".join(sorted(mx)), highlight=False)
+    walk.console.print(
+        f"[dim]dig @{address} -p {port} _submission._tcp.lab.net SRV +short[/]", highlight=False
+    )
+    walk.console.print("\n".join(sorted(srv)), highlight=False)
+    hosts = _ask(walk, SMTP_CLUSTER, "A")
+    if hosts != [SMTP_CLUSTER_IP]:
+        raise StepFailed(f"{SMTP_CLUSTER} resolves to {hosts}, not {SMTP_CLUSTER_IP}")
+    subject = f"Through the Hub Transport cluster {int(time.time())}"
+    smtp_port = 25 + walk.config.port_offset
+    with smtplib.SMTP(
+        SMTP_CLUSTER_IP,
+        smtp_port,
+        local_hostname="mx.example.net",
+        timeout=20,
+        source_address=(OUTSIDE_MTA, 0),
+    ) as mta:
+        _, greeting = mta.ehlo()
+        walk.say(f"{SMTP_CLUSTER}:{smtp_port} greets: {greeting.decode().splitlines()[0]}")
+        refused = mta.sendmail(
+            "dave@example.net",
+            [USER],
+            f"From: Dave <dave@example.net>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
+            "\r\nThrough the cluster.\r\n".encode(),
+        )
+    if refused:
+        raise StepFailed(f"the message was refused: {refused}")
+    header = walk.wait("the message in alice's inbox", lambda: _header_of(walk, subject))
+    received = next(
+        (
+            line
+            for line in header.decode(errors="replace").splitlines()
+            if line.startswith("Received:")
+        ),
+        "",
+    )
+    walk.console.print(f"  {received}", highlight=False, markup=False)
+    if f"({OUTSIDE_MTA})" not in received:
+        raise StepFailed(f"the Received header does not name {OUTSIDE_MTA}: {received!r}")
+    return (
+        f"{SMTP_CLUSTER} ({engine} data plane) of {first} and {second} is lab.net's MX; "
+        f"mail through it names the client {OUTSIDE_MTA}"
+    )
+
+
 STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
     ("1", "Install NLB", "Windows Server's Network Load Balancing.", step_nlb_feature),
     ("2", "NLB cluster", "One cluster IP, IMAP and HTTPS port rules.", step_nlb_cluster),
@@ -514,6 +654,12 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
         step_redirect,
     ),
     ("8", "Mail in", "Mail from outside finds the MX and reaches the inbox.", step_mail_in),
+    (
+        "9",
+        "Transport NLB",
+        "The Hub Transport servers behind one cluster name, the MX.",
+        step_transport_nlb,
+    ),
 )
 
 

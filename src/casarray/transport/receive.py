@@ -145,7 +145,12 @@ class TransportSMTP(SMTP):
                 self.choose_connector(peer)
         else:  # after STARTTLS the client starts again (RFC 3207 4.2), logged out
             self.authenticated_as = ""
+        # aiosmtpd's new session after STARTTLS takes the socket's peer: through a
+        # balancer, keep the client its PROXY header named
+        client = self.session.peer if self.proxied and self.session is not None else None
         super().connection_made(transport)
+        if client is not None and self.session is not None:
+            self.session.peer = client
 
     def choose_connector(self, client: str) -> Connector | None:
         """The connector that serves `client` here (applied to the session), or None."""

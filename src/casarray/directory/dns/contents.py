@@ -18,6 +18,13 @@ Records.
   (143), _imaps._tcp (993) -> mail.<zone>, _submission._tcp (587) -> the MX's host, each
   when its target has an address; _autodiscover._tcp (443) -> autodiscover.<zone> when
   that has one.
+- Hub Transport behind NLB. A transport cluster is an NLB cluster that follows no array
+  and whose nodes are all Hub Transport servers, with a port rule (not Disabled, TCP)
+  covering 25. Its name is then an MX target (MX 10 -> the cluster, one record per
+  cluster), and the _submission._tcp target when a rule covers 587; its name is public
+  (not hidden: outside MTAs must resolve it); smtp.<zone> gets its IP in place of its
+  nodes' addresses. smtp.<zone> stays an MX target (and the submission target) only
+  while some Hub Transport server is behind no such cluster.
 - Records added by cmdlet. They win over the automatic ones: a cmdlet record of a type
   at a name replaces the automatic records of that type there (an identical record is
   therefore never doubled). A CNAME may replace the public names' records; one at a
@@ -77,6 +84,8 @@ from casarray.directory.schema import (
     DnsQueryPolicyRow,
     DnsRecordRow,
     NlbClusterRow,
+    NlbNodeRow,
+    NlbPortRuleRow,
     ServerRow,
     SubnetRow,
     TopologyRow,
@@ -193,6 +202,36 @@ def _sort_key(record: DnsRecord) -> tuple[object, ...]:
     return (labels, TYPE_ORDER.get(record.record_type, 99), record.data)
 
 
+@dataclass(frozen=True)
+class _TransportCluster:
+    """An NLB cluster in front of Hub Transport servers (the module docstring)."""
+
+    row: NlbClusterRow
+    nodes: frozenset[int]  # server ids
+    submission: bool  # a rule covers 587 too
+
+
+def _transport_clusters(
+    session: Session, clusters: list[NlbClusterRow], servers: list[ServerRow]
+) -> list[_TransportCluster]:
+    transport = {server.id for server in servers if server.hub_transport}
+    nodes: dict[int, set[int]] = {}
+    for node in session.scalars(select(NlbNodeRow)):
+        nodes.setdefault(node.cluster_id, set()).add(node.server_id)
+    covered: dict[int, set[int]] = {}
+    for rule in session.scalars(select(NlbPortRuleRow)):
+        if rule.mode != "Disabled" and rule.protocol in ("Tcp", "Both"):
+            ports = {p for p in (25, 587) if rule.start_port <= p <= rule.end_port}
+            covered.setdefault(rule.cluster_id, set()).update(ports)
+    found = []
+    for cluster in clusters:
+        members = nodes.get(cluster.id, set())
+        ports = covered.get(cluster.id, set())
+        if cluster.array_id is None and members and members <= transport and 25 in ports:
+            found.append(_TransportCluster(cluster, frozenset(members), 587 in ports))
+    return found
+
+
 def read_contents(session: Session) -> DnsContents:
     """Every zone with its records, the hidden names and the inside networks, as the
     module docstring says, read in `session` (the topology version first)."""
@@ -241,9 +280,12 @@ def read_contents(session: Session) -> DnsContents:
     for server in servers:
         b.add_fqdn(server.fqdn, "A", server.ip_address, f"server '{server.name}'")
         hidden.add(server.fqdn.lower())
+    hubs = _transport_clusters(session, clusters, servers)
+    public_clusters = {hub.row.id for hub in hubs}
     for cluster in clusters:
         b.add_fqdn(cluster.name, "A", cluster.ip_address, f"NLB cluster '{cluster.name}'")
-        hidden.add(cluster.name.lower())
+        if cluster.id not in public_clusters:
+            hidden.add(cluster.name.lower())
     for array in arrays:
         hidden.add(array.fqdn_key)
         front = next(
@@ -262,7 +304,8 @@ def read_contents(session: Session) -> DnsContents:
         ((array, addresses) for array in arrays if (addresses := b.addresses(array.fqdn))),
         None,
     )
-    transport = [server for server in servers if server.hub_transport]
+    behind = {node for hub in hubs for node in hub.nodes}
+    transport = [server for server in servers if server.hub_transport and server.id not in behind]
     for zone in accepted:
         if public is not None:
             array, addresses = public
@@ -286,8 +329,25 @@ def read_contents(session: Session) -> DnsContents:
                 f"Hub Transport server '{server.name}'",
                 replaceable=True,
             )
+        for hub in hubs:
+            b.add(
+                zone,
+                SMTP,
+                "A",
+                hub.row.ip_address,
+                f"NLB cluster '{hub.row.name}' of Hub Transport servers",
+                replaceable=True,
+            )
         exchanger = SMTP if b.has_address(zone, SMTP) else MAIL
-        if b.has_address(zone, exchanger):
+        for hub in hubs:  # the cluster takes the domain's mail, and submissions
+            if not b.addresses(hub.row.name):
+                continue
+            origin = f"accepted domain '{zone}' (NLB cluster '{hub.row.name}')"
+            target = f"{hub.row.name.lower()}."
+            b.add(zone, "@", "MX", f"{MX_PREFERENCE} {target}", origin, replaceable=True)
+            if hub.submission:
+                b.add(zone, SUBMISSION, "SRV", f"0 1 587 {target}", origin, replaceable=True)
+        if b.has_address(zone, exchanger) and (transport or not hubs):
             b.add(
                 zone,
                 "@",
@@ -298,6 +358,8 @@ def read_contents(session: Session) -> DnsContents:
             )
         for service, port, target in SRV_SERVICES:
             if service == SUBMISSION:
+                if hubs and not transport:
+                    continue  # every Hub Transport server is behind a cluster
                 target = exchanger
             if b.has_address(zone, target):
                 b.add(
