@@ -15,6 +15,10 @@ Two shapes, both from `PostfixPeer`:
 `discard=True` makes it throw away what it accepts (Postfix's `discard` transport): the
 peer `bench/smtp.py` measures smtpd against.
 
+`reject={"bob@far.net": "550 5.1.1 No such user"}` makes its smtpd refuse those
+recipients at RCPT with that reply (`check_recipient_access`), a 4xx reply for a
+temporary refusal; others are taken as usual.
+
 Postfix must be started as root (its master drops to the `postfix` user); Debian's
 package is installed by `make test` with "No configuration", so no system instance
 holds port 25. Its own log goes to `maillog` in the folder (there is no syslog here).
@@ -80,6 +84,7 @@ class PostfixPeer:
     hostname: str = "smarthost.example.test"
     relay_to: tuple[str, int] | None = None
     discard: bool = False
+    reject: dict[str, str] = field(default_factory=dict)  # recipient -> RCPT reply
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="casarray-postfix-")))
     _started: bool = False
 
@@ -130,6 +135,13 @@ class PostfixPeer:
             "maximal_backoff_time = 2s",
             "default_process_limit = 100",
         ]
+        if self.reject:
+            entries = ", ".join(
+                f"{{ {address} = {reply} }}" for address, reply in self.reject.items()
+            )
+            main.append(
+                f"smtpd_recipient_restrictions = check_recipient_access inline:{{ {entries} }}"
+            )
         (self.config / "main.cf").write_text("\n".join(main) + "\n")
         listen = f"{self.host}:{self.port}"
         (self.config / "master.cf").write_text(_MASTER_CF.format(listen=listen, base=base))

@@ -1,18 +1,20 @@
 """Delivery into a real mailbox database: the message lands in INBOX with Return-Path
-and Received on top; temporary and permanent failures; relay recipients wait; and the
+and Received on top; temporary and permanent failures; relay recipients fail without a
+send connector and wait for a smart host that is down; and the
 recovery after a crash at each point of an attempt delivers exactly once."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from casarray.transport.config import TransportConfig
-from casarray.transport.delivery import NO_SEND_CONNECTOR, Deliverer
+from casarray.transport.config import SendConnector, TransportConfig
+from casarray.transport.delivery import Deliverer
 from casarray.transport.headers import received_header
 from casarray.transport.mailboxes import DirectoryMailboxes
 from casarray.transport.queue import (
@@ -120,11 +122,23 @@ def test_failures_and_relay(org: Org, parts) -> None:  # type: ignore[no-untyped
     )
     run = deliverer(parts)
     outcomes = [run.deliver(r) for r in queue.take_due(clock.now)]
-    assert [o.state for o in outcomes] == ["failed", "retry"]
+    assert [o.state for o in outcomes] == ["failed", "failed"]
     gone, far = queue.recipients(queue_id)
     assert gone.state == FAILED and gone.last_error.startswith("550 5.1.1")
-    assert far.state == RETRY and far.last_error == NO_SEND_CONNECTOR
+    assert far.state == FAILED and far.last_error.startswith("550 5.4.4 Unable to route")
+    # with a send connector whose smart host is down: retried after the interval, then
+    # twice the interval
+    down = SendConnector("Out", (("*", 1),), smart_hosts=("127.0.0.1",), port=1)
+    run = Deliverer(queue, parts[1], lambda: replace(CONFIG, send_connectors=(down,)), clock=clock)
+    queue_id = enqueue(queue, NewRecipient("bob@far.net", RELAY, "far.net"))
+    [taken] = queue.take_due(clock.now)
+    assert run.deliver(taken).state == "retry"
+    [far] = queue.recipients(queue_id)
+    assert far.state == RETRY and far.last_error.startswith("451 4.4.1 127.0.0.1 can't be reached")
     assert far.next_attempt == clock.now + 60
+    [taken] = queue.take_due(clock.now + 60)
+    assert run.deliver(taken).state == "retry"
+    assert queue.recipients(queue_id)[0].next_attempt == clock.now + 120
 
 
 def test_a_full_mailbox_refuses_the_message(org: Org, parts) -> None:  # type: ignore[no-untyped-def]

@@ -211,3 +211,30 @@ def test_trace_headers() -> None:
     assert return_path("") == b"Return-Path: <>\r\n"
     assert return_path("a@x.net") == b"Return-Path: <a@x.net>\r\n"
     assert crlf(b"a\nb\r\nc\rd") == b"a\r\nb\r\nc\r\nd"
+
+
+def test_relay_needs_a_send_connector_for_the_domain() -> None:
+    """Relay to a domain no send connector covers is refused at RCPT (550 5.4.4);
+    the most specific address space, then the lowest cost, routes a domain."""
+    from dataclasses import replace
+
+    from casarray.transport.config import SendConnector
+
+    partners = SendConnector("Partners", (("*.partner.net", 1), ("contoso.com", 5)), ("10.0.0.9",))
+    cheap = SendConnector("Cheap", (("contoso.com", 1),), ("10.0.0.8",))
+    config = replace(CONFIG, send_connectors=(partners, cheap))
+
+    def decide(address: str, connector: Connector = CLIENT) -> policy.RecipientDecision:
+        return policy.check_recipient(
+            config, connector, address, authenticated=True, accepted_so_far=0, exists=exists
+        )
+
+    refused = decide("bob@far.net")
+    assert refused.recipient is None and str(refused.reply).startswith("550 5.4.4 Unable to route")
+    assert decide("dave@partner.net", DEFAULT).recipient is not None  # InternalRelay
+    assert decide("bob@contoso.com").recipient is not None
+    assert config.route("contoso.com") is cheap  # same specificity: the lower cost
+    assert config.route("sales.partner.net") is partners
+    assert config.route("far.net") is None
+    # a snapshot that doesn't know its send connectors refuses nothing for routing
+    assert CONFIG.routable("far.net")

@@ -81,7 +81,6 @@ class Connector:
     def offers_auth(self) -> bool:
         return self.offers_user_auth or self.offers_server_auth
 
-
     @property
     def auth_requires_tls(self) -> bool:
         """AUTH only after STARTTLS (BasicAuthRequireTLS); plain BasicAuth allows it on
@@ -107,6 +106,40 @@ class Connector:
 
 
 @dataclass(frozen=True)
+class SendConnector:
+    """A send connector this server may send through (Get-SendConnector): mail for its
+    address spaces ((domain pattern, cost): "*", "*.contoso.com", "contoso.com") goes
+    to its smart hosts (a name or an address, on `port`) or, with DNS routing, to the
+    domain's MX hosts."""
+
+    name: str
+    address_spaces: tuple[tuple[str, int], ...]
+    smart_hosts: tuple[str, ...] = ()
+    dns_routing_enabled: bool = False
+    port: int = 25
+    require_tls: bool = False
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+
+
+def _pattern_matches(pattern: str, domain: str) -> bool:
+    if pattern == "*":
+        return bool(domain)
+    if pattern.startswith("*."):
+        return domain == pattern[2:] or domain.endswith(pattern[1:])
+    return domain == pattern
+
+
+def _specificity(pattern: str) -> tuple[int, int]:
+    """More labels first, an exact domain before a wildcard of it, "*" last (as
+    `directory.transport.values.specificity`)."""
+    if pattern == "*":
+        return (0, 0)
+    if pattern.startswith("*."):
+        return (pattern.count("."), 0)
+    return (pattern.count(".") + 1, 1)
+
+
+@dataclass(frozen=True)
 class TransportConfig:
     """The snapshot the service runs on."""
 
@@ -119,6 +152,12 @@ class TransportConfig:
     # per connector port, the balancers that open connections with a PROXY protocol
     # header (the NLB cluster IP when its port rule says -ProxyProtocol)
     proxy_sources: dict[int, frozenset[str]] = field(default_factory=dict, compare=False)
+    # the send connectors this server may use; None: not known (a snapshot built
+    # without them: relay is then not refused at RCPT, and fails at delivery)
+    send_connectors: tuple[SendConnector, ...] | None = None
+    # the DNS server MX and host lookups of relay ask ("ip" or "ip:port"); "": the
+    # system's resolver
+    resolver: str = ""
     version: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -135,6 +174,27 @@ class TransportConfig:
             if found is not None:
                 return found
         return None
+
+    def route(self, domain: str) -> SendConnector | None:
+        """The send connector mail for `domain` leaves by (Exchange's choice, as
+        `Directory.transport.route_for`): the most specific matching address space,
+        then the lowest cost, then the name; None when none covers it."""
+        wanted = domain.strip().rstrip(".").lower()
+        best: tuple[tuple[int, int], int, str] | None = None
+        found: SendConnector | None = None
+        for connector in self.send_connectors or ():
+            for pattern, cost in connector.address_spaces:
+                if not _pattern_matches(pattern, wanted):
+                    continue
+                key = (_specificity(pattern), -cost, connector.name.lower())
+                if best is None or key[:2] > best[:2] or (key[:2] == best[:2] and key[2] < best[2]):
+                    best, found = key, connector
+        return found
+
+    def routable(self, domain: str) -> bool:
+        """Whether relay to `domain` has a way out (always, when the send connectors
+        aren't known)."""
+        return self.send_connectors is None or self.route(domain) is not None
 
 
 def _address_range(text: str) -> tuple[int, int, int] | None:
@@ -206,6 +266,23 @@ def load_config(directory: Directory, server: str) -> TransportConfig:
         for c in transport.receive_connectors(record.name)
     )
     settings = transport.server_settings(record.name)
+    send_connectors = tuple(
+        SendConnector(
+            name=str(c.name),
+            address_spaces=tuple((str(p).lower(), int(cost)) for p, cost in c.address_spaces),
+            smart_hosts=tuple(str(h) for h in c.smart_hosts),
+            dns_routing_enabled=bool(c.dns_routing_enabled),
+            port=int(c.port),
+            require_tls=bool(c.require_tls),
+            max_message_size=int(c.max_message_size),
+        )
+        for c in transport.send_connectors()
+        if c.enabled
+        and (
+            not c.source_transport_servers
+            or record.name.lower() in {str(s).lower() for s in c.source_transport_servers}
+        )
+    )
     proxy_sources = {}
     for port in sorted({port for c in connectors if c.enabled for _, port in c.bindings}):
         sources = directory.nlb.proxy_sources(record.name, port)
@@ -219,5 +296,28 @@ def load_config(directory: Directory, server: str) -> TransportConfig:
         message_retry_interval=_get(settings, "message_retry_interval", timedelta(minutes=10)),
         message_expiration_timeout=_get(settings, "message_expiration_timeout", timedelta(days=2)),
         proxy_sources=proxy_sources,
+        send_connectors=send_connectors,
+        resolver=relay_resolver(),
         version=version,
     )
+
+
+RESOLVER_ENV = "CASARRAY_TRANSPORT_DNS"
+
+
+def relay_resolver() -> str:
+    """The DNS server relay asks: $CASARRAY_TRANSPORT_DNS ("ip" or "ip:port"), else
+    the lab's DNS server when $CASARRAY_HOME is a lab's folder, else "" (the system's
+    resolver)."""
+    import os
+
+    from casarray.config import lab_network
+
+    given = os.environ.get(RESOLVER_ENV, "").strip()
+    if given:
+        return given
+    try:
+        lab = lab_network()
+    except ValueError:
+        return ""
+    return f"{lab.dns_address}:{lab.dns_port}" if lab is not None else ""

@@ -9,8 +9,14 @@ ProhibitSendReceiveQuota refuses it for good (`5.2.2`, as Exchange does). A temp
 failure (the database dismounted, its store unreachable) leaves the recipient in
 Retry, due again after the server's MessageRetryInterval; a permanent one (no such
 mailbox any more) fails it. A recipient not delivered within MessageExpirationTimeout
-fails as expired. A recipient to relay stays in Retry with the last error "no send
-connector yet": relay is not built yet.
+fails as expired (`5.4.7`). A recipient to relay (another domain) is sent on through
+the send connector that routes its domain (`relay`): the recipients of one message
+for one next hop in one SMTP transaction; a temporary failure retries after
+MessageRetryInterval, doubled after each failed attempt up to four times it.
+
+Every recipient that fails for good (here or in relay, or by Remove-Message -WithNDR)
+is recorded with a report due, and the loop queues the sender's delivery status
+notification (`dsn.send_reports`: one per message, none for the null sender).
 
 Exactly once, as far as two stores allow. The queue and the mailbox database are two
 databases, so the append and the record of delivery can't be one transaction. Taking a
@@ -40,15 +46,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from casarray.transport import dsn, relay
 from casarray.transport.config import TransportConfig
 from casarray.transport.headers import mentions_queue_id, return_path
 from casarray.transport.mailboxes import Mailboxes, PermanentFailure, TemporaryFailure
-from casarray.transport.queue import LOCAL, QueuedRecipient, QueueError, QueueStore
+from casarray.transport.queue import LOCAL, QueuedMessage, QueuedRecipient, QueueError, QueueStore
 
 log = logging.getLogger("casarray.transport")
 
 INBOX = "INBOX"
-NO_SEND_CONNECTOR = "451 4.4.0 No send connector yet: relay is not available on this server"
+RELAY_BACKOFF = 4  # a relayed recipient's retry interval grows up to this many times
 BATCH = 64
 IDLE_WAIT = 1.0  # seconds between looks at the queue when nothing wakes the loop
 PARALLEL = 4
@@ -62,15 +69,32 @@ class Outcome:
 
 
 def by_mailbox(recipients: Sequence[QueuedRecipient]) -> list[list[QueuedRecipient]]:
-    """The recipients delivered together: those to one address; a relayed one alone."""
+    """The recipients delivered together: those to one address; those relayed, by
+    message and next hop (one SMTP transaction each)."""
     groups: dict[str, list[QueuedRecipient]] = {}
-    alone: list[list[QueuedRecipient]] = []
+    relayed: dict[tuple[str, str], list[QueuedRecipient]] = {}
     for recipient in recipients:
         if recipient.route == LOCAL:
             groups.setdefault(recipient.address.strip().lower(), []).append(recipient)
         else:
-            alone.append([recipient])
-    return [*groups.values(), *alone]
+            key = (recipient.message_id, next_hop_of(recipient))
+            relayed.setdefault(key, []).append(recipient)
+    return [*groups.values(), *relayed.values()]
+
+
+def _by_message_and_hop(
+    relaying: list[tuple[int, QueuedRecipient, QueuedMessage]],
+) -> list[list[tuple[int, QueuedRecipient, QueuedMessage]]]:
+    groups: dict[tuple[str, str], list[tuple[int, QueuedRecipient, QueuedMessage]]] = {}
+    for item in relaying:
+        groups.setdefault((item[1].message_id, next_hop_of(item[1])), []).append(item)
+    return list(groups.values())
+
+
+def next_hop_of(recipient: QueuedRecipient) -> str:
+    """The domain a relayed recipient goes to."""
+    hop = recipient.next_hop or recipient.address.rpartition("@")[2]
+    return hop.strip().rstrip(".").lower()
 
 
 class Deliverer:
@@ -108,6 +132,7 @@ class Deliverer:
         retry_at = now + config.message_retry_interval.total_seconds()
         outcomes: dict[int, Outcome] = {}
         going: list[tuple[int, QueuedRecipient, bytes]] = []
+        relaying: list[tuple[int, QueuedRecipient, QueuedMessage]] = []
         for n, recipient in enumerate(recipients):
             message = self.queue.message(recipient.message_id)
             if message is None:
@@ -120,14 +145,117 @@ class Deliverer:
                 outcomes[n] = self._failed(recipient, error)
                 continue
             if recipient.route != LOCAL:
-                self.queue.retry(recipient.message_id, recipient.index, NO_SEND_CONNECTOR, retry_at)
-                outcomes[n] = Outcome("retry", NO_SEND_CONNECTOR)
+                relaying.append((n, recipient, message))
                 continue
             body = return_path(message.sender) + self.queue.message_data(recipient.message_id)
             going.append((n, recipient, body))
         if going:
             self._into_mailbox(going, outcomes, retry_at)
+        for group in _by_message_and_hop(relaying):
+            self._relay(group, outcomes, config, now)
         return [outcomes[n] for n in range(len(recipients))]
+
+    def _relay(
+        self,
+        going: list[tuple[int, QueuedRecipient, QueuedMessage]],
+        outcomes: dict[int, Outcome],
+        config: TransportConfig,
+        now: float,
+    ) -> None:
+        """Relay recipients of one message for one next hop (`relay`) and record each
+        one's outcome."""
+        message = going[0][2]
+        domain = next_hop_of(going[0][1])
+        addresses = [recipient.address for _, recipient, _ in going]
+        connector = config.route(domain)
+        data = b""
+        if connector is None:
+            error = relay.UNROUTABLE.format(domain=domain)
+            results = [relay.RecipientResult(a, "failed", error) for a in addresses]
+        elif connector.max_message_size and message.size > connector.max_message_size:
+            error = (
+                f"552 5.3.4 The message is larger than the send connector {connector.name} "
+                f"takes ({connector.max_message_size} bytes)"
+            )
+            results = [relay.RecipientResult(a, "failed", error) for a in addresses]
+        else:
+            data = self.queue.message_data(message.message_id)
+            try:
+                hosts = relay.next_hosts(connector, domain, relay.Resolver(config.resolver))
+                results = relay.send_message(
+                    config, connector, message.sender, addresses, data, hosts
+                )
+            except relay.RelayFailure as exc:
+                state = "failed" if exc.permanent else "retry"
+                results = [relay.RecipientResult(a, state, exc.reply) for a in addresses]
+        interval = config.message_retry_interval.total_seconds()
+        delivered = []
+        for (n, recipient, _), result in zip(going, results, strict=True):
+            error = relay.with_remote(result.reply, result.remote)
+            if result.state == "delivered":
+                delivered.append((recipient.message_id, recipient.index))
+                outcomes[n] = Outcome("delivered")
+                log.info(
+                    "%s relayed to %s via %s: %s",
+                    recipient.message_id,
+                    recipient.address,
+                    result.remote,
+                    result.reply,
+                )
+            elif result.state == "failed":
+                outcomes[n] = self._failed(recipient, error)
+            else:
+                backoff = min(2 ** max(recipient.attempts - 1, 0), RELAY_BACKOFF)
+                retry_at = now + interval * backoff
+                self.queue.retry(recipient.message_id, recipient.index, error, retry_at)
+                outcomes[n] = Outcome("retry", error)
+                log.warning(
+                    "%s to %s will be retried: %s", recipient.message_id, recipient.address, error
+                )
+        if delivered:
+            self.queue.delivered_all(delivered)
+            self.delivered_count += len(delivered)
+            self._track_sent(message, results, data, connector.name if connector else "")
+
+    def _track_sent(
+        self,
+        message: QueuedMessage,
+        results: list[relay.RecipientResult],
+        data: bytes,
+        connector: str,
+    ) -> None:
+        """SEND in the message tracking log: the recipients the next hop took."""
+        tracking = getattr(self, "tracking", None)
+        if tracking is None:
+            return
+        sent = [r for r in results if r.state == "delivered"]
+        try:
+            subject, message_id = dsn.original_fields(data)
+            tracking.record(
+                "SEND",
+                internal_message_id=message.message_id,
+                message_id=message_id,
+                sender=message.sender,
+                recipients=[r.address for r in sent],
+                source="SMTP",
+                server_hostname=sent[0].remote,
+                connector_id=connector,
+                recipient_status=[r.reply for r in sent],
+                total_bytes=message.size,
+                message_subject=subject,
+                return_path=message.sender,
+            )
+        except Exception:
+            log.exception("SEND of %s wasn't tracked", message.message_id)
+
+    def send_reports(self) -> list[str]:
+        """Queue the delivery status notifications due (`dsn.send_reports`)."""
+        return dsn.send_reports(
+            self.queue,
+            self.config(),
+            exists=getattr(self.mailboxes, "exists", None),
+            tracking=getattr(self, "tracking", None),
+        )
 
     def _failed(self, recipient: QueuedRecipient, error: str) -> Outcome:
         self.queue.failed(recipient.message_id, recipient.index, error)
@@ -275,6 +403,11 @@ class Deliverer:
                     log.error("the queue can't be read: %s", exc)
                     self.unsettled = 1
             self.wake.clear()
+            try:
+                if await asyncio.to_thread(self.send_reports):
+                    continue  # a report was queued: take it at once
+            except Exception:
+                log.exception("the delivery status notifications can't be queued now")
             try:
                 due = await asyncio.to_thread(self.queue.take_due, self.clock(), BATCH)
             except QueueError as exc:

@@ -24,6 +24,8 @@
 - Abuse: a session's failed AUTH attempts and refused recipients are counted
   (`SessionGuard`): past a few, each costs a delay (tarpit); past a limit, the session
   is closed with `421 4.7.0`.
+- Relay (either kind) needs a send connector whose address space covers the domain:
+  without one the recipient is refused at RCPT with `550 5.4.4 Unable to route`.
 """
 
 from __future__ import annotations
@@ -169,10 +171,18 @@ def check_recipient(
             return RecipientDecision(replies.RECIPIENT_OK, NewRecipient(address, LOCAL))
         if domain.domain_type == AUTHORITATIVE:
             return RecipientDecision(replies.USER_UNKNOWN, None)
-        return RecipientDecision(replies.RECIPIENT_OK, NewRecipient(address, RELAY, domain_name))
+        return _relayed(config, address, domain_name)
     if may_relay(connector, authenticated):
-        return RecipientDecision(replies.RECIPIENT_OK, NewRecipient(address, RELAY, domain_name))
+        return _relayed(config, address, domain_name)
     return RecipientDecision(replies.RELAY_DENIED, None)
+
+
+def _relayed(config: TransportConfig, address: str, domain_name: str) -> RecipientDecision:
+    """A recipient to relay: taken when a send connector routes its domain, else
+    refused at once (`550 5.4.4`) rather than failed after `250`."""
+    if not config.routable(domain_name):
+        return RecipientDecision(replies.UNROUTABLE, None)
+    return RecipientDecision(replies.RECIPIENT_OK, NewRecipient(address, RELAY, domain_name))
 
 
 def check_message(data: bytes) -> Reply | None:

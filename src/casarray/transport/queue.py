@@ -21,7 +21,13 @@ error and its route: local delivery into a mailbox database (`Local`), or relay 
 recipient's domain (`Relay`). A recipient whose attempt has started carries
 `attempt_started` and an opaque `attempt_note` (what the delivery needs to tell, after a
 crash, whether that attempt reached the mailbox: `delivery` explains it) until the
-outcome is recorded.
+outcome is recorded. A recipient that failed for good carries `report` (a delivery
+status notification to the sender is due, `dsn`) until the report is queued.
+
+Queues as Get-Queue shows them: the waiting recipients grouped by route and next hop
+(`queues`); Retry-Queue and Suspend-/Resume-Queue act on one such group
+(`retry_queue`, `suspend_queue`), and Remove-Message fails recipients only while no
+delivery has them (`fail_unless_in_flight`, one transaction).
 
 `QueueStore` is the interface; `SqliteQueue` the one implementation so far. A
 PostgreSQL store by URL implements the same methods (the SQL is plain, the states are
@@ -166,7 +172,15 @@ class QueueStore(Protocol):
 
     def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None: ...
 
-    def failed(self, message_id: str, index: int, error: str) -> None: ...
+    def failed(self, message_id: str, index: int, error: str, *, report: bool = True) -> None: ...
+
+    def failed_all(
+        self, failures: Sequence[tuple[str, int, str]], *, report: bool = True
+    ) -> None: ...
+
+    def reports_due(self, limit: int = 100) -> list[tuple[str, int]]: ...
+
+    def reported(self, recipients: Sequence[tuple[str, int]]) -> None: ...
 
     def message(self, message_id: str) -> QueuedMessage | None: ...
 
@@ -203,10 +217,17 @@ CREATE TABLE IF NOT EXISTS recipient (
     next_hop TEXT NOT NULL DEFAULT '',
     attempt_started REAL,
     attempt_note TEXT NOT NULL DEFAULT '',
+    report INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, idx)
 );
 CREATE INDEX IF NOT EXISTS recipient_due ON recipient (state, next_attempt);
 """
+
+# the next hop a recipient is queued by: its next hop, else its address's domain
+_HOP = (
+    "lower(CASE WHEN next_hop != '' THEN next_hop ELSE"
+    " substr(address, instr(address, '@') + 1) END)"
+)
 
 _RECIPIENT_COLUMNS = (
     "message_id, idx, address, state, attempts, next_attempt, last_error, route, next_hop, "
@@ -287,6 +308,14 @@ def _insert_statements(item: _Pending) -> list[tuple[str, Sequence[object]]]:
     return statements
 
 
+def _add_report_column(db: sqlite3.Connection) -> None:
+    """A queue file made before reports were kept gets their column (none due)."""
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(recipient)")}
+    if "report" not in columns:
+        db.execute("ALTER TABLE recipient ADD COLUMN report INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE INDEX IF NOT EXISTS recipient_report ON recipient (report) WHERE report = 1")
+
+
 @dataclass
 class _QueueTally:
     states: dict[str, int] = field(default_factory=dict)
@@ -322,6 +351,7 @@ class SqliteQueue:
             self._full = True
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            _add_report_column(self._db)
         except sqlite3.Error as exc:
             raise QueueError(f"The queue database {self.path} can't be opened: {exc}") from exc
 
@@ -446,8 +476,79 @@ class SqliteQueue:
     def retry(self, message_id: str, index: int, error: str, next_attempt: float) -> None:
         self._outcome(message_id, index, RETRY, error, next_attempt)
 
-    def failed(self, message_id: str, index: int, error: str) -> None:
-        self._outcome(message_id, index, FAILED, error, None)
+    def failed(self, message_id: str, index: int, error: str, *, report: bool = True) -> None:
+        """The recipient failed for good; with `report`, a delivery status notification
+        to the sender is due (`reports_due`; never sent for the null sender)."""
+        self.failed_all([(message_id, index, error)], report=report)
+
+    def failed_all(self, failures: Sequence[tuple[str, int, str]], *, report: bool = True) -> None:
+        """Several recipients (message id, index, error) failed, in one transaction."""
+        self._write(
+            [
+                (
+                    "UPDATE recipient SET state = ?, last_error = ?, next_attempt = NULL,"
+                    " attempt_started = NULL, attempt_note = '', report = ?"
+                    " WHERE message_id = ? AND idx = ?",
+                    (FAILED, error, 1 if report else 0, message_id, index),
+                )
+                for message_id, index, error in failures
+            ],
+            full=False,
+        )
+
+    def fail_unless_in_flight(
+        self, message_id: str, indexes: Sequence[int], error: str, *, report: bool
+    ) -> list[int]:
+        """Remove-Message: fail those of the message's recipients `indexes` that still
+        wait (Ready, Retry or Suspended) and whose delivery is not under way, in one
+        transaction (a delivery can't take them meanwhile); the indexes failed."""
+        waiting = (READY, RETRY, SUSPENDED)
+        with self._lock:
+            try:
+                self._sync(False)
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    done = []
+                    for index in indexes:
+                        cursor = self._db.execute(
+                            "UPDATE recipient SET state = ?, last_error = ?,"
+                            " next_attempt = NULL, attempt_note = '', report = ?"
+                            " WHERE message_id = ? AND idx = ? AND attempt_started IS NULL"
+                            " AND state IN (?, ?, ?)",
+                            (FAILED, error, 1 if report else 0, message_id, index, *waiting),
+                        )
+                        if cursor.rowcount:
+                            done.append(index)
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+        return done
+
+    def reports_due(self, limit: int = 100) -> list[tuple[str, int]]:
+        """Failed recipients (message id, index) whose sender is due a report, by
+        message."""
+        rows = self._read(
+            "SELECT message_id, idx FROM recipient WHERE report = 1 AND state = ?"
+            " ORDER BY message_id, idx LIMIT ?",
+            (FAILED, limit),
+        )
+        return [(str(mid), int(idx)) for mid, idx in rows]
+
+    def reported(self, recipients: Sequence[tuple[str, int]]) -> None:
+        """The report for these recipients is queued (or none is sent)."""
+        self._write(
+            [
+                (
+                    "UPDATE recipient SET report = 0 WHERE message_id = ? AND idx = ?",
+                    (message_id, index),
+                )
+                for message_id, index in recipients
+            ],
+            full=False,
+        )
 
     def _outcome(
         self, message_id: str, index: int, state: str, error: str, next_attempt: float | None
@@ -471,6 +572,36 @@ class SqliteQueue:
                 cursor = self._db.execute(
                     "UPDATE recipient SET next_attempt = ? WHERE state = ? AND next_attempt > ?",
                     (now, RETRY, now),
+                )
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            return cursor.rowcount
+
+    def retry_queue(self, route: str, next_hop: str, now: float) -> int:
+        """Retry-Queue: the recipients in Retry of one queue (its route and next hop,
+        as `queues` groups them) due at `now`; how many."""
+        with self._lock:
+            try:
+                cursor = self._db.execute(
+                    "UPDATE recipient SET next_attempt = ? WHERE state = ? AND route = ?"
+                    f" AND {_HOP} = ? AND (next_attempt IS NULL OR next_attempt > ?)",
+                    (now, RETRY, route, next_hop.lower(), now),
+                )
+            except sqlite3.Error as exc:
+                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            return cursor.rowcount
+
+    def suspend_queue(self, route: str, next_hop: str, suspended: bool = True) -> int:
+        """Suspend-Queue / Resume-Queue: the waiting (or suspended) recipients of one
+        queue, not their messages' recipients in other queues; how many changed."""
+        before, after = (PENDING, SUSPENDED) if suspended else ((SUSPENDED,), READY)
+        marks = ", ".join("?" for _ in before)
+        with self._lock:
+            try:
+                cursor = self._db.execute(
+                    f"UPDATE recipient SET state = ? WHERE state IN ({marks}) AND route = ?"
+                    f" AND {_HOP} = ?",
+                    (after, *before, route, next_hop.lower()),
                 )
             except sqlite3.Error as exc:
                 raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
@@ -572,8 +703,7 @@ class SqliteQueue:
         """The recipients not yet delivered or failed, grouped by route and next hop
         (the recipient's domain)."""
         rows = self._read(
-            "SELECT route, lower(CASE WHEN next_hop != '' THEN next_hop ELSE"
-            " substr(address, instr(address, '@') + 1) END) AS hop, state,"
+            f"SELECT route, {_HOP} AS hop, state,"
             " count(DISTINCT message_id), min(next_attempt), max(last_error)"
             " FROM recipient WHERE state IN (?, ?, ?) GROUP BY route, hop, state"
             " ORDER BY route, hop",

@@ -44,6 +44,7 @@ from casarray.shell.cmdlet import Cmdlet, Example, Parameter, register
 from casarray.shell.cmdlets.transport.common import server_ref
 from casarray.shell.psobject import PSObject
 from casarray.shell.views import register_view
+from casarray.transport.dsn import send_reports
 from casarray.transport.queue import (
     LOCAL,
     PENDING,
@@ -504,25 +505,15 @@ class GetMessage(QueueCmdlet):
 # -- the queue actions --------------------------------------------------------------------
 
 
-def _others(queues: ServerQueues, queue: QueueView, message_ids: set[str]) -> list[str]:
-    """The other queues that hold any of `message_ids`."""
-    return [
-        q.identity
-        for q in queues.queues
-        if q is not queue and any(m.message_id in message_ids for m in q.messages)
-    ]
-
-
 @register
 class RetryQueue(QueueCmdlet):
     name = "Retry-Queue"
     parameters = (identity_parameter(QUEUE_HELP),)
     synopsis = "Makes a queue in Retry try its messages now."
     description = (
-        "Makes the messages waiting for a retry due now, instead of at their next retry "
-        "time. The queue store retries per server, not per queue: every queue of the "
-        "server in Retry is retried (a warning names the others). A queue not in Retry is "
-        "refused."
+        "Makes the messages of the queue waiting for a retry due now, instead of at their "
+        "next retry time; the server's other queues keep their times. A queue not in "
+        "Retry is refused."
     )
     examples = (Example("Retry-Queue MBX01\\2", "Tries queue 2 of MBX01 again now."),)
     supports_should_process = True
@@ -538,12 +529,8 @@ class RetryQueue(QueueCmdlet):
                 )
             if not self.should_process(queue.identity):
                 return ()
-            queues.store.retry_now(time.time())
-            others = [q.identity for q in queues.queues if q is not queue and q.status == "Retry"]
-            if others:
-                self.write_warning(
-                    f"The server's other queues in Retry were retried too: {', '.join(others)}."
-                )
+            assert queue.key is not None  # Submission is never in Retry
+            queues.store.retry_queue(*queue.key, time.time())
         finally:
             queues.store.close()
         return ()
@@ -561,22 +548,9 @@ class _QueueSuspension(QueueCmdlet):
                     "routes a message as it is received, so the Submission queue holds none.",
                     target=queue.identity,
                 )
-            wanted = PENDING if self.suspend else (SUSPENDED,)
-            ids = [
-                m.message_id
-                for m in queue.messages
-                if any(r.state in wanted for r in queue.recipients(m))
-            ]
             if not self.should_process(queue.identity):
                 return ()
-            for message_id in ids:
-                queues.store.suspend(message_id, self.suspend)
-            others = _others(queues, queue, set(ids))
-            if others:
-                self.write_warning(
-                    "The store suspends and resumes whole messages: their recipients in "
-                    f"{', '.join(others)} changed too."
-                )
+            queues.store.suspend_queue(*queue.key, self.suspend)
         finally:
             queues.store.close()
         return ()
@@ -588,10 +562,10 @@ class SuspendQueue(_QueueSuspension):
     parameters = (identity_parameter(QUEUE_HELP),)
     synopsis = "Suspends the messages of a queue."
     description = (
-        "Suspends every message waiting in the queue: none is delivered until it is "
-        "resumed. The store suspends messages, not queues: a message that arrives later "
-        "is not suspended, and a suspended message's recipients in other queues are "
-        "suspended too (a warning names those queues)."
+        "Suspends every message waiting in the queue: none is delivered to this next hop "
+        "until the queue is resumed; the same messages' recipients in other queues go on. "
+        "The store suspends what the queue holds now: a message that arrives later is "
+        "not suspended."
     )
     examples = (Example("Suspend-Queue MBX01\\2", "Holds the messages of queue 2."),)
     supports_should_process = True
@@ -604,8 +578,8 @@ class ResumeQueue(_QueueSuspension):
     parameters = (identity_parameter(QUEUE_HELP),)
     synopsis = "Resumes the suspended messages of a queue."
     description = (
-        "Makes every suspended message of the queue Ready: delivery takes it at once. A "
-        "resumed message's recipients in other queues are resumed too."
+        "Makes every suspended message of the queue Ready: delivery takes it at once. "
+        "The same messages' recipients in other queues are left as they are."
     )
     examples = (Example("Resume-Queue MBX01\\2", "Delivers queue 2's messages again."),)
     supports_should_process = True
@@ -684,10 +658,11 @@ class RemoveMessage(QueueCmdlet):
     description = (
         "Removes a message from one queue: each of its recipients in that queue fails with "
         "the error 'Removed by an administrator (Remove-Message -WithNDR $true|$false)'. "
-        "The queue store has no place for a pending non-delivery report, so the cmdlet "
-        "sends none itself: the error text says whether one is due, and sending it is left "
-        "to the transport service. A recipient whose delivery is under way is left to it "
-        "(a warning names it); remove it after the attempt if it is still queued."
+        "With -WithNDR $true the sender gets a non-delivery report (RFC 3464), queued "
+        "at once from the null sender (none for a message from the null sender). A "
+        "recipient whose delivery is under way is left to it (a warning names it): the "
+        "check and the removal are one transaction of the queue store; remove it after "
+        "the attempt if it is still queued."
     )
     examples = (
         Example(
@@ -696,7 +671,7 @@ class RemoveMessage(QueueCmdlet):
         ),
         Example(
             "Get-Message -Queue MBX01\\2 | Remove-Message -WithNDR $true",
-            "Removes every message of queue 2; their senders are due a report.",
+            "Removes every message of queue 2; their senders get a non-delivery report.",
         ),
     )
     supports_should_process = True
@@ -710,12 +685,13 @@ class RemoveMessage(QueueCmdlet):
             if not self.should_process(view.identity):
                 return ()
             error = REMOVED.format("true" if with_ndr else "false", NDR_DUE if with_ndr else NO_NDR)
-            busy = []
-            for recipient in view.recipients:
-                if (recipient.message_id, recipient.index) in queues.in_flight:
-                    busy.append(recipient.address)
-                    continue
-                queues.store.failed(recipient.message_id, recipient.index, error)
+            message_id = view.message.message_id
+            removed = queues.store.fail_unless_in_flight(
+                message_id, [r.index for r in view.recipients], error, report=with_ndr
+            )
+            busy = [r.address for r in view.recipients if r.index not in removed]
+            if with_ndr and removed:
+                self._report(queues, [(message_id, index) for index in removed])
             if busy:
                 self.write_warning(
                     f"The delivery of '{view.identity}' to {', '.join(busy)} is under way; "
@@ -724,3 +700,16 @@ class RemoveMessage(QueueCmdlet):
         finally:
             queues.store.close()
         return ()
+
+    def _report(self, queues: ServerQueues, removed: list[tuple[str, int]]) -> None:
+        """The non-delivery report for the recipients removed, queued on the server
+        (`transport.dsn.send_reports`, as the transport queues its own)."""
+        from casarray.transport.config import load_config
+        from casarray.transport.mailboxes import DirectoryMailboxes
+
+        config = load_config(self.directory, queues.server)
+        mailboxes = DirectoryMailboxes(self.directory)
+        try:
+            send_reports(queues.store, config, exists=mailboxes.exists, only=removed)
+        finally:
+            mailboxes.close()

@@ -1,0 +1,264 @@
+"""Relay through a send connector, against `casarray transport run MBX01` as a real
+process and Debian's Postfix as the smart host: the message arrives as queued (our
+Received header, the body byte for byte), recipients of one message go in one
+transaction, a recipient the smart host refuses comes back to the sender as an RFC
+3464 report in her INBOX, a smart host that is down is retried until it is up, a
+message that can't leave expires (5.4.7) with a report, the null sender gets no
+report, and a kill -9 in the middle of a relay loses nothing."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import socket
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from casarray.transport.queue import DELIVERED, FAILED, RETRY, SqliteQueue
+from tests.peers.postfix import PostfixPeer, missing
+from tests.transport.harness import PASSWORD, Org, TransportProcess, make_org, wait_for
+
+pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+
+MESSAGE = (
+    b"From: Alice <alice@lab.net>\r\nTo: carol@far.net\r\nSubject: out into the world\r\n"
+    b"Message-ID: <out.1@lab.net>\r\nDate: Mon, 7 Dec 2026 10:00:00 +0000\r\n\r\n"
+    b"Hello Carol.\r\n.leading dot\r\nBye.\r\n"
+)
+
+
+@pytest.fixture
+def org(tmp_path: Path, password_hash: str) -> Iterator[Org]:
+    org = make_org(tmp_path / "org", password_hash)
+    org.add_user("alice")
+    org.directory.transport.set_server_settings(
+        "MBX01", message_retry_interval=timedelta(seconds=1)
+    )
+    yield org
+    org.directory.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def smart_host(org: Org, port: int) -> None:
+    org.directory.transport.new_send_connector(
+        "Internet",
+        address_spaces=["SMTP:*;1"],
+        smart_hosts=["127.0.0.1"],
+        dns_routing_enabled=False,
+        port=port,
+    )
+
+
+def submit(
+    transport: TransportProcess,
+    recipients: list[str],
+    data: bytes = MESSAGE,
+    sender: str = "alice@lab.net",
+) -> str:
+    """alice submits through 587 (STARTTLS, AUTH); the queue id. `sender` "": the null
+    sender."""
+    with transport.smtp(587) as client:
+        client.starttls(context=transport.tls_context())
+        client.login("alice@lab.net", PASSWORD)
+        assert client.mail(sender)[0] == 250
+        for recipient in recipients:
+            assert client.rcpt(recipient)[0] == 250
+        code, text = client.data(data)
+        assert code == 250, text
+        return text.decode().split("<")[1].split(">")[0]
+
+
+def queue_of(org: Org) -> SqliteQueue:
+    return SqliteQueue(org.home / "transport" / "mbx01" / "queue.db")
+
+
+def states(org: Org, queue_id: str) -> dict[str, tuple[str, str]]:
+    queue = queue_of(org)
+    try:
+        message = queue.message(queue_id)
+        assert message is not None
+        return {r.address: (r.state, r.last_error) for r in message.recipients}
+    finally:
+        queue.close()
+
+
+def lf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n")
+
+
+def report_parts(raw: bytes) -> tuple[email.message.Message, list[email.message.Message]]:
+    """The report and the fields of its message/delivery-status part (per message,
+    then per recipient)."""
+    report = email.message_from_bytes(raw)
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "delivery-status"
+    parts = report.get_payload()
+    assert isinstance(parts, list) and len(parts) == 3
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    fields = parts[1].get_payload()
+    assert isinstance(fields, list)
+    return report, fields
+
+
+def test_relayed_through_a_smart_host(org: Org) -> None:
+    with PostfixPeer() as sink:
+        smart_host(org, sink.port)
+        transport = TransportProcess(org).start()
+        try:
+            queue_id = submit(transport, ["carol@far.net", "dan@far.net"])
+            [got] = sink.wait_received(1)
+            assert wait_for(
+                lambda: {s for s, _ in states(org, queue_id).values()} == {DELIVERED}
+            ), states(org, queue_id)
+        finally:
+            transport.close()
+        log = sink.log()
+    assert got.startswith(b"Return-Path: <alice@lab.net>\n")
+    assert b"by smarthost.example.test (Postfix) with ESMTP" in got  # from MBX01.lab.net
+    assert b"from MBX01.lab.net (localhost [127.0.0.1])" in got
+    # our Received header, then the message byte for byte
+    ours = got.index(b"Received: from ")  # Postfix's
+    ours = got.index(b"Received: from ", ours + 1)
+    assert f"by MBX01.lab.net with ESMTPSA id {queue_id}".encode() in got[ours:]
+    assert got.endswith(lf(MESSAGE))
+    assert got[ours:].split(b"\n\n", 1)[1] == lf(MESSAGE).split(b"\n\n", 1)[1]
+    # both recipients in one transaction
+    assert "rcpt=2 data=1" in log, log
+    assert transport.logs().count("relayed to") == 2
+
+
+def test_a_refused_recipient_comes_back_as_a_report(org: Org) -> None:
+    with PostfixPeer(reject={"bob@far.net": "550 5.1.1 No such user here"}) as sink:
+        smart_host(org, sink.port)
+        transport = TransportProcess(org).start()
+        try:
+            queue_id = submit(transport, ["bob@far.net", "carol@far.net"])
+            [reply] = wait_for(lambda: org.inbox("alice"))
+            assert len(sink.wait_received(1)) == 1
+            after = states(org, queue_id)
+        finally:
+            transport.close()
+    assert after["carol@far.net"][0] == DELIVERED
+    assert after["bob@far.net"][0] == FAILED
+    assert after["bob@far.net"][1].startswith("550 5.1.1 <bob@far.net>: Recipient address")
+    assert reply.startswith(b"Return-Path: <>\r\n")
+    report, fields = report_parts(reply)
+    assert report["To"] == "<alice@lab.net>"
+    assert report["From"] == "Microsoft Exchange <postmaster@lab.net>"
+    assert report["Subject"] == "Undeliverable: out into the world"
+    assert report["Auto-Submitted"] == "auto-replied"
+    assert report["In-Reply-To"] == "<out.1@lab.net>"
+    per_message, bob = fields  # one report, for bob only
+    assert per_message["Reporting-MTA"] == "dns; MBX01.lab.net"
+    assert per_message["Arrival-Date"]
+    assert bob["Final-Recipient"] == "rfc822; bob@far.net"
+    assert bob["Action"] == "failed"
+    assert bob["Status"] == "5.1.1"
+    assert bob["Remote-MTA"] == "dns; 127.0.0.1"
+    assert bob["Diagnostic-Code"].startswith("smtp; 550 5.1.1 <bob@far.net>")
+    headers = report.get_payload()[2].get_payload()  # type: ignore[index, union-attr]
+    assert "Subject: out into the world" in headers and "Hello Carol" not in headers
+    assert f"id {queue_id}" in headers
+
+
+def test_a_smart_host_that_is_down_is_retried_until_it_is_up(org: Org) -> None:
+    port = free_port()
+    smart_host(org, port)
+    transport = TransportProcess(org).start()
+    try:
+        queue_id = submit(transport, ["carol@far.net"])
+        assert wait_for(lambda: states(org, queue_id)["carol@far.net"][0] == RETRY)
+        _, error = states(org, queue_id)["carol@far.net"]
+        assert error.startswith("451 4.4.1 127.0.0.1 can't be reached")
+        with PostfixPeer(port=port) as sink:
+            [got] = sink.wait_received(1, timeout=20)
+            assert got.endswith(lf(MESSAGE))
+        assert states(org, queue_id)["carol@far.net"][0] == DELIVERED
+        assert org.inbox("alice") == []  # no report for a delivery
+    finally:
+        transport.close()
+
+
+def test_a_message_that_cant_leave_expires_with_a_report(org: Org) -> None:
+    org.directory.transport.set_server_settings(
+        "MBX01", message_expiration_timeout=timedelta(seconds=5)
+    )
+    smart_host(org, free_port())  # nobody listens there
+    transport = TransportProcess(org).start()
+    try:
+        queue_id = submit(transport, ["carol@far.net"])
+        [reply] = wait_for(lambda: org.inbox("alice"), timeout=20)
+        state, error = states(org, queue_id)["carol@far.net"]
+    finally:
+        transport.close()
+    assert state == FAILED and error.startswith("550 5.4.7 Message expired (451 4.4.1")
+    _, (_, carol) = report_parts(reply)
+    assert carol["Final-Recipient"] == "rfc822; carol@far.net"
+    assert carol["Status"] == "5.4.7"
+    assert carol["Diagnostic-Code"].startswith("smtp; 550 5.4.7 Message expired")
+
+
+def test_the_null_sender_gets_no_report(org: Org) -> None:
+    with PostfixPeer(reject={"bob@far.net": "550 5.1.1 No such user here"}) as sink:
+        smart_host(org, sink.port)
+        transport = TransportProcess(org).start()
+        try:
+            queue_id = submit(transport, ["bob@far.net"], sender="")
+            assert wait_for(lambda: states(org, queue_id)["bob@far.net"][0] == FAILED)
+            time.sleep(1.5)  # a report would be queued by now
+            queue = queue_of(org)
+            try:
+                assert [m.message_id for m in queue.messages()] == [queue_id]
+                assert queue.reports_due() == []
+            finally:
+                queue.close()
+        finally:
+            transport.close()
+    assert org.inbox("alice") == []
+
+
+def test_kill_9_in_the_middle_of_a_relay_loses_nothing(org: Org) -> None:
+    """The smart host takes the connection and says nothing: the relay waits with the
+    attempt in flight. The transport is killed, the host comes up for real, a new
+    transport relays the message: it arrives once."""
+    port = free_port()
+    smart_host(org, port)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(8)
+    transport = TransportProcess(org).start()
+    try:
+        queue_id = submit(transport, ["carol@far.net"])
+
+        def in_flight() -> bool:
+            queue = queue_of(org)
+            try:
+                return any(r.message_id == queue_id for r in queue.in_flight())
+            finally:
+                queue.close()
+
+        assert wait_for(in_flight)
+        transport.kill()
+        silent.close()
+        with PostfixPeer(port=port) as sink:
+            transport.start()
+            [got] = sink.wait_received(1, timeout=20)
+            assert got.endswith(lf(MESSAGE))
+            assert wait_for(lambda: states(org, queue_id)["carol@far.net"][0] == DELIVERED)
+            time.sleep(1.5)
+            assert len(sink.received()) == 1
+    finally:
+        silent.close()
+        transport.close()
