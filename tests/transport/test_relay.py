@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from casarray.transport.queue import DELIVERED, FAILED, RETRY, SqliteQueue
+from tests.dns.nsd import NSD_ADDRESS, nsd_missing, start_nsd, stop_nsd
 from tests.peers.postfix import PostfixPeer, missing
 from tests.transport.harness import PASSWORD, Org, TransportProcess, make_org, wait_for
 
@@ -262,3 +263,57 @@ def test_kill_9_in_the_middle_of_a_relay_loses_nothing(org: Org) -> None:
     finally:
         silent.close()
         transport.close()
+
+
+FAR_NET_ZONE = """\
+$ORIGIN far.net.
+$TTL 60
+@     IN SOA ns.far.net. hostmaster.far.net. 1 3600 600 86400 60
+@     IN NS  ns.far.net.
+ns    IN A   127.0.0.1
+@     IN MX  20 backup.far.net.
+@     IN MX  10 mx.far.net.
+mx    IN A   127.0.0.1
+bare  IN A   127.0.0.1
+backup IN A  127.0.0.3
+"""
+
+
+@pytest.mark.skipif(nsd_missing() is not None, reason=str(nsd_missing()))
+def test_dns_routing_follows_mx_records(
+    org: Org, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DNSRoutingEnabled connector asks the configured DNS server (NSD serving
+    far.net here): the MX of lowest preference first (backup.far.net, where nothing
+    listens, is never tried), the domain itself when it has no MX, and a domain that
+    doesn't exist fails for good with a report."""
+    folder = tmp_path / "nsd"
+    folder.mkdir()
+    (folder / "far.net.zone").write_text(FAR_NET_ZONE)
+    nsd = start_nsd(folder, {"far.net": folder / "far.net.zone"})
+    monkeypatch.setenv("CASARRAY_TRANSPORT_DNS", f"{NSD_ADDRESS}:{nsd.port}")
+    try:
+        with PostfixPeer() as sink:
+            org.directory.transport.new_send_connector(
+                "Internet", address_spaces=["SMTP:*;1"], dns_routing_enabled=True, port=sink.port
+            )
+            transport = TransportProcess(org).start()
+            try:
+                queue_id = submit(
+                    transport, ["carol@far.net", "dan@bare.far.net", "eve@nowhere.far.net"]
+                )
+                got = sink.wait_received(2)
+                [reply] = wait_for(lambda: org.inbox("alice"))
+                after = states(org, queue_id)
+            finally:
+                transport.close()
+    finally:
+        stop_nsd(nsd)
+    assert "backup.far.net" not in transport.logs()
+    assert len(got) == 2 and all(m.endswith(lf(MESSAGE)) for m in got)
+    assert after["carol@far.net"][0] == DELIVERED and after["dan@bare.far.net"][0] == DELIVERED
+    state, error = after["eve@nowhere.far.net"]
+    assert state == FAILED and error.startswith("554 5.4.4 Unable to route")
+    _, (_, eve) = report_parts(reply)
+    assert eve["Final-Recipient"] == "rfc822; eve@nowhere.far.net"
+    assert eve["Status"] == "5.4.4"
