@@ -467,6 +467,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "shell/cmdlets/test_testing.py": (),
     "transport/test_real_clients.py": (),
     "transport/test_transport_process.py": (),
+    "transport/test_tracking_process.py": (),
     "shell/test_shell_command.py": (),
     "shell/test_seed_lines.py": (),
 }

@@ -62,6 +62,9 @@ class FakeUsers:
     def exists(self, address: str) -> bool | None:
         return address.lower() in self.mailboxes
 
+    def known(self, address: str) -> bool:
+        return False  # every recipient looked up in a worker thread, as at first sight
+
     def authenticate(self, login: str, password: str, client_address: str) -> AuthOutcome:
         self.attempts += 1
         if self.throttled:
@@ -275,6 +278,8 @@ async def test_malformed_commands_get_5xx_and_the_session_goes_on(harness: Harne
             replies.append(client.docmd("RCPT TO:<alice@lab.net>"))  # before MAIL
             replies.append(client.docmd("MAIL FROM:<<<bad"))
             replies.append(client.docmd("MAIL FROM:nobody"))
+            replies.append(client.docmd("MAIL FROM:a@"))  # the email parser's IndexError
+            replies.append(client.docmd('MAIL FROM:"'))
             replies.append(client.docmd("FOO"))
             replies.append(client.docmd("DATA"))
             replies.append(client.docmd("MAIL FROM:<x@far.net> BOGUS=1"))

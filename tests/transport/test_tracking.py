@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from casarray.transport.queue import NewMessage, NewRecipient
 from casarray.transport.tracking import (
@@ -270,3 +272,20 @@ def test_track_receive(tmp_path: Path) -> None:
     assert found.client_ip == "198.51.100.7" and found.client_hostname == "mta.far.net"
     assert found.message_subject == "hi" and found.total_bytes == len(message.data)
     assert found.sender == found.return_path == "x@far.net"
+
+
+@given(st.lists(st.text(max_size=20), min_size=2, max_size=6))
+def test_a_line_is_what_the_csv_module_writes(values: list[str]) -> None:
+    """The writer builds its lines itself; the csv module reads them back as written
+    (line breaks and NULs made spaces) and would have written the same."""
+    import csv
+    import io
+
+    from casarray.transport.tracking import _clean, _csv_line
+
+    cleaned = [_clean(v) for v in values]
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerow(cleaned)
+    line = _csv_line(values)
+    assert line == expected.getvalue()
+    assert next(csv.reader([line.rstrip("\r\n")])) == cleaned

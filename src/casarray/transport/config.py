@@ -10,6 +10,7 @@ again whenever the directory's topology version changes.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -215,6 +216,7 @@ def _address_range(text: str) -> tuple[int, int, int] | None:
     return network.version, int(network.network_address), int(network.broadcast_address)
 
 
+@functools.lru_cache(maxsize=4096)
 def range_width(ranges: tuple[str, ...], address: str) -> int | None:
     """The size of the narrowest of `ranges` that holds `address`, or None when none
     does (an IPv4-mapped IPv6 client counts as its IPv4 address)."""

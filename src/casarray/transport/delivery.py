@@ -51,6 +51,15 @@ from casarray.transport.config import TransportConfig
 from casarray.transport.headers import mentions_queue_id, return_path
 from casarray.transport.mailboxes import Mailboxes, PermanentFailure, TemporaryFailure
 from casarray.transport.queue import LOCAL, QueuedMessage, QueuedRecipient, QueueError, QueueStore
+from casarray.transport.tracking import (
+    DEFER,
+    DELIVER,
+    FAIL,
+    SMTP,
+    STOREDRIVER,
+    TrackingLog,
+    track_recipient,
+)
 
 log = logging.getLogger("casarray.transport")
 
@@ -108,8 +117,10 @@ class Deliverer:
         config: Callable[[], TransportConfig],
         *,
         clock: Callable[[], float] = time.time,
+        tracking: TrackingLog | None = None,
     ) -> None:
         self.queue = queue
+        self.tracking = tracking  # DELIVER, DEFER, FAIL in the message tracking log
         self.mailboxes = mailboxes
         self.config = config
         self.clock = clock
@@ -260,6 +271,9 @@ class Deliverer:
     def _failed(self, recipient: QueuedRecipient, error: str) -> Outcome:
         self.queue.failed(recipient.message_id, recipient.index, error)
         log.warning("%s to %s: failed: %s", recipient.message_id, recipient.address, error)
+        if self.tracking is not None:
+            source = STOREDRIVER if recipient.route == LOCAL else SMTP
+            track_recipient(self.tracking, self.queue, FAIL, recipient, source=source, status=error)
         return Outcome("failed", error)
 
     def _into_mailbox(
@@ -296,17 +310,23 @@ class Deliverer:
             raise
         except Exception as exc:  # TemporaryFailure and any store error
             error = f"451 4.3.0 {exc}" if not isinstance(exc, TemporaryFailure) else str(exc)
-            for n, recipient, _ in going:
+            for n, recipient, body in going:
                 if n not in outcomes:
                     self.queue.retry(recipient.message_id, recipient.index, error, retry_at)
                     outcomes[n] = Outcome("retry", error)
+                    if self.tracking is not None:
+                        track_recipient(
+                            self.tracking, self.queue, DEFER, recipient, status=error, data=body
+                        )
             log.warning("delivery to %s will be retried: %s", address, exc)
             return
         self.queue.delivered_all([(r.message_id, r.index) for _, r, _ in accepted])
-        for n, recipient, _ in accepted:
+        for n, recipient, body in accepted:
             outcomes[n] = Outcome("delivered")
             self.delivered_count += 1
-            log.info("%s delivered to %s", recipient.message_id, recipient.address)
+            if self.tracking is not None:
+                track_recipient(self.tracking, self.queue, DELIVER, recipient, data=body)
+            log.debug("%s delivered to %s", recipient.message_id, recipient.address)
 
     def recover(self) -> int:
         """Settle the attempts a crash interrupted (see the module's docstring); how
@@ -330,6 +350,8 @@ class Deliverer:
             if delivered:
                 self.queue.delivered(recipient.message_id, recipient.index)
                 found += 1
+                if self.tracking is not None:
+                    track_recipient(self.tracking, self.queue, DELIVER, recipient)
                 log.info(
                     "%s to %s: found delivered before the restart",
                     recipient.message_id,

@@ -9,7 +9,7 @@ from email.utils import format_datetime
 
 MAX_HOPS = 30  # Exchange's default MaxHopCount
 
-_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE)
+_RECEIVED_LINE = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
 def header_block(data: bytes) -> bytes:
@@ -23,13 +23,15 @@ def header_block(data: bytes) -> bytes:
 
 def hop_count(data: bytes) -> int:
     """The number of Received headers of the message."""
-    return sum(1 for line in header_block(data).splitlines() if _RECEIVED.match(line))
+    return len(_RECEIVED_LINE.findall(header_block(data)))
+
+
+_UNFIT = re.compile(r"[^\x21-\x27\x2a-\x7e]")  # not printable ASCII, or a parenthesis
 
 
 def _clean(text: str) -> str:
     """A value fit for a header: printable ASCII, no parentheses or CR/LF."""
-    kept = "".join(c if 32 < ord(c) < 127 and c not in "()" else "_" for c in text)
-    return kept[:255] or "unknown"
+    return _UNFIT.sub("_", text[:255]) or "unknown"
 
 
 def received_header(

@@ -38,6 +38,11 @@ class Recipients(Protocol):
         """Whether a mailbox has `address`; None when it can't be told now."""
         ...
 
+    def known(self, address: str) -> bool:
+        """Whether a mailbox is known to have `address` without a lookup (so the
+        receive service needs no worker thread to say so)."""
+        ...
+
 
 class Authenticator(Protocol):
     def authenticate(self, login: str, password: str, client_address: str) -> AuthOutcome: ...
@@ -70,7 +75,7 @@ class Mailboxes(Protocol):
 class DirectoryMailboxes:
     """`Recipients`, `Authenticator` and `Mailboxes` on the directory.
 
-    Mailboxes found and database records are kept until `topology_changed` (every
+    Mailboxes found and opened and database records are kept until `topology_changed` (every
     write to the directory bumps its topology version; the process calls it when the
     version changes), so a delivery costs no directory query. An address not found is
     always looked up again, so a mailbox made a moment ago gets its mail."""
@@ -85,6 +90,7 @@ class DirectoryMailboxes:
         self._mailboxes: dict[str, Mailbox] = {}
         self._databases: dict[str, MailboxDatabase] = {}
         self._limits: dict[str, int | None] = {}
+        self._opened: dict[str, tuple[str, MailboxStore]] = {}  # by database/mailbox
 
     def topology_changed(self) -> None:
         """Forget the mailboxes, databases and quotas read so far."""
@@ -92,6 +98,7 @@ class DirectoryMailboxes:
             self._mailboxes.clear()
             self._databases.clear()
             self._limits.clear()
+            self._opened.clear()
 
     def _mailbox(self, address: str) -> Mailbox | None:
         """The mailbox whose primary address is `address`, or None. DirectoryError when
@@ -123,6 +130,10 @@ class DirectoryMailboxes:
             with self._lock:
                 self._databases[name] = database
         return database
+
+    def known(self, address: str) -> bool:
+        with self._lock:
+            return address.strip().lower() in self._mailboxes
 
     def exists(self, address: str) -> bool | None:
         from casarray.directory.errors import DirectoryError
@@ -182,12 +193,20 @@ class DirectoryMailboxes:
             raise TemporaryFailure(f"The directory can't be read: {exc}") from exc
         if not database.mounted:
             raise TemporaryFailure(f"The mailbox database {database.name} is dismounted")
+        key = f"{database.guid}/{mailbox.guid}"
+        with self._lock:
+            opened = self._opened.get(key)
+        if opened is not None and opened[0] == database.store_location:
+            return opened[1]
         try:
-            return open_mailbox(database, mailbox.guid, store=self._store(database))
+            store = open_mailbox(database, mailbox.guid, store=self._store(database))
         except Exception as exc:
             raise TemporaryFailure(
                 f"The mailbox database {database.name} can't be opened ({exc})"
             ) from exc
+        with self._lock:
+            self._opened[key] = (database.store_location, store)
+        return store
 
     def storage_limit(self, address: str) -> int | None:
         from casarray.directory.errors import DirectoryError

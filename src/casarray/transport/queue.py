@@ -343,13 +343,12 @@ class SqliteQueue:
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         try:
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            # two write connections, one per durability (switching one connection's
+            # `synchronous` took a PRAGMA per write); either is used with the lock held
+            self._full_db = self._connect("FULL")
+            self._normal_db = self._connect("NORMAL")
+            self._db = self._full_db
             self._full = True
-            self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
             _add_report_column(self._db)
         except sqlite3.Error as exc:
@@ -357,12 +356,22 @@ class SqliteQueue:
 
     # -- writes: each one transaction, committed (fsync'd) before returning ---------------
 
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
     def _sync(self, full: bool) -> None:
         """FULL (the commit reaches the disk before it returns) or NORMAL (it survives
-        the process's death; the disk gets it at the next FULL commit or checkpoint).
-        Called with the lock held, outside a transaction."""
+        the process's death; the disk gets it at the next FULL commit or checkpoint):
+        `self._db` becomes the connection of that durability. Called with the lock
+        held, outside a transaction."""
         if full != self._full:
-            self._db.execute(f"PRAGMA synchronous={'FULL' if full else 'NORMAL'}")
+            self._db = self._full_db if full else self._normal_db
             self._full = full
 
     def _write(
@@ -735,7 +744,8 @@ class SqliteQueue:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            self._db.close()
+            self._full_db.close()
+            self._normal_db.close()
         with self._pending_lock:
             readers, self._readers = self._readers, []
         for db in readers:  # sqlite3 lets another thread close a connection at the end

@@ -39,8 +39,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
-import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -49,17 +49,34 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.proxy_protocol import ProxyData
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, Session
+from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
 from casarray.transport import policy, replies
 from casarray.transport.config import TLS, Connector, TransportConfig
+from casarray.transport.fast_smtp import FastSMTP
 from casarray.transport.headers import crlf, hop_count, received_header
 from casarray.transport.mailboxes import Authenticator, Recipients
 from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
+from casarray.transport.tracking import TrackingLog, track_receive
 
 log = logging.getLogger("casarray.transport")
-_UNSTUFF = re.compile(rb"(?:\A|(?<=\r\n))\.")  # a dot that starts a line
 
+
+def unstuff(raw: bytes) -> bytes:
+    """RFC 5321 4.5.2: the leading dot of every line goes (a plain replace: the
+    look-behind regex it replaces took a quarter of the receive's time for 100 KB)."""
+    if b"\r\n." not in raw and not raw.startswith(b"."):
+        return raw
+    content = raw.replace(b"\r\n.", b"\r\n")
+    return content[1:] if content.startswith(b".") else content
+
+
+def longest_line(raw: bytes) -> int:
+    """The length of the longest line of `raw` (lines end CRLF)."""
+    return max(map(len, raw.split(b"\r\n")))
+
+
+DATA_READ_LIMIT = 256 * 1024  # the stream's buffer during DATA
 IDENT = "casarray Microsoft ESMTP MAIL Service ready"
 BACKLOG = 1024
 SESSION_TIMEOUT = 300.0
@@ -79,6 +96,7 @@ class ReceiveContext:
     on_queued: Callable[[str], None] = lambda queue_id: None
     guard_factory: Callable[[], policy.SessionGuard] = policy.SessionGuard
     counters: dict[str, int] = field(default_factory=dict)
+    tracking: TrackingLog | None = None  # the message tracking log (None: not kept)
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -99,7 +117,7 @@ def _address_of(transport: asyncio.BaseTransport, name: str) -> tuple[str, int]:
     return "", 0
 
 
-class TransportSMTP(SMTP):
+class TransportSMTP(FastSMTP):
     """aiosmtpd's protocol with the receive connector of the connection."""
 
     def __init__(self, context: ReceiveContext, configured_port: int) -> None:
@@ -115,18 +133,14 @@ class TransportSMTP(SMTP):
         self.local_address = ""
         self.proxied = False
         super().__init__(
-            ReceiveHandler(),
+            _HANDLER,
             data_size_limit=None,
             enable_SMTPUTF8=True,
-            decode_data=False,
             hostname=context.config.fqdn,
             ident=IDENT,
             tls_context=context.tls,
-            require_starttls=False,
             timeout=SESSION_TIMEOUT,
-            auth_required=False,
             auth_require_tls=True,
-            auth_exclude_mechanism=(),
             loop=asyncio.get_running_loop(),
         )
 
@@ -254,11 +268,13 @@ class TransportSMTP(SMTP):
             await self.push("552 Error: Too much mail data")
             self._set_post_data_state()
             return
-        if any(len(line) + 2 > self.line_length_limit for line in raw.split(b"\r\n")):
+        if len(raw) + 2 > self.line_length_limit and longest_line(raw) + 2 > (
+            self.line_length_limit
+        ):
             await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
             self._set_post_data_state()
             return
-        content = _UNSTUFF.sub(b"", raw)  # RFC 5321 4.5.2: a line's leading dot goes
+        content = unstuff(raw)
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
@@ -271,6 +287,19 @@ class TransportSMTP(SMTP):
         connection went away first."""
         buffer = bytearray()
         limit = self.data_size_limit
+        # During DATA the stream's buffer may hold more than a command line: with
+        # aiosmtpd's 1 KB limit, a 100 KB message was a hundred reads, and the socket
+        # paused and resumed at every 2 KB. The limit comes back for the next command.
+        reader: Any = self._reader
+        reader._limit = DATA_READ_LIMIT
+        try:
+            return await self._read_until_dot(buffer, limit)
+        finally:
+            reader._limit = self.line_length_limit
+
+    async def _read_until_dot(
+        self, buffer: bytearray, limit: int | None
+    ) -> tuple[bytes | None, bool]:
         too_much = False
         while self.transport is not None:
             try:
@@ -279,12 +308,13 @@ class TransportSMTP(SMTP):
                 log.info("Connection lost during DATA")
                 self._writer.close()
                 raise
-            except asyncio.LimitOverrunError as exc:  # no ".<CRLF>" in the next 1 KB
+            except asyncio.LimitOverrunError as exc:  # no ".<CRLF>" in DATA_READ_LIMIT
                 chunk = await self._reader.read(exc.consumed)
             buffer += chunk
             if chunk.endswith(b".\r\n"):
                 dot = len(buffer) - 3
                 if (dot == 0 and not too_much) or buffer[dot - 2 : dot] == b"\r\n":
+                    too_much = too_much or bool(limit and dot > limit)
                     return (b"" if too_much else bytes(buffer[:dot])), too_much
             if limit and len(buffer) > limit + 3:
                 too_much = True
@@ -447,15 +477,19 @@ class ReceiveHandler:
     ) -> str:
         assert server.connector is not None and isinstance(envelope, RoutedEnvelope)
         context = server.context
-        decision = await asyncio.to_thread(
+        # a mailbox already looked up is decided here; a lookup goes to a worker thread
+        decide = functools.partial(
             policy.check_recipient,
             context.config,
             server.connector,
             address,
             authenticated=bool(server.authenticated_as),
             accepted_so_far=len(envelope.routes),
-            exists=context.recipients.exists,
         )
+        if context.recipients.known(address):
+            decision = decide(exists=context.recipients.exists)
+        else:
+            decision = await asyncio.to_thread(decide, exists=context.recipients.exists)
         if decision.recipient is None:
             context.count("recipient_refused")
             if decision.reply.permanent:
@@ -511,7 +545,15 @@ class ReceiveHandler:
             log.error("%s: a message from %s can't be queued: %s", context.config.server, peer, exc)
             return str(replies.QUEUE_FAILED)
         context.count("queued")
-        log.info(
+        if context.tracking is not None:  # RECEIVE in the message tracking log
+            track_receive(
+                context.tracking,
+                message,
+                connector_id=f"{context.config.server}\\{server.connector.name}",
+                server_ip=server.local_address,
+                server_hostname=server.hostname,
+            )
+        log.debug(  # each message is in the message tracking log (RECEIVE)
             "%s: queued %s from <%s> for %d recipient(s), %d bytes",
             context.config.server,
             queue_id,
@@ -521,6 +563,9 @@ class ReceiveHandler:
         )
         context.on_queued(queue_id)
         return str(replies.queued(queue_id))
+
+
+_HANDLER = ReceiveHandler()  # stateless: one for every connection
 
 
 @dataclass

@@ -42,9 +42,9 @@ header.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
-import io
 import logging
 import os
 import re
@@ -120,7 +120,9 @@ FIELDS = (
     "message-info",
 )
 _FILE = re.compile(r"^MSGTRK(\d{8})-(\d+)\.LOG$", re.IGNORECASE)
+KNOWN_MESSAGES = 4096  # messages whose RECEIVE fields are kept for their later events
 _CONTROL = re.compile(r"[\r\n\x00]")
+_NEEDS_CARE = re.compile(r'[\r\n\x00",]')
 
 
 def tracking_path(server: str, home: Path | None = None) -> Path:
@@ -144,6 +146,22 @@ def timestamp_text(when: datetime) -> str:
 
 def _clean(value: str) -> str:
     return _CONTROL.sub(" ", value)
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    """One CSV line as the csv module writes it (QUOTE_MINIMAL, CRLF), each value
+    cleaned of line breaks first: built directly, as the receive path writes one per
+    message (the csv module's writer and a StringIO cost four times as much)."""
+    if _NEEDS_CARE.search("".join(values)) is None:
+        return ",".join(values) + "\r\n"
+    fields = []
+    for value in values:
+        if _NEEDS_CARE.search(value) is not None:
+            value = _clean(value)
+            if '"' in value or "," in value:
+                value = '"' + value.replace('"', '""') + '"'
+        fields.append(value)
+    return ",".join(fields) + "\r\n"
 
 
 def _many(values: Sequence[str]) -> str:
@@ -282,10 +300,29 @@ class TrackingLog:
         self.max_directory_size = max_directory_size
         self.clock = clock
         self._lock = threading.Lock()
+        # what RECEIVE read of each message, for its DELIVER/DEFER/FAIL lines (so those
+        # read nothing back from the queue): queue id -> (Message-ID, subject, sender,
+        # size), the latest KNOWN_MESSAGES
+        self._known: collections.OrderedDict[str, tuple[str, str, str, int]] = (
+            collections.OrderedDict()
+        )
         self._fd = -1
         self._day = ""
         self._full = False
         self._failing = False
+
+    # -- what RECEIVE saw ----------------------------------------------------------------
+
+    def remember(self, queue_id: str, fields: tuple[str, str, str, int]) -> None:
+        with self._lock:
+            self._known[queue_id] = fields
+            if len(self._known) > KNOWN_MESSAGES:
+                self._known.popitem(last=False)
+
+    def known(self, queue_id: str) -> tuple[str, str, str, int] | None:
+        """(Message-ID, subject, sender, size) of a message this process received."""
+        with self._lock:
+            return self._known.get(queue_id)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -337,9 +374,7 @@ class TrackingLog:
             "return-path": return_path,
             "message-info": message_info,
         }
-        text = io.StringIO()
-        csv.writer(text, lineterminator="\r\n").writerow(_clean(values[f]) for f in FIELDS)
-        line = text.getvalue().encode("utf-8", "surrogateescape")
+        line = _csv_line([values[f] for f in FIELDS]).encode("utf-8", "surrogateescape")
         day = now.astimezone(UTC).strftime("%Y%m%d")
         with self._lock:
             try:
@@ -584,6 +619,9 @@ def track_receive(
     the header section only). Never raises."""
     try:
         message_id, subject = message_fields(message.data)
+        tracking.remember(
+            message.queue_id, (message_id, subject, message.sender, len(message.data))
+        )
         tracking.record(
             RECEIVE,
             internal_message_id=message.queue_id,
@@ -651,11 +689,17 @@ def track_recipient(
     from the queue, its headers from `data` when the caller has the bytes). Never
     raises."""
     try:
-        message = queue.message(recipient.message_id)
-        if data is None:
-            data = queue.message_data(recipient.message_id) if message is not None else b""
-        message_id, subject = message_fields(data)
-        sender = message.sender if message is not None else ""
+        known = tracking.known(recipient.message_id)
+        if known is None:
+            message = queue.message(recipient.message_id)
+            if data is None:
+                data = queue.message_data(recipient.message_id) if message is not None else b""
+            message_id, subject = message_fields(data)
+            sender = message.sender if message is not None else ""
+            size = message.size if message is not None else len(data)
+            known = (message_id, subject, sender, size)
+            tracking.remember(recipient.message_id, known)
+        message_id, subject, sender, size = known
         tracking.record(
             event_id,
             internal_message_id=recipient.message_id,
@@ -665,7 +709,7 @@ def track_recipient(
             source=source,
             server_hostname=server_hostname,
             recipient_status=[status] if status else (),
-            total_bytes=message.size if message is not None else len(data),
+            total_bytes=size,
             message_subject=subject,
             return_path=sender,
         )

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from casarray.transport.queue import SqliteQueue
     from casarray.transport.receive import ReceiveContext
     from casarray.transport.tls import SmtpTls
+    from casarray.transport.tracking import TrackingLog
 
 log = logging.getLogger("casarray.transport")
 
@@ -105,6 +106,7 @@ class TransportProcess(ServiceProcess):
         self.mailboxes: DirectoryMailboxes | None = None
         self.context: ReceiveContext | None = None
         self.deliverer: Deliverer | None = None
+        self.tracking: TrackingLog | None = None
         self.tls: SmtpTls | None = None
         self.listeners: dict[tuple[str, int], _Listener] = {}
         self._said_offset = False
@@ -134,6 +136,7 @@ class TransportProcess(ServiceProcess):
         from casarray.transport.mailboxes import DirectoryMailboxes
         from casarray.transport.queue import QueueError, open_queue
         from casarray.transport.receive import ReceiveContext
+        from casarray.transport.tracking import TrackingLog
 
         if self.options.log_level != "DEBUG":
             # aiosmtpd says every command and connection at INFO: kept for DEBUG
@@ -148,7 +151,12 @@ class TransportProcess(ServiceProcess):
         self.tls = tls.SmtpTls(config.server, config.fqdn, fallback)
         await self._follow_certificates()
         self.mailboxes = DirectoryMailboxes(directory)
-        self.deliverer = Deliverer(self.queue, self.mailboxes, self._config)
+        self.tracking = TrackingLog(config.server)
+        try:
+            await asyncio.to_thread(self.tracking.open)  # retention now; a bad folder said
+        except OSError as exc:
+            log.warning("%s: the message tracking log can't be opened: %s", config.server, exc)
+        self.deliverer = Deliverer(self.queue, self.mailboxes, self._config, tracking=self.tracking)
         deliverer = self.deliverer
         self.context = ReceiveContext(
             config=config,
@@ -157,6 +165,7 @@ class TransportProcess(ServiceProcess):
             authenticator=self.mailboxes,
             tls=self.tls.context,
             on_queued=lambda _queue_id: deliverer.wake.set(),
+            tracking=self.tracking,
         )
         await self._follow_listeners(config)
         if not self.listeners:
@@ -275,6 +284,7 @@ class TransportProcess(ServiceProcess):
                     for one in self.listeners.values()
                 ],
                 "queue": str(self.queue.path) if self.queue is not None else None,
+                "message_tracking": str(self.tracking.path) if self.tracking is not None else None,
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
@@ -312,6 +322,8 @@ class TransportProcess(ServiceProcess):
             await asyncio.to_thread(self.mailboxes.close)
         if self.queue is not None:
             self.queue.close()
+        if self.tracking is not None:
+            self.tracking.close()
         if self.directory is not None:
             self.directory.close()
 
