@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -238,3 +239,33 @@ def test_relay_needs_a_send_connector_for_the_domain() -> None:
     assert config.route("far.net") is None
     # a snapshot that doesn't know its send connectors refuses nothing for routing
     assert CONFIG.routable("far.net")
+
+
+def test_server_logins_only_where_exchange_servers_are_taken() -> None:
+    internal = Connector(
+        name="Internal MBX01",
+        bindings=(("0.0.0.0", 2525),),
+        auth_mechanism=frozenset({TLS, "ExchangeServer"}),
+        permission_groups=frozenset({"ExchangeServers"}),
+    )
+    default = dataclasses.replace(
+        DEFAULT,
+        auth_mechanism=DEFAULT.auth_mechanism | {"ExchangeServer"},
+        permission_groups=DEFAULT.permission_groups | {"ExchangeServers"},
+    )
+    assert internal.offers_auth and internal.offers_server_auth
+    assert not internal.offers_user_auth and internal.auth_requires_tls
+    assert default.offers_user_auth and default.offers_server_auth
+    assert not CLIENT.offers_server_auth and not DEFAULT.offers_server_auth
+    assert policy.is_server_login("CAS01$") and policy.is_server_login("LAB\\CAS01$")
+    assert not policy.is_server_login("alice") and not policy.is_server_login("$")
+
+    check = policy.check_auth
+    assert check(default, "CAS01$", tls_active=True) is None
+    assert check(default, "CAS01$", tls_active=False) == replies.AUTH_REQUIRED_TLS
+    assert check(CLIENT, "CAS01$", tls_active=True) == replies.AUTH_FAILED
+    assert check(internal, "alice@lab.net", tls_active=True) == replies.AUTH_FAILED
+    assert check(CLIENT, "alice@lab.net", tls_active=True) is None
+    # a server that logged in relays where ExchangeServers is taken; anonymous never
+    assert rcpt("bob@far.net", internal, authenticated=True).recipient is not None
+    assert rcpt("bob@far.net", internal).recipient is None

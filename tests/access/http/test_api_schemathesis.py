@@ -62,6 +62,8 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 # Operations that remove what the documented examples point at (INBOX UID 1, ...) get a
 # mailbox of their own, so that every other operation meets the seeded messages.
 DESTRUCTIVE = ["deleteMessage", "moveMessage", "deleteFolder", "renameFolder"]
+# Sending needs a Hub Transport process (test_api_send runs one): here it would be 503.
+UNFUZZED = ["sendMessage"]
 SETTINGS = settings(
     max_examples=40,
     deadline=None,
@@ -69,7 +71,7 @@ SETTINGS = settings(
 )
 
 
-@schema.exclude(operation_id=DESTRUCTIVE).parametrize()
+@schema.exclude(operation_id=[*DESTRUCTIVE, *UNFUZZED]).parametrize()
 @SETTINGS
 def test_reading_and_flags_conform(case: Case) -> None:
     case.call_and_validate()

@@ -29,6 +29,7 @@ from casarray.mailstore.store import close_all
 from tests.access.http.test_owa import sign_in, token
 from tests.transport.harness import Org, TransportProcess, make_org, wait_for
 
+pytestmark = pytest.mark.integration  # a real Hub Transport process
 ATTACHMENT = bytes(range(256)) * 300 + b"\r\n.\r\n\x00end"  # binary, with a lone dot line
 FIELD = re.compile(
     r'<input type="(?:hidden|text)"(?: id="[a-z]+")? name="([a-z_]+)" value="([^"]*)"'

@@ -803,7 +803,7 @@ class ApiApp:
 
     async def send_message(self, call: Call) -> Response:
         body = await _json_body(call.request, MAX_SEND_BODY)
-        _fields(body, _SEND_FIELDS, ())
+        _fields(body, _SEND_FIELDS, ("to",))
         try:
             outgoing = sending.outgoing_of(
                 to=_address_list(body, "to"),

@@ -332,10 +332,10 @@ _SCHEMAS: dict[str, Any] = {
         ["folder", "uid", "uid_validity"], folder={"type": "string"}, uid=_UID, uid_validity=_INT
     ),
     "SendRequest": _obj(
-        [],
-        to=_SEND_ADDRESSES,
-        cc=_SEND_ADDRESSES,
-        bcc=_SEND_ADDRESSES,
+        ["to"],
+        to={**_SEND_ADDRESSES, "minItems": 1, "maxItems": 300},
+        cc={**_SEND_ADDRESSES, "maxItems": 100},
+        bcc={**_SEND_ADDRESSES, "maxItems": 100},
         subject={"type": "string", "maxLength": 998, "examples": ["Lunch?"]},
         body={"type": "string", "description": "The text (sent as text/plain, UTF-8)."},
         attachments={

@@ -53,6 +53,7 @@ _ADDR_SPEC = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 
 
@@ -185,7 +186,7 @@ def build(outgoing: Outgoing, mailbox: Mailbox) -> EmailMessage:
     for name, value in (("To", outgoing.to), ("Cc", outgoing.cc), ("Bcc", outgoing.bcc)):
         if value:
             message[name] = value
-    message["Subject"] = " ".join(outgoing.subject.split())
+    message["Subject"] = " ".join(_CONTROL.sub(" ", outgoing.subject).split())
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=domain or None)
     if outgoing.in_reply_to:
@@ -417,8 +418,6 @@ def outgoing_of(
     references: str = "",
 ) -> Outgoing:
     """An `Outgoing` from form or JSON fields, checked (InvalidMessage)."""
-    if any(c in subject for c in "\x00"):
-        raise InvalidMessage("subject", "The subject has a NUL character.")
     replied = message_ids(in_reply_to)
     return check(
         Outgoing(
