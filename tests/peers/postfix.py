@@ -17,7 +17,8 @@ peer `bench/smtp.py` measures smtpd against.
 
 `reject={"bob@far.net": "550 5.1.1 No such user"}` makes its smtpd refuse those
 recipients at RCPT with that reply (`check_recipient_access`), a 4xx reply for a
-temporary refusal; others are taken as usual.
+temporary refusal; others are taken as usual. `tls=True` makes its smtpd offer
+STARTTLS with a self-signed certificate for its hostname (made with openssl).
 
 Postfix must be started as root (its master drops to the `postfix` user); Debian's
 package is installed by `make test` with "No configuration", so no system instance
@@ -85,6 +86,7 @@ class PostfixPeer:
     relay_to: tuple[str, int] | None = None
     discard: bool = False
     reject: dict[str, str] = field(default_factory=dict)  # recipient -> RCPT reply
+    tls: bool = False
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="casarray-postfix-")))
     _started: bool = False
 
@@ -135,6 +137,22 @@ class PostfixPeer:
             "maximal_backoff_time = 2s",
             "default_process_limit = 100",
         ]
+        if self.tls:
+            key, cert = base / "tls.key", base / "tls.crt"
+            request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+            subprocess.run(
+                [*request, "-subj", f"/CN={self.hostname}", "-keyout", str(key), "-out", str(cert)],
+                check=True,
+                capture_output=True,
+            )
+            key.chmod(0o644)
+            main += [
+                "smtpd_tls_security_level = may",
+                f"smtpd_tls_cert_file = {cert}",
+                f"smtpd_tls_key_file = {key}",
+                "smtpd_tls_received_header = yes",
+                "smtpd_tls_loglevel = 1",
+            ]
         if self.reject:
             entries = ", ".join(
                 f"{{ {address} = {reply} }}" for address, reply in self.reject.items()
@@ -144,7 +162,10 @@ class PostfixPeer:
             )
         (self.config / "main.cf").write_text("\n".join(main) + "\n")
         listen = f"{self.host}:{self.port}"
-        (self.config / "master.cf").write_text(_MASTER_CF.format(listen=listen, base=base))
+        services = _MASTER_CF.format(listen=listen, base=base)
+        if self.tls:
+            services += "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"
+        (self.config / "master.cf").write_text(services)
         self._postfix("start")
         self._started = True
         deadline = time.monotonic() + timeout

@@ -317,3 +317,33 @@ def test_dns_routing_follows_mx_records(
     _, (_, eve) = report_parts(reply)
     assert eve["Final-Recipient"] == "rfc822; eve@nowhere.far.net"
     assert eve["Status"] == "5.4.4"
+
+
+def test_starttls_when_offered_and_required_tls(org: Org) -> None:
+    """The connector says RequireTLS: a smart host without STARTTLS gets nothing (the
+    recipient waits, 451 4.7.5); one that offers it gets the message over TLS."""
+    with PostfixPeer() as clear:
+        org.directory.transport.new_send_connector(
+            "Internet",
+            address_spaces=["SMTP:*;1"],
+            smart_hosts=["127.0.0.1"],
+            dns_routing_enabled=False,
+            port=clear.port,
+            require_tls=True,
+        )
+        transport = TransportProcess(org).start()
+        try:
+            queue_id = submit(transport, ["carol@far.net"])
+            assert wait_for(lambda: states(org, queue_id)["carol@far.net"][0] == RETRY)
+            assert "requires TLS" in states(org, queue_id)["carol@far.net"][1]
+            assert clear.received() == []
+            with PostfixPeer(tls=True) as secure:
+                org.directory.transport.set_send_connector("Internet", port=secure.port)
+                [got] = secure.wait_received(1, timeout=20)
+                log = secure.log()
+        finally:
+            transport.close()
+    assert got.endswith(lf(MESSAGE))
+    postfix_received = got[: got.index(b"Received: from", got.index(b"Received: from") + 1)]
+    assert b"with ESMTPS id" in postfix_received  # Postfix took it over TLS
+    assert "TLS connection established from localhost" in log

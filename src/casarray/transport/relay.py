@@ -253,19 +253,23 @@ def _session(
     host: Host,
 ) -> list[RecipientResult]:
     remote = str(host)
-    client = smtplib.SMTP(timeout=CONNECT_TIMEOUT, local_hostname=config.fqdn)
     try:
-        try:
-            code, banner = client.connect(host.address, host.port)
-            if client.sock is not None:
-                client.sock.settimeout(TIMEOUT)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise RelayFailure(f"451 4.4.1 {remote} can't be reached: {exc}") from exc
-        if code != 220:
-            raise RelayFailure(with_remote(reply_text(code, banner, "4.4.1"), remote))
+        # connected in the constructor, so that STARTTLS names the host it reached
+        client = smtplib.SMTP(
+            host.address, host.port, local_hostname=config.fqdn, timeout=CONNECT_TIMEOUT
+        )
+    except smtplib.SMTPConnectError as exc:  # a greeting other than 220
+        raise RelayFailure(
+            with_remote(reply_text(exc.smtp_code, exc.smtp_error, "4.4.1"), remote)
+        ) from exc
+    except (OSError, smtplib.SMTPException) as exc:
+        raise RelayFailure(f"451 4.4.1 {remote} can't be reached: {exc}") from exc
+    try:
+        if client.sock is not None:
+            client.sock.settimeout(TIMEOUT)
         try:
             return _transaction(client, config, connector, sender, recipients, data, remote)
-        except (OSError, smtplib.SMTPException) as exc:
+        except (OSError, ValueError, smtplib.SMTPException) as exc:
             raise RelayFailure(f"451 4.4.2 The session with {remote} broke: {exc}") from exc
     finally:
         try:
@@ -291,10 +295,17 @@ def _transaction(
     tls = False
     if client.has_extn("starttls"):
         try:
-            code, text = client.starttls(context=_tls_context())
+            client.starttls(context=_tls_context())
+        except smtplib.SMTPResponseException as exc:  # refused (454): on in the clear
+            log.info(
+                "relay to %s: STARTTLS refused: %s",
+                remote,
+                reply_text(exc.smtp_code, exc.smtp_error),
+            )
         except (ssl.SSLError, smtplib.SMTPException) as exc:
             raise RelayFailure(f"451 4.7.5 TLS with {remote} failed: {exc}") from exc
-        tls = code == 220
+        else:
+            tls = True
     if tls:
         code, text = client.ehlo(config.fqdn)
         if code != 250:
