@@ -64,6 +64,7 @@ CLUSTER_IP = "127.77.1.10"
 SMTP_CLUSTER = "bj-smtp.lab.net"  # the Hub Transport servers of BJ, step 9
 SMTP_CLUSTER_IP = "127.77.1.20"
 SMTP_NODES = ("MBX01", "HUB01")
+SMART_HOST = "127.77.9.40"  # the ISP's smart host the Internet send connector uses, step 10
 OUTSIDE_MTA = "127.77.9.25"  # the address an outside MTA sends from, in step 9
 ARRAY_NAME = "BJ CAS Array"
 USER = "alice@lab.net"
@@ -636,6 +637,74 @@ def step_transport_nlb(walk: Walk) -> str:
     )
 
 
+def step_mail_out(walk: Walk) -> str:
+    """Mail to the outside: a send connector for every domain through the ISP's smart
+    host (here a plain SMTP server the walkthrough runs on an outside address); alice
+    submits on 587 (STARTTLS, AUTH) as her mail client would, a Hub Transport server
+    relays it, and the message tracking log shows where it went."""
+    import smtplib
+    import socket
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    received: list[bytes] = []
+
+    class SmartHost:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(bytes(envelope.original_content or b""))
+            return "250 2.0.0 Ok: queued at the ISP"
+
+    with socket.socket() as probe:
+        probe.bind((SMART_HOST, 0))
+        port = probe.getsockname()[1]
+    smart_host = Controller(
+        SmartHost(), hostname=SMART_HOST, port=port, server_hostname="smarthost.isp.example"
+    )
+    smart_host.start()
+    try:
+        servers = ",".join(SMTP_NODES)
+        walk.shell(
+            f'New-SendConnector -Name "Internet" -AddressSpaces "SMTP:*;1" '
+            f'-SmartHosts "[{SMART_HOST}]" -Port {port} -DNSRoutingEnabled $false '
+            f"-SourceTransportServers {servers}"
+        )
+        subject = f"Hello to the outside {int(time.time())}"
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+
+        def submit() -> dict[str, Any] | None:
+            with smtplib.SMTP(SMTP_CLUSTER_IP, 587 + walk.config.port_offset, timeout=20) as mua:
+                mua.starttls(context=context)
+                mua.login(USER, _password(walk))
+                refused = mua.sendmail(
+                    USER,
+                    ["dave@example.net"],
+                    f"From: Alice <{USER}>\r\nTo: dave@example.net\r\nSubject: {subject}\r\n"
+                    "\r\nA message to the outside world.\r\n".encode(),
+                )
+            return refused
+
+        # the transports take the new connector at their next look at the directory
+        walk.wait("alice's message to dave@example.net taken", lambda: submit() == {})
+        walk.say(f"alice submitted to {SMTP_CLUSTER}:587 (STARTTLS, AUTH) for dave@example.net")
+        message = walk.wait(
+            "the message at the ISP's smart host",
+            lambda: next((m for m in received if subject.encode() in m), None),
+        )
+        for line in message.decode(errors="replace").split("\r\n"):
+            if line.startswith(("Received:", "\tby", "\tfor")):
+                walk.console.print(f"  {line}", highlight=False, markup=False)
+        walk.shell(
+            f"Get-MessageTrackingLog -Sender {USER} -EventId SEND | "
+            "Format-Table EventId,Source,Recipients,RecipientStatus,MessageSubject"
+        )
+    finally:
+        smart_host.stop()
+    return f"the Internet send connector took it to the smart host {SMART_HOST}"
+
+
 STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
     ("1", "Install NLB", "Windows Server's Network Load Balancing.", step_nlb_feature),
     ("2", "NLB cluster", "One cluster IP, IMAP and HTTPS port rules.", step_nlb_cluster),
@@ -660,6 +729,7 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
         "The Hub Transport servers behind one cluster name, the MX.",
         step_transport_nlb,
     ),
+    ("10", "Mail out", "Mail to the outside leaves by a send connector.", step_mail_out),
 )
 
 
