@@ -212,12 +212,14 @@ def probe_delivery(host: str, port: int, probes: int) -> list[float]:
     delays = []
     for n in range(probes):
         subject = f"probe {n} {time.time_ns()}"
+        # the INBOX's state before the probe is sent: read after its 250, it could
+        # already hold the probe (delivered while a long INBOX was being read)
+        seen = box.changes_since("INBOX", 0).highest_modseq
         with smtplib.SMTP(host, port, timeout=30) as client:
             client.sendmail(
                 "probe@example.net", [RECIPIENT], f"Subject: {subject}\r\n\r\nx\r\n".encode()
             )
             accepted = time.perf_counter()
-        seen = box.changes_since("INBOX", 0).highest_modseq
         while True:
             changes = box.changes_since("INBOX", seen)
             if changes.changed:

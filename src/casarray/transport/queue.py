@@ -25,9 +25,10 @@ outcome is recorded. A recipient that failed for good carries `report` (a delive
 status notification to the sender is due, `dsn`) until the report is queued.
 
 Queues as Get-Queue shows them: the waiting recipients grouped by route and next hop
-(`queues`); Retry-Queue and Suspend-/Resume-Queue act on one such group
-(`retry_queue`, `suspend_queue`), and Remove-Message fails recipients only while no
-delivery has them (`fail_unless_in_flight`, one transaction).
+(`queues`; the queue viewer's cmdlets show a local recipient's queue by its mailbox
+database); Retry-Queue and Suspend-/Resume-Queue act on one queue's recipients
+(`retry_recipients`, `suspend_recipients`), and Remove-Message fails recipients only
+while no delivery has them (`fail_unless_in_flight`, one transaction).
 
 `QueueStore` is the interface; `SqliteQueue` the one implementation so far. A
 PostgreSQL store by URL implements the same methods (the SQL is plain, the states are
@@ -586,35 +587,46 @@ class SqliteQueue:
                 raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
             return cursor.rowcount
 
-    def retry_queue(self, route: str, next_hop: str, now: float) -> int:
-        """Retry-Queue: the recipients in Retry of one queue (its route and next hop,
-        as `queues` groups them) due at `now`; how many."""
-        with self._lock:
-            try:
-                cursor = self._db.execute(
-                    "UPDATE recipient SET next_attempt = ? WHERE state = ? AND route = ?"
-                    f" AND {_HOP} = ? AND (next_attempt IS NULL OR next_attempt > ?)",
-                    (now, RETRY, route, next_hop.lower(), now),
-                )
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
-            return cursor.rowcount
+    def retry_recipients(self, recipients: Sequence[tuple[str, int]], now: float) -> int:
+        """Retry-Queue: those of `recipients` (message id, index: one queue's) in Retry
+        due at `now`, in one transaction; how many."""
+        return self._change(
+            "UPDATE recipient SET next_attempt = ? WHERE message_id = ? AND idx = ?"
+            " AND state = ? AND (next_attempt IS NULL OR next_attempt > ?)",
+            [(now, message_id, index, RETRY, now) for message_id, index in recipients],
+        )
 
-    def suspend_queue(self, route: str, next_hop: str, suspended: bool = True) -> int:
-        """Suspend-Queue / Resume-Queue: the waiting (or suspended) recipients of one
-        queue, not their messages' recipients in other queues; how many changed."""
+    def suspend_recipients(
+        self, recipients: Sequence[tuple[str, int]], suspended: bool = True
+    ) -> int:
+        """Suspend-Queue / Resume-Queue: those of `recipients` (one queue's) that wait
+        (or are suspended), not their messages' recipients in other queues; how many
+        changed."""
         before, after = (PENDING, SUSPENDED) if suspended else ((SUSPENDED,), READY)
         marks = ", ".join("?" for _ in before)
+        return self._change(
+            f"UPDATE recipient SET state = ? WHERE message_id = ? AND idx = ?"
+            f" AND state IN ({marks})",
+            [(after, message_id, index, *before) for message_id, index in recipients],
+        )
+
+    def _change(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
+        """One statement for each of `rows`, in one transaction; the rows changed."""
+        changed = 0
         with self._lock:
             try:
-                cursor = self._db.execute(
-                    f"UPDATE recipient SET state = ? WHERE state IN ({marks}) AND route = ?"
-                    f" AND {_HOP} = ?",
-                    (after, *before, route, next_hop.lower()),
-                )
+                self._sync(False)
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for params in rows:
+                        changed += self._db.execute(sql, params).rowcount
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
-            return cursor.rowcount
+        return changed
 
     def suspend(self, message_id: str, suspended: bool = True) -> None:
         """Suspend-Message / Resume-Message: the waiting recipients of a message."""

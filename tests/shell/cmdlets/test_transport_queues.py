@@ -326,3 +326,40 @@ def test_a_running_transport_names_its_queue(
     out = shell.ok("Get-Message -Server HUB02").out
     assert f"HUB02\\1\\{queued}" in out and "Elsewhere" in out
     assert not default_path("HUB02").exists()
+
+
+def test_a_mailbox_delivery_queue_per_database(
+    shell: Shell, org: Directory, store: SqliteQueue, password_hash: str, tmp_path: Path
+) -> None:
+    """Local recipients wait in their mailbox database's queue (its name as the next
+    hop, as Exchange's MapiDelivery queues); one whose address no mailbox has waits
+    under its domain. Retry-Queue and Suspend-Queue act on that queue only."""
+    for name in ("DB01", "DB02"):
+        org.databases.new(name, "MBX01", store_location=str(tmp_path / f"{name}.db"))
+    mine = {}
+    for alias, database in (("ann", "DB01"), ("ben", "DB02")):
+        mailbox = org.mailboxes.new(
+            name=alias.title(), alias=alias, database=database, password_hash=password_hash
+        )
+        mine[alias] = mailbox.primary_smtp_address
+    ids = {
+        alias: store.enqueue(
+            NewMessage("x@far.net", (NewRecipient(address),), mail(f"For {alias}"))
+        )
+        for alias, address in mine.items()
+    }
+    ids["gone"] = store.enqueue(
+        NewMessage("x@far.net", (NewRecipient("gone@lab.net"),), mail("For nobody"))
+    )
+    table = rows(shell.ok("Get-Queue -Server HUB01").out)
+    assert ["HUB01\\1", "MapiDelivery", "Ready", "1", "db01"] in table
+    assert ["HUB01\\2", "MapiDelivery", "Ready", "1", "db02"] in table
+    assert ["HUB01\\3", "MapiDelivery", "Ready", "1", "lab.net"] in table
+    assert ids["ann"] in shell.ok("Get-Message -Queue HUB01\\db01").out
+    shell.ok("Suspend-Queue HUB01\\db01")
+    assert states(store, ids["ann"]) == [SUSPENDED]
+    assert states(store, ids["ben"]) == [READY] and states(store, ids["gone"]) == [READY]
+    for recipient in store.take_due(time.time() + 1):
+        store.retry(recipient.message_id, recipient.index, "451 4.3.0 down", time.time() + 600)
+    shell.ok("Retry-Queue HUB01\\db02")
+    assert {r.message_id for r in store.take_due(time.time() + 1)} == {ids["ben"]}

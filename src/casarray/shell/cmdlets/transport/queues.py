@@ -4,13 +4,15 @@ Retry-Queue, Suspend-/Resume-Queue, Suspend-/Resume-Message, Remove-Message.
 They read and change a Hub Transport server's queue store (`transport.queue`): the one
 its running transport process names in its status file, else the default file under
 $CASARRAY_HOME. The store keeps recipients, each on a route (Local: into a mailbox
-database; Relay: to another domain) and a next hop (the recipient's domain); a queue
-here is the waiting recipients of one route and next hop, as Exchange 2010 keeps one
-delivery queue per next hop:
+database; Relay: to another domain) and a next hop; a queue here is the waiting
+recipients of one route and next hop, as Exchange 2010 keeps one delivery queue per
+next hop: a mailbox delivery queue per mailbox database (a local recipient whose
+address no mailbox has any more waits under its domain), a queue per domain for
+relay:
 
     MBX01\\Submission   Undefined             (messages are routed as they are received,
                                              so it is always empty)
-    MBX01\\1            MapiDelivery          lab.net
+    MBX01\\1            MapiDelivery          db01
     MBX01\\2            SmartHostConnectorDelivery  contoso.com
 
 Delivery queues are numbered in the order of their route and next hop, so a number
@@ -121,6 +123,7 @@ class QueueView:
     next_hop: str
     next_hop_connector: str = ""
     key: tuple[str, str] | None = None  # (route, next hop); None for Submission
+    members: frozenset[tuple[str, int]] = frozenset()  # its recipients (message id, index)
     status: str = "Ready"
     last_error: str = ""
     next_retry: datetime | None = None
@@ -132,9 +135,7 @@ class QueueView:
 
     def recipients(self, message: QueuedMessage) -> list[QueuedRecipient]:
         """The message's recipients waiting in this queue."""
-        return [
-            r for r in message.recipients if r.state in QUEUED and (r.route, hop_of(r)) == self.key
-        ]
+        return [r for r in message.recipients if (r.message_id, r.index) in self.members]
 
     def matches(self, name: str) -> bool:
         wanted = name.strip().lower()
@@ -163,23 +164,34 @@ class ServerQueues:
         self.in_flight = in_flight
         submission = QueueView(server, SUBMISSION, "Undefined", SUBMISSION.lower())
         self.queues: list[QueueView] = [submission]
-        for number, info in enumerate(store.queues(), start=1):
-            route = LOCAL if info.delivery_type == "MapiDelivery" else "Relay"
+        databases: dict[str, str] = {}
+        groups: dict[tuple[str, str], list[QueuedRecipient]] = {}
+        for message in messages:
+            for r in message.recipients:
+                if r.state in QUEUED:
+                    key = (r.route, self._next_hop(cmdlet, r, databases))
+                    groups.setdefault(key, []).append(r)
+        for number, key in enumerate(sorted(groups), start=1):
+            route, next_hop = key
+            members = groups[key]
+            retrying = [r for r in members if r.state == RETRY and r.next_attempt is not None]
+            errors = [r.last_error for r in members if r.last_error]
             view = QueueView(
                 server,
                 str(number),
-                info.delivery_type,
-                info.next_hop,
-                key=(route, info.next_hop),
-                last_error=info.last_error,
+                "MapiDelivery" if route == LOCAL else "Undefined",
+                next_hop,
+                key=key,
+                members=frozenset((r.message_id, r.index) for r in members),
+                last_error=errors[-1] if errors else "",
                 next_retry=(
-                    None
-                    if info.next_retry is None
-                    else datetime.fromtimestamp(info.next_retry, UTC)
+                    datetime.fromtimestamp(min(r.next_attempt or 0.0 for r in retrying), UTC)
+                    if retrying
+                    else None
                 ),
             )
             if route != LOCAL:
-                connector = cmdlet.directory.transport.route_for(info.next_hop, server)
+                connector = cmdlet.directory.transport.route_for(next_hop, server)
                 if connector is None:
                     view.delivery_type = "Undefined"
                 else:
@@ -203,6 +215,24 @@ class ServerQueues:
             elif RETRY in states:
                 view.status = "Retry"
             self.queues.append(view)
+
+    @staticmethod
+    def _next_hop(cmdlet: Cmdlet, recipient: QueuedRecipient, databases: dict[str, str]) -> str:
+        """A recipient's next hop as Exchange's queues show it: the mailbox database of
+        a local recipient (its mailbox delivery queue; the domain when no mailbox has
+        the address), the domain of a relayed one."""
+        if recipient.route != LOCAL:
+            return hop_of(recipient)
+        address = recipient.address.strip().lower()
+        if address not in databases:
+            try:
+                mailbox = cmdlet.directory.mailboxes.one(address)
+            except CasarrayError:
+                databases[address] = hop_of(recipient)
+            else:
+                found = mailbox.primary_smtp_address.lower() == address and mailbox.database
+                databases[address] = str(found).lower() if found else hop_of(recipient)
+        return databases[address]
 
     def queue(self, name: str, identity: str) -> QueueView:
         found = [q for q in self.queues if q.matches(name)]
@@ -529,8 +559,7 @@ class RetryQueue(QueueCmdlet):
                 )
             if not self.should_process(queue.identity):
                 return ()
-            assert queue.key is not None  # Submission is never in Retry
-            queues.store.retry_queue(*queue.key, time.time())
+            queues.store.retry_recipients(sorted(queue.members), time.time())
         finally:
             queues.store.close()
         return ()
@@ -550,7 +579,7 @@ class _QueueSuspension(QueueCmdlet):
                 )
             if not self.should_process(queue.identity):
                 return ()
-            queues.store.suspend_queue(*queue.key, self.suspend)
+            queues.store.suspend_recipients(sorted(queue.members), self.suspend)
         finally:
             queues.store.close()
         return ()
