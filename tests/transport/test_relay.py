@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from casarray.transport.queue import DELIVERED, FAILED, RETRY, SqliteQueue
+from casarray.transport.tracking import TrackingLog
 from tests.dns.nsd import NSD_ADDRESS, nsd_missing, start_nsd, stop_nsd
 from tests.peers.postfix import PostfixPeer, missing
 from tests.transport.harness import PASSWORD, Org, TransportProcess, make_org, wait_for
@@ -137,6 +138,12 @@ def test_relayed_through_a_smart_host(org: Org) -> None:
     # both recipients in one transaction
     assert "rcpt=2 data=1" in log, log
     assert transport.logs().count("relayed to") == 2
+    # one SEND in the message tracking log for both, with the smart host's reply
+    [send] = TrackingLog("MBX01", home=org.home).search(event_ids=["SEND"])
+    assert send.internal_message_id == queue_id and send.message_id == "<out.1@lab.net>"
+    assert sorted(send.recipients) == ["carol@far.net", "dan@far.net"]
+    assert all(status.startswith("250 2.0.0 Ok") for status in send.recipient_status)
+    assert send.connector_id == "Internet" and send.server_ip == "127.0.0.1"
 
 
 def test_a_refused_recipient_comes_back_as_a_report(org: Org) -> None:
@@ -171,6 +178,10 @@ def test_a_refused_recipient_comes_back_as_a_report(org: Org) -> None:
     headers = report.get_payload()[2].get_payload()  # type: ignore[index, union-attr]
     assert "Subject: out into the world" in headers and "Hello Carol" not in headers
     assert f"id {queue_id}" in headers
+    events = {e.event_id: e for e in TrackingLog("MBX01", home=org.home).search()}
+    assert events["FAIL"].recipients == ("bob@far.net",)
+    assert events["DSN"].reference == ("<out.1@lab.net>",)
+    assert events["DSN"].recipients == ("alice@lab.net",)
 
 
 def test_a_smart_host_that_is_down_is_retried_until_it_is_up(org: Org) -> None:

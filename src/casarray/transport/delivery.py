@@ -55,6 +55,7 @@ from casarray.transport.tracking import (
     DEFER,
     DELIVER,
     FAIL,
+    SEND,
     SMTP,
     STOREDRIVER,
     TrackingLog,
@@ -223,6 +224,17 @@ class Deliverer:
                 log.warning(
                     "%s to %s will be retried: %s", recipient.message_id, recipient.address, error
                 )
+                if self.tracking is not None:
+                    track_recipient(
+                        self.tracking,
+                        self.queue,
+                        DEFER,
+                        recipient,
+                        source=SMTP,
+                        status=error,
+                        data=data or None,
+                        server_hostname=result.remote,
+                    )
         if delivered:
             self.queue.delivered_all(delivered)
             self.delivered_count += len(delivered)
@@ -235,21 +247,24 @@ class Deliverer:
         data: bytes,
         connector: str,
     ) -> None:
-        """SEND in the message tracking log: the recipients the next hop took."""
-        tracking = getattr(self, "tracking", None)
+        """SEND in the message tracking log: the recipients the next hop took, in one
+        event (as Exchange's), with its replies and its name and address."""
+        tracking = self.tracking
         if tracking is None:
             return
         sent = [r for r in results if r.state == "delivered"]
+        name, _, address = sent[0].remote.partition(" [")
         try:
             subject, message_id = dsn.original_fields(data)
             tracking.record(
-                "SEND",
+                SEND,
                 internal_message_id=message.message_id,
                 message_id=message_id,
                 sender=message.sender,
                 recipients=[r.address for r in sent],
                 source="SMTP",
-                server_hostname=sent[0].remote,
+                server_ip=address.rstrip("]") or name,
+                server_hostname=name,
                 connector_id=connector,
                 recipient_status=[r.reply for r in sent],
                 total_bytes=message.size,
@@ -265,7 +280,7 @@ class Deliverer:
             self.queue,
             self.config(),
             exists=getattr(self.mailboxes, "exists", None),
-            tracking=getattr(self, "tracking", None),
+            tracking=self.tracking,
         )
 
     def _failed(self, recipient: QueuedRecipient, error: str) -> Outcome:
