@@ -459,6 +459,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "dns/test_nsd_diff.py": ("nsd",),
     "dns/test_server.py": (),
     "lab/": ("lab",),
+    "lab/test_lab_mail.py": ("root",),  # and two Postfix peers, as root
     "mailstore/test_dovecot_differential.py": ("dovecot",),
     "mailstore/test_mailbox_process.py": (),
     "mailstore/test_store_durability.py": (),

@@ -20,6 +20,14 @@ recipients at RCPT with that reply (`check_recipient_access`), a 4xx reply for a
 temporary refusal; others are taken as usual. `tls=True` makes its smtpd offer
 STARTTLS with a self-signed certificate for its hostname (made with openssl).
 
+`resolver="127.77.0.53"` (without `relay_to`) makes it an MTA of the outside world that
+routes by DNS: it sends what it accepts to each domain's MX hosts, looked up at that
+name server. Its master runs in a mount namespace of its own (`unshare --mount`) in which
+/etc/resolv.conf is a file of the peer's naming that server; every service runs
+unchrooted (master.cf's chroot column is n), so the libc resolver of its smtp client
+reads that file, and the machine's own resolver is left alone. `source=` is the address
+its smtp client connects from (`smtp_bind_address`; the default: the kernel's choice).
+
 Postfix must be started as root (its master drops to the `postfix` user); Debian's
 package is installed by `make test` with "No configuration", so no system instance
 holds port 25. Its own log goes to `maillog` in the folder (there is no syslog here).
@@ -87,6 +95,8 @@ class PostfixPeer:
     discard: bool = False
     reject: dict[str, str] = field(default_factory=dict)  # recipient -> RCPT reply
     tls: bool = False
+    resolver: str | None = None  # a name server: route by MX through it (see above)
+    source: str | None = None  # the address its smtp client sends from
     base: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="casarray-postfix-")))
     _started: bool = False
 
@@ -110,6 +120,8 @@ class PostfixPeer:
         (base / "sink.sh").chmod(0o755)
         if self.relay_to is not None:
             target = f"smtp:[{self.relay_to[0]}]:{self.relay_to[1]}"
+        elif self.resolver is not None:
+            target = "smtp:"  # each domain's MX hosts
         else:
             target = "discard:" if self.discard else "sink:"
         main = [
@@ -127,8 +139,9 @@ class PostfixPeer:
             "smtputf8_enable = yes",
             "smtp_tls_security_level = may",
             "smtp_tls_loglevel = 1",
-            "smtp_dns_support_level = disabled",
-            "smtp_host_lookup = native",
+            # DNS only for an MTA with a resolver of its own (the others never look up)
+            f"smtp_dns_support_level = {'enabled' if self.resolver else 'disabled'}",
+            f"smtp_host_lookup = {'dns' if self.resolver else 'native'}",
             f"default_transport = {target}",
             f"relay_transport = {target}",
             f"local_transport = {target}",
@@ -137,6 +150,8 @@ class PostfixPeer:
             "maximal_backoff_time = 2s",
             "default_process_limit = 100",
         ]
+        if self.source is not None:
+            main.append(f"smtp_bind_address = {self.source}")
         if self.tls:
             key, cert = base / "tls.key", base / "tls.crt"
             request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
@@ -163,10 +178,13 @@ class PostfixPeer:
         (self.config / "main.cf").write_text("\n".join(main) + "\n")
         listen = f"{self.host}:{self.port}"
         services = _MASTER_CF.format(listen=listen, base=base)
-        if self.tls:
+        if self.tls or self.resolver is not None:  # (its smtp client's TLS needs it too)
             services += "tlsmgr    unix  - - n 1000? 1 tlsmgr\n"
         (self.config / "master.cf").write_text(services)
-        self._postfix("start")
+        if self.resolver is not None:
+            self._start_with_resolver()
+        else:
+            self._postfix("start")
         self._started = True
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -195,6 +213,27 @@ class PostfixPeer:
         )
         if done.returncode != 0:
             raise RuntimeError(f"postfix {' '.join(args)} failed: {done.stderr}{self.log()}")
+
+    def _start_with_resolver(self) -> None:
+        """`postfix start` in a mount namespace of its own whose /etc/resolv.conf names
+        `resolver`: the master and every service it forks later live in it (the
+        namespace goes with its last process, so `stop` leaves nothing behind); the
+        machine's mounts are untouched (private propagation)."""
+        unshare = shutil.which("unshare")
+        if unshare is None:
+            raise RuntimeError("unshare (util-linux) is needed for a Postfix with a resolver")
+        resolv = self.base / "resolv.conf"
+        resolv.write_text(f"nameserver {self.resolver}\noptions timeout:2 attempts:2\n")
+        resolv.chmod(0o644)  # read by the smtp client, as the postfix user
+        script = 'mount --bind "$1" /etc/resolv.conf && exec "$2" -c "$3" start'
+        done = subprocess.run(
+            [unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+             str(resolv), POSTFIX, str(self.config)],
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"postfix start (resolver) failed: {done.stderr}{self.log()}")
 
     def log(self) -> str:
         path = self.base / "maillog"
