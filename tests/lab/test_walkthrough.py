@@ -45,7 +45,7 @@ def check(output: str, engine: str, dns_port: int) -> None:
     assert "NO [REFERRAL imap://alice%40lab.net@CAS02.lab.net/]" in output
     assert "lab.net's MX smtp.lab.net took it; in alice's inbox" in output
     # mail out: the smart host got it and the tracking log shows the SEND
-    assert "the Internet send connector took it to the smart host 127.77.9.40" in output
+    assert "the Internet send connector took it to the smart host 127.77.9.60" in output
     assert re.search(r"SEND +SMTP +\{dave@example\.net\}", output), output
     failover = re.search(r"alice carried on through CAS02 after (\d+) ms", output)
     healthy = re.search(r"all healthy in ([0-9.]+) s", output)
