@@ -358,3 +358,35 @@ def test_starttls_when_offered_and_required_tls(org: Org) -> None:
     postfix_received = got[: got.index(b"Received: from", got.index(b"Received: from") + 1)]
     assert b"with ESMTPS id" in postfix_received  # Postfix took it over TLS
     assert "TLS connection established from localhost" in log
+
+
+def test_a_silent_smart_host_holds_up_no_local_delivery(org: Org) -> None:
+    """Relays wait on a smart host that never answers (several messages, more than the
+    delivery's parallel slots): mail to a local mailbox is still delivered at once."""
+    port = free_port()
+    smart_host(org, port)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(16)
+    transport = TransportProcess(org).start()
+    try:
+        out = [submit(transport, [f"user{n}@far.net"]) for n in range(6)]
+
+        def in_flight() -> int:
+            queue = queue_of(org)
+            try:
+                return len({r.message_id for r in queue.in_flight()} & set(out))
+            finally:
+                queue.close()
+
+        assert wait_for(lambda: in_flight() == 6)
+        started = time.monotonic()
+        with transport.smtp() as client:
+            client.sendmail("x@far.net", ["alice@lab.net"], b"Subject: in\r\n\r\nHi.\r\n")
+        assert wait_for(lambda: org.inbox("alice"), timeout=5)
+        assert time.monotonic() - started < 5
+        assert in_flight() == 6  # the relays still wait
+    finally:
+        silent.close()
+        transport.close()

@@ -43,6 +43,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -69,6 +70,7 @@ RELAY_BACKOFF = 4  # a relayed recipient's retry interval grows up to this many 
 BATCH = 64
 IDLE_WAIT = 1.0  # seconds between looks at the queue when nothing wakes the loop
 PARALLEL = 4
+RELAY_PARALLEL = 8  # SMTP sessions to next hops at once, in threads of their own
 RECOVERY_INTERVAL = 10.0  # seconds between looks at attempts a crash left unsettled
 
 
@@ -128,6 +130,10 @@ class Deliverer:
         self.wake = asyncio.Event()
         self.delivered_count = 0
         self.unsettled = 0  # interrupted attempts `recover` could not settle yet
+        # relayed recipients whose attempt (a task of `run`) ended without an outcome
+        # recorded; `recover` settles them, and every relayed one only at its first run
+        self.relay_unsettled: set[tuple[str, int]] = set()
+        self.recovered_once = False
 
     # -- delivering (blocking) ----------------------------------------------------------
 
@@ -349,7 +355,11 @@ class Deliverer:
         found = 0
         now = self.clock()
         self.unsettled = 0
+        first, self.recovered_once = not self.recovered_once, True
         for recipient in self.queue.in_flight():
+            key = (recipient.message_id, recipient.index)
+            if recipient.route != LOCAL and not first and key not in self.relay_unsettled:
+                continue  # an attempt of this process, under way or settled by it
             try:
                 delivered = self._already_delivered(recipient)
             except TemporaryFailure as exc:
@@ -379,6 +389,7 @@ class Deliverer:
                     recipient.last_error or "interrupted by a restart",
                     now,
                 )
+            self.relay_unsettled.discard(key)
         return found
 
     def _already_delivered(self, recipient: QueuedRecipient) -> bool:
@@ -419,6 +430,13 @@ class Deliverer:
                 log.info("%d recipient(s) waiting to be retried: retried now", waiting)
         last_recovery = 0.0
         gate = asyncio.Semaphore(PARALLEL)
+        # relay waits on other servers (up to relay.TIMEOUT a command): in threads and
+        # tasks of its own, so a slow next hop holds up neither local delivery nor the
+        # default executor the receive service's commits run in
+        relay_pool = ThreadPoolExecutor(RELAY_PARALLEL, thread_name_prefix="relay")
+        relay_gate = asyncio.Semaphore(RELAY_PARALLEL)
+        relay_tasks: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
 
         async def one(recipients: list[QueuedRecipient]) -> None:
             async with gate:
@@ -429,29 +447,53 @@ class Deliverer:
                     self.unsettled += 1
                     log.exception("delivering to %s", recipients[0].address)
 
-        while True:
-            if (last_recovery == 0.0 or self.unsettled) and (
-                time.monotonic() - last_recovery > RECOVERY_INTERVAL
-            ):
-                last_recovery = time.monotonic()
+        async def relay_one(recipients: list[QueuedRecipient]) -> None:
+            try:
+                async with relay_gate:
+                    await loop.run_in_executor(relay_pool, self.deliver_all, recipients)
+            except Exception:
+                # outcomes could not be recorded: `recover` settles them shortly
+                self.relay_unsettled |= {(r.message_id, r.index) for r in recipients}
+                self.unsettled += 1
+                log.exception("relaying to %s", recipients[0].address)
+            self.wake.set()  # a report may be due
+
+        try:
+            while True:
+                if (last_recovery == 0.0 or self.unsettled) and (
+                    time.monotonic() - last_recovery > RECOVERY_INTERVAL
+                ):
+                    last_recovery = time.monotonic()
+                    try:
+                        await asyncio.to_thread(self.recover)
+                    except QueueError as exc:
+                        log.error("the queue can't be read: %s", exc)
+                        self.unsettled = 1
+                self.wake.clear()
                 try:
-                    await asyncio.to_thread(self.recover)
+                    if await asyncio.to_thread(self.send_reports):
+                        continue  # a report was queued: take it at once
+                except Exception:
+                    log.exception("the delivery status notifications can't be queued now")
+                try:
+                    due = await asyncio.to_thread(self.queue.take_due, self.clock(), BATCH)
                 except QueueError as exc:
                     log.error("the queue can't be read: %s", exc)
-                    self.unsettled = 1
-            self.wake.clear()
-            try:
-                if await asyncio.to_thread(self.send_reports):
-                    continue  # a report was queued: take it at once
-            except Exception:
-                log.exception("the delivery status notifications can't be queued now")
-            try:
-                due = await asyncio.to_thread(self.queue.take_due, self.clock(), BATCH)
-            except QueueError as exc:
-                log.error("the queue can't be read: %s", exc)
-                due = []
-            if due:
-                await asyncio.gather(*(one(group) for group in by_mailbox(due)))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), IDLE_WAIT)
+                    due = []
+                if due:
+                    local = []
+                    for group in by_mailbox(due):
+                        if group[0].route == LOCAL:
+                            local.append(group)
+                            continue
+                        task = asyncio.create_task(relay_one(group))
+                        relay_tasks.add(task)
+                        task.add_done_callback(relay_tasks.discard)
+                    await asyncio.gather(*(one(group) for group in local))
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), IDLE_WAIT)
+        finally:
+            for task in relay_tasks:
+                task.cancel()
+            relay_pool.shutdown(wait=False, cancel_futures=True)
