@@ -12,7 +12,9 @@ mailbox any more) fails it. A recipient not delivered within MessageExpirationTi
 fails as expired (`5.4.7`). A recipient to relay (another domain) is sent on through
 the send connector that routes its domain (`relay`): the recipients of one message
 for one next hop in one SMTP transaction; a temporary failure retries after
-MessageRetryInterval, doubled after each failed attempt up to four times it.
+MessageRetryInterval, doubled after each failed attempt up to four times it. Relay
+runs in tasks and threads of its own (`RELAY_PARALLEL` sessions), so a slow next hop
+holds up neither local delivery nor the receive service.
 
 Every recipient that fails for good (here or in relay, or by Remove-Message -WithNDR)
 is recorded with a report due, and the loop queues the sender's delivery status

@@ -11,7 +11,8 @@ their order) or, with DNSRoutingEnabled, to the domain's MX hosts by preference 
 domain itself when it has no MX record: RFC 5321's implicit MX), looked up through
 the configured DNS server (`TransportConfig.resolver`: $CASARRAY_TRANSPORT_DNS, the
 lab's DNS server in a lab, else the system's resolver). A domain that does not exist
-fails for good (`554 5.4.4`); a lookup that can't be made now is retried.
+fails for good (`554 5.4.4`); a lookup that can't be made now is retried. Hosts are
+reached over IPv4 (their A records) only.
 
 The session (smtplib, in a worker thread of the transport process). Each next host
 in turn until one answers; EHLO with this server's FQDN; STARTTLS whenever the host

@@ -10,7 +10,9 @@ process may bind them, else each plus 10000 (said once at start); `--port-offset
 makes them port+N, and `--port 25=0` maps one port exactly (0: a free port, for tests).
 
 In the same process, delivery (`delivery.Deliverer`) takes what is due from the queue
-and appends it to the recipients' INBOXes, woken at once by every message queued.
+and appends it to the recipients' INBOXes, woken at once by every message queued; it
+relays mail for other domains through the send connectors (`relay`) and queues the
+senders' non-delivery reports (`dsn`).
 
 It follows the directory (`Directory.watch`): after a change the configuration is read
 again (new connectors, domains, limits, certificates apply to the next session) and
