@@ -390,3 +390,32 @@ def test_a_silent_smart_host_holds_up_no_local_delivery(org: Org) -> None:
     finally:
         silent.close()
         transport.close()
+
+
+def test_eight_bit_content_and_an_internationalized_address(org: Org) -> None:
+    """8-bit content goes with BODY=8BITMIME and a UTF-8 address with SMTPUTF8 (Postfix
+    offers both): the smart host gets the bytes as they were."""
+    body = (
+        "From: alice@lab.net\r\nTo: jörg@far.net\r\nSubject: Grüße\r\n"
+        "Date: Mon, 7 Dec 2026 10:00:00 +0000\r\nMessage-ID: <utf8.1@lab.net>\r\n\r\n"
+        "Schöne Grüße aus Peking.\r\n"
+    ).encode()
+    with PostfixPeer() as sink:
+        smart_host(org, sink.port)
+        transport = TransportProcess(org).start()
+        try:
+            with transport.smtp(587) as client:
+                client.starttls(context=transport.tls_context())
+                client.login("alice@lab.net", PASSWORD)
+                client.sendmail(
+                    "alice@lab.net",
+                    ["jörg@far.net"],
+                    body,
+                    mail_options=["SMTPUTF8", "BODY=8BITMIME"],
+                )
+            [got] = sink.wait_received(1)
+        finally:
+            transport.close()
+        log = sink.log()
+    assert got.endswith(lf(body))
+    assert "to=<jörg@far.net>" in log, log  # the address as it was, over SMTPUTF8
