@@ -77,9 +77,10 @@ class TransportProcess(ManagedProcess):
     """`casarray transport run MBX01` on its address, ports 25 and 587 mapped to free
     ones."""
 
-    def __init__(self, org: Org) -> None:
+    def __init__(self, org: Org, queue: str | None = None) -> None:
         super().__init__("transport", org.home / "transport.log")
         self.org = org
+        self.queue = queue  # the queue store's URL (None: the server's SQLite file)
         self.ports: dict[int, int] = {}
 
     @property
@@ -90,6 +91,8 @@ class TransportProcess(ManagedProcess):
         argv = [sys.executable, "-m", "casarray", "transport", "run", SERVER]
         argv += ["--directory", self.org.url, "--port", "25=0", "--port", "587=0"]
         argv += ["--log-file", str(self.log)]
+        if self.queue is not None:
+            argv += ["--queue", self.queue]
         status = self.launch(argv, self.org.env, self.status_path, timeout)
         self.ports = {int(k): int(v) for k, v in status["ports"].items()}
         return self

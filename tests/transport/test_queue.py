@@ -6,8 +6,10 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +31,20 @@ from casarray.transport.queue import (
 MESSAGE = b"From: a@x.net\r\nSubject: hi\r\n\r\nbody\r\n"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteQueue]:
+    """The queue on each store: a SQLite file, and a schema in a PostgreSQL database."""
+    if request.param == "sqlite":
+        store = SqliteQueue(tmp_path / "queue.db")
+    else:
+        server = request.getfixturevalue("postgres_server")
+        store = open_queue("MBX01", server.url(server.create_database()))
+    yield store
+    store.close()
+
+
 @pytest.fixture
-def queue(tmp_path: Path) -> Iterator[SqliteQueue]:
+def sqlite_queue(tmp_path: Path) -> Iterator[SqliteQueue]:
     store = SqliteQueue(tmp_path / "queue.db")
     yield store
     store.close()
@@ -151,10 +165,11 @@ def test_queues_group_waiting_recipients_by_route_and_domain(queue: SqliteQueue)
     assert queues["far.net"].last_error == "no send connector yet"
 
 
-def test_the_file_is_wal_with_full_sync(queue: SqliteQueue, tmp_path: Path) -> None:
-    row = queue._db.execute("PRAGMA journal_mode").fetchone()
+def test_the_file_is_wal_with_full_sync(sqlite_queue: SqliteQueue) -> None:
+    row = sqlite_queue._full_db.execute("PRAGMA journal_mode").fetchone()
     assert row[0] == "wal"
-    assert queue._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sqlite_queue._full_db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert sqlite_queue._normal_db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_a_commit_survives_kill_9(tmp_path: Path) -> None:
@@ -184,8 +199,40 @@ def test_a_commit_survives_kill_9(tmp_path: Path) -> None:
 def test_open_queue_by_url(tmp_path: Path) -> None:
     store = open_queue("MBX01", f"sqlite:///{tmp_path / 'q.db'}")
     store.close()
-    with pytest.raises(QueueError, match="not supported yet"):
-        open_queue("MBX01", "postgresql://x/y")
+    with pytest.raises(QueueError, match="not one casarray knows"):
+        open_queue("MBX01", "mysql://x/y")
+    with pytest.raises(QueueError, match="can't be opened"):
+        open_queue("MBX01", "postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_postgresql_servers_share_a_database_in_schemas_of_their_own(
+    postgres_server: Any,
+) -> None:
+    """Two Hub Transport servers' queues in one PostgreSQL database keep apart; the
+    durable writes commit with synchronous_commit on, the others off; a cmdlet's
+    Remove-Message (another connection) and a delivery taking the same recipient
+    serialize on the queue's advisory lock."""
+    url = postgres_server.url(postgres_server.create_database())
+    first, second = open_queue("MBX01", url), open_queue("HUB-01", url)
+    try:
+        assert first.where.endswith("(schema transport_mbx01)")
+        assert second.where.endswith("(schema transport_hub_01)")
+        mid = first.enqueue(two_recipients())
+        assert second.messages() == [] and first.message(mid) is not None
+        durable = first._full_db.execute("SHOW synchronous_commit").fetchone()[0]
+        relaxed = first._normal_db.execute("SHOW synchronous_commit").fetchone()[0]
+        assert (durable, relaxed) == ("on", "off")
+        # a second opening of the same queue (a cmdlet) fails what waits, atomically
+        cmdlet = open_queue("MBX01", url)
+        try:
+            assert cmdlet.fail_unless_in_flight(mid, [0], "removed", report=False) == [0]
+        finally:
+            cmdlet.close()
+        taken = first.take_due(time.time() + 1)
+        assert [(r.message_id, r.index) for r in taken] == [(mid, 1)]
+    finally:
+        first.close()
+        second.close()
 
 
 def test_concurrent_enqueues_are_committed_together(queue: SqliteQueue) -> None:

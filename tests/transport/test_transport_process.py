@@ -6,10 +6,12 @@ followed live, and kill -9 between `250` and delivery loses nothing and delivers
 from __future__ import annotations
 
 import imaplib
+import json
 import smtplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,6 +137,23 @@ def test_kill_9_while_delivering_delivers_each_message_once(
     """Messages acknowledged one after another, the process killed right after the last
     `250` (some delivered, some perhaps half way): after the restart each is in INBOX
     exactly once."""
+    _kill_9_while_delivering(org, transport)
+
+
+def test_kill_9_with_the_queue_on_postgresql(org: Org, postgres_server: Any) -> None:
+    """The same with the queue in a PostgreSQL database (`--queue postgresql://...`):
+    nothing acknowledged is lost, nothing delivered twice; Get-Queue's store reads it."""
+    url = postgres_server.url(postgres_server.create_database())
+    transport = TransportProcess(org, queue=url).start()
+    try:
+        status = json.loads(transport.status_path.read_text())
+        assert status["queue"].endswith("(schema transport_mbx01)")
+        _kill_9_while_delivering(org, transport)
+    finally:
+        transport.close()
+
+
+def _kill_9_while_delivering(org: Org, transport: TransportProcess) -> None:
     ids = []
     with transport.smtp() as client:
         client.ehlo("mta.far.net")

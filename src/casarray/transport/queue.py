@@ -30,9 +30,10 @@ database); Retry-Queue and Suspend-/Resume-Queue act on one queue's recipients
 (`retry_recipients`, `suspend_recipients`), and Remove-Message fails recipients only
 while no delivery has them (`fail_unless_in_flight`, one transaction).
 
-`QueueStore` is the interface; `SqliteQueue` the one implementation so far. A
-PostgreSQL store by URL implements the same methods (the SQL is plain, the states are
-text), and `open_queue` chooses by URL.
+`QueueStore` is the interface; `SqliteQueue` the store (one SQLite file under the
+server's folder, the default) and `queue_postgres.PostgresQueue` the same store in a
+PostgreSQL schema of its own (`--queue postgresql://...`: servers that keep nothing on
+their disk); `open_queue` chooses by URL.
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ PENDING = (READY, RETRY)  # states a delivery attempt takes
 LOCAL = "Local"  # into a mailbox database of the organization
 RELAY = "Relay"  # to another domain, through a send connector
 ROUTES = (LOCAL, RELAY)
+
+
+class Connection(Protocol):
+    """What the queue needs of a DB-API connection in autocommit mode (sqlite3's, or
+    `queue_postgres`'s adapter of psycopg's): statements with `?` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Any: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 class QueueError(CasarrayError):
@@ -334,14 +346,21 @@ class SqliteQueue:
     connection per thread, so they never wait for a commit (WAL). Every method is
     blocking: call it from a worker thread of the event loop's process."""
 
+    _ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.where = str(self.path)  # what messages name
+        self.url = f"sqlite:///{self.path}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    def _open(self) -> None:
         self._lock = threading.Lock()  # the write connection's
         self._pending_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[Connection] = []
         self._closed = False
         try:
             # two write connections, one per durability (switching one connection's
@@ -350,14 +369,18 @@ class SqliteQueue:
             self._normal_db = self._connect("NORMAL")
             self._db = self._full_db
             self._full = True
-            self._db.executescript(_SCHEMA)
-            _add_report_column(self._db)
-        except sqlite3.Error as exc:
-            raise QueueError(f"The queue database {self.path} can't be opened: {exc}") from exc
+            self._create_schema()
+        except self._ERRORS as exc:
+            raise QueueError(f"The queue database {self.where} can't be opened: {exc}") from exc
 
     # -- writes: each one transaction, committed (fsync'd) before returning ---------------
 
-    def _connect(self, synchronous: str) -> sqlite3.Connection:
+    def _create_schema(self) -> None:
+        assert isinstance(self._db, sqlite3.Connection)
+        self._db.executescript(_SCHEMA)
+        _add_report_column(self._db)
+
+    def _connect(self, synchronous: str) -> Connection:
         db = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False, timeout=30
         )
@@ -394,8 +417,8 @@ class SqliteQueue:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+        except self._ERRORS as exc:
+            raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
 
     def enqueue(self, message: NewMessage) -> str:
         if not message.recipients:
@@ -448,8 +471,8 @@ class SqliteQueue:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            except self._ERRORS as exc:
+                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
         taken = [_recipient(row) for row in rows]
         return [
             QueuedRecipient(**{**r.__dict__, "attempts": r.attempts + 1, "attempt_started": now})
@@ -533,8 +556,8 @@ class SqliteQueue:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            except self._ERRORS as exc:
+                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
         return done
 
     def reports_due(self, limit: int = 100) -> list[tuple[str, int]]:
@@ -583,8 +606,8 @@ class SqliteQueue:
                     "UPDATE recipient SET next_attempt = ? WHERE state = ? AND next_attempt > ?",
                     (now, RETRY, now),
                 )
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            except self._ERRORS as exc:
+                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
             return cursor.rowcount
 
     def retry_recipients(self, recipients: Sequence[tuple[str, int]], now: float) -> int:
@@ -624,8 +647,8 @@ class SqliteQueue:
                     self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+            except self._ERRORS as exc:
+                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
         return changed
 
     def suspend(self, message_id: str, suspended: bool = True) -> None:
@@ -643,14 +666,18 @@ class SqliteQueue:
 
     # -- reads --------------------------------------------------------------------------
 
-    def _reader(self) -> sqlite3.Connection:
+    def _read_connection(self) -> Connection:
+        db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        db.execute("PRAGMA query_only=ON")
+        return db
+
+    def _reader(self) -> Connection:
         """This thread's read connection (made at its first read)."""
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        db: Connection | None = getattr(self._local, "db", None)
         if db is None:
             if self._closed:
-                raise QueueError(f"The queue database {self.path} is closed.")
-            db = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-            db.execute("PRAGMA query_only=ON")
+                raise QueueError(f"The queue database {self.where} is closed.")
+            db = self._read_connection()
             self._local.db = db
             with self._pending_lock:
                 self._readers.append(db)
@@ -659,8 +686,8 @@ class SqliteQueue:
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         try:
             return list(self._reader().execute(sql, params).fetchall())
-        except sqlite3.Error as exc:
-            raise QueueError(f"The queue database {self.path} failed: {exc}") from exc
+        except self._ERRORS as exc:
+            raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
 
     def in_flight(self) -> list[QueuedRecipient]:
         rows = self._read(
@@ -761,7 +788,7 @@ class SqliteQueue:
         with self._pending_lock:
             readers, self._readers = self._readers, []
         for db in readers:  # sqlite3 lets another thread close a connection at the end
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self._ERRORS):
                 db.close()
 
 
@@ -774,12 +801,18 @@ def default_path(server: str, home: Path | None = None) -> Path:
 
 
 def open_queue(server: str, url: str | None = None) -> SqliteQueue:
-    """The queue of `server`: the SQLite file `url` names (`sqlite:///path`), else the
-    default file under the server's folder. PostgreSQL is not there yet."""
+    """The queue of `server`: the SQLite file `url` names (`sqlite:///path`), a schema of
+    its own in the PostgreSQL database `url` names (`postgresql://...`,
+    `queue_postgres`), else the default file under the server's folder."""
     if url is None:
         return SqliteQueue(default_path(server))
     if url.startswith("sqlite:///"):
         return SqliteQueue(url[len("sqlite:///") :])
+    if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        from casarray.transport.queue_postgres import PostgresQueue
+
+        return PostgresQueue(url, server)
     raise QueueError(
-        f"The queue store {url!r} is not supported yet: use sqlite:///PATH (PostgreSQL is planned)."
+        f"The queue store {url!r} is not one casarray knows: use sqlite:///PATH or "
+        "postgresql://USER@HOST/DATABASE."
     )

@@ -2,7 +2,8 @@
 
 It reads the server's transport configuration from the directory (`config.load_config`:
 accepted domains, its receive connectors, its settings), opens its queue (SQLite under
-`$CASARRAY_HOME/transport/<server>/queue.db`, or `--queue URL`), and serves SMTP on one
+`$CASARRAY_HOME/transport/<server>/queue.db`, or `--queue sqlite:///PATH` or
+`postgresql://...`), and serves SMTP on one
 listener per binding of its enabled receive connectors: `Default MBX01` on 25 and
 `Client MBX01` on 587 as Exchange makes them. A binding on 0.0.0.0 listens on the
 server's own address (from the directory). Ports are the connectors' own when the
@@ -285,7 +286,8 @@ class TransportProcess(ServiceProcess):
                     {"address": one.address, "port": one.port, "connector_port": one.configured[1]}
                     for one in self.listeners.values()
                 ],
-                "queue": str(self.queue.path) if self.queue is not None else None,
+                "queue": self.queue.where if self.queue is not None else None,
+                "queue_url": self.queue.url if self.queue is not None else None,
                 "message_tracking": str(self.tracking.path) if self.tracking is not None else None,
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
             }

@@ -322,7 +322,9 @@ def test_a_running_transport_names_its_queue(
         )
     finally:
         elsewhere.close()
-    status_file("HUB02").write({"pid": os.getpid(), "queue": str(elsewhere.path)})
+    status_file("HUB02").write(
+        {"pid": os.getpid(), "queue": elsewhere.where, "queue_url": elsewhere.url}
+    )
     out = shell.ok("Get-Message -Server HUB02").out
     assert f"HUB02\\1\\{queued}" in out and "Elsewhere" in out
     assert not default_path("HUB02").exists()

@@ -55,8 +55,10 @@ from casarray.transport.queue import (
     SUSPENDED,
     QueuedMessage,
     QueuedRecipient,
+    QueueError,
     SqliteQueue,
     default_path,
+    open_queue,
 )
 from casarray.transport.transport_process import read_status
 
@@ -84,19 +86,25 @@ class QueueUnavailableError(CasarrayError):
 # -- the server's queue store ------------------------------------------------------------
 
 
-def queue_path(server: str) -> Path:
-    """Where `server`'s queue is: what its running transport process says, else the
-    default file under $CASARRAY_HOME."""
+def queue_url(server: str) -> str:
+    """Where `server`'s queue is: what its running transport process says (a SQLite
+    file or a PostgreSQL database), else the default file under $CASARRAY_HOME."""
     status = read_status(server)
-    if status and status.get("queue"):
-        return Path(str(status["queue"]))
-    return default_path(server)
+    if status and status.get("queue_url"):
+        return str(status["queue_url"])
+    return f"sqlite:///{default_path(server)}"
 
 
 def open_store(server: str) -> SqliteQueue:
     """The queue store of the Hub Transport server `server` (its name as the directory
     has it); QueueUnavailableError when it has none yet (it is never created here)."""
-    path = queue_path(server)
+    url = queue_url(server)
+    if not url.startswith("sqlite:///"):
+        try:
+            return open_queue(server, url)
+        except QueueError as exc:
+            raise QueueUnavailableError(str(exc), target=server) from exc
+    path = Path(url[len("sqlite:///") :])
     if not path.is_file():
         raise QueueUnavailableError(
             f"The Hub Transport server '{server}' has no queue yet: its transport service "
@@ -354,7 +362,8 @@ class QueueCmdlet(Cmdlet):
         """Every Hub Transport server that has a queue (those whose transport never ran
         have none, and no queues to show)."""
         for server in self.directory.servers.get(role=ServerRole.HubTransport):
-            if not queue_path(server.name).is_file():
+            url = queue_url(server.name)
+            if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
                 continue
             queues = self.server_queues(server.name)
             try:
