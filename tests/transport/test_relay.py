@@ -419,3 +419,41 @@ def test_eight_bit_content_and_an_internationalized_address(org: Org) -> None:
         log = sink.log()
     assert got.endswith(lf(body))
     assert "to=<jörg@far.net>" in log, log  # the address as it was, over SMTPUTF8
+
+
+def test_max_outbound_connections_bounds_the_relay_sessions(org: Org) -> None:
+    """Set-TransportServer -MaxOutboundConnections 2: six relays to a smart host that
+    never answers open two connections; raised to 6, the others open too."""
+    import threading
+
+    port = free_port()
+    smart_host(org, port)
+    org.directory.transport.set_server_settings("MBX01", max_outbound_connections=2)
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(silent.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    transport = TransportProcess(org).start()
+    try:
+        for n in range(6):
+            submit(transport, [f"user{n}@far.net"])
+        assert wait_for(lambda: len(accepted) == 2)
+        time.sleep(1.0)
+        assert len(accepted) == 2
+        org.directory.transport.set_server_settings("MBX01", max_outbound_connections=6)
+        assert wait_for(lambda: len(accepted) == 6, timeout=15), len(accepted)
+    finally:
+        silent.close()
+        for connection in accepted:
+            connection.close()
+        transport.close()

@@ -150,6 +150,7 @@ class TransportConfig:
     connectors: tuple[Connector, ...] = ()
     message_retry_interval: timedelta = timedelta(minutes=10)
     message_expiration_timeout: timedelta = timedelta(days=2)
+    max_outbound_connections: int = 1000  # SMTP sessions to next hops at once
     # per connector port, the balancers that open connections with a PROXY protocol
     # header (the NLB cluster IP when its port rule says -ProxyProtocol)
     proxy_sources: dict[int, frozenset[str]] = field(default_factory=dict, compare=False)
@@ -297,6 +298,7 @@ def load_config(directory: Directory, server: str) -> TransportConfig:
         connectors=connectors,
         message_retry_interval=_get(settings, "message_retry_interval", timedelta(minutes=10)),
         message_expiration_timeout=_get(settings, "message_expiration_timeout", timedelta(days=2)),
+        max_outbound_connections=int(_get(settings, "max_outbound_connections", 1000)),
         proxy_sources=proxy_sources,
         send_connectors=send_connectors,
         resolver=relay_resolver(),

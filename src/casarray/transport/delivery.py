@@ -73,6 +73,7 @@ BATCH = 64
 IDLE_WAIT = 1.0  # seconds between looks at the queue when nothing wakes the loop
 PARALLEL = 4
 RELAY_PARALLEL = 8  # SMTP sessions to next hops at once, in threads of their own
+OUTBOUND_WAIT = 0.05  # seconds between looks for a free outbound connection
 RECOVERY_INTERVAL = 10.0  # seconds between looks at attempts a crash left unsettled
 
 
@@ -135,6 +136,7 @@ class Deliverer:
         # relayed recipients whose attempt (a task of `run`) ended without an outcome
         # recorded; `recover` settles them, and every relayed one only at its first run
         self.relay_unsettled: set[tuple[str, int]] = set()
+        self.outbound = 0  # relay sessions under way (MaxOutboundConnections bounds them)
         self.recovered_once = False
 
     # -- delivering (blocking) ----------------------------------------------------------
@@ -452,7 +454,14 @@ class Deliverer:
         async def relay_one(recipients: list[QueuedRecipient]) -> None:
             try:
                 async with relay_gate:
-                    await loop.run_in_executor(relay_pool, self.deliver_all, recipients)
+                    # Set-TransportServer -MaxOutboundConnections, followed live
+                    while self.outbound >= self.config().max_outbound_connections:
+                        await asyncio.sleep(OUTBOUND_WAIT)
+                    self.outbound += 1
+                    try:
+                        await loop.run_in_executor(relay_pool, self.deliver_all, recipients)
+                    finally:
+                        self.outbound -= 1
             except Exception:
                 # outcomes could not be recorded: `recover` settles them shortly
                 self.relay_unsettled |= {(r.message_id, r.index) for r in recipients}
