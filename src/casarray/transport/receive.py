@@ -57,7 +57,7 @@ from casarray.transport.fast_smtp import FastSMTP
 from casarray.transport.headers import crlf, hop_count, received_header
 from casarray.transport.mailboxes import Authenticator, Recipients
 from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
-from casarray.transport.tracking import TrackingLog, track_receive
+from casarray.transport.tracking import TrackingLog, track_receive, track_submit
 
 log = logging.getLogger("casarray.transport")
 
@@ -546,6 +546,18 @@ class ReceiveHandler:
             return str(replies.QUEUE_FAILED)
         context.count("queued")
         if context.tracking is not None:  # RECEIVE in the message tracking log
+            if server.authenticated_as.endswith("$"):  # a Client Access server's
+                # a mailbox's message (web mail, the API) handed over by its CAS: SUBMIT
+                # first, as Exchange's store driver logs a mailbox's submission
+                track_submit(
+                    context.tracking,
+                    internal_message_id=queue_id,
+                    data=data,
+                    sender=sender,
+                    recipients=[r.address for r in envelope.routes],
+                    server_hostname=server.hostname,
+                    source_context=f"submitted by {server.authenticated_as}",
+                )
             track_receive(
                 context.tracking,
                 message,

@@ -28,9 +28,10 @@ Events and their sources, as Exchange logs them:
 
 - RECEIVE (SMTP): a message committed to the queue by the receive service
   (`track_receive`, called by `receive` after the enqueue).
-- SUBMIT (STOREDRIVER): in Exchange, the Mailbox server's submission service handing a
-  message from a mailbox to the Hub. Reserved: nothing submits from a mailbox yet (web
-  mail sends over SMTP, logged as RECEIVE); `track_submit` is the helper for it.
+- SUBMIT (STOREDRIVER): a message from a mailbox handed to the Hub (in Exchange, by the
+  Mailbox server's submission service): here web mail's and the API's, which their
+  Client Access server submits over SMTP as an Exchange server; logged before its
+  RECEIVE (`track_submit`).
 - DELIVER (STOREDRIVER): delivered into a mailbox, one event per recipient.
 - DEFER (STOREDRIVER or SMTP): an attempt failed for now; the recipient is retried.
 - FAIL (STOREDRIVER or SMTP): the recipient failed for good (RecipientStatus says why).
@@ -652,9 +653,10 @@ def track_submit(
     server_hostname: str = "",
     source_context: str = "",
 ) -> None:
-    """SUBMIT: a message submitted from a mailbox (Exchange's Mailbox server handing it
-    to the Hub, source STOREDRIVER). Reserved: casarray has no such submission yet (web
-    mail sends through SMTP: RECEIVE); this is the event for when it does."""
+    """SUBMIT: a message submitted from a mailbox (source STOREDRIVER), as Exchange's
+    store driver logs a mailbox's submission: the receive service records it, before
+    RECEIVE, when a Client Access server hands over a message its web mail or API sent
+    (the session authenticated as the server's computer account)."""
     try:
         message_id, subject = message_fields(data)
         tracking.record(

@@ -67,6 +67,14 @@ def test_send_with_an_attachment(org: Org, api: TestClient) -> None:  # noqa: F8
     assert answer["queue_id"] in message["Received"]
     [to_carol] = delivered(org, "carol")
     assert to_carol["Subject"] == "From the API"
+    # the Hub's message tracking log: a mailbox's submission through its CAS
+    from casarray.transport.tracking import TrackingLog
+
+    events = list(TrackingLog("MBX01", org.home).search(internal_message_id=answer["queue_id"]))
+    kinds = [(e.event_id, e.source) for e in events]
+    assert kinds[:2] == [("SUBMIT", "STOREDRIVER"), ("RECEIVE", "SMTP")], kinds
+    assert events[0].sender == "alice@lab.net" and events[0].message_id == answer["message_id"]
+    assert "CAS01$" in events[0].source_context
 
 
 @pytest.mark.parametrize(
