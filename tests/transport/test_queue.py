@@ -25,8 +25,8 @@ from casarray.transport.queue import (
     QueueError,
     SqliteQueue,
     new_queue_id,
-    open_queue,
 )
+from casarray.transport.queue_stores import open_queue
 
 MESSAGE = b"From: a@x.net\r\nSubject: hi\r\n\r\nbody\r\n"
 

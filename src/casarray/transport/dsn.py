@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from email.header import Header, decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
-from typing import Protocol
 
 from casarray.transport.config import AUTHORITATIVE, TransportConfig
 from casarray.transport.headers import header_block, received_header
@@ -47,36 +46,11 @@ from casarray.transport.queue import (
     new_queue_id,
 )
 from casarray.transport.relay import split_remote
+from casarray.transport.tracking import TrackingLog
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
 
 REPORTS_PER_SWEEP = 200
-
-
-class Tracking(Protocol):
-    """Message tracking (`transport.tracking.TrackingLog`): anything with its
-    `record`."""
-
-    def record(
-        self,
-        event_id: str,
-        *,
-        internal_message_id: str,
-        message_id: str = "",
-        sender: str = "",
-        recipients: Sequence[str] = (),
-        source: str = "SMTP",
-        client_ip: str = "",
-        server_ip: str = "",
-        server_hostname: str = "",
-        connector_id: str = "",
-        recipient_status: Sequence[str] = (),
-        total_bytes: int = 0,
-        message_subject: str = "",
-        return_path: str = "",
-        reference: str = "",
-        source_context: str = "",
-    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -224,7 +198,7 @@ def send_reports(
     config: TransportConfig,
     *,
     exists: Callable[[str], bool | None] | None = None,
-    tracking: Tracking | None = None,
+    tracking: TrackingLog | None = None,
     only: Sequence[tuple[str, int]] | None = None,
 ) -> list[str]:
     """Queue the reports due (those of `only`, else every one due): one per message,

@@ -33,7 +33,7 @@ while no delivery has them (`fail_unless_in_flight`, one transaction).
 `QueueStore` is the interface; `SqliteQueue` the store (one SQLite file under the
 server's folder, the default) and `queue_postgres.PostgresQueue` the same store in a
 PostgreSQL schema of its own (`--queue postgresql://...`: servers that keep nothing on
-their disk); `open_queue` chooses by URL.
+their disk); `queue_stores.open_queue` chooses by URL.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -404,21 +404,29 @@ class SqliteQueue:
         with self._lock:
             self._write_locked(statements, full=full)
 
-    def _write_locked(
-        self, statements: Iterable[tuple[str, Sequence[object]]], *, full: bool
-    ) -> None:
+    @contextlib.contextmanager
+    def _transaction(self, full: bool) -> Iterator[Connection]:
+        """A write transaction on the connection of that durability, committed when the
+        block ends (rolled back if it raises); the caller holds the lock. A store error
+        becomes QueueError."""
         try:
             self._sync(full)
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, params in statements:
-                    self._db.execute(sql, params)
+                yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
         except self._ERRORS as exc:
             raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
+
+    def _write_locked(
+        self, statements: Iterable[tuple[str, Sequence[object]]], *, full: bool
+    ) -> None:
+        with self._transaction(full) as db:
+            for sql, params in statements:
+                db.execute(sql, params)
 
     def enqueue(self, message: NewMessage) -> str:
         if not message.recipients:
@@ -451,28 +459,19 @@ class SqliteQueue:
         return pending.message_id
 
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
-        with self._lock:
-            try:
-                self._sync(False)  # survives a crash of the process (see the docstring)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    rows = self._db.execute(
-                        f"SELECT {_RECIPIENT_COLUMNS} FROM recipient WHERE state IN (?, ?)"
-                        " AND attempt_started IS NULL AND (next_attempt IS NULL OR"
-                        " next_attempt <= ?) ORDER BY next_attempt, message_id, idx LIMIT ?",
-                        (READY, RETRY, now, limit),
-                    ).fetchall()
-                    self._db.executemany(
-                        "UPDATE recipient SET attempts = attempts + 1, attempt_started = ?,"
-                        " attempt_note = '' WHERE message_id = ? AND idx = ?",
-                        [(now, row[0], row[1]) for row in rows],
-                    )
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except self._ERRORS as exc:
-                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
+        # NORMAL: survives a crash of the process (see the docstring)
+        with self._lock, self._transaction(False) as db:
+            rows = db.execute(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM recipient WHERE state IN (?, ?)"
+                " AND attempt_started IS NULL AND (next_attempt IS NULL OR"
+                " next_attempt <= ?) ORDER BY next_attempt, message_id, idx LIMIT ?",
+                (READY, RETRY, now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE recipient SET attempts = attempts + 1, attempt_started = ?,"
+                " attempt_note = '' WHERE message_id = ? AND idx = ?",
+                [(now, row[0], row[1]) for row in rows],
+            )
         taken = [_recipient(row) for row in rows]
         return [
             QueuedRecipient(**{**r.__dict__, "attempts": r.attempts + 1, "attempt_started": now})
@@ -536,28 +535,18 @@ class SqliteQueue:
         wait (Ready, Retry or Suspended) and whose delivery is not under way, in one
         transaction (a delivery can't take them meanwhile); the indexes failed."""
         waiting = (READY, RETRY, SUSPENDED)
-        with self._lock:
-            try:
-                self._sync(False)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    done = []
-                    for index in indexes:
-                        cursor = self._db.execute(
-                            "UPDATE recipient SET state = ?, last_error = ?,"
-                            " next_attempt = NULL, attempt_note = '', report = ?"
-                            " WHERE message_id = ? AND idx = ? AND attempt_started IS NULL"
-                            " AND state IN (?, ?, ?)",
-                            (FAILED, error, 1 if report else 0, message_id, index, *waiting),
-                        )
-                        if cursor.rowcount:
-                            done.append(index)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except self._ERRORS as exc:
-                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
+        done = []
+        with self._lock, self._transaction(False) as db:
+            for index in indexes:
+                cursor = db.execute(
+                    "UPDATE recipient SET state = ?, last_error = ?,"
+                    " next_attempt = NULL, attempt_note = '', report = ?"
+                    " WHERE message_id = ? AND idx = ? AND attempt_started IS NULL"
+                    " AND state IN (?, ?, ?)",
+                    (FAILED, error, 1 if report else 0, message_id, index, *waiting),
+                )
+                if cursor.rowcount:
+                    done.append(index)
         return done
 
     def reports_due(self, limit: int = 100) -> list[tuple[str, int]]:
@@ -636,19 +625,9 @@ class SqliteQueue:
     def _change(self, sql: str, rows: Sequence[Sequence[object]]) -> int:
         """One statement for each of `rows`, in one transaction; the rows changed."""
         changed = 0
-        with self._lock:
-            try:
-                self._sync(False)
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    for params in rows:
-                        changed += self._db.execute(sql, params).rowcount
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except self._ERRORS as exc:
-                raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
+        with self._lock, self._transaction(False) as db:
+            for params in rows:
+                changed += db.execute(sql, params).rowcount
         return changed
 
     def suspend(self, message_id: str, suspended: bool = True) -> None:
@@ -798,21 +777,3 @@ def default_path(server: str, home: Path | None = None) -> Path:
     from casarray.config import casarray_home
 
     return (home or casarray_home()) / "transport" / server.lower() / "queue.db"
-
-
-def open_queue(server: str, url: str | None = None) -> SqliteQueue:
-    """The queue of `server`: the SQLite file `url` names (`sqlite:///path`), a schema of
-    its own in the PostgreSQL database `url` names (`postgresql://...`,
-    `queue_postgres`), else the default file under the server's folder."""
-    if url is None:
-        return SqliteQueue(default_path(server))
-    if url.startswith("sqlite:///"):
-        return SqliteQueue(url[len("sqlite:///") :])
-    if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        from casarray.transport.queue_postgres import PostgresQueue
-
-        return PostgresQueue(url, server)
-    raise QueueError(
-        f"The queue store {url!r} is not one casarray knows: use sqlite:///PATH or "
-        "postgresql://USER@HOST/DATABASE."
-    )

@@ -137,7 +137,8 @@ class TransportProcess(ServiceProcess):
         from casarray.transport import tls
         from casarray.transport.delivery import Deliverer
         from casarray.transport.mailboxes import DirectoryMailboxes
-        from casarray.transport.queue import QueueError, open_queue
+        from casarray.transport.queue import QueueError
+        from casarray.transport.queue_stores import open_queue
         from casarray.transport.receive import ReceiveContext
         from casarray.transport.tracking import TrackingLog
 

@@ -58,8 +58,8 @@ from casarray.transport.queue import (
     QueueError,
     SqliteQueue,
     default_path,
-    open_queue,
 )
+from casarray.transport.queue_stores import open_queue
 from casarray.transport.transport_process import read_status
 
 QUEUE_TYPE = "Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo"
