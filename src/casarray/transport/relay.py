@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import dns.exception
 import dns.resolver
 
+from casarray.errors import CasarrayError
 from casarray.transport.config import SendConnector, TransportConfig
 
 log = logging.getLogger("casarray.transport")
@@ -60,7 +61,7 @@ UNROUTABLE = "550 5.4.4 Unable to route: no send connector serves {domain}"
 _STATUS = re.compile(r"^[245]\.\d{1,3}\.\d{1,3}\b")
 
 
-class RelayFailure(Exception):
+class RelayFailure(CasarrayError):
     """The whole attempt failed before any recipient's reply: `reply` says why and
     whether for good (a 5xx reply) or for now."""
 
