@@ -72,7 +72,11 @@ register_view(MESSAGE_TYPE, ("Identity", "FromAddress", "Status", "Queue", "Subj
 SUBMISSION = "Submission"
 QUEUED = (*PENDING, SUSPENDED)  # the recipient states that are in a queue
 
-REMOVED = "Removed by an administrator (Remove-Message -WithNDR ${}): {}"
+# Exchange's text for a message an administrator deleted ("QUEUE.Admin")
+REMOVED = (
+    "550 4.3.2 QUEUE.Admin; message deleted by administrative action "
+    "(Remove-Message -WithNDR ${}): {}"
+)
 NDR_DUE = "a non-delivery report is due to the sender"
 NO_NDR = "no non-delivery report"
 
@@ -695,7 +699,7 @@ class RemoveMessage(QueueCmdlet):
     synopsis = "Removes a message from a queue: its recipients there fail."
     description = (
         "Removes a message from one queue: each of its recipients in that queue fails with "
-        "the error 'Removed by an administrator (Remove-Message -WithNDR $true|$false)'. "
+        "the error '550 4.3.2 QUEUE.Admin; message deleted by administrative action'. "
         "With -WithNDR $true the sender gets a non-delivery report (RFC 3464), queued "
         "at once from the null sender (none for a message from the null sender). A "
         "recipient whose delivery is under way is left to it (a warning names it): the "
