@@ -146,6 +146,9 @@ class Server:
     # A Client Access server setting: serve users whose database names a Client Access
     # server or array of another site instead of referring them there.
     allow_cross_site_rpc_client_access: bool = False
+    # A Client Access server setting: where domain-joined clients find Autodiscover
+    # (its service connection point); None on other servers.
+    autodiscover_service_internal_uri: str | None = None
 
     @property
     def is_client_access_server(self) -> bool:

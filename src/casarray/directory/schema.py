@@ -134,6 +134,12 @@ class ServerRow(Base):
     allow_cross_site_rpc_client_access: Mapped[bool] = mapped_column(
         Boolean, nullable=False, default=False, server_default=false()
     )
+    # Set-ClientAccessServer -AutoDiscoverServiceInternalUri (revision 0010): the URL
+    # of the server's Autodiscover service connection point; setup sets it to
+    # https://<fqdn>/Autodiscover/Autodiscover.xml on a Client Access server.
+    autodiscover_service_internal_uri: Mapped[str | None] = mapped_column(
+        String(2048), nullable=True
+    )
     site: Mapped[SiteRow] = relationship()
 
 
@@ -514,3 +520,26 @@ class TransportServerRow(Base):
     message_expiration_timeout: Mapped[int] = mapped_column(Integer, nullable=False)
     message_retry_interval: Mapped[int] = mapped_column(Integer, nullable=False)
     max_outbound_connections: Mapped[int] = mapped_column(Integer, nullable=False)
+
+# -- Client Access virtual directories (revision 0010) ---------------------------------
+
+
+class VirtualDirectoryRow(Base):
+    """One IIS virtual directory of a Client Access server that clients are told
+    about: `kind` WebServices (EWS) or Autodiscover. Setup makes both with the server
+    (`directory.virtual_directories`)."""
+
+    __tablename__ = "virtual_directory"
+    __table_args__ = (UniqueConstraint("server_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guid: Mapped[str] = mapped_column(String(36), nullable=False, unique=True)
+    server_id: Mapped[int] = mapped_column(
+        ForeignKey("server.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    internal_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    external_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    basic_authentication: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    windows_authentication: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

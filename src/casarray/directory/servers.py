@@ -35,6 +35,7 @@ from casarray.directory.schema import (
     SiteRow,
 )
 from casarray.directory.transport.receive_connectors import default_connector_rows
+from casarray.directory.virtual_directories import setup_client_access
 
 if TYPE_CHECKING:
     from casarray.directory.service import Directory
@@ -110,6 +111,7 @@ class ServerService:
             distinguished_name=names.server_dn(row.name),
             when_created=row.when_created,
             allow_cross_site_rpc_client_access=bool(row.allow_cross_site_rpc_client_access),
+            autodiscover_service_internal_uri=row.autodiscover_service_internal_uri,
         )
 
     def resolve_row(self, session: Session, server: object) -> ServerRow:
@@ -172,6 +174,9 @@ class ServerService:
             session.flush()
             if row.hub_transport:
                 session.add_all(default_connector_rows(row))
+                session.flush()
+            if row.client_access:
+                session.add_all(setup_client_access(row))
                 session.flush()
             return self.record(row, site_row.name)
 

@@ -1,6 +1,7 @@
 """The directory: one object that opens the store and offers the services, one per
 object class (`sites`, `servers`, `arrays`, `databases`, `mailboxes`, `components`,
-`nlb`, `dns`, `certificates`, `transport`), plus the topology version and a way to watch it, and
+`nlb`, `dns`, `certificates`, `transport`,
+`virtual_directories`), plus the topology version and a way to watch it, and
 the session secret."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from casarray.directory.store import NOTIFY_CHANNEL, Store
 from casarray.directory.transport import accepted_domains
 from casarray.directory.transport.service import TransportService
 from casarray.directory.verified_logins import VerifiedLogins
+from casarray.directory.virtual_directories import VirtualDirectoryService
 
 SESSION_SECRET_BYTES = 32
 
@@ -53,6 +55,7 @@ class Directory:
         self.dns = DnsService(self)
         self.certificates = Certificates(self)
         self.transport = TransportService(self)
+        self.virtual_directories = VirtualDirectoryService(self)
         self._session_secret: bytes | None = None
 
     @classmethod
