@@ -1,13 +1,15 @@
 """Mailboxes (users): alias, display name, primary SMTP address, database, password.
 
-Passwords are stored as argon2 hashes only."""
+A password is stored as an argon2 hash, and beside it, sealed, as the NT hash that
+NTLM needs (`directory.nt_hashes`: what that means for security); neither is ever
+logged or shown."""
 
 from __future__ import annotations
 
 import threading
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, or_, select
@@ -17,6 +19,7 @@ from casarray.directory import identity, quotas, validate
 from casarray.directory.base import new_guid, utcnow
 from casarray.directory.databases import parse_quotas, row_quotas, set_row_quotas
 from casarray.directory.errors import ConflictError, InvalidOperationError, InvalidValueError
+from casarray.directory.nt_hashes import NtHashes
 from casarray.directory.objects import Mailbox
 from casarray.directory.schema import MailboxDatabaseRow, MailboxRow, ServerRow, VerifiedLoginRow
 
@@ -93,9 +96,20 @@ class PasswordCheck:
     remembered: bool = False
 
 
+@dataclass(frozen=True)
+class NtCredentials:
+    """What NTLM checks a login against (`MailboxService.nt_credentials`): the mailbox
+    and its password's NT hash, None when none is stored (a password set before NT
+    hashes were kept). Password-equivalent for NTLM: never log it."""
+
+    mailbox: Mailbox
+    nt_hash: bytes | None = field(repr=False)
+
+
 class MailboxService:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
+        self.nt_hashes = NtHashes(directory)
 
     def _record(self, row: MailboxRow, database: str, server: str) -> Mailbox:
         names = self.dir.names
@@ -163,7 +177,9 @@ class MailboxService:
         password_hash: str | None = None,
     ) -> Mailbox:
         """New-Mailbox. `name` is the display name; alias defaults to the address's
-        local part, the address to alias@default-domain."""
+        local part, the address to alias@default-domain. `password_hash` (an argon2
+        hash made beforehand) without `password` makes a mailbox with no NT hash: it
+        can't log in with NTLM until its password is set."""
 
         display = validate.display_name("Name", name, 256)
         if alias is None:
@@ -188,8 +204,9 @@ class MailboxService:
             else:
                 db_row = self.dir.databases.resolve_row(session, database)
             self._check_unique(session, alias, smtp, None)
+            guid = new_guid()
             row = MailboxRow(
-                guid=new_guid(),
+                guid=guid,
                 alias=alias,
                 alias_key=alias.lower(),
                 display_name=display,
@@ -198,6 +215,7 @@ class MailboxService:
                 smtp_key=smtp.lower(),
                 database_id=db_row.id,
                 password_hash=password_hash,
+                nt_hash=self.nt_hashes.seal(session, guid, password) if password else None,
                 when_created=utcnow(),
             )
             session.add(row)
@@ -342,8 +360,9 @@ class MailboxService:
                 row.alias, row.alias_key = new_alias, new_alias.lower()
             if new_smtp is not None:
                 row.primary_smtp_address, row.smtp_key = new_smtp, new_smtp.lower()
-            if new_hash is not None:
+            if new_hash is not None and password is not None:
                 row.password_hash = new_hash
+                row.nt_hash = self.nt_hashes.seal(session, row.guid, password)
                 self.dir.verified_logins.forget_mailbox(session, row.guid)
             if changes:
                 new_quotas = row_quotas(row).with_parameters(changes)
@@ -370,6 +389,24 @@ class MailboxService:
             return quotas.effective(
                 row.use_database_quota_defaults, row_quotas(row), row_quotas(database)
             )
+
+    def nt_credentials(self, login: str) -> NtCredentials | None:
+        """The mailbox whose address or alias is `login`, with its NT hash opened (for
+        NTLM); None if no mailbox has that login."""
+        key = login.strip().lower()
+        with self.dir.store.read() as session:
+            stmt = _joined(select(*_COLUMNS)).where(
+                or_(MailboxRow.smtp_key == key, MailboxRow.alias_key == key)
+            )
+            hit = session.execute(stmt).first()
+            if hit is None:
+                return None
+            row, database, server = hit
+            record = self._record(row, database, server)
+            sealed = row.nt_hash
+        if sealed is None:
+            return NtCredentials(record, None)
+        return NtCredentials(record, self.nt_hashes.open(record.guid, sealed))
 
     def authenticate(self, login: str, password: str) -> Mailbox | None:
         """The mailbox whose address, alias or UPN is `login` and whose password is

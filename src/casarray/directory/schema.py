@@ -192,6 +192,9 @@ class MailboxRow(Base):
         ForeignKey("mailbox_database.id"), nullable=False, index=True
     )
     password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    # The password's NT hash for NTLM, sealed with the organization's KEK; NULL until a
+    # password is set after revision 0011 (`directory.nt_hashes`).
+    nt_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     # Set-Mailbox's own quotas (bytes, NULL for Unlimited), used when it doesn't take
     # its database's (-UseDatabaseQuotaDefaults $false) (revision 0008).
@@ -520,6 +523,7 @@ class TransportServerRow(Base):
     message_expiration_timeout: Mapped[int] = mapped_column(Integer, nullable=False)
     message_retry_interval: Mapped[int] = mapped_column(Integer, nullable=False)
     max_outbound_connections: Mapped[int] = mapped_column(Integer, nullable=False)
+
 
 # -- Client Access virtual directories (revision 0010) ---------------------------------
 

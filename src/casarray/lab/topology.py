@@ -19,7 +19,6 @@ from email.utils import format_datetime, make_msgid
 
 from casarray.directory import Directory
 from casarray.directory.errors import InvalidValueError
-from casarray.directory.mailboxes import hash_password
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def build_seed_organization(directory: Directory) -> dict[str, str]:
             alias=alias,
             primary_smtp_address=f"{alias}@{domain}",
             database=database,
-            password_hash=hash_password(password),
+            password=password,
         )
         passwords[f"{alias}@{domain}"] = password
         deliver_welcome(directory, mailbox.guid, mailbox.database, display, f"{alias}@{domain}")

@@ -1,20 +1,30 @@
 """Private keys at rest: sealed with the organization's key-encryption key, which is
 kept outside the database (`casarray.pki.vault`). The first key sealed creates the KEK;
-once any sealed key exists, a missing KEK is an error, not a new one."""
+once any sealed key exists, a missing KEK is an error, not a new one. Mailboxes' NT
+hashes are sealed with the same KEK (`directory.nt_hashes`) and count as sealed keys."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casarray.directory.schema import ExchangeCertificateRow
+from casarray.directory.schema import ExchangeCertificateRow, MailboxRow
 from casarray.pki.vault import KeyVault
 
 if TYPE_CHECKING:
     from casarray.directory.service import Directory
+
+
+def nothing_sealed(session: Session) -> bool:
+    """Whether nothing in the directory is sealed with the KEK yet (then it may be
+    made): no certificate's private key, no mailbox's NT hash."""
+    for column in (ExchangeCertificateRow.private_key, MailboxRow.nt_hash):
+        if session.scalar(select(column).where(column.is_not(None)).limit(1)) is not None:
+            return False
+    return True
 
 
 class PrivateKeys:
@@ -31,14 +41,5 @@ class PrivateKeys:
             self._vault = KeyVault(self.dir.organization().guid, self.home)
         return self._vault
 
-    @staticmethod
-    def _may_create_kek(session: Session) -> bool:
-        sealed = session.scalar(
-            select(func.count())
-            .select_from(ExchangeCertificateRow)
-            .where(ExchangeCertificateRow.private_key.is_not(None))
-        )
-        return not sealed
-
     def seal(self, session: Session, key_pem: bytes, key_id: str) -> bytes:
-        return self.vault.seal(key_pem, key_id, may_create=self._may_create_kek(session))
+        return self.vault.seal(key_pem, key_id, may_create=nothing_sealed(session))
