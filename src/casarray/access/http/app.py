@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from casarray.access.ews import http as ews_http
 from casarray.access.http import api, autoconfig, autodiscover, owa
 from casarray.access.http.context import HTTP_PARSER, AppContext, RouteFactory
 
@@ -32,8 +33,9 @@ log = logging.getLogger("casarray.http")
 def default_services() -> list[RouteFactory]:
     """The services every Client Access server runs: Autodiscover, autoconfig, web
     mail and the JSON API (the runner adds the health check pages, which need its IMAP
-    probe). Add one by passing `[*default_services(), other.routes]` to `create_app`."""
-    return [autodiscover.routes, autoconfig.routes, owa.routes, api.routes]
+    probe), and Exchange Web Services (`access.ews`). Add one by passing
+    `[*default_services(), other.routes]` to `create_app`."""
+    return [autodiscover.routes, autoconfig.routes, owa.routes, api.routes, ews_http.routes]
 
 
 def create_app(
