@@ -160,6 +160,10 @@ def test_settings_response(org: Directory, cas01: TestClient, password: str) -> 
     assert exch.findtext(f"{O}ServerDN") == f"{SERVERS}/cn=bj-cas.lab.net"
     assert exch.findtext(f"{O}MdbDN") == (f"{SERVERS}/cn=bj-cas.lab.net/cn=Microsoft Private MDB")
     assert exch.findtext(f"{O}ServerVersion") == "7383807B"  # 14.3.123
+    # EWS: the internal URL of the answering server's EWS virtual directory (BJ)
+    for tag in ("ASUrl", "EwsUrl", "OOFUrl"):
+        assert exch.findtext(f"{O}{tag}") == "https://CAS01.lab.net/EWS/Exchange.asmx"
+    assert exch.find(f"{O}OABUrl") is None  # no offline address book
 
     owa = found["WEB"].find(f"{O}Internal/{O}OWAUrl")
     assert owa is not None and owa.text == "https://bj-cas.lab.net/owa/"
@@ -571,3 +575,39 @@ def test_real_server_with_curl(org: Directory, password: str, tmp_path: Path) ->
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert proc.stdout == "403"
+
+
+# -- EWS's URLs: EXCH (internal) and EXPR (external) ------------------------------------
+
+
+def test_expr_carries_the_external_ews_url(org: Directory, password: str) -> None:
+    org.virtual_directories.set(
+        "WebServices",
+        "CAS01\\EWS (Default Web Site)",
+        internal_url="https://bj-cas.lab.net/EWS/Exchange.asmx",
+        external_url="https://mail.lab.net/EWS/Exchange.asmx",
+        basic_authentication=False,
+    )
+    with client(org, "CAS01") as c:
+        status, root, text = post(c, outlook_request(), password=password)
+    assert status == 200 and root is not None, text
+    found = protocols(root)
+    assert list(found) == ["EXCH", "EXPR", "WEB", "IMAP", "SMTP"]
+    assert found["EXCH"].findtext(f"{O}EwsUrl") == "https://bj-cas.lab.net/EWS/Exchange.asmx"
+    expr = found["EXPR"]
+    assert expr.findtext(f"{O}Server") == "mail.lab.net"
+    assert expr.findtext(f"{O}SSL") == "On"
+    assert expr.findtext(f"{O}AuthPackage") == "Ntlm"
+    for tag in ("ASUrl", "EwsUrl", "OOFUrl"):
+        assert expr.findtext(f"{O}{tag}") == "https://mail.lab.net/EWS/Exchange.asmx"
+
+
+def test_ews_urls_of_the_mailbox_site_and_the_port(org: Directory, password: str) -> None:
+    # bob's database is in SH: CAS01 (BJ) hands out CAS03's URL; an https URL without a
+    # port gets the port the server advertises
+    with client(org, "CAS01", ports=ServicePorts.offset(10000)) as c:
+        status, root, text = post(c, outlook_request("bob@lab.net"), login="bob", password=password)
+    assert status == 200 and root is not None, text
+    assert protocols(root)["EXCH"].findtext(f"{O}EwsUrl") == (
+        "https://CAS03.lab.net:10443/EWS/Exchange.asmx"
+    )

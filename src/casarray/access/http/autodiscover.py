@@ -15,10 +15,20 @@ authentication against the mailbox password, and a body such as
 answers as Exchange 2010 does: the user (DisplayName, LegacyDN,
 AutoDiscoverSMTPAddress, DeploymentId = the organization GUID) and the account's
 protocols: EXCH, whose Server is the mailbox's preferred endpoint
-(`directory.endpoints`), ServerDN its legacyExchangeDN, MdbDN ServerDN plus
-`/cn=Microsoft Private MDB` and ServerVersion the mailbox server's version in
-Exchange's hexadecimal form; WEB with the OWA URL on the endpoint; IMAP (the endpoint,
-993, SSL) and SMTP (the endpoint, 587, STARTTLS).
+(`directory.endpoints`: the database's RpcClientAccessServer, the array FQDN after the
+seed's step), ServerDN its legacyExchangeDN, MdbDN ServerDN plus
+`/cn=Microsoft Private MDB`, ServerVersion the mailbox server's version in Exchange's
+hexadecimal form (7383807B for 14.3.123), and ASUrl, EwsUrl and OOFUrl the internal
+URL of the EWS virtual directory (`directory.virtual_directories.urls_for`: the
+answering server's when it is in the mailbox's site, else the site's first Client
+Access server's); EXPR, when that virtual directory has an ExternalUrl, with its host
+as Server, SSL, the AuthPackage and the external ASUrl, EwsUrl and OOFUrl (Exchange
+sends EXPR for Outlook Anywhere; the clients that read it here, Thunderbird, Evolution
+and exchangelib 4.x, take EWS's URLs from it); WEB with the OWA URL on the endpoint;
+IMAP (the endpoint, 993, SSL) and SMTP (the endpoint, 587, STARTTLS). No OABUrl:
+casarray publishes no offline address book, and Exchange leaves OABUrl out when the
+mailbox has none. A URL with no port gets the advertised HTTPS port when the server
+listens on another one (`advertised_url`).
 
 Errors, as Exchange sends them (HTTP 200 with an Error element): 600 "Invalid
 Request" for a body that isn't a well-formed Outlook request (a DTD or an entity
@@ -39,6 +49,7 @@ answered 600, as Exchange answers a browser.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Sequence
@@ -67,6 +78,7 @@ from casarray.directory.endpoints import (
     preferred_endpoint,
     server_version_hex,
 )
+from casarray.directory.virtual_directories import ServiceUrls
 from casarray.errors import CasarrayError
 
 log = logging.getLogger("casarray.http.autodiscover")
@@ -191,6 +203,7 @@ class Settings:
     endpoint: Endpoint
     server_version: str
     deployment_id: str
+    urls: ServiceUrls | None = None  # the EWS virtual directory's (None: no EWS)
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -204,6 +217,23 @@ def _serialize(root: ET.Element) -> bytes:
     ET.indent(root, space="  ")
     text: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="utf-8"?>\n' + text
+
+
+def advertised_url(url: str, context: AppContext) -> str:
+    """`url` as clients are told it: an https URL without a port gets the advertised
+    HTTPS port when that isn't 443 (a server on the unprivileged ports), so the
+    directory keeps Exchange's URLs and clients still reach the server."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or parts.port is not None or context.ports.https == 443:
+        return url
+    netloc = f"{parts.netloc}:{context.ports.https}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _ews_urls(parent: ET.Element, url: str, context: AppContext) -> None:
+    ews = advertised_url(url, context)
+    for tag in ("ASUrl", "EwsUrl", "OOFUrl"):
+        _sub(parent, tag, ews)
 
 
 def settings_xml(settings: Settings, context: AppContext) -> bytes:
@@ -228,6 +258,18 @@ def settings_xml(settings: Settings, context: AppContext) -> bytes:
     _sub(exch, "ServerDN", endpoint.server_dn)
     _sub(exch, "ServerVersion", settings.server_version)
     _sub(exch, "MdbDN", endpoint.mdb_dn)
+    urls = settings.urls
+    if urls is not None and urls.internal_ews_url:
+        _ews_urls(exch, urls.internal_ews_url, context)
+    if urls is not None and urls.external_ews_url:
+        expr = _sub(account, "Protocol")
+        _sub(expr, "Type", "EXPR")
+        _sub(expr, "Server", urllib.parse.urlsplit(urls.external_ews_url).hostname)
+        _sub(expr, "SSL", "On" if urls.external_ews_url.startswith("https:") else "Off")
+        _sub(expr, "AuthPackage", "Basic" if urls.basic_authentication else "Ntlm")
+        _sub(expr, "ServerExclusiveConnect", "On")
+        _sub(expr, "CertPrincipalName", "none")
+        _ews_urls(expr, urls.external_ews_url, context)
 
     web = _sub(account, "Protocol")
     _sub(web, "Type", "WEB")
@@ -290,7 +332,7 @@ def _own(mailbox: Mailbox, request: OutlookRequest) -> bool:
     return request.legacy_dn.lower() == mailbox.exchange_legacy_dn.lower()
 
 
-def _someone_has(context: AppContext, request: OutlookRequest) -> bool:
+def someone_has(context: AppContext, request: OutlookRequest) -> bool:
     wanted = request.email_address or request.legacy_dn or ""
     try:
         found = context.directory.mailboxes.one(wanted)
@@ -306,7 +348,7 @@ def lookup(context: AppContext, mailbox: Mailbox, request: OutlookRequest) -> Se
     """The settings of `mailbox` for `request`, or AutodiscoverError 500/602/603."""
     wanted = request.email_address or request.legacy_dn
     if not _own(mailbox, request):
-        if _someone_has(context, request):
+        if someone_has(context, request):
             raise AutodiscoverError(
                 ADDRESS_NOT_FOUND,
                 f"{wanted} is another user's; {mailbox.primary_smtp_address} may discover "
@@ -318,7 +360,8 @@ def lookup(context: AppContext, mailbox: Mailbox, request: OutlookRequest) -> Se
         endpoint = preferred_endpoint(directory, mailbox)
         version = directory.servers.one(mailbox.server).admin_display_version
         deployment_id = directory.organization().guid
-        return Settings(mailbox, endpoint, server_version_hex(version), deployment_id)
+        urls = directory.virtual_directories.urls_for(context.server, endpoint.site)
+        return Settings(mailbox, endpoint, server_version_hex(version), deployment_id, urls)
     except NoEndpointError as exc:
         raise AutodiscoverError(CONFIGURATION_ERROR, exc.message, message=exc.message) from None
     except DirectoryError as exc:
@@ -332,7 +375,7 @@ def _xml(body: bytes) -> Response:
     return Response(body, status_code=200, media_type=CONTENT_TYPE)
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -356,7 +399,7 @@ async def autodiscover(request: Request) -> Response:
     try:
         if request.method != "POST":
             raise AutodiscoverError(INVALID_REQUEST, "Autodiscover takes a POST request.")
-        outlook = parse_request(await _read_body(request))
+        outlook = parse_request(await read_body(request))
     except AutodiscoverError as exc:
         log.info("%s autodiscover for %s: %s", context.server_name, mailbox.alias, exc)
         return _xml(error_xml(exc, context, provider=False))
@@ -388,5 +431,11 @@ async def autodiscover(request: Request) -> Response:
 
 
 def routes(context: AppContext) -> Sequence[BaseRoute]:
-    """The Autodiscover routes (the context is read per request, from the app)."""
-    return [CaseInsensitiveRoute(PATH, autodiscover, methods=["GET", "POST"])]
+    """The Autodiscover routes, POX and SOAP (`autodiscover_soap`); the context is read
+    per request, from the app."""
+    from casarray.access.http import autodiscover_soap
+
+    return [
+        CaseInsensitiveRoute(PATH, autodiscover, methods=["GET", "POST"]),
+        *autodiscover_soap.routes(context),
+    ]
