@@ -38,7 +38,7 @@ import json
 import logging
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -113,7 +113,7 @@ class ApiError(CasarrayError):
         *,
         field: str | None = None,
         endpoint: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -150,7 +150,8 @@ def _from_http_exception(exc: HTTPException) -> ApiError:
     code = _HTTP_CODES.get(exc.status_code)
     if code is None:  # none raised today; keep the status, with the nearest code
         code = "invalid_field" if exc.status_code < 500 else "internal_error"
-    error = ApiError(code, str(exc.detail), headers=dict(exc.headers or {}))
+    # exc.headers as given: a 401's WWW-Authenticate offers are separate headers
+    error = ApiError(code, str(exc.detail), headers=exc.headers or {})
     error.status = exc.status_code
     return error
 

@@ -12,6 +12,14 @@ every other array member.
 HTTP Basic authentication checks a mailbox's address or alias and password
 (`directory.mailboxes.authenticate`, argon2 in a worker thread); a `DOMAIN\\user` login
 is taken as `user`. It is refused over plain HTTP unless the context allows that.
+
+Windows authentication (`NTLM`, and raw NTLM under `Negotiate`) is offered beside
+Basic on every 401, as IIS offers it for Exchange's virtual directories: the
+handshake's protocol is `ntlm`; here, its HTTP side. The first request's NEGOTIATE gets
+a 401 carrying the challenge, the second's AUTHENTICATE is checked against the user's
+NT hash from the directory (`directory.mailboxes.nt_credentials`), with the same
+lockout and the same rule on plain HTTP as Basic. A user whose password predates NT
+hashes is refused over NTLM with a log line saying why; Basic still works for them.
 """
 
 from __future__ import annotations
@@ -27,12 +35,24 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 
 from casarray.access.http.credentials import AnswerCache, CredentialCache
+from casarray.access.http.ntlm import (
+    AUTHENTICATE_MESSAGE,
+    NEGOTIATE_MESSAGE,
+    Handshakes,
+    NtlmAcceptor,
+    NtlmError,
+    Target,
+    decode_token,
+    message_type,
+)
 from casarray.directory.lockout import DirectoryLockout, Lockout, MemoryLockout
+from casarray.errors import CasarrayError
 
 if TYPE_CHECKING:
     from casarray.directory import Directory, Mailbox, Server
@@ -83,6 +103,8 @@ class AppContext:
     credentials: CredentialCache = field(default_factory=CredentialCache)
     # Answers computed from the directory, until it changes (Autodiscover's).
     answers: AnswerCache = field(default_factory=AnswerCache)
+    # NTLM handshakes waiting for their third message, by connection (`ntlm`).
+    handshakes: Handshakes = field(default_factory=Handshakes)
 
     @classmethod
     def for_server(
@@ -141,10 +163,16 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def unauthorized(context: AppContext, detail: str = "Unauthorized") -> HTTPException:
-    return HTTPException(
-        401, detail, headers={"WWW-Authenticate": f'Basic realm="{context.server_fqdn}"'}
-    )
+def unauthorized(
+    context: AppContext, detail: str = "Unauthorized", *, basic: bool = True, windows: bool = True
+) -> HTTPException:
+    """A 401 offering what this resource takes, one `WWW-Authenticate` each, in IIS's
+    order: Negotiate, NTLM (`windows`), Basic (`basic`)."""
+    offers = ["Negotiate", "NTLM"] if windows else []
+    if basic:
+        offers.append(f'Basic realm="{context.server_fqdn}"')
+    raw = [(b"www-authenticate", offer.encode("latin-1")) for offer in offers]
+    return HTTPException(401, detail, headers=Headers(raw=raw))
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -171,22 +199,24 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
     return login, password
 
 
-async def authenticate(request: Request) -> Mailbox:
-    """The mailbox whose credentials the request carries (HTTP Basic), or an
-    HTTPException: 403 over plain HTTP when TLS is required, 401 (with
-    `WWW-Authenticate`) for missing or wrong credentials, 429 while throttled."""
+async def authenticate(request: Request, *, basic: bool = True, windows: bool = True) -> Mailbox:
+    """The mailbox whose credentials the request carries (HTTP Basic, or NTLM's
+    handshake when `windows`), or an HTTPException: 403 over plain HTTP when TLS is
+    required, 401 (with `WWW-Authenticate`) for missing or wrong credentials and for
+    NTLM's challenge, 429 while throttled."""
     context = context_of(request)
     if context.require_tls and not is_tls(request):
         raise HTTPException(403, "HTTPS is required.")
-    credentials = parse_basic(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    scheme = (header or "").strip().partition(" ")[0].lower()
+    if windows and scheme in ("ntlm", "negotiate"):
+        return await _windows_login(request, context, header or "", basic=basic)
+    credentials = parse_basic(header) if basic else None
     if credentials is None:
-        raise unauthorized(context)
+        raise unauthorized(context, basic=basic, windows=windows)
     login, password = credentials
     cache = context.credentials
-    if not cache.followed:  # no watcher: read the version (a cheap query)
-        version = await run_in_threadpool(context.directory.topology_version)
-        cache.topology_changed(version)
-        context.answers.topology_changed(version)
+    await _follow_directory(context)
     remembered = cache.get(login, password)
     if remembered is not None:
         return remembered
@@ -221,3 +251,103 @@ async def authenticate(request: Request) -> Mailbox:
     await run_in_threadpool(context.throttle.succeeded, login)
     cache.put(login, password, mailbox)
     return mailbox
+
+
+async def _follow_directory(context: AppContext) -> None:
+    """Without a directory watcher, read the topology version (a cheap query) so the
+    caches forget what a change made stale."""
+    if not context.credentials.followed:
+        version = await run_in_threadpool(context.directory.topology_version)
+        context.credentials.topology_changed(version)
+        context.answers.topology_changed(version)
+
+
+def _connection(request: Request) -> tuple[object, ...]:
+    """This request's TCP connection, as far as ASGI tells (see `ntlm` on why)."""
+    scope = request.scope
+    return (tuple(scope.get("client") or ()), tuple(scope.get("server") or ()), scope["scheme"])
+
+
+async def _windows_login(
+    request: Request, context: AppContext, header: str, *, basic: bool
+) -> Mailbox:
+    """NTLM's handshake over two requests (`ntlm`): the first gets the challenge in a
+    401, the second is checked against the directory's NT hash for the user."""
+    scheme_text, _, value = header.strip().partition(" ")
+    scheme = "Negotiate" if scheme_text.lower() == "negotiate" else "NTLM"
+    address = client_address(request)
+    connection = _connection(request)
+    try:
+        token = decode_token(value)
+        kind = message_type(token)
+        if kind is None:
+            raise NtlmError(f"The {scheme} token is not an NTLM message (Kerberos isn't offered).")
+        if kind == NEGOTIATE_MESSAGE:
+            acceptor = NtlmAcceptor(
+                Target.of(
+                    context.directory.names.ad_domain, context.server_name, context.server_fqdn
+                )
+            )
+            challenge = acceptor.challenge(token)
+            context.handshakes.put(connection, scheme, acceptor)
+            raise HTTPException(
+                401,
+                "Unauthorized",
+                headers={"WWW-Authenticate": f"{scheme} {base64.b64encode(challenge).decode()}"},
+            )
+        if kind != AUTHENTICATE_MESSAGE:
+            raise NtlmError(f"The {scheme} token is an NTLM message of type {kind}, not 1 or 3.")
+        waiting = context.handshakes.take(connection, scheme)
+        if waiting is None:
+            raise NtlmError(
+                "NTLM AUTHENTICATE without a challenge on this connection (or too late)."
+            )
+        user = waiting.login(token)
+    except NtlmError as exc:
+        log.info("%s %s login from %s: %s", context.server_name, scheme, address, exc.message)
+        raise unauthorized(context, basic=basic) from None
+    login = user.user
+    retry = await run_in_threadpool(context.throttle.retry_after, login, address)
+    if retry is not None:
+        log.info(
+            "%s %s login %r from %s: throttled", context.server_name, scheme, user.display, address
+        )
+        raise HTTPException(
+            429, "Too many failed logins; try again later.", {"Retry-After": str(int(retry) + 1)}
+        )
+    await _follow_directory(context)
+    cache = context.credentials
+    found = cache.get_nt(login)
+    remembered = found is not None
+    if found is None:
+        try:
+            found = await run_in_threadpool(context.directory.mailboxes.nt_credentials, login)
+        except CasarrayError as exc:
+            log.warning(
+                "%s %s login %r: %s", context.server_name, scheme, user.display, exc.message
+            )
+            raise unauthorized(context, basic=basic) from None
+    if found is not None and found.nt_hash is None:
+        log.warning(
+            "%s %s login %r from %s: refused, the mailbox %s has no NT hash (its password "
+            "was set before NTLM was supported); set its password again (Set-Mailbox "
+            "-Password) to enable NTLM. Basic authentication still works.",
+            context.server_name,
+            scheme,
+            user.display,
+            address,
+            found.mailbox.primary_smtp_address,
+        )
+        raise unauthorized(context, basic=basic)
+    if found is None or found.nt_hash is None or not waiting.verify(found.nt_hash):
+        if remembered:
+            cache.forget_nt(login)
+        await run_in_threadpool(context.throttle.failed, login, address)
+        log.info(
+            "%s %s login %r from %s: failed", context.server_name, scheme, user.display, address
+        )
+        raise unauthorized(context, basic=basic)
+    if not remembered:
+        await run_in_threadpool(context.throttle.succeeded, login)
+        cache.put_nt(login, found)
+    return found.mailbox

@@ -12,6 +12,13 @@ mailbox disabled or removed), so a changed password stops working within a secon
 the directory watcher reports the change (without a watcher, the version is read per
 request, still far cheaper than argon2). Failed logins are never remembered: they go
 to the throttle.
+
+NTLM logins (`ntlm`) are remembered the same way, for the same time, and forgotten on
+the same changes: after a handshake verified, the user's mailbox and NT hash as the
+directory gave them, by an HMAC of the login, so the next handshake (a client repeats
+it per request) skips the directory read and the unsealing. Only a handshake that
+verifies against the remembered hash succeeds from it; the hash stays in this
+process's memory, where every handshake puts it anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from casarray.directory import Mailbox
+    from casarray.directory.mailboxes import NtCredentials
 
 DEFAULT_TTL = 60.0
 MAX_ENTRIES = 10_000
@@ -47,6 +55,7 @@ class CredentialCache:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._entries: OrderedDict[bytes, tuple[float, Mailbox]] = OrderedDict()
+        self._nt_entries: OrderedDict[bytes, tuple[float, NtCredentials]] = OrderedDict()
         self._version: int | None = None
         # True once a directory watcher feeds the versions (the runner's); else the
         # caller reads the version itself before trusting an entry (`authenticate`).
@@ -87,16 +96,46 @@ class CredentialCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def get_nt(self, login: str) -> NtCredentials | None:
+        """The mailbox and NT hash an NTLM login of `login` verified against lately."""
+        if self.ttl <= 0:
+            return None
+        digest = self._digest("ntlm\0" + login, "")
+        with self._lock:
+            entry = self._nt_entries.get(digest)
+            if entry is None:
+                return None
+            if entry[0] <= self.clock():
+                del self._nt_entries[digest]
+                return None
+            return entry[1]
+
+    def put_nt(self, login: str, credentials: NtCredentials) -> None:
+        if self.ttl <= 0:
+            return
+        digest = self._digest("ntlm\0" + login, "")
+        with self._lock:
+            self._nt_entries[digest] = (self.clock() + self.ttl, credentials)
+            self._nt_entries.move_to_end(digest)
+            while len(self._nt_entries) > self.max_entries:
+                self._nt_entries.popitem(last=False)
+
+    def forget_nt(self, login: str) -> None:
+        with self._lock:
+            self._nt_entries.pop(self._digest("ntlm\0" + login, ""), None)
+
     def topology_changed(self, version: int) -> None:
         """Forget everything when the directory changed (call from the watcher)."""
         with self._lock:
             if self._version is not None and version != self._version:
                 self._entries.clear()
+                self._nt_entries.clear()
             self._version = version
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._nt_entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
