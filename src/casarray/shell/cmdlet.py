@@ -187,6 +187,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.transport.transport_servers",
     "casarray.shell.cmdlets.transport.queues",
     "casarray.shell.cmdlets.transport.tracking",
+    "casarray.shell.cmdlets.virtual_directories",
     "casarray.shell.cmdlets.testing",
 )
 

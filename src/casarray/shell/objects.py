@@ -141,9 +141,7 @@ def client_access_server_object(server: Server, array: str | None) -> PSObject:
             "ClientAccessArray": array,
             "AllowCrossSiteRpcClientAccess": server.allow_cross_site_rpc_client_access,
             "OutlookAnywhereEnabled": False,
-            "AutoDiscoverServiceInternalUri": (
-                f"https://{server.fqdn}/Autodiscover/Autodiscover.xml"
-            ),
+            "AutoDiscoverServiceInternalUri": server.autodiscover_service_internal_uri,
             "AutoDiscoverSiteScope": [server.site],
             "IPAddress": server.ip_address,
             "ExchangeLegacyDN": server.exchange_legacy_dn,

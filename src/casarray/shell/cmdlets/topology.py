@@ -379,6 +379,12 @@ class SetClientAccessServer(Cmdlet):
             help="$true: serve users whose database names a Client Access server or array "
             "of another site, instead of referring them there. Default $false.",
         ),
+        Parameter(
+            "AutoDiscoverServiceInternalUri",
+            help="The Autodiscover URL domain-joined clients find for this server (its "
+            "service connection point), such as "
+            "https://bj-cas.lab.net/Autodiscover/Autodiscover.xml; $null clears it.",
+        ),
     )
     synopsis = "Changes the settings of a Client Access server."
     description = (
@@ -411,11 +417,17 @@ class SetClientAccessServer(Cmdlet):
                 target=server.name,
             )
         allow = params.get("AllowCrossSiteRpcClientAccess")
-        if allow is None or not self.should_process(server.name):
+        uri_given = "AutoDiscoverServiceInternalUri" in params
+        if (allow is None and not uri_given) or not self.should_process(server.name):
             return ()
-        self.directory.servers.set_client_access(
-            server, allow_cross_site_rpc_client_access=bool(allow)
-        )
+        if uri_given:  # checked (and refused) before anything is written
+            self.directory.virtual_directories.set_autodiscover_service_internal_uri(
+                server, params["AutoDiscoverServiceInternalUri"]
+            )
+        if allow is not None:
+            self.directory.servers.set_client_access(
+                server, allow_cross_site_rpc_client_access=bool(allow)
+            )
         return ()
 
 
