@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 from casarray.directory import Directory
 from casarray.mailstore.interface import MailboxStore
 from casarray.mailstore.store import close_all
-from tests.access.ews import NS, call, error_of, ews_client, messages
+from tests.access.ews import EWS as EWS_PATH
+from tests.access.ews import NS, call, error_of, ews_client, messages, ok
 from tests.access.http import build_org
 from tests.access.http.test_api import PASSWORD, cheap_hash, seed_mailbox
 
@@ -75,3 +76,72 @@ def test_unknown_operation_is_an_error_with_200(c: TestClient) -> None:
     code, text = error_of(messages(response)[0])
     assert code == "ErrorInvalidOperation"
     assert "FrobnicateItem" in text
+
+
+def find_inbox(c: TestClient, extra: str = "", shape: str = "IdOnly") -> list:
+    r = call(
+        c,
+        f'<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>{shape}</t:BaseShape>'
+        f"</m:ItemShape>{extra}<m:ParentFolderIds>"
+        '<t:DistinguishedFolderId Id="inbox"/></m:ParentFolderIds></m:FindItem>',
+    )
+    [msg] = ok(r)
+    return list(msg.find("m:RootFolder/t:Items", NS))
+
+
+def get_items(c: TestClient, ids: list[str], body_type: str = "Best") -> list:
+    item_ids = "".join(f'<t:ItemId Id="{i}"/>' for i in ids)
+    return messages(
+        call(
+            c,
+            f"<m:GetItem><m:ItemShape><t:BaseShape>Default</t:BaseShape>"
+            f"<t:BodyType>{body_type}</t:BodyType></m:ItemShape>"
+            f"<m:ItemIds>{item_ids}</m:ItemIds></m:GetItem>",
+        )
+    )
+
+
+def test_get_item_bodies_by_body_type(c: TestClient) -> None:
+    restriction = (
+        '<m:Restriction><t:IsEqualTo><t:FieldURI FieldURI="item:Subject"/>'
+        '<t:FieldURIOrConstant><t:Constant Value="quarterly REPORT"/></t:FieldURIOrConstant>'
+        "</t:IsEqualTo></m:Restriction>"
+    )
+    [found] = find_inbox(c, restriction)
+    item_id = found.find("t:ItemId", NS).get("Id")
+    [html] = get_items(c, [item_id], "HTML")
+    body = html.find("m:Items/t:Message/t:Body", NS)
+    assert body.get("BodyType") == "HTML" and "<b>attached</b>" in body.text
+    [text] = get_items(c, [item_id], "Text")
+    body = text.find("m:Items/t:Message/t:Body", NS)
+    assert body.get("BodyType") == "Text" and "caf\u00e9" in body.text
+    names = [a.findtext("t:Name", namespaces=NS) for a in text.iter(f"{{{NS['t']}}}FileAttachment")]
+    assert names == ["report.pdf", "\u62a5\u544a.txt"]
+
+
+def test_forged_and_foreign_ids_through_http(org: Directory, c: TestClient) -> None:
+    [first, *_] = find_inbox(c)
+    good = first.find("t:ItemId", NS).get("Id")
+    forged = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+    results = get_items(c, [good, forged, "garbage"])
+    assert results[0].get("ResponseClass") == "Success"
+    assert error_of(results[1])[0] == "ErrorInvalidIdMalformed"
+    assert error_of(results[2])[0] == "ErrorInvalidIdMalformed"
+    seed_mailbox(org, "bob")
+    with ews_client(org, BOB, "CAS03") as bob:
+        [refused] = get_items(bob, [good])
+        code, text = error_of(refused)
+        assert code == "ErrorAccessDenied"
+        assert "Quarterly" not in text
+        [folder] = get_folder(bob, first.find("t:ItemId", NS).get("Id"))
+        assert error_of(folder)[0] == "ErrorInvalidIdMalformed"  # an item id is no folder id
+
+
+def test_http_edges(c: TestClient) -> None:
+    r = c.post(EWS_PATH, content=b"<", headers={"Content-Type": "text/xml"})
+    assert r.status_code == 500 and b"ErrorSchemaValidation" in r.content
+    r = c.post(EWS_PATH, content=b"x", headers={"Content-Length": str(20 * 1024 * 1024)})
+    assert r.status_code == 413
+    assert c.get(EWS_PATH).status_code == 200
+    assert b"ExchangeServices" in c.get("/EWS/Services.wsdl").content
+    assert c.post(EWS_PATH, content=b"<x/>", auth=("alice@lab.net", "wrong")).status_code == 401
