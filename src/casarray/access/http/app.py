@@ -24,18 +24,25 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from casarray.access.ews import http as ews_http
-from casarray.access.http import api, autoconfig, autodiscover, owa
+from casarray.access.http import api, autoconfig, autodiscover, autodiscover_soap, owa
 from casarray.access.http.context import HTTP_PARSER, AppContext, RouteFactory
 
 log = logging.getLogger("casarray.http")
 
 
 def default_services() -> list[RouteFactory]:
-    """The services every Client Access server runs: Autodiscover, autoconfig, web
-    mail and the JSON API (the runner adds the health check pages, which need its IMAP
-    probe), and Exchange Web Services (`access.ews`). Add one by passing
+    """The services every Client Access server runs: Autodiscover (POX and SOAP),
+    autoconfig, web mail, the JSON API and Exchange Web Services (`access.ews`); the
+    runner adds the health check pages, which need its IMAP probe. Add one by passing
     `[*default_services(), other.routes]` to `create_app`."""
-    return [autodiscover.routes, autoconfig.routes, owa.routes, api.routes, ews_http.routes]
+    return [
+        autodiscover.routes,
+        autodiscover_soap.routes,
+        autoconfig.routes,
+        owa.routes,
+        api.routes,
+        ews_http.routes,
+    ]
 
 
 def create_app(

@@ -431,11 +431,6 @@ async def autodiscover(request: Request) -> Response:
 
 
 def routes(context: AppContext) -> Sequence[BaseRoute]:
-    """The Autodiscover routes, POX and SOAP (`autodiscover_soap`); the context is read
-    per request, from the app."""
-    from casarray.access.http import autodiscover_soap
-
-    return [
-        CaseInsensitiveRoute(PATH, autodiscover, methods=["GET", "POST"]),
-        *autodiscover_soap.routes(context),
-    ]
+    """The POX Autodiscover route (SOAP's are `autodiscover_soap.routes`, beside it in
+    the application's services); the context is read per request, from the app."""
+    return [CaseInsensitiveRoute(PATH, autodiscover, methods=["GET", "POST"])]
