@@ -37,7 +37,8 @@ from casarray.access.ews.soap import (
     SoapRequest,
     fault,
 )
-from casarray.access.http.context import AppContext, CaseInsensitiveRoute, authenticate, context_of
+from casarray.access.http.context import AppContext, CaseInsensitiveRoute, context_of
+from casarray.access.http.vdir_auth import WEB_SERVICES, authenticate_for
 from casarray.directory.errors import DirectoryError
 from casarray.mailstore.provisioning import open_mailbox
 
@@ -77,7 +78,7 @@ async def _read_body(request: Request) -> bytes:
 
 
 async def exchange_asmx(request: Request) -> Response:
-    mailbox = await authenticate(request)
+    mailbox = await authenticate_for(request, WEB_SERVICES)
     context = context_of(request)
     if request.method == "GET":
         return HTMLResponse(
@@ -113,7 +114,7 @@ async def exchange_asmx(request: Request) -> Response:
 
 
 async def services_wsdl(request: Request) -> Response:
-    await authenticate(request)
+    await authenticate_for(request, WEB_SERVICES)
     context = context_of(request)
     location = escape(f"{request.url.scheme}://{request.url.netloc}{PATH}", {'"': "&quot;"})
     wsdl = f"""<?xml version="1.0" encoding="utf-8"?>

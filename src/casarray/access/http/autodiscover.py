@@ -66,10 +66,10 @@ from starlette.routing import BaseRoute
 from casarray.access.http.context import (
     AppContext,
     CaseInsensitiveRoute,
-    authenticate,
     context_of,
     is_tls,
 )
+from casarray.access.http.vdir_auth import AUTODISCOVER, authenticate_for
 from casarray.directory import AmbiguousIdentityError, DirectoryError, Mailbox, NotFoundError
 from casarray.directory.endpoints import (
     Endpoint,
@@ -395,7 +395,7 @@ async def autodiscover(request: Request) -> Response:
         return RedirectResponse(context.https_url(host, PATH), status_code=302)
     if request.method == "POST" and not is_tls(request) and context.require_tls:
         return PlainTextResponse("Autodiscover needs HTTPS.", status_code=403)
-    mailbox = await authenticate(request)
+    mailbox = await authenticate_for(request, AUTODISCOVER)
     try:
         if request.method != "POST":
             raise AutodiscoverError(INVALID_REQUEST, "Autodiscover takes a POST request.")

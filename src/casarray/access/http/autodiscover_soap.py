@@ -51,10 +51,10 @@ from casarray.access.http.autodiscover import lookup as pox_lookup
 from casarray.access.http.context import (
     AppContext,
     CaseInsensitiveRoute,
-    authenticate,
     context_of,
     is_tls,
 )
+from casarray.access.http.vdir_auth import AUTODISCOVER, authenticate_for
 from casarray.directory import Mailbox
 from casarray.directory.endpoints import access_name
 from casarray.errors import CasarrayError
@@ -476,7 +476,7 @@ async def autodiscover_svc(request: Request) -> Response:
         )
     if not is_tls(request) and context.require_tls:
         return PlainTextResponse("Autodiscover needs HTTPS.", status_code=403)
-    mailbox = await authenticate(request)
+    mailbox = await authenticate_for(request, AUTODISCOVER)
     envelope_ns = SOAP11
     try:
         try:
