@@ -161,6 +161,9 @@ class EwsContext:
     server: Server
     ids: IdCodec
     request: SoapRequest
+    # The ports this server listens on minus the standard ones (the lab's +10000): where
+    # a Hub Transport of another host listens, for sending (`access.submission`).
+    port_offset: int = 0
     _folders: list[Folder] | None = field(default=None, repr=False)
 
     @property

@@ -43,6 +43,7 @@ from casarray.directory.errors import DirectoryError
 from casarray.mailstore.provisioning import open_mailbox
 
 XML = "text/xml; charset=utf-8"
+SUBMISSION_PORT = 587  # the standard port `ports.submission` is offset from
 PATH = "/EWS/Exchange.asmx"
 WSDL_PATH = "/EWS/Services.wsdl"
 
@@ -107,6 +108,7 @@ async def exchange_asmx(request: Request) -> Response:
             server=context.server,
             ids=IdCodec.for_secret(secret),
             request=soap,
+            port_offset=context.ports.submission - SUBMISSION_PORT,
         )
 
     status, body = await run_in_threadpool(answer, data, open_context)

@@ -16,7 +16,8 @@ What the kinds hold:
 - item (`ItemRef`): mailbox GUID, folder UIDVALIDITY and name, the message's UID.
 - attachment (`AttachmentRef`): an item and the MIME part number.
 - change key: the item's (or folder's) modification sequence, so it changes whenever
-  the item does.
+  the item does; for an item whose message was replaced (an attachment added or
+  removed), also the UID of the message that replaced it.
 - sync state: a few integers and an optional blob, opaque to the client.
 
 Ids are not secret: whoever holds one can tell the mailbox GUID and the folder's name
@@ -200,15 +201,30 @@ class IdCodec:
 
     # -- change keys and sync states --------------------------------------------------------
 
-    def change_key(self, modseq: int) -> str:
-        return self._seal(_CHANGE_KEY, struct.pack(">Q", modseq))
+    def change_key(self, modseq: int, successor: int | None = None) -> str:
+        """A ChangeKey for `modseq`; with `successor`, the key of an item whose message
+        was replaced by the one of that UID in the same folder (CreateAttachment and
+        DeleteAttachment replace a message: the client keeps the old ItemId and this
+        key, as Exchange's RootItemChangeKey, and `successor_of` finds the new one)."""
+        payload = struct.pack(">Q", modseq)
+        if successor is not None:
+            payload += struct.pack(">I", successor)
+        return self._seal(_CHANGE_KEY, payload)
 
     def decode_change_key(self, text: str | None) -> int:
         """The modseq a ChangeKey carries."""
         _, p = self._open(text, (_CHANGE_KEY,), "change key")
-        if len(p) != 8:
+        if len(p) not in (8, 12):
             raise EwsError("ErrorInvalidChangeKey", "The change key is malformed.")
-        return int(struct.unpack(">Q", p)[0])
+        return int(struct.unpack(">Q", p[:8])[0])
+
+    def successor_of(self, text: str | None) -> int | None:
+        """The UID of the message that replaced the item a ChangeKey was issued for
+        (see `change_key`), or None."""
+        _, p = self._open(text, (_CHANGE_KEY,), "change key")
+        if len(p) != 12:
+            return None
+        return int(struct.unpack(">I", p[8:])[0])
 
     def sync_state(self, mailbox: str, numbers: tuple[int, ...], blob: bytes = b"") -> str:
         """A SyncState: up to 255 unsigned 64-bit numbers and a blob, for `mailbox`."""

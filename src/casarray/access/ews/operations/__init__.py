@@ -16,7 +16,15 @@ from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from casarray.access.ews.context import EwsContext
-from casarray.access.ews.operations import folders, items, misc, sync
+from casarray.access.ews.operations import (
+    attachments,
+    changes,
+    create,
+    folders,
+    items,
+    misc,
+    sync,
+)
 
 Handler = Callable[[EwsContext, Element], Element]
 
@@ -25,4 +33,7 @@ OPERATIONS: dict[str, Handler] = {
     **items.HANDLERS,
     **sync.HANDLERS,
     **misc.HANDLERS,
+    **create.HANDLERS,
+    **attachments.HANDLERS,
+    **changes.HANDLERS,
 }

@@ -22,6 +22,7 @@ its addresses (or display names) does.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
@@ -311,7 +312,11 @@ def get_item(ctx: EwsContext, op: Element) -> Element:
         try:
             if local_name(e.tag) != "ItemId":
                 raise EwsError("ErrorInvalidRequest", f"'{local_name(e.tag)}' is not an ItemId.")
-            refs.append(ctx.item(e.get("Id")))
+            ref = ctx.item(e.get("Id"))
+            # The old ItemId of a replaced message with its new ChangeKey
+            # (CreateAttachment's RootItemChangeKey) reads the new message.
+            successor = _successor(ctx, e.get("ChangeKey"))
+            refs.append(ref if successor is None else replace(ref, uid=successor))
         except EwsError as exc:
             refs.append(exc)  # type: ignore[arg-type]
     by_folder: dict[tuple[str, int], list[int]] = {}
@@ -339,6 +344,13 @@ def get_item(ctx: EwsContext, op: Element) -> Element:
         sub(out, m("Items")).append(message_element(item, ctx.ids, props, shape.body_type))
 
     return batch("GetItem", refs, each)
+
+
+def _successor(ctx: EwsContext, key: str | None) -> int | None:
+    try:
+        return ctx.ids.successor_of(key) if key else None
+    except EwsError:
+        return None  # GetItem doesn't check ChangeKeys
 
 
 HANDLERS: dict[str, Callable[[EwsContext, Element], Element]] = {
