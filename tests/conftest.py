@@ -442,6 +442,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "access/imap/test_server_extensions.py": (),
     "access/imap/test_imaptest.py": ("dovecot",),
     "access/ews/test_davmail.py": (),  # and Debian's davmail-server, a transport process
+    "access/ews/test_exchangelib_debian.py": (),  # Debian's python3-exchangelib
     "access/test_cas_master.py": (),
     "access/test_cas_process.py": (),
     "access/test_server_http.py": (),
