@@ -188,6 +188,7 @@ CMDLET_MODULES = (
     "casarray.shell.cmdlets.transport.queues",
     "casarray.shell.cmdlets.transport.tracking",
     "casarray.shell.cmdlets.virtual_directories",
+    "casarray.shell.cmdlets.web_services_testing",
     "casarray.shell.cmdlets.testing",
 )
 
