@@ -268,6 +268,7 @@ class Ews:
             "Content-Type": "text/xml; charset=utf-8",
             "X-AnchorMailbox": login,
         }
+        self.spent = {"FindItem": 0.0, "GetItem": 0.0}
 
     def call(self, body: str) -> bytes:
         self.conn.request("POST", "/EWS/Exchange.asmx", SOAP_HEAD + body + SOAP_TAIL, self.headers)
@@ -278,12 +279,16 @@ class Ews:
         return data
 
     def page(self, offset: int) -> int:
+        t0 = time.perf_counter()
         found = self.call(FIND.format(count=PAGE, offset=offset))
+        t1 = time.perf_counter()
+        self.spent["FindItem"] += t1 - t0
         ids = ITEM_ID.findall(found)
         if not ids:
             return 0
         items = "".join(f'<t:ItemId Id="{i.decode()}" ChangeKey="{k.decode()}"/>' for i, k in ids)
         got = self.call(GET.format(ids=items))
+        self.spent["GetItem"] += time.perf_counter() - t1
         count = got.count(b"<t:Message>") + got.count(b"<t:Message ")
         if count != len(ids):
             raise RuntimeError(f"GetItem answered {count} messages for {len(ids)} ids")
@@ -414,6 +419,7 @@ def main() -> int:
                 rate = read_rate(client, total, args.seconds)
                 rates[name].append(rate)
                 print(f"  round {round_ + 1}: {name:4} read {rate:8.0f} messages/s")
+        spent = dict(ews.spent)
         ews.close()
         imap.close()
         ews_read, imap_read = (statistics.median(rates[k]) for k in ("EWS", "IMAP"))
@@ -450,6 +456,11 @@ def main() -> int:
     ratio = ews_read / imap_read if imap_read else 0.0
     verdict = "met" if ratio >= GOAL else "MISSED"
     print(f"  ratio EWS/IMAP {ratio:.2f}x (goal >= {GOAL}x: {verdict})")
+    both = sum(spent.values()) or 1.0
+    print(
+        "  EWS time: "
+        + ", ".join(f"{name} {100 * value / both:.0f}%" for name, value in spent.items())
+    )
     print("Sending a 2 KB message to another mailbox, one connection")
     for name, rate in sends.items():
         print(f"  {name:28} {rate:8.1f} requests/s")
