@@ -462,6 +462,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "dns/test_server.py": (),
     "lab/": ("lab",),
     "lab/test_lab_mail.py": ("root",),  # and two Postfix peers, as root
+    "lab/test_lab_ews.py": ("root",),  # and exchangelib under unshare, as root
     "mailstore/test_dovecot_differential.py": ("dovecot",),
     "mailstore/test_mailbox_process.py": (),
     "mailstore/test_store_durability.py": (),
