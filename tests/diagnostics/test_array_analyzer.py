@@ -307,7 +307,8 @@ def test_a_member_without_a_certificate_for_the_array(good: Directory) -> None:
     )
     assert finding.fix == (
         'New-ExchangeCertificate -GenerateRequest -SubjectName "CN=bj-cas.lab.net" '
-        "-DomainName bj-cas.lab.net,autodiscover.lab.net -Server CAS02 | Get-LabCertificate "
+        "-DomainName bj-cas.lab.net,autodiscover.lab.net,cas02.lab.net -Server CAS02 | "
+        "Get-LabCertificate "
         "-Path CAS02.cer; Import-ExchangeCertificate -FileName CAS02.cer -Server CAS02 | "
         "Enable-ExchangeCertificate -Services IMAP,IIS -Force"
     )
@@ -378,8 +379,9 @@ def test_many_databases_are_counted(bj: Directory) -> None:
 def test_an_array_named_as_a_public_name(bj: Directory, fqdn: str, kind: str) -> None:
     bj.arrays.new(fqdn, "BJ", "BJ CAS Array")
     bj.nlb.new_cluster("nlb.lab.net", VIP, array="BJ CAS Array")
-    certify(bj, "CAS01", [fqdn, ARRAY, "autodiscover.lab.net"])
-    certify(bj, "CAS02", [fqdn, ARRAY, "autodiscover.lab.net"])
+    # The server's own name too: its EWS InternalUrl names it (EwsUrlNotCovered).
+    certify(bj, "CAS01", [fqdn, ARRAY, "autodiscover.lab.net", "CAS01.lab.net"])
+    certify(bj, "CAS02", [fqdn, ARRAY, "autodiscover.lab.net", "CAS02.lab.net"])
     finding = only(run(bj, fqdn), SAME_AS_PUBLIC_NAME)
     assert finding.severity == WARNING
     assert finding.message.startswith(f"The array FQDN {fqdn} is {kind}.")

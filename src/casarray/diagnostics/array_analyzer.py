@@ -24,6 +24,9 @@ this order:
   machine, so health could not be checked.
 - `CertificateMissing` (Error): on a member, no usable certificate enabled for IMAP or
   for IIS covers the array FQDN (wildcards count; `Directory.certificates.test`).
+- `EwsUrlNotCovered` (Error): the host of a member's EWS virtual directory URL
+  (InternalUrl or ExternalUrl) is covered by no usable certificate enabled for IIS on
+  that member: EWS clients sent there by Autodiscover get a certificate error.
 - `DatabasesNotOnArray` (Warning): mailbox databases of the array's site whose
   RpcClientAccessServer is not the array FQDN (listed).
 - `ResolvableOutside` (Warning): the array FQDN resolves for clients outside the
@@ -87,6 +90,7 @@ MEMBER_IN_MAINTENANCE = "MemberInMaintenance"
 MEMBER_UNHEALTHY = "MemberUnhealthy"
 MEMBER_HEALTH_UNKNOWN = "MemberHealthUnknown"
 CERTIFICATE_MISSING = "CertificateMissing"
+EWS_URL_NOT_COVERED = "EwsUrlNotCovered"
 DATABASES_NOT_ON_ARRAY = "DatabasesNotOnArray"
 RESOLVABLE_OUTSIDE = "ResolvableOutside"
 SAME_AS_PUBLIC_NAME = "SameAsPublicName"
@@ -301,6 +305,7 @@ class _Context:
             array, cluster, [m for m in members if m.name not in in_maintenance]
         )
         findings += self.certificates(array, members)
+        findings += self.ews_urls(array, members)
         findings += self.databases(array)
         findings += self.outside(array)
         findings += self.public_name(array)
@@ -540,7 +545,12 @@ class _Context:
             lacking = [t.service for t in tests if array.fqdn.lower() in t.missing_names]
             if not lacking:
                 continue
-            names = unique_names([array.fqdn] + [n for t in tests for n in t.required_names])
+            names = unique_names(
+                [array.fqdn]
+                + [n for t in tests for n in t.required_names]
+                # the fix's certificate covers the member's EWS URLs too (EwsUrlNotCovered)
+                + (self.ews_hosts(member) if "IIS" in lacking else [])
+            )
             services = ",".join(lacking)
             message = (
                 f"No usable certificate enabled for {' or '.join(lacking)} on {member.name} "
@@ -558,6 +568,61 @@ class _Context:
             findings.append(
                 self._finding(ERROR, CERTIFICATE_MISSING, array, member.name, message, fix)
             )
+        return findings
+
+    def ews_hosts(self, member: Server) -> list[str]:
+        """The host names (not addresses) of the member's EWS InternalUrl and
+        ExternalUrl."""
+        from urllib.parse import urlsplit
+
+        hosts = []
+        for vdir in self.dir.virtual_directories.get("WebServices", server=member.guid):
+            for url in (vdir.internal_url, vdir.external_url):
+                host = (urlsplit(url).hostname or "").lower() if url else ""
+                if host and not _is_address(host):
+                    hosts.append(host)
+        return hosts
+
+    def ews_urls(self, array: ClientAccessArray, members: Sequence[Server]) -> list[Finding]:
+        """Members whose EWS InternalUrl or ExternalUrl names a host no certificate
+        enabled for IIS there covers."""
+        from urllib.parse import urlsplit
+
+        findings = []
+        for member in members:
+            iis = self.dir.certificates.test(member.name, "IIS")
+            if any(array.fqdn.lower() in t.missing_names for t in iis):
+                continue  # CertificateMissing's fix covers the EWS URLs' names too
+            for vdir in self.dir.virtual_directories.get("WebServices", server=member.guid):
+                urls = [("InternalUrl", vdir.internal_url), ("ExternalUrl", vdir.external_url)]
+                hosts = {which: (urlsplit(u).hostname or "").lower() for which, u in urls if u}
+                names = [h for h in hosts.values() if h and not _is_address(h)]
+                if not names:
+                    continue
+                tests = self.dir.certificates.test(member.name, "IIS", domain_names=names)
+                missing = {n.lower() for t in tests for n in t.missing_names}
+                for which, host in hosts.items():
+                    if host not in missing:
+                        continue
+                    required = unique_names([host] + [n for t in tests for n in t.required_names])
+                    message = (
+                        f"The {which} of {vdir.identity} names {host}, which no usable "
+                        f"certificate enabled for IIS on {member.name} covers: EWS clients "
+                        "sent there (by Autodiscover) get a certificate error."
+                    )
+                    fix = (
+                        f'New-ExchangeCertificate -GenerateRequest -SubjectName "CN={host}" '
+                        f"-DomainName {','.join(required)} -Server {member.name} | "
+                        f"Get-LabCertificate -Path {member.name}.cer; Import-ExchangeCertificate "
+                        f"-FileName {member.name}.cer -Server {member.name} | "
+                        "Enable-ExchangeCertificate -Services IIS -Force"
+                    )
+                    findings.append(
+                        self._finding(
+                            ERROR, EWS_URL_NOT_COVERED, array, f"{vdir.identity} {which}",
+                            message, fix,
+                        )
+                    )  # fmt: skip
         return findings
 
     def databases(self, array: ClientAccessArray) -> list[Finding]:
@@ -632,3 +697,11 @@ class _Context:
             f"{self.suggested_fqdn(array.site)}"
         )
         return [self._finding(WARNING, SAME_AS_PUBLIC_NAME, array, array.fqdn, message, fix)]
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
