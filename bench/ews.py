@@ -271,8 +271,16 @@ class Ews:
         self.spent = {"FindItem": 0.0, "GetItem": 0.0}
 
     def call(self, body: str) -> bytes:
-        self.conn.request("POST", "/EWS/Exchange.asmx", SOAP_HEAD + body + SOAP_TAIL, self.headers)
-        response = self.conn.getresponse()
+        payload = SOAP_HEAD + body + SOAP_TAIL
+        try:
+            self.conn.request("POST", "/EWS/Exchange.asmx", payload, self.headers)
+            response = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed the idle connection (its keep-alive timeout) while the
+            # other path ran: connect again, as a client does
+            self.conn.close()
+            self.conn.request("POST", "/EWS/Exchange.asmx", payload, self.headers)
+            response = self.conn.getresponse()
         data = response.read()
         if response.status != 200 or b'ResponseClass="Error"' in data:
             raise RuntimeError(f"EWS answered {response.status}: {data[:600]!r}")
