@@ -70,6 +70,15 @@ def test_get_folder_of_distinguished_folders(c: TestClient) -> None:
     assert found[4].find("m:Folders/t:CalendarFolder", NS) is not None
 
 
+def test_a_later_versions_distinguished_folder_is_not_found_alone(c: TestClient) -> None:
+    """Thunderbird asks for "archive" (Exchange 2013's) beside the others in one
+    GetFolder: that one is not found, the others are answered (the whole request failing
+    left Thunderbird's account without folders)."""
+    found = get_folder(c, "inbox", "archive", "junkemail")
+    assert [m.get("ResponseClass") for m in found] == ["Success", "Error", "Success"]
+    assert found[1].findtext("m:ResponseCode", namespaces=NS) == "ErrorFolderNotFound"
+
+
 def test_unknown_operation_is_an_error_with_200(c: TestClient) -> None:
     response = call(c, "<m:FrobnicateItem/>")
     assert response.tag == f"{{{NS['m']}}}FrobnicateItemResponse"

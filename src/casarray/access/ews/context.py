@@ -201,8 +201,10 @@ class EwsContext:
             )
         if name in KNOWN_DISTINGUISHED:
             raise EwsError("ErrorFolderNotFound", f"This mailbox has no '{name}' folder.")
+        # a later version's id (Thunderbird asks for "archive", Exchange 2013's, beside
+        # the others in one GetFolder): that item is not found, the others are answered
         raise EwsError(
-            "ErrorInvalidRequest", f"'{name}' is not a distinguished folder id of Exchange 2010."
+            "ErrorFolderNotFound", f"'{name}' is not a distinguished folder id of Exchange 2010."
         )
 
     def resolve(self, ref: FolderRef) -> FolderView:
