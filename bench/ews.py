@@ -23,9 +23,10 @@ turn; the median round's messages/s is shown. Goal: EWS >= 0.5x IMAP's messages/
 Then sending, requests/s over one connection each: CreateItem (SendAndSaveCopy into
 sentitems, a 2 KB text message to another mailbox, by properties as exchangelib sends
 it) against SMTP submission (port 587, STARTTLS and AUTH as the same user, the same
-message) in one session, and in a session per message (STARTTLS and AUTH each time, as
-a Client Access server's submission to the Hub Transport does per message). CreateItem
-is measured only when casarray's EWS registers it.
+message) in one session, and in a session per message (STARTTLS and AUTH each time:
+the cost of the session set-up, which the Client Access server's submission to the Hub
+Transport saves by keeping its sessions, `access.submission`). CreateItem is measured
+only when casarray's EWS registers it.
 
     .venv/bin/python bench/ews.py
     .venv/bin/python bench/ews.py --messages 500 --seconds 3 --rounds 1   # quick

@@ -476,6 +476,9 @@ class ClientAccessProcess(ServiceProcess):
         for task in self._http_tasks:
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, 10)
+        from casarray.access import submission
+
+        await asyncio.to_thread(submission.close_pool)  # QUIT the kept hub sessions
         if self._status is not None:
             self._status.remove()
         if self.backend is not None:

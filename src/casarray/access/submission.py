@@ -17,24 +17,40 @@ servers of its site.
    the server's credential is only ever sent over TLS), the certificate checked for
    the hub's FQDN against the lab's root CA, the hub's own self-signed SMTP certificate
    (its file on this host) and the system's CAs; AUTH as this server's computer
-   account (`directory.server_credentials`, `CAS01$`), MAIL FROM the user's primary
-   address, RCPT TO each recipient, DATA. The `250 2.6.0 <queue id>` reply is the
-   acknowledgement: the message is in the hub's durable queue.
+   account (`directory.server_credentials`, `CAS01$`). Then per message: MAIL FROM the
+   user's primary address, RCPT TO each recipient, DATA. The `250 2.6.0 <queue id>`
+   reply is the acknowledgement: the message is in the hub's durable queue.
+4. Sessions are kept (`SessionPool`, one per process, thread-safe): after a message
+   the authenticated session goes back to the pool, keyed by the hub's address, port
+   and FQDN and the identity it authenticated as, at most `POOL_SIZE` idle per hub
+   (more threads sending at once open more; the extra ones are closed with QUIT when
+   they come back); the next message takes the most recently used one and starts with
+   RSET. A session idle `IDLE_LIMIT` seconds (30, well inside the transport's 300 s
+   timeout) is closed when the pool is next used; `close_pool` closes them all (the
+   Client Access process at stop).
 
 Failures: a refused recipient (`RecipientsRefused`, naming each with its reply) ends
 the submission before DATA and nothing is sent; a hub that can't be reached (or drops
 the connection before DATA) makes the next one tried; any other refusal is a
-`SubmissionError` saying what the hub answered.
+`SubmissionError` saying what the hub answered. A kept session that turns out dead
+(the hub closed it, or answers 421) before the message's content was sent is dropped
+and the message goes over another kept one or a new session, transparently: nothing
+was queued. Once the content was sent, a lost connection (or no reply in time) is a
+`SubmissionError` saying the message may or may not have been sent, and it is never
+sent again, on that hub or another.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +66,8 @@ EXCHANGE_SERVERS = "ExchangeServers"
 EXCHANGE_SERVER = "ExchangeServer"
 WILDCARDS = {"0.0.0.0", "::", ""}
 TIMEOUT = 30.0
+POOL_SIZE = 4  # idle sessions kept per hub
+IDLE_LIMIT = 30.0  # seconds a kept session may wait for the next message
 _QUEUE_ID = re.compile(r"<([^<>\s]+)>")
 
 
@@ -224,19 +242,121 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(message.split())}"
 
 
-def _session(
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _Stale(Exception):
+    """A reused session turned out dead before the message's content was sent."""
+
+
+@dataclass(frozen=True)
+class _Key:
+    """What a pooled session is good for: the hub's endpoint and the identity it was
+    opened with."""
+
+    address: str
+    port: int
+    fqdn: str
+    local: str
+    login: str
+
+
+@dataclass
+class _Idle:
+    client: smtplib.SMTP
+    since: float
+
+
+class SessionPool:
+    """Authenticated SMTP sessions to Hub Transport servers, kept for the next message:
+    at most `size` idle ones per hub (and identity), each closed when it has been idle
+    `idle_limit` seconds (lazily: when the pool is next used). Thread-safe; the
+    sessions themselves are used by one thread at a time (taken, then given back)."""
+
+    def __init__(self, size: int = POOL_SIZE, idle_limit: float = IDLE_LIMIT) -> None:
+        self.size = size
+        self.idle_limit = idle_limit
+        self._lock = threading.Lock()
+        self._idle: dict[_Key, list[_Idle]] = {}
+        self._pid = os.getpid()
+        self.opened = 0  # sessions opened (for tests and logs)
+
+    def take(self, key: _Key) -> smtplib.SMTP | None:
+        """The most recently used idle session for `key`, or None."""
+        expired: list[smtplib.SMTP] = []
+        now = time.monotonic()
+        with self._lock:
+            if self._pid != os.getpid():  # a forked worker: the parent's are not ours
+                self._idle, self._pid = {}, os.getpid()
+            for k in list(self._idle):
+                kept = [i for i in self._idle[k] if now - i.since < self.idle_limit]
+                expired += [i.client for i in self._idle[k] if now - i.since >= self.idle_limit]
+                if kept:
+                    self._idle[k] = kept
+                else:
+                    del self._idle[k]
+            idle = self._idle.get(key)
+            client = idle.pop().client if idle else None
+        for old in expired:
+            _quit(old)
+        return client
+
+    def give(self, key: _Key, client: smtplib.SMTP) -> None:
+        """Keep `client` (a session with no transaction under way) for the next message,
+        or close it when `size` are kept already."""
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.size:
+                idle.append(_Idle(client, time.monotonic()))
+                return
+        _quit(client)
+
+    def opened_one(self) -> None:
+        with self._lock:
+            self.opened += 1
+
+    def count(self) -> int:
+        """Idle sessions kept now."""
+        with self._lock:
+            return sum(len(idle) for idle in self._idle.values())
+
+    def close(self) -> None:
+        """QUIT every idle session (at process stop)."""
+        with self._lock:
+            clients = [i.client for idle in self._idle.values() for i in idle]
+            self._idle.clear()
+        for client in clients:
+            _quit(client)
+
+
+def _quit(client: smtplib.SMTP, timeout: float = 2.0) -> None:
+    try:
+        if client.sock is not None:
+            client.sock.settimeout(timeout)
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+_pool = SessionPool()
+
+
+def close_pool() -> None:
+    """Close the process's kept sessions (the Client Access process calls it at stop)."""
+    _pool.close()
+
+
+def _open(
     hub: Hub,
     local: Server,
-    login: tuple[str, str],
-    sender: str,
-    recipients: Sequence[str],
-    data: bytes,
+    login: str,
+    password: Callable[[], str],
     *,
     home: Path | None,
     timeout: float,
-) -> Submitted:
+) -> smtplib.SMTP:
+    """A new session with `hub`: EHLO, STARTTLS, EHLO, AUTH as the server's account."""
     client = _connect(hub, local, timeout)
-    sent_data = False
     try:
         client.ehlo()
         if not client.has_extn("starttls"):
@@ -256,13 +376,39 @@ def _session(
                 f"{hub.fqdn} ({hub.connector}) doesn't offer authentication to Exchange servers."
             )
         try:
-            client.login(*login)
+            client.login(login, password())
         except smtplib.SMTPAuthenticationError as exc:
             raise SubmissionError(
                 f"{hub.fqdn} refused {local.name}'s server credential: "
                 f"{_reply(exc.smtp_code, exc.smtp_error)}"
             ) from None
+    except BaseException:
+        _quit(client)
+        raise
+    return client
+
+
+def _transaction(
+    client: smtplib.SMTP,
+    hub: Hub,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    *,
+    reused: bool,
+) -> str:
+    """MAIL, RCPT, DATA on an authenticated session; the DATA reply. A reused session
+    that fails before the content is sent (closed meanwhile, or 421) raises _Stale;
+    after the content was sent, the outcome is unknown: SubmissionError saying so."""
+    sent_data = False
+    try:
+        if reused:
+            code, text = client.rset()  # between messages; and is the session alive?
+            if code != 250:
+                raise _Stale(_reply(code, text))
         code, text = client.mail(sender)
+        if code == 421 and reused:
+            raise _Stale(_reply(code, text))
         if code != 250:
             raise SubmissionError(
                 f"{hub.fqdn} refused the sender {sender}: {_reply(code, text)}",
@@ -271,33 +417,94 @@ def _session(
         refused: dict[str, str] = {}
         for recipient in recipients:
             code, text = client.rcpt(recipient)
+            if code == 421 and reused:
+                raise _Stale(_reply(code, text))
             if code not in (250, 251):
                 refused[recipient] = _reply(code, text)
         if refused:
             client.rset()
             raise RecipientsRefused(refused)
+        client.putcmd("data")
+        code, text = client.getreply()
+        if code == 421 and reused:
+            raise _Stale(_reply(code, text))
+        if code != 354:
+            raise SubmissionError(
+                f"{hub.fqdn} didn't take the message: {_reply(code, text)}",
+                temporary=code < 500,
+            )
+        content = _LEADING_DOT.sub(b"..", data)
+        if not content.endswith(b"\r\n"):
+            content += b"\r\n"
         sent_data = True
-        code, text = client.data(data)
+        client.send(content + b".\r\n")
+        code, text = client.getreply()
         reply = _reply(code, text)
         if code != 250:
             raise SubmissionError(
                 f"{hub.fqdn} didn't take the message: {reply}", temporary=code < 500
             )
-        match = _QUEUE_ID.search(reply)
-        log.info("%s: submitted to %s (%s)", local.name, hub.fqdn, reply)
-        return Submitted(match.group(1) if match else "", hub.server, reply)
-    except smtplib.SMTPServerDisconnected:
-        if sent_data:  # the hub may have queued it: don't send it twice
+        return reply
+    except (smtplib.SMTPException, OSError) as exc:
+        if sent_data:  # the hub may have queued it: never send it twice
             raise SubmissionError(
                 f"{hub.fqdn} closed the connection before it acknowledged the message; "
                 "it may or may not have been sent."
             ) from None
+        if reused:
+            raise _Stale(str(exc) or type(exc).__name__) from None
         raise
-    finally:
+
+
+def _session(
+    hub: Hub,
+    local: Server,
+    login: str,
+    password: Callable[[], str],
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    *,
+    home: Path | None,
+    timeout: float,
+    pool: SessionPool | None,
+) -> Submitted:
+    key = _Key(hub.address, hub.port, hub.fqdn, local.name, login)
+    attempts = (pool.size + 1) if pool is not None else 0
+    while True:
+        client = pool.take(key) if pool is not None and attempts > 0 else None
+        attempts -= 1
+        reused = client is not None
+        if client is None:
+            client = _open(hub, local, login, password, home=home, timeout=timeout)
+            if pool is not None:
+                pool.opened_one()
+        else:
+            client.timeout = timeout
+            if client.sock is not None:
+                client.sock.settimeout(timeout)
         try:
-            client.quit()
-        except (smtplib.SMTPException, OSError):
+            reply = _transaction(client, hub, sender, recipients, data, reused=reused)
+        except _Stale as exc:
+            log.info("%s: the kept session with %s is gone (%s)", local.name, hub.fqdn, exc)
             client.close()
+            continue
+        except RecipientsRefused:
+            if pool is not None:  # RSET done: the session is fine
+                pool.give(key, client)
+            else:
+                _quit(client)
+            raise
+        except BaseException:
+            _quit(client)
+            raise
+        if pool is not None:
+            pool.give(key, client)
+        else:
+            _quit(client)
+        match = _QUEUE_ID.search(reply)
+        log.info("%s: submitted to %s (%s)", local.name, hub.fqdn, reply)
+        return Submitted(match.group(1) if match else "", hub.server, reply)
 
 
 def submit(
@@ -310,6 +517,7 @@ def submit(
     port_offset: int = 0,
     home: Path | None = None,
     timeout: float = TIMEOUT,
+    pool: SessionPool | None = _pool,
 ) -> Submitted:
     """Submit `data` (the message, CRLF lines) from `sender` to `recipients` through a
     Hub Transport server (see the module docstring). Blocking. RecipientsRefused or
@@ -325,19 +533,28 @@ def submit(
             "an enabled receive connector with ExchangeServers and ExchangeServer "
             "authentication)."
         )
-    credential = server_credentials.credential(directory, local.name)
+    login = server_credentials.login_of(local.name)
+    known: list[str] = []
+
+    def password() -> str:  # read from the directory only when a session is opened
+        if not known:
+            known.append(server_credentials.credential(directory, local.name).password)
+        return known[0]
+
     failures: list[str] = []
     for hub in candidates:
         try:
             return _session(
                 hub,
                 local,
-                (credential.login, credential.password),
+                login,
+                password,
                 sender,
                 recipients,
                 data,
                 home=home,
                 timeout=timeout,
+                pool=pool,
             )
         except SubmissionError:
             raise
@@ -351,8 +568,10 @@ def submit(
 __all__ = [
     "Hub",
     "RecipientsRefused",
+    "SessionPool",
     "SubmissionError",
     "Submitted",
+    "close_pool",
     "hubs",
     "submit",
     "tls_context",
