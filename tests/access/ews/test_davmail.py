@@ -2,16 +2,17 @@
 Access server served by uvicorn on a loopback port: DavMail re-exports alice's mailbox
 as IMAP and SMTP on loopback, and imaplib and smtplib drive it as a mail client would.
 
-What DavMail does for each step is EWS: a login is GetFolder(root), ConvertId and
-GetFolder of the distinguished folders; LIST is FindFolder; SELECT and FETCH are
-FindItem and GetItem with MimeContent; STORE is UpdateItem; MOVE is MoveItem; EXPUNGE
-is DeleteItem; SMTP's DATA is CreateItem with MimeContent. A step whose EWS operation is
-not registered yet skips, naming it. A request of DavMail's that casarray's EWS answers
-with an EWS error (DavMail relays it as `BAD unable to handle request: <code> ...`) is
-an expected failure naming that error: DavMail asks for MAPI properties by tag
-(PR_INTERNET_ARTICLE_NUMBER 0x0E23 as its IMAP UID, PR_SUBFOLDERS 0x360A, ...), filters
-FindFolder on PR_CONTAINER_CLASS and sends a placeholder Mailbox in ConvertId, which the
-server has to meet before the rest of each test can run.
+What DavMail does for each step is EWS: a login is GetFolder(root), ConvertId (with a
+placeholder Mailbox, blah@blah.com, which the server ignores) and GetFolder of the
+distinguished folders; LIST is FindFolder restricted on PR_CONTAINER_CLASS; SELECT and
+FETCH are FindItem (sorted on PR_INTERNET_ARTICLE_NUMBER 0x0E23, DavMail's IMAP UID)
+and GetItem with MimeContent; SEARCH HEADER is FindItem with Contains on
+PR_TRANSPORT_MESSAGE_HEADERS; STORE is UpdateItem; MOVE is MoveItem; EXPUNGE is
+DeleteItem; SMTP's DATA is CreateItem with MimeContent. DavMail asks for folders' and
+messages' MAPI properties by tag (ExtendedFieldURI). A step whose EWS operation is not
+registered skips, naming it. A request of DavMail's that casarray's EWS answers with an
+EWS error (DavMail relays it as `BAD unable to handle request: <code> ...`) fails the
+test naming that error.
 """
 
 from __future__ import annotations
@@ -58,19 +59,16 @@ GAP = "unable to handle request: "
 @contextlib.contextmanager
 def server_gaps(peer: davmail.DavMailPeer) -> Iterator[None]:
     """An EWS error that DavMail relays, or its login failing on the ConvertId of the
-    root folder, marks the test an expected failure that names what the server lacks."""
+    root folder, fails the test naming what the server refused."""
     try:
         yield
     except imaplib.IMAP4.error as exc:
         text = str(exc)
         if GAP in text:
             error = text.split(GAP, 1)[1].split("request:", 1)[0].strip()
-            pytest.xfail(f"casarray's EWS refuses a request of DavMail's: {error}")
+            pytest.fail(f"casarray's EWS refuses a request of DavMail's: {error}")
         if "LOGIN failed" in text and "Unable to resolve email from root folder" in peer.output():
-            pytest.xfail(
-                "casarray's ConvertId refuses DavMail's placeholder Mailbox attribute "
-                "(blah@blah.com) on the root folder's EwsId; Exchange ignores it"
-            )
+            pytest.fail("DavMail's ConvertId of the root folder's EwsId failed")
         raise
 
 
@@ -221,7 +219,7 @@ def test_flag_move_and_delete(peer: davmail.DavMailPeer) -> None:
 def flag_move_and_delete(imap: imaplib.IMAP4) -> None:
     typ, data = imap.select("INBOX")
     assert typ == "OK", data
-    typ, data = imap.uid("SEARCH", "HEADER", "Subject", "DavMail 3")
+    typ, data = imap.uid("SEARCH", "HEADER", "Subject", '"DavMail 3"')
     [uid3] = data[0].split()
     typ, data = imap.uid("STORE", uid3.decode(), "+FLAGS", "(\\Seen)")
     assert typ == "OK", data
@@ -233,7 +231,7 @@ def flag_move_and_delete(imap: imaplib.IMAP4) -> None:
     assert len(data[0].split()) == COUNT - 1
 
     operations_missing("MoveItem")
-    typ, data = imap.uid("SEARCH", "HEADER", "Subject", "DavMail 4")
+    typ, data = imap.uid("SEARCH", "HEADER", "Subject", '"DavMail 4"')
     [uid4] = data[0].split()
     typ, data = imap.uid("MOVE", uid4.decode(), '"INBOX/Work"')
     assert typ == "OK", data
@@ -242,7 +240,7 @@ def flag_move_and_delete(imap: imaplib.IMAP4) -> None:
 
     operations_missing("DeleteItem")
     imap.select("INBOX")
-    typ, data = imap.uid("SEARCH", "HEADER", "Subject", "DavMail 5")
+    typ, data = imap.uid("SEARCH", "HEADER", "Subject", '"DavMail 5"')
     [uid5] = data[0].split()
     typ, data = imap.uid("STORE", uid5.decode(), "+FLAGS", "(\\Deleted)")
     assert typ == "OK", data

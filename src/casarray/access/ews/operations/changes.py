@@ -3,8 +3,11 @@
 UpdateItem: SetItemField, AppendToItemField and DeleteItemField of
 - message:IsRead (\\Seen), item:Flag's FlagStatus and the MAPI PR_FLAG_STATUS (0x1090)
   (\\Flagged: Flagged is set, NotFlagged and Complete clear it), PR_MESSAGE_FLAGS
-  (0x0E07: read), item:Categories (IMAP keywords: Set replaces them, Append adds,
-  Delete removes all): flags, on any message;
+  (0x0E07: read), item:Categories and PublicStrings "Keywords" (IMAP keywords: Set
+  replaces them, Append adds, Delete removes all), PR_LAST_VERB_EXECUTED (0x1081:
+  102/103 \\Answered, 104 $Forwarded) and PSETID_Common 0x8570 (DavMail's \\Deleted,
+  1 or 0): flags, on any message; the MAPI properties are resolved by
+  `properties.extended_id`;
 - the content of a draft (\\Draft): Subject, Body, Importance, Sensitivity, the
   recipients, From, ReplyTo, InReplyTo, References, IsReadReceiptRequested: the message
   is rebuilt and replaces the draft (a new ItemId). On a message that isn't a draft they
@@ -55,6 +58,7 @@ from casarray.access.ews.operations.writing import (
     store_folder,
     write_item_id,
 )
+from casarray.access.ews.properties import extended_id, field_path
 from casarray.access.ews.soap import EwsError, local_name, m, sub, t
 
 FLAG_FIELDS = frozenset({"message:IsRead", "item:Categories", "item:Flag"})
@@ -117,15 +121,36 @@ def _path(update: Element) -> tuple[str, Element, Element | None]:
     value = next((c for c in update if c is not path), None)
     kind = local_name(path.tag)
     if kind == "ExtendedFieldURI":
-        tag = path.get("PropertyTag") or ""
-        try:
-            number = int(tag, 16) if tag.lower().startswith("0x") else int(tag)
-        except ValueError:
-            number = -1
-        return f"extended:{number:#06x}" if number >= 0 else "extended:named", path, value
+        return "extended:" + extended_id(field_path(path)).lower(), path, value
     if kind == "IndexedFieldURI":
         return f"{path.get('FieldURI')}:{path.get('FieldIndex')}", path, value
     return path.get("FieldURI") or "", path, value
+
+
+KEYWORDS = "extended:publicstrings:name:keywords"
+DELETED = "\\Deleted"
+ANSWERED = "\\Answered"
+FORWARDED = "$Forwarded"
+
+
+def _extended_value(value: Element | None) -> str:
+    """The Value of the t:ExtendedProperty in an update's t:Item or t:Message."""
+    if value is None:
+        return ""
+    return value.findtext(f"{t('ExtendedProperty')}/{t('Value')}") or ""
+
+
+def _extended_values(value: Element | None) -> list[str]:
+    if value is None:
+        return []
+    prop = value.find(t("ExtendedProperty"))
+    if prop is None:
+        return []
+    many = prop.find(t("Values"))
+    if many is not None:
+        return [v.text or "" for v in many]
+    one = prop.findtext(t("Value"))
+    return [one] if one else []
 
 
 def _bool(value: Element | None, tag: str, field: str) -> bool:
@@ -184,12 +209,25 @@ class _Change:
             if status not in ("NotFlagged", "Flagged", "Complete"):
                 raise EwsError("ErrorInvalidValueForProperty", f"FlagStatus '{status}' isn't one.")
             self._set_flag(FLAGGED, status == "Flagged")
-        elif field == "extended:0x1090":  # PR_FLAG_STATUS
+        elif field == KEYWORDS:
+            self._keywords(kind, _extended_values(value))
+        elif field == "extended:common:id:34160":  # PidLidImapDeleted: DavMail's \Deleted
+            self._set_flag(DELETED, not deleting and _extended_value(value).strip() == "1")
+        elif field == "extended:tag:0x1081":  # PR_LAST_VERB_EXECUTED
+            verb = "" if deleting else _extended_value(value).strip()
+            if verb in ("102", "103"):
+                self._set_flag(ANSWERED, True)
+            elif verb == "104":
+                self._set_flag(FORWARDED, True)
+            elif deleting:
+                self._set_flag(ANSWERED, False)
+                self._set_flag(FORWARDED, False)
+        elif field == "extended:tag:0x1090":  # PR_FLAG_STATUS
             on = False
             if not deleting:
                 on = (value.findtext(f"{t('ExtendedProperty')}/{t('Value')}") or "").strip() == "2"  # type: ignore[union-attr]
             self._set_flag(FLAGGED, on)
-        elif field == "extended:0x0e07":  # PR_MESSAGE_FLAGS
+        elif field == "extended:tag:0x0e07":  # PR_MESSAGE_FLAGS
             if not deleting:
                 text = value.findtext(f"{t('ExtendedProperty')}/{t('Value')}") or ""  # type: ignore[union-attr]
                 try:
@@ -199,18 +237,8 @@ class _Change:
                         "ErrorInvalidValueForProperty", "PR_MESSAGE_FLAGS needs an integer."
                     ) from None
         elif field == "item:Categories":
-            current = self.item.keywords
-            wanted: list[str] = []
-            if value is not None:
-                holder = value.find(t("Categories"))
-                wanted = keywords_of((s.text or "") for s in (holder if holder is not None else ()))
-            if kind == "SetItemField":
-                self.remove |= current - set(wanted)
-                self.add |= set(wanted)
-            elif kind == "AppendToItemField":
-                self.add |= set(wanted)
-            else:
-                self.remove |= current
+            holder = value.find(t("Categories")) if value is not None else None
+            self._keywords(kind, [s.text or "" for s in (holder if holder is not None else ())])
         elif field in CONTENT_FIELDS:
             written = self._draft(field)
             if deleting:
@@ -234,6 +262,17 @@ class _Change:
             raise EwsError(
                 "ErrorInvalidPropertySet", f"{field or path.tag} can't be changed on this server."
             )
+
+    def _keywords(self, kind: str, values: list[str]) -> None:
+        current = self.item.keywords
+        wanted = keywords_of(values) if kind != "DeleteItemField" else []
+        if kind == "SetItemField":
+            self.remove |= current - set(wanted)
+            self.add |= set(wanted)
+        elif kind == "AppendToItemField":
+            self.add |= set(wanted)
+        else:
+            self.remove |= current
 
     def _append(self, written: Written, field: str, value: Element) -> None:
         """AppendToItemField: recipients added to those there, text to the body."""

@@ -9,11 +9,17 @@ from typing import TypeVar
 from xml.etree.ElementTree import Element
 
 from casarray.access.ews.context import EwsContext, FolderView
+from casarray.access.ews.properties import (
+    EXTENDED,
+    ExtendedValue,
+    extended_id,
+    extended_property,
+    field_path,
+)
 from casarray.access.ews.soap import (
     EwsError,
     element,
     fill_status,
-    local_name,
     m,
     operation_response,
     response_message,
@@ -53,13 +59,9 @@ def read_shape(op: Element, name: str) -> Shape:
     additional: set[str] = set()
     holder = shape.find(t("AdditionalProperties"))
     for prop in holder if holder is not None else ():
-        kind = local_name(prop.tag)
-        if kind == "FieldURI":
-            additional.add(prop.get("FieldURI") or "")
-        elif kind == "IndexedFieldURI":
-            additional.add(f"{prop.get('FieldURI')}:{prop.get('FieldIndex')}")
-        elif kind == "ExtendedFieldURI":
-            additional.add("extended")
+        path = field_path(prop)
+        if path:
+            additional.add(path)
     body_type = (shape.findtext(t("BodyType")) or "Best").strip()
     if body_type not in ("Best", "HTML", "Text"):
         raise EwsError(
@@ -148,6 +150,30 @@ FOLDER_PROPS = (
 )
 
 
+# The MAPI properties of a folder, by `extended_id` (DavMail asks for them by tag):
+# (kind for restrictions, value). PR_LOCAL_COMMIT_TIME_MAX (0x670A) isn't kept here.
+FOLDER_EXTENDED: dict[str, tuple[str, Callable[[EwsContext, FolderView], ExtendedValue]]] = {
+    "tag:0x3613": ("string", lambda ctx, v: v.folder_class),  # PR_CONTAINER_CLASS
+    "tag:0x360a": ("bool", lambda ctx, v: bool(ctx.children_of(v))),  # PR_SUBFOLDERS
+    "tag:0x3602": (  # PR_CONTENT_COUNT
+        "int",
+        lambda ctx, v: v.folder.exists if v.folder is not None else 0,
+    ),
+    "tag:0x3603": (  # PR_CONTENT_UNREAD
+        "int",
+        lambda ctx, v: v.folder.unseen if v.folder is not None else 0,
+    ),
+    "tag:0x3001": ("string", lambda ctx, v: v.display_name),  # PR_DISPLAY_NAME
+    "tag:0x10f3": ("string", lambda ctx, v: v.display_name),  # PR_URL_COMP_NAME
+}
+
+
+def folder_extended(path: str) -> tuple[str, Callable[[EwsContext, FolderView], ExtendedValue]]:
+    """The kind and value of the folder property an "ext:" path names; one not kept
+    here has no value (None: left out of the folder, as Exchange does)."""
+    return FOLDER_EXTENDED.get(extended_id(path).lower(), ("string", lambda ctx, v: None))
+
+
 def folder_element(ctx: EwsContext, view: FolderView, shape: Shape) -> Element:
     """The `t:Folder` (or CalendarFolder, ...) of `view` in `shape`."""
     e = element(t(view.element_type))
@@ -180,6 +206,8 @@ def folder_element(ctx: EwsContext, view: FolderView, shape: Shape) -> Element:
         sub(e, t("TotalCount"), folder.exists if folder is not None else 0)
     if "folder:ChildFolderCount" in wanted:
         sub(e, t("ChildFolderCount"), len(ctx.children_of(view)))
+    for path in sorted(p for p in shape.additional if p.startswith(EXTENDED)):
+        extended_property(e, path, folder_extended(path)[1](ctx, view))
     if "folder:UnreadCount" in wanted and view.element_type == "Folder":
         sub(e, t("UnreadCount"), folder.unseen if folder is not None else 0)
     return e

@@ -5,20 +5,29 @@ The distinguished folders and the virtual ones (root, msgfolderroot, calendar,
 contacts, tasks, outbox) can't be created, deleted or renamed
 (ErrorDeleteDistinguishedFolder, ErrorCannotRenameDefaultFolder... as Exchange words
 them). A folder name can't hold "/", which the store uses between levels.
+
+FindFolder's Restriction is evaluated with FindItem's code over the folders found, on
+the folder's class (folder:FolderClass, or PR_CONTAINER_CLASS 0x3613 by
+ExtendedFieldURI, as DavMail filters mail folders), its display name and the other
+MAPI properties of `common.FOLDER_EXTENDED`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from xml.etree.ElementTree import Element
 
 from casarray.access.ews.context import EwsContext, FolderView, run_store
 from casarray.access.ews.operations.common import (
+    FOLDER_EXTENDED,
     batch,
     children,
     folder_element,
     paginate,
     read_shape,
 )
+from casarray.access.ews.operations.items import Getter, as_values, compile_restriction
+from casarray.access.ews.properties import EXTENDED, extended_id, field_path
 from casarray.access.ews.soap import EwsError, element, local_name, m, sub, t
 from casarray.mailstore import names
 from casarray.mailstore.interface import InvalidFolderName
@@ -41,12 +50,18 @@ def find_folder(ctx: EwsContext, op: Element) -> Element:
     traversal = op.get("Traversal") or "Shallow"
     if traversal not in ("Shallow", "Deep", "SoftDeleted"):
         raise EwsError("ErrorInvalidRequest", f"Traversal is '{traversal}'; Shallow or Deep.")
-    if op.find(m("Restriction")) is not None:
-        raise EwsError("ErrorInvalidRestriction", "FindFolder with a Restriction isn't supported.")
+    restriction = op.find(m("Restriction"))
+    predicate = None
+    if restriction is not None:
+        if len(restriction) != 1:
+            raise EwsError("ErrorInvalidRestriction", "Restriction must hold one expression.")
+        predicate = compile_restriction(restriction[0], set(), field=_folder_field(ctx))
 
     def each(e: Element, out: Element) -> None:
         parent = ctx.folder_of(e)
         found = [] if traversal == "SoftDeleted" else ctx.children_of(parent, traversal == "Deep")
+        if predicate is not None:
+            found = [view for view in found if predicate(view)]
         page, attrs = paginate(op, found)
         root = sub(out, m("RootFolder"), **attrs)
         holder = sub(root, t("Folders"))
@@ -54,6 +69,29 @@ def find_folder(ctx: EwsContext, op: Element) -> Element:
             holder.append(folder_element(ctx, view, shape))
 
     return batch("FindFolder", children(op, "ParentFolderIds", "parent folder"), each)
+
+
+FOLDER_FIELDS: dict[str, str] = {
+    "folder:FolderClass": "tag:0x3613",
+    "folder:DisplayName": "tag:0x3001",
+    "folder:TotalCount": "tag:0x3602",
+    "folder:UnreadCount": "tag:0x3603",
+}
+
+
+def _folder_field(ctx: EwsContext) -> Callable[[Element | None, str], tuple[str, str, Getter]]:
+    def resolve(e: Element | None, what: str) -> tuple[str, str, Getter]:
+        path = field_path(e) if e is not None else ""
+        key = extended_id(path).lower() if path.startswith(EXTENDED) else FOLDER_FIELDS.get(path)
+        if key not in FOLDER_EXTENDED:
+            raise EwsError(
+                "ErrorUnsupportedPathForQuery",
+                f"The property '{path or what}' can't be used in a FindFolder {what} here.",
+            )
+        kind, get = FOLDER_EXTENDED[key]
+        return key, kind, lambda view: as_values(get(ctx, view))
+
+    return resolve
 
 
 def _new_name(ctx: EwsContext, parent: FolderView, display: str) -> str:

@@ -14,9 +14,12 @@ Substring, ExactPhrase; IgnoreCase or Exact), Exists, And, Or, Not; on
 item:Subject, message:From / Sender, message:ToRecipients / CcRecipients /
 BccRecipients, item:DisplayTo / DisplayCc, item:DateTimeReceived / DateTimeSent /
 DateTimeCreated / LastModifiedTime, message:IsRead, item:HasAttachments,
-item:ItemClass, item:Size, item:Categories, message:InternetMessageId. A string
-comparison ignores case, as Exchange's does; a recipient field matches when any of
-its addresses (or display names) does.
+item:ItemClass, item:Size, item:Categories, message:InternetMessageId, and the MAPI
+properties of `properties.ITEM_EXTENDED` by ExtendedFieldURI (DavMail sorts on
+PR_INTERNET_ARTICLE_NUMBER, its IMAP UID). A string comparison ignores case, as
+Exchange's does; a recipient field matches when any of its addresses (or display
+names) does. `compile_restriction` takes the resolver of the fields, so FindFolder
+evaluates its restrictions with the same code over folders.
 """
 
 from __future__ import annotations
@@ -24,16 +27,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from casarray.access.ews.context import EwsContext, FolderView, run_store
 from casarray.access.ews.ids import FolderRef, ItemRef
 from casarray.access.ews.operations.common import batch, children, paginate, read_shape
-from casarray.access.ews.properties import Item, display, message_element, wanted
+from casarray.access.ews.properties import (
+    EXTENDED,
+    ITEM_EXTENDED,
+    RAW_KEYS,
+    Item,
+    display,
+    extended_id,
+    field_path,
+    item_extended,
+    message_element,
+    wanted,
+)
 from casarray.access.ews.soap import EwsError, local_name, m, sub, t
 
 Value = str | bool | int | datetime | None
-Getter = Callable[[Item], list[Value]]
+Getter = Callable[[Any], list[Value]]
+Resolver = Callable[[Element | None, str], tuple[str, str, Getter]]
 
 
 def _addresses(kind: str) -> Getter:
@@ -73,15 +89,42 @@ FIELDS: dict[str, tuple[str, Getter]] = {
 CHEAP = frozenset(
     {"item:DateTimeReceived", "item:DateTimeCreated", "item:LastModifiedTime", "message:IsRead"}
     | {"item:ItemClass", "item:Size", "item:Categories", "item:Importance"}
+    | (set(ITEM_EXTENDED) - RAW_KEYS)
 )
 
-Predicate = Callable[[Item], bool]
+Predicate = Callable[[Any], bool]
+
+
+def as_values(value: object) -> list[Value]:
+    """An extended property's value as the list a restriction compares."""
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, bytes):
+        return [value.hex()]
+    assert isinstance(value, str | bool | int | datetime)
+    return [value]
+
+
+def _extended_getter(get: Callable[[Any], object]) -> Getter:
+    return lambda item: as_values(get(item))
 
 
 def _field(e: Element | None, what: str) -> tuple[str, str, Getter]:
     if e is None or local_name(e.tag) not in ("FieldURI", "IndexedFieldURI", "ExtendedFieldURI"):
         raise EwsError("ErrorInvalidRestriction", f"{what} names no FieldURI.")
-    uri = e.get("FieldURI") or ""
+    uri = field_path(e)
+    if uri.startswith(EXTENDED):
+        found = item_extended(uri)
+        if found is None:
+            raise EwsError(
+                "ErrorUnsupportedPathForQuery",
+                f"The extended property {extended_id(uri)} can't be used in a {what} here.",
+            )
+        # the MessageInfo's, but PR_MESSAGE_FLAGS (its attachment bit is the structure's)
+        key = extended_id(uri).lower()
+        return (key if key != "tag:0x0e07" else uri), found[0], _extended_getter(found[1])
     if uri not in FIELDS:
         raise EwsError(
             "ErrorUnsupportedPathForQuery",
@@ -124,14 +167,17 @@ COMPARISONS: dict[str, Callable[[object, object], bool]] = {
 }
 
 
-def compile_restriction(e: Element, uris: set[str], depth: int = 0) -> Predicate:
+def compile_restriction(
+    e: Element, uris: set[str], depth: int = 0, field: Resolver | None = None
+) -> Predicate:
     """A predicate for the restriction expression `e`; `uris` collects the fields it
-    reads."""
+    reads; `field` resolves a field (the items' by default)."""
+    resolve = field or _field
     if depth > 50:
         raise EwsError("ErrorInvalidRestriction", "The restriction is nested too deeply.")
     kind = local_name(e.tag)
     if kind in ("And", "Or"):
-        parts = [compile_restriction(c, uris, depth + 1) for c in e]
+        parts = [compile_restriction(c, uris, depth + 1, resolve) for c in e]
         if not parts:
             raise EwsError("ErrorInvalidRestriction", f"{kind} has no expressions.")
         if kind == "And":
@@ -140,14 +186,14 @@ def compile_restriction(e: Element, uris: set[str], depth: int = 0) -> Predicate
     if kind == "Not":
         if len(e) != 1:
             raise EwsError("ErrorInvalidRestriction", "Not must hold exactly one expression.")
-        inner = compile_restriction(e[0], uris, depth + 1)
+        inner = compile_restriction(e[0], uris, depth + 1, resolve)
         return lambda item: not inner(item)
     if kind == "Exists":
-        uri, _, get = _field(e[0] if len(e) else None, "Exists")
+        uri, _, get = resolve(e[0] if len(e) else None, "Exists")
         uris.add(uri)
         return lambda item: any(v not in (None, "") for v in get(item))
     if kind in COMPARISONS:
-        uri, ftype, get = _field(e[0] if len(e) else None, kind)
+        uri, ftype, get = resolve(e[0] if len(e) else None, kind)
         uris.add(uri)
         holder = e.find(t("FieldURIOrConstant"))
         constant = holder.find(t("Constant")) if holder is not None else None
@@ -169,7 +215,7 @@ def compile_restriction(e: Element, uris: set[str], depth: int = 0) -> Predicate
 
         return test
     if kind == "Contains":
-        uri, ftype, get = _field(e[0] if len(e) else None, "Contains")
+        uri, ftype, get = resolve(e[0] if len(e) else None, "Contains")
         uris.add(uri)
         constant = e.find(t("Constant"))
         if constant is None:
@@ -279,7 +325,7 @@ def find_item(ctx: EwsContext, op: Element) -> Element:
         view = ctx.folder_of(e)
         items: list[Item] = []
         if view.folder is not None and traversal == "Shallow":
-            items = load_items(ctx, view, None, parts=bool(uris - CHEAP), raw=False)
+            items = load_items(ctx, view, None, parts=bool(uris - CHEAP), raw=bool(uris & RAW_KEYS))
         if predicate is not None:
             items = [i for i in items if predicate(i)]
         if keys:

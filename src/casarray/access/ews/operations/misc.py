@@ -3,7 +3,9 @@
 ConvertId: every id format names the same opaque id here (EwsId and EwsLegacyId as
 base64, EntryId as base64 of its octets, HexEntryId as hex, OwaId and StoreId as
 base64), so conversion re-encodes an id the server issued and adds the mailbox's
-address (DavMail learns the user's address that way, from the root folder's id).
+address (DavMail learns the user's address that way, from the root folder's id). The
+source id's Mailbox attribute is ignored, as Exchange does (DavMail's is a placeholder,
+blah@blah.com): the id itself names its mailbox and one of another mailbox is refused.
 
 ResolveNames looks names up in the directory's mailboxes: the alias, the display
 name or the primary SMTP address beginning with the text (an "SMTP:" prefix is
@@ -64,9 +66,9 @@ def convert_id(ctx: EwsContext, op: Element) -> Element:
         fmt = e.get("Format") or ""
         if fmt not in ID_FORMATS:
             raise EwsError("ErrorInvalidRequest", f"The Format '{fmt}' is not an id format.")
-        mailbox = e.get("Mailbox")
-        if mailbox:
-            ctx.check_own_address(mailbox)
+        # The Mailbox attribute is not checked (DavMail sends a placeholder,
+        # blah@blah.com, and Exchange ignores it): the HMAC'd id binds its mailbox, and
+        # decoding it below refuses another mailbox's id.
         raw = _to_raw(e.get("Id") or "", fmt)
         try:
             ctx.ids.folder(raw, ctx.mailbox_guid)
