@@ -6,7 +6,8 @@ servers of its site.
    server's own AD site first, then any other, each in install order. On each, the
    receive connector that takes Exchange servers: enabled, PermissionGroups with
    ExchangeServers, AuthMechanism with ExchangeServer, RemoteIPRanges holding this
-   server's address ("Default MBX01" on 25 as setup makes it).
+   server's address ("Default MBX01" on 25 as setup makes it). Kept per process until
+   the directory's topology version changes (every write bumps it).
 2. Where it listens: the server's address (the connector's binding when it names one)
    and the connector's port, mapped as the Hub Transport process says in its status
    file (`$CASARRAY_HOME/run/transport-<server>.json`, `ports`: configured -> actual)
@@ -137,19 +138,31 @@ def _listening_ports(server: str, home: Path | None) -> dict[int, int]:
     return result
 
 
-def hubs(
-    directory: Directory, server: Server, *, port_offset: int = 0, home: Path | None = None
-) -> list[Hub]:
-    """The Hub Transport servers `server` (a Client Access server) may submit to, its
-    own site's first (see the module docstring). Blocking."""
+_routes_cache: dict[tuple[bytes, int, str], list[tuple[Server, list[Any]]]] = {}
+_routes_lock = threading.Lock()
+
+
+def _routes(directory: Directory, server: Server) -> list[tuple[Server, list[Any]]]:
+    """The Hub Transport servers (its own site's first) and, for each, the receive
+    connectors that take this server (by preference), as the directory has them now:
+    read again whenever its topology version changes (every write bumps it), so a
+    submission costs one small query instead of a reading of servers and connectors."""
     from casarray.directory import ServerRole
     from casarray.directory.transport.values import in_ranges
 
-    found: list[Hub] = []
+    key = (
+        directory.session_secret(),  # the organization (tests run several in a process)
+        directory.topology_version(),
+        f"{server.name}|{server.ip_address}|{server.site}",
+    )
+    with _routes_lock:
+        known = _routes_cache.get(key)
+    if known is not None:
+        return known
+    routes = []
     candidates = directory.servers.get(role=ServerRole.HubTransport)
     candidates.sort(key=lambda s: (s.site != server.site, s.install_order))
     for hub in candidates:
-        mapped = _listening_ports(hub.name, home)
         connectors = [
             c
             for c in directory.transport.receive_connectors(hub.name)
@@ -159,6 +172,23 @@ def hubs(
             and (not server.ip_address or in_ranges(server.ip_address, c.remote_ip_ranges))
         ]
         connectors.sort(key=lambda c: (all(port != 25 for _, port in c.bindings), c.name))
+        routes.append((hub, connectors))
+    with _routes_lock:
+        if len(_routes_cache) > 64:
+            _routes_cache.clear()
+        _routes_cache[key] = routes
+    return routes
+
+
+def hubs(
+    directory: Directory, server: Server, *, port_offset: int = 0, home: Path | None = None
+) -> list[Hub]:
+    """The Hub Transport servers `server` (a Client Access server) may submit to, its
+    own site's first (see the module docstring). Blocking."""
+
+    found: list[Hub] = []
+    for hub, connectors in _routes(directory, server):
+        mapped = _listening_ports(hub.name, home)
         for connector in connectors:
             for host, port in connector.bindings:
                 address = hub.ip_address if host in WILDCARDS else host
