@@ -18,9 +18,12 @@ from casarray.access.ews.soap import NS_M, NS_SOAP, NS_T
 from casarray.access.http import AppContext, create_app
 from casarray.access.imap.directory_backend import LoginThrottle
 from casarray.directory import Directory
+from tests.access.http.test_api import PASSWORD
 
 EWS = "/EWS/Exchange.asmx"
 NS = {"s": NS_SOAP, "m": NS_M, "t": NS_T}
+ALICE = ("alice@lab.net", PASSWORD)  # the JSON API tests' users and password
+BOB = ("bob@lab.net", PASSWORD)
 
 
 def ews_client(d: Directory, user: tuple[str, str], server: str = "CAS01") -> TestClient:

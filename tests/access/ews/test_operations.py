@@ -4,44 +4,18 @@ hostile client gets (another user's ids, forged ids, unknown operations)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from starlette.testclient import TestClient
 
 from casarray.directory import Directory
-from casarray.mailstore.interface import MailboxStore
-from casarray.mailstore.store import close_all
+from tests.access.ews import BOB, NS, call, error_of, ews_client, messages, ok
 from tests.access.ews import EWS as EWS_PATH
-from tests.access.ews import NS, call, error_of, ews_client, messages, ok
-from tests.access.http import build_org
-from tests.access.http.test_api import PASSWORD, cheap_hash, seed_mailbox
-
-ALICE = ("alice@lab.net", PASSWORD)
-BOB = ("bob@lab.net", PASSWORD)
+from tests.access.http.test_api import seed_mailbox
 
 
 @pytest.fixture
 def backend() -> str:
     return "sqlite"
-
-
-@pytest.fixture
-def org(bj: Directory) -> Iterator[Directory]:
-    d = build_org(bj, cheap_hash(PASSWORD))
-    yield d
-    close_all()
-
-
-@pytest.fixture
-def store(org: Directory) -> MailboxStore:
-    return seed_mailbox(org, "alice")
-
-
-@pytest.fixture
-def c(org: Directory, store: MailboxStore) -> Iterator[TestClient]:
-    with ews_client(org, ALICE) as client:
-        yield client
 
 
 def get_folder(c: TestClient, *ids: str, shape: str = "AllProperties") -> list:

@@ -4,7 +4,6 @@ mailbox (transcripts of what a client sends and sees), and exchangelib 5.x's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from xml.etree.ElementTree import Element
 
 import pytest
@@ -12,36 +11,13 @@ from starlette.testclient import TestClient
 
 from casarray.directory import Directory
 from casarray.mailstore.interface import MailboxStore
-from casarray.mailstore.store import close_all
-from tests.access.ews import NS, call, error_of, ews_client, messages, ok
-from tests.access.http import build_org
-from tests.access.http.test_api import PASSWORD, cheap_hash, plain, seed_mailbox
-
-ALICE = ("alice@lab.net", PASSWORD)
-BOB = ("bob@lab.net", PASSWORD)
+from tests.access.ews import BOB, NS, call, error_of, ews_client, messages, ok
+from tests.access.http.test_api import plain, seed_mailbox
 
 
 @pytest.fixture
 def backend() -> str:
     return "sqlite"
-
-
-@pytest.fixture
-def org(bj: Directory) -> Iterator[Directory]:
-    d = build_org(bj, cheap_hash(PASSWORD))
-    yield d
-    close_all()
-
-
-@pytest.fixture
-def store(org: Directory) -> MailboxStore:
-    return seed_mailbox(org, "alice")
-
-
-@pytest.fixture
-def c(org: Directory, store: MailboxStore) -> Iterator[TestClient]:
-    with ews_client(org, ALICE) as client:
-        yield client
 
 
 def sync_items(
