@@ -418,9 +418,8 @@ class Owa:
             raise _Stop(self.error(request, 413, "The form is too large."))
         return await request.form(max_files=0, max_fields=50)
 
-    async def _checked_form(self, request: Request, user: SignedIn) -> FormData:
-        """The form of a signed-in page, or a 403 page when its CSRF token is wrong."""
-        form = await self._form(request)
+    def _check_csrf(self, request: Request, user: SignedIn, form: FormData) -> None:
+        """A 403 page unless the form carries the session's CSRF token."""
         if not self.sessions.check_csrf(user.session, form.get("csrf")):
             log.info(
                 "%s OWA: bad CSRF token from %s", self.context.server_name, client_address(request)
@@ -434,6 +433,11 @@ class Owa:
                     user=user,
                 )
             )
+
+    async def _checked_form(self, request: Request, user: SignedIn) -> FormData:
+        """The form of a signed-in page, or a 403 page when its CSRF token is wrong."""
+        form = await self._form(request)
+        self._check_csrf(request, user, form)
         return form
 
     async def _store(
@@ -786,19 +790,7 @@ class Owa:
         form = await request.form(
             max_files=sending.MAX_ATTACHMENTS, max_fields=50, max_part_size=MAX_UPLOAD
         )
-        if not self.sessions.check_csrf(user.session, form.get("csrf")):
-            log.info(
-                "%s OWA: bad CSRF token from %s", self.context.server_name, client_address(request)
-            )
-            raise _Stop(
-                self.error(
-                    request,
-                    403,
-                    "This request didn't come from a page of this site (the security "
-                    "token is missing or wrong). Go back, reload the page and try again.",
-                    user=user,
-                )
-            )
+        self._check_csrf(request, user, form)
         return form
 
     async def send(self, request: Request) -> Response:
