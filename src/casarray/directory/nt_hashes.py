@@ -43,23 +43,21 @@ known NT hash, so a change in that private module fails the suite rather than lo
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from spnego._ntlm_raw.md4 import md4
 
 from casarray.directory.errors import DirectoryError, InvalidValueError
-from casarray.pki.vault import ID_BYTES, NONCE_BYTES, kek_id
+from casarray.pki.errors import PkiError
+from casarray.pki.vault import ID_BYTES, NONCE_BYTES, VERSION
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from casarray.directory.service import Directory
 
-VERSION = 1
 NT_HASH_BYTES = 16
+LABEL = b"casarray nt hash"  # what the sealed values are (pki.vault's label)
 
 
 def nt_hash(password: str) -> bytes:
@@ -76,21 +74,17 @@ class NtHashes:
     def __init__(self, directory: Directory) -> None:
         self.dir = directory
 
-    def _associated(self, mailbox_guid: str) -> bytes:
-        org = self.dir.organization().guid
-        return b"casarray nt hash\0" + org.encode() + b"\0" + mailbox_guid.lower().encode()
-
     def seal(self, session: Session, mailbox_guid: str, password: str) -> bytes:
-        """The password's NT hash, sealed for the mailbox `mailbox_guid`. `session` is
-        the write transaction that stores it (it decides whether the KEK may be made
-        now: only while nothing is sealed with one)."""
+        """The password's NT hash, sealed for the mailbox `mailbox_guid` with the
+        organization's KEK (`pki.vault`, as private keys are). `session` is the write
+        transaction that stores it (it decides whether the KEK may be made now: only
+        while nothing is sealed with one)."""
         from casarray.directory.certificates.sealing import nothing_sealed
 
-        private_keys = self.dir.certificates.private_keys
-        kek = private_keys.vault.kek(may_create=nothing_sealed(session))
-        nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(kek).encrypt(nonce, nt_hash(password), self._associated(mailbox_guid))
-        return bytes([VERSION]) + kek_id(kek) + nonce + sealed
+        vault = self.dir.certificates.private_keys.vault
+        return vault.seal_value(
+            nt_hash(password), LABEL, mailbox_guid.lower(), may_create=nothing_sealed(session)
+        )
 
     def open(self, mailbox_guid: str, blob: bytes) -> bytes:
         """The NT hash sealed in `blob` for `mailbox_guid`; a DirectoryError if it
@@ -99,19 +93,10 @@ class NtHashes:
         if len(blob) != 1 + ID_BYTES + NONCE_BYTES + NT_HASH_BYTES + 16 or blob[0] != VERSION:
             raise DirectoryError("A stored NT hash is damaged (unknown format).")
         vault = self.dir.certificates.private_keys.vault
-        kek = vault.kek(may_create=False)
-        if blob[1 : 1 + ID_BYTES] != kek_id(kek):
-            raise DirectoryError(
-                f"A stored NT hash was sealed with another key-encryption key than "
-                f"{vault.path}. Copy the organization's KEK file from the host that "
-                "sealed it."
-            )
-        nonce = blob[1 + ID_BYTES : 1 + ID_BYTES + NONCE_BYTES]
+        vault.kek(may_create=False)  # no KEK here: its PkiError, as for private keys
         try:
-            return AESGCM(kek).decrypt(
-                nonce, blob[1 + ID_BYTES + NONCE_BYTES :], self._associated(mailbox_guid)
+            return vault.open_value(
+                blob, LABEL, mailbox_guid.lower(), what="NT hash", owner="mailbox"
             )
-        except InvalidTag:
-            raise DirectoryError(
-                "A stored NT hash doesn't open: it is damaged or belongs to another mailbox."
-            ) from None
+        except PkiError as exc:
+            raise DirectoryError(str(exc)) from None

@@ -36,6 +36,7 @@ VERSION = 1
 KEK_BYTES = 32
 NONCE_BYTES = 12
 ID_BYTES = 8
+PRIVATE_KEY = b"casarray private key"  # the label private keys are sealed with
 HEADER = b"casarray key-encryption key v1\n"
 
 
@@ -99,38 +100,48 @@ class KeyVault:
 
     # -- sealing ------------------------------------------------------------------
 
-    def _associated(self, binding: str) -> bytes:
-        return (
-            b"casarray private key\0" + self.organization_guid.encode() + b"\0" + binding.encode()
-        )
+    def _associated(self, label: bytes, binding: str) -> bytes:
+        return label + b"\0" + self.organization_guid.encode() + b"\0" + binding.encode()
 
-    def seal(self, key_pem: bytes, binding: str, *, may_create: bool) -> bytes:
-        """`key_pem` encrypted; `binding` is the key's id (`keys.key_id`)."""
+    def seal_value(self, value: bytes, label: bytes, binding: str, *, may_create: bool) -> bytes:
+        """`value` encrypted with the KEK (AES-GCM), bound to `label` (what kind of
+        secret), the organization and `binding` (whose): VERSION, the KEK's id, the
+        nonce, the ciphertext."""
         kek = self.kek(may_create=may_create)
         nonce = os.urandom(NONCE_BYTES)
-        sealed = AESGCM(kek).encrypt(nonce, key_pem, self._associated(binding))
+        sealed = AESGCM(kek).encrypt(nonce, value, self._associated(label, binding))
         return bytes([VERSION]) + kek_id(kek) + nonce + sealed
 
-    def open(self, blob: bytes, binding: str) -> bytes:
-        """The PEM key sealed in `blob` for `binding`."""
+    def open_value(
+        self, blob: bytes, label: bytes, binding: str, *, what: str, owner: str
+    ) -> bytes:
+        """The value `seal_value` sealed in `blob` for `label` and `binding`; PkiError
+        naming `what` it is (and the `owner` kind it may belong to) when it doesn't open."""
         blob = bytes(blob)
         if len(blob) < 1 + ID_BYTES + NONCE_BYTES + 16 or blob[0] != VERSION:
-            raise PkiError("A stored private key is damaged (unknown format).")
+            raise PkiError(f"A stored {what} is damaged (unknown format).")
         kek = self.kek(may_create=False)
         wanted = blob[1 : 1 + ID_BYTES]
         if wanted != kek_id(kek):
             raise PkiError(
-                f"A stored private key was sealed with another key-encryption key (id "
+                f"A stored {what} was sealed with another key-encryption key (id "
                 f"{wanted.hex()}) than {self.path} (id {kek_id(kek).hex()}). Copy the "
                 "organization's KEK file from the host that sealed it."
             )
         nonce = blob[1 + ID_BYTES : 1 + ID_BYTES + NONCE_BYTES]
         try:
             return AESGCM(kek).decrypt(
-                nonce, blob[1 + ID_BYTES + NONCE_BYTES :], self._associated(binding)
+                nonce, blob[1 + ID_BYTES + NONCE_BYTES :], self._associated(label, binding)
             )
         except InvalidTag:
             raise PkiError(
-                "A stored private key doesn't open: it is damaged or belongs to another "
-                "certificate."
+                f"A stored {what} doesn't open: it is damaged or belongs to another {owner}."
             ) from None
+
+    def seal(self, key_pem: bytes, binding: str, *, may_create: bool) -> bytes:
+        """`key_pem` encrypted; `binding` is the key's id (`keys.key_id`)."""
+        return self.seal_value(key_pem, PRIVATE_KEY, binding, may_create=may_create)
+
+    def open(self, blob: bytes, binding: str) -> bytes:
+        """The PEM key sealed in `blob` for `binding`."""
+        return self.open_value(blob, PRIVATE_KEY, binding, what="private key", owner="certificate")
