@@ -555,6 +555,26 @@ def test_messages_in_uid_order(box: SqlMailboxStore) -> None:
         box.messages("Nope")
 
 
+def test_newest_pages_by_internal_date_then_uid_descending(box: SqlMailboxStore) -> None:
+    day = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+    # UIDs 1..5 with dates out of UID order; 2 and 4 share a date (the UID breaks the tie)
+    for n, hours in enumerate((3, 1, 5, 1, 2)):
+        box.append("INBOX", make_message(n), (), day + timedelta(hours=hours))
+    everything = box.newest("INBOX", 0, 100)
+    assert everything[0] == 5
+    assert [m.uid for m in everything[1]] == [3, 1, 5, 4, 2]
+    assert [[m.uid for m in box.newest("INBOX", o, 2)[1]] for o in (0, 2, 4, 6)] == [
+        [3, 1],
+        [5, 4],
+        [2],
+        [],
+    ]
+    assert box.newest("INBOX", 1, 1)[1][0] == everything[1][1]  # the same MessageInfo
+    assert box.newest("Trash", 0, 10) == (0, [])
+    with pytest.raises(FolderNotFound):
+        box.newest("Nope", 0, 10)
+
+
 def test_cached(box: SqlMailboxStore) -> None:
     for n in range(3):
         box.append("INBOX", make_message(n))

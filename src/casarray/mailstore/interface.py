@@ -249,6 +249,12 @@ class MailboxStore(Protocol):
         """Every message of the folder, in UID order."""
         ...
 
+    def newest(self, folder: str, offset: int, limit: int) -> tuple[int, list[MessageInfo]]:
+        """(how many messages the folder has, `limit` of them from `offset` on, newest
+        first: by internal date, then UID, descending), in one read: a page of a folder
+        listed as Exchange lists one, without reading the whole folder."""
+        ...
+
     def uid_flags(self, folder: str) -> FlagMap:
         """What SELECT needs, read consistently: the folder's UIDVALIDITY, UIDNEXT and
         modseq, and every message's UID and flags in UID order. Shared and read-only:

@@ -4,10 +4,12 @@ hostile client gets (another user's ids, forged ids, unknown operations)."""
 
 from __future__ import annotations
 
+import defusedxml.ElementTree as SafeET
 import pytest
 from starlette.testclient import TestClient
 
 from casarray.directory import Directory
+from casarray.mailstore.interface import MailboxStore
 from tests.access.ews import BOB, NS, call, error_of, ews_client, messages, ok
 from tests.access.ews import EWS as EWS_PATH
 from tests.access.http.test_api import seed_mailbox
@@ -128,3 +130,66 @@ def test_http_edges(c: TestClient) -> None:
     assert c.get(EWS_PATH).status_code == 200
     assert b"ExchangeServices" in c.get("/EWS/Services.wsdl").content
     assert c.post(EWS_PATH, content=b"<x/>", auth=("alice@lab.net", "wrong")).status_code == 401
+
+
+def _inbox_ids(c: TestClient, view: str = "") -> list[str]:
+    return [i.find("t:ItemId", NS).get("Id") for i in find_inbox(c, view)]
+
+
+def test_find_item_pages_are_the_folder_newest_first(c: TestClient) -> None:
+    """exchangelib's IndexedPageItemView from the beginning is read a page at a time by
+    the store (`MailboxStore.newest`); every other view pages the whole listing. Both
+    give Exchange's order, newest received first, and the same paging attributes."""
+    everything = _inbox_ids(c)
+    assert len(everything) == 6
+    pages, offset = [], 0
+    while True:
+        r = call(
+            c,
+            '<m:FindItem Traversal="Shallow"><m:ItemShape><t:BaseShape>IdOnly</t:BaseShape>'
+            f'</m:ItemShape><m:IndexedPageItemView MaxEntriesReturned="4" Offset="{offset}"'
+            ' BasePoint="Beginning"/><m:ParentFolderIds><t:DistinguishedFolderId Id="inbox"/>'
+            "</m:ParentFolderIds></m:FindItem>",
+        )
+        root = ok(r)[0].find("m:RootFolder", NS)
+        pages.append([i.find("t:ItemId", NS).get("Id") for i in root.find("t:Items", NS)])
+        assert root.get("TotalItemsInView") == "6"
+        offset = int(root.get("IndexedPagingOffset"))
+        if root.get("IncludesLastItemInRange") == "true":
+            break
+    assert pages == [everything[:4], everything[4:]] and offset == 6
+    from_end = _inbox_ids(
+        c, '<m:IndexedPageItemView MaxEntriesReturned="2" Offset="0" BasePoint="End"/>'
+    )
+    assert from_end == everything[-2:]
+
+
+def test_get_item_again_writes_what_it_kept_and_what_changed(
+    c: TestClient, store: MailboxStore
+) -> None:
+    """The second GetItem of a message writes the XML its summary kept for what never
+    changes (`access.ews.summaries`); what does change (IsRead, the ChangeKey) is read
+    anew each time, and a cold process answers the same."""
+    from casarray.access.ews.summaries import SUMMARIES
+
+    ids = _inbox_ids(c)
+    SUMMARIES.clear()
+    first = [SafeET.tostring(m) for m in get_items(c, ids, "Text")]
+    assert len(SUMMARIES) >= len(ids)
+    again = [SafeET.tostring(m) for m in get_items(c, ids, "Text")]
+    assert again == first
+    html = get_items(c, ids[:1], "HTML")[0].find("m:Items/t:Message/t:Body", NS)
+    assert html.get("BodyType") == "HTML"  # a body kept per body type
+    before = get_items(c, ids[:1])[0].find("m:Items/t:Message", NS)
+    was_read = before.findtext("t:IsRead", namespaces=NS)
+    uids = [m.uid for m in store.messages("INBOX")]
+    store.store_flags("INBOX", uids, "add" if was_read == "false" else "remove", ["\\Seen"])
+    after = get_items(c, ids[:1])[0].find("m:Items/t:Message", NS)
+    assert after.findtext("t:IsRead", namespaces=NS) != was_read
+    assert after.find("t:ItemId", NS).get("ChangeKey") != before.find("t:ItemId", NS).get(
+        "ChangeKey"
+    )
+    assert after.findtext("t:Subject", namespaces=NS) == before.findtext("t:Subject", namespaces=NS)
+    SUMMARIES.clear()
+    cold = get_items(c, ids[:1])[0].find("m:Items/t:Message", NS)
+    assert SafeET.tostring(cold) == SafeET.tostring(after)

@@ -260,6 +260,11 @@ class FakeMailboxStore:
             f = self._get(folder)
             return [f.messages[uid].info() for uid in sorted(f.messages)]
 
+    def newest(self, folder: str, offset: int, limit: int) -> tuple[int, list[MessageInfo]]:
+        infos = self.messages(folder)
+        infos.sort(key=lambda i: (i.internal_date, i.uid), reverse=True)
+        return len(infos), infos[max(offset, 0) : max(offset, 0) + max(limit, 0)]
+
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
         return {uid: parts.envelope for uid, parts in self.cached(folder, uids).items()}
 

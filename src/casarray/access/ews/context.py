@@ -164,6 +164,9 @@ class EwsContext:
     # The ports this server listens on minus the standard ones (the lab's +10000): where
     # a Hub Transport of another host listens, for sending (`access.submission`).
     port_offset: int = 0
+    # where the mailbox's database keeps its store (`MailboxDatabase.store_location`):
+    # what the summaries of its messages are kept under (`summaries`)
+    store_location: str = ""
     _folders: list[Folder] | None = field(default=None, repr=False)
 
     @property

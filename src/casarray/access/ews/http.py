@@ -18,6 +18,7 @@ backend, is accepted and needs nothing: every member is the right one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from weakref import WeakKeyDictionary
 from xml.sax.saxutils import escape
 
 from starlette.concurrency import run_in_threadpool
@@ -39,6 +40,7 @@ from casarray.access.ews.soap import (
 )
 from casarray.access.http.context import AppContext, CaseInsensitiveRoute, context_of
 from casarray.access.http.vdir_auth import WEB_SERVICES, authenticate_for
+from casarray.directory import Directory, MailboxDatabase
 from casarray.directory.errors import DirectoryError
 from casarray.mailstore.provisioning import open_mailbox
 
@@ -96,8 +98,8 @@ async def exchange_asmx(request: Request) -> Response:
     def open_context(soap: SoapRequest) -> EwsContext:
         directory = context.directory
         try:
-            database = directory.databases.one(mailbox.database)
             secret = directory.session_secret()
+            database = _database(directory, mailbox.database)
         except DirectoryError as exc:
             raise EwsError("ErrorMailboxStoreUnavailable", exc.message) from None
         store = run_store(open_mailbox, database, mailbox.guid)
@@ -109,10 +111,32 @@ async def exchange_asmx(request: Request) -> Response:
             ids=IdCodec.for_secret(secret),
             request=soap,
             port_offset=context.ports.submission - SUBMISSION_PORT,
+            store_location=database.store_location,
         )
 
     status, body = await run_in_threadpool(answer, data, open_context)
     return Response(body, status, media_type=XML)
+
+
+# by directory (tests open many organizations in one process, some alike)
+_databases: WeakKeyDictionary[Directory, dict[tuple[int, str], MailboxDatabase]] = (
+    WeakKeyDictionary()
+)
+
+
+def _database(directory: Directory, name: str) -> MailboxDatabase:
+    """The mailbox database record, read again whenever the directory's topology
+    version changes (every write bumps it, a dismount or a move included): one small
+    query a request instead of the database's."""
+    known = _databases.setdefault(directory, {})
+    key = (directory.topology_version(), name)
+    found = known.get(key)
+    if found is None:
+        found = directory.databases.one(name)
+        if len(known) > 256:
+            known.clear()
+        known[key] = found
+    return found
 
 
 async def services_wsdl(request: Request) -> Response:

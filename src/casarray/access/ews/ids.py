@@ -35,6 +35,8 @@ import hmac
 import struct
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TypeVar
 
 from casarray.access.ews.soap import EwsError
 
@@ -59,6 +61,8 @@ VIRTUAL_FOLDERS = {
     "contacts": 5,
     "tasks": 6,
 }
+K = TypeVar("K")
+V = TypeVar("V")
 _VIRTUAL_NAMES = {code: name for name, code in VIRTUAL_FOLDERS.items()}
 
 
@@ -100,21 +104,29 @@ def _b64(data: bytes) -> str:
 
 
 class IdCodec:
-    """Encodes and checks ids with one organization's key."""
+    """Encodes and checks ids with one organization's key. Item ids and change keys it
+    wrote or checked are remembered (`REMEMBERED` of each): a GetItem writes and reads
+    a hundred, and an HMAC each is a good part of its time."""
+
+    REMEMBERED = 4096
 
     def __init__(self, key: bytes) -> None:
         self._key = key
+        self._item_ids: dict[ItemRef, str] = {}
+        self._items: dict[str, ItemRef] = {}
+        self._change_keys: dict[int, str] = {}
 
     @classmethod
     def for_secret(cls, secret: bytes) -> IdCodec:
-        """The codec keyed from the organization's secret (`Directory.session_secret()`)."""
-        return cls(hmac.new(secret, LABEL, hashlib.sha256).digest())
+        """The codec keyed from the organization's secret (`Directory.session_secret()`),
+        one per secret and process."""
+        return _codec_for(secret)
 
     # -- raw -------------------------------------------------------------------------------
 
     def _seal(self, kind: int, payload: bytes) -> str:
         data = bytes((VERSION, kind)) + payload
-        return _b64(data + hmac.new(self._key, data, hashlib.sha256).digest()[:MAC_SIZE])
+        return _b64(data + hmac.digest(self._key, data, "sha256")[:MAC_SIZE])
 
     def _open(self, text: str | None, kinds: tuple[int, ...], what: str) -> tuple[int, bytes]:
         if not text or not text.strip():
@@ -128,7 +140,7 @@ class IdCodec:
         if len(data) < 2 + MAC_SIZE or data[0] != VERSION:
             raise EwsError("ErrorInvalidIdMalformed", f"The {what} is malformed.")
         body, mac = data[:-MAC_SIZE], data[-MAC_SIZE:]
-        expected = hmac.new(self._key, body, hashlib.sha256).digest()[:MAC_SIZE]
+        expected = hmac.digest(self._key, body, "sha256")[:MAC_SIZE]
         if not hmac.compare_digest(mac, expected):
             raise EwsError(
                 "ErrorInvalidIdMalformed",
@@ -144,7 +156,7 @@ class IdCodec:
     # -- folders ---------------------------------------------------------------------------
 
     def folder_id(self, ref: FolderRef) -> str:
-        guid = uuid.UUID(ref.mailbox).bytes
+        guid = _guid_bytes(ref.mailbox)
         if ref.virtual is not None:
             return self._seal(_VIRTUAL, guid + bytes((VIRTUAL_FOLDERS[ref.virtual],)))
         return self._seal(_FOLDER, guid + struct.pack(">I", ref.uid_validity) + ref.name.encode())
@@ -174,11 +186,20 @@ class IdCodec:
     # -- items -----------------------------------------------------------------------------
 
     def item_id(self, ref: ItemRef) -> str:
-        return self._seal(_ITEM, _item_bytes(ref))
+        found = self._item_ids.get(ref)
+        if found is None:
+            found = self._seal(_ITEM, _item_bytes(ref))
+            _remember(self._item_ids, ref, found)
+        return found
 
     def decode_item(self, text: str | None) -> ItemRef:
-        _, p = self._open(text, (_ITEM,), "item id")
-        return _item_of(p, "item id")
+        found = self._items.get(text) if text else None
+        if found is None:
+            _, p = self._open(text, (_ITEM,), "item id")
+            found = _item_of(p, "item id")
+            assert text is not None
+            _remember(self._items, text, found)
+        return found
 
     def item(self, text: str | None, mailbox: str) -> ItemRef:
         """The message an id names, which must be of `mailbox` (ErrorAccessDenied)."""
@@ -206,10 +227,13 @@ class IdCodec:
         was replaced by the one of that UID in the same folder (CreateAttachment and
         DeleteAttachment replace a message: the client keeps the old ItemId and this
         key, as Exchange's RootItemChangeKey, and `successor_of` finds the new one)."""
-        payload = struct.pack(">Q", modseq)
-        if successor is not None:
-            payload += struct.pack(">I", successor)
-        return self._seal(_CHANGE_KEY, payload)
+        if successor is None:
+            found = self._change_keys.get(modseq)
+            if found is None:
+                found = self._seal(_CHANGE_KEY, struct.pack(">Q", modseq))
+                _remember(self._change_keys, modseq, found)
+            return found
+        return self._seal(_CHANGE_KEY, struct.pack(">QI", modseq, successor))
 
     def decode_change_key(self, text: str | None) -> int:
         """The modseq a ChangeKey carries."""
@@ -221,6 +245,8 @@ class IdCodec:
     def successor_of(self, text: str | None) -> int | None:
         """The UID of the message that replaced the item a ChangeKey was issued for
         (see `change_key`), or None."""
+        if text is not None and len(text) == _PLAIN_CHANGE_KEY:
+            return None  # a key without a successor: no need to check it here
         _, p = self._open(text, (_CHANGE_KEY,), "change key")
         if len(p) != 12:
             return None
@@ -246,9 +272,29 @@ class IdCodec:
         return tuple(numbers), p[17 + 8 * n :]
 
 
+# characters of a change key without a successor: base64 of version, kind, modseq, MAC
+_PLAIN_CHANGE_KEY = len(_b64(bytes(2 + 8 + MAC_SIZE)))
+
+
+@lru_cache(maxsize=16)
+def _codec_for(secret: bytes) -> IdCodec:
+    return IdCodec(hmac.new(secret, LABEL, hashlib.sha256).digest())
+
+
+def _remember(table: dict[K, V], key: K, value: V) -> None:
+    if len(table) >= IdCodec.REMEMBERED:
+        table.clear()
+    table[key] = value
+
+
+@lru_cache(maxsize=1024)
+def _guid_bytes(guid: str) -> bytes:
+    return uuid.UUID(guid).bytes
+
+
 def _item_bytes(ref: ItemRef) -> bytes:
     return (
-        uuid.UUID(ref.mailbox).bytes
+        _guid_bytes(ref.mailbox)
         + struct.pack(">II", ref.uid_validity, ref.uid)
         + ref.folder.encode()
     )

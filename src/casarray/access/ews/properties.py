@@ -21,43 +21,64 @@ ItemType, then MessageType), whatever order the client asked for them in.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cached_property
 from urllib.parse import parse_qsl, urlencode
 from xml.etree.ElementTree import Element
 
 from casarray.access.ews.ids import AttachmentRef, IdCodec, ItemRef
-from casarray.access.ews.soap import EwsError, element, local_name, sub, t
-from casarray.access.http.message_view import Part, Structure, parse_structure
+from casarray.access.ews.soap import (
+    EwsError,
+    element,
+    local_name,
+    raw_xml,
+    serialize_fragment,
+    sub,
+    t,
+    xml_text,
+)
+from casarray.access.ews.summaries import Summary, is_inline
+from casarray.access.http.message_view import Structure
 from casarray.mailstore.interface import SYSTEM_FLAGS, CachedParts, MessageInfo
-from casarray.mailstore.mime import Address, Envelope, part_text, read_envelope
+from casarray.mailstore.mime import Address, Envelope
 
 ITEM_CLASS = "IPM.Note"
 
 
 @dataclass
 class Item:
-    """One message, as the operations read it."""
+    """One message, as the operations read it: what changes (its `MessageInfo`:
+    flags, modseq) from the store on every request, what never does from its
+    `Summary` (shared through `summaries.SUMMARIES` when `load_items` reads it)."""
 
     ref: ItemRef
     info: MessageInfo
-    parts: CachedParts | None
+    summary: Summary
     raw: bytes | None = None
     folder_modseq: int = 0
 
-    @cached_property
-    def envelope(self) -> Envelope:
-        return read_envelope(self.parts.envelope if self.parts is not None else "")
+    @classmethod
+    def of(
+        cls, ref: ItemRef, info: MessageInfo, parts: CachedParts | None, raw: bytes | None = None
+    ) -> Item:
+        """An item with a summary of its own (not shared)."""
+        return cls(ref, info, Summary(info.size, parts), raw)
 
-    @cached_property
+    @property
+    def parts(self) -> CachedParts | None:
+        return self.summary.parts
+
+    @property
+    def envelope(self) -> Envelope:
+        return self.summary.envelope
+
+    @property
     def structure(self) -> Structure:
-        return parse_structure(self.parts.bodystructure if self.parts is not None else "")
+        return self.summary.structure
 
     def addresses(self, kind: str) -> tuple[Address, ...]:
         return tuple(self.envelope.addresses.get(kind, ()))
@@ -72,17 +93,11 @@ class Item:
 
     @property
     def has_attachments(self) -> bool:
-        return any(not _is_inline(p) for p in self.structure.attachments)
+        return self.summary.has_attachments
 
-    @cached_property
+    @property
     def sent(self) -> datetime | None:
-        if not self.envelope.date:
-            return None
-        try:
-            value = email.utils.parsedate_to_datetime(self.envelope.date)
-        except (TypeError, ValueError, IndexError):
-            return None
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return self.summary.sent
 
     @property
     def received(self) -> datetime:
@@ -102,10 +117,6 @@ class Item:
     @property
     def categories(self) -> list[str]:
         return sorted(f for f in self.info.flags if f not in SYSTEM_FLAGS and f != "\\Recent")
-
-
-def _is_inline(part: Part) -> bool:
-    return part.disposition == "inline" and bool(part.content_id)
 
 
 def display(addresses: tuple[Address, ...]) -> str:
@@ -247,8 +258,12 @@ def item_extended(path: str) -> tuple[str, Callable[[Item], ExtendedValue]] | No
 
 
 # -- the properties, in schema order ----------------------------------------------------------
+#
+# Each writer returns the property's XML (the types namespace is "t:", as `soap.serialize`
+# declares it); "" leaves the property out. A message is written as one string
+# (`message_element`), not as an element per property: GetItem writes a hundred of them.
 
-Writer = Callable[["Writing", Element], None]
+Writer = Callable[["Writing"], str]
 
 
 @dataclass
@@ -259,65 +274,65 @@ class Writing:
     extended: tuple[str, ...] = ()
 
 
-def _mailbox(parent: Element, a: Address) -> None:
-    mb = sub(parent, t("Mailbox"))
-    if a.name:
-        sub(mb, t("Name"), a.name)
-    else:
-        sub(mb, t("Name"), a.address)
-    sub(mb, t("EmailAddress"), a.address)
-    sub(mb, t("RoutingType"), "SMTP")
-    sub(mb, t("MailboxType"), "OneOff")
+def _element(tag: str, value: object) -> str:
+    text = xml_text(value)
+    return f"<t:{tag}>{text}</t:{tag}>"
+
+
+def _mailbox(a: Address) -> str:
+    return (
+        f"<t:Mailbox><t:Name>{xml_text(a.name or a.address)}</t:Name>"
+        f"<t:EmailAddress>{xml_text(a.address)}</t:EmailAddress>"
+        "<t:RoutingType>SMTP</t:RoutingType><t:MailboxType>OneOff</t:MailboxType></t:Mailbox>"
+    )
 
 
 def _single(kind: str, tag: str) -> Writer:
-    def write(w: Writing, e: Element) -> None:
+    def write(w: Writing) -> str:
         found = w.item.addresses(kind)
-        if found:
-            _mailbox(sub(e, t(tag)), found[0])
+        return f"<t:{tag}>{_mailbox(found[0])}</t:{tag}>" if found else ""
 
     return write
 
 
 def _many(kind: str, tag: str) -> Writer:
-    def write(w: Writing, e: Element) -> None:
+    def write(w: Writing) -> str:
         found = w.item.addresses(kind)
-        if found:
-            holder = sub(e, t(tag))
-            for a in found:
-                _mailbox(holder, a)
+        return f"<t:{tag}>{''.join(_mailbox(a) for a in found)}</t:{tag}>" if found else ""
 
     return write
 
 
 def _simple(tag: str, value: Callable[[Item], object]) -> Writer:
-    def write(w: Writing, e: Element) -> None:
+    def write(w: Writing) -> str:
         v = value(w.item)
-        if v is not None:
-            sub(e, t(tag), v)
+        return "" if v is None else _element(tag, v)
 
     return write
 
 
-def _mime(w: Writing, e: Element) -> None:
-    if w.item.raw is not None:
-        sub(e, t("MimeContent"), base64.b64encode(w.item.raw).decode(), CharacterSet="UTF-8")
+def _constant(tag: str, value: object) -> Writer:
+    text = _element(tag, value)
+    return lambda w: text
 
 
-def _item_id(w: Writing, e: Element) -> None:
-    sub(
-        e, t("ItemId"), Id=w.ids.item_id(w.item.ref), ChangeKey=w.ids.change_key(w.item.info.modseq)
-    )
+def _mime(w: Writing) -> str:
+    if w.item.raw is None:
+        return ""
+    data = base64.b64encode(w.item.raw).decode("ascii")
+    return f'<t:MimeContent CharacterSet="UTF-8">{data}</t:MimeContent>'
 
 
-def _parent(w: Writing, e: Element) -> None:
-    ref = w.item.ref.folder_ref
-    sub(
-        e,
-        t("ParentFolderId"),
-        Id=w.ids.folder_id(ref),
-        ChangeKey=w.ids.change_key(w.item.folder_modseq),
-    )
+def _item_id(w: Writing) -> str:
+    item = w.item
+    item_id = w.ids.item_id(item.ref)
+    return f'<t:ItemId Id="{item_id}" ChangeKey="{w.ids.change_key(item.info.modseq)}"/>'
+
+
+def _parent(w: Writing) -> str:
+    folder_id = w.ids.folder_id(w.item.ref.folder_ref)
+    key = w.ids.change_key(w.item.folder_modseq)
+    return f'<t:ParentFolderId Id="{folder_id}" ChangeKey="{key}"/>'
 
 
 _TAG = re.compile(r"<[^>]*>")
@@ -339,115 +354,112 @@ def text_to_html(text: str) -> str:
 
 def body_of(item: Item, body_type: str) -> tuple[str, str]:
     """(BodyType, text) of the message: HTML or Text as asked, Best the HTML part when
-    there is one."""
+    there is one. Reads the bodies from `item.raw` unless its summary has them."""
     s = item.structure
-    raw = item.raw or b""
-
-    def text(part: Part | None) -> str | None:
-        if part is None or not raw:
-            return None
-        try:
-            return part_text(raw, part.number)
-        except KeyError:
-            return None
-
+    plain, markup = item.summary.read_texts(item.raw)
     want_html = body_type == "HTML" or (body_type == "Best" and s.html is not None)
     if want_html:
-        markup = text(s.html)
         if markup is not None:
             return "HTML", markup
-        return "HTML", text_to_html(text(s.plain) or "")
-    plain = text(s.plain)
+        return "HTML", text_to_html(plain or "")
     if plain is not None:
         return "Text", plain
-    markup = text(s.html)
     return "Text", html_to_text(markup) if markup is not None else ""
 
 
-def _body(w: Writing, e: Element) -> None:
+def _body(w: Writing) -> str:
     kind, text = body_of(w.item, w.body_type)
-    sub(e, t("Body"), text, BodyType=kind)
+    return f'<t:Body BodyType="{kind}">{xml_text(text)}</t:Body>'
 
 
-def _attachments(w: Writing, e: Element) -> None:
+def _attachments(w: Writing) -> str:
     parts = w.item.structure.attachments
     if not parts:
-        return
-    holder = sub(e, t("Attachments"))
+        return ""
+    out = ["<t:Attachments>"]
     for part in parts:
         tag = "ItemAttachment" if part.content_type == "message/rfc822" else "FileAttachment"
-        a = sub(holder, t(tag))
-        sub(a, t("AttachmentId"), Id=w.ids.attachment_id(AttachmentRef(w.item.ref, part.number)))
-        sub(a, t("Name"), part.download_name)
-        sub(a, t("ContentType"), part.content_type)
+        attachment_id = w.ids.attachment_id(AttachmentRef(w.item.ref, part.number))
+        out.append(f'<t:{tag}><t:AttachmentId Id="{attachment_id}"/>')
+        out.append(_element("Name", part.download_name))
+        out.append(_element("ContentType", part.content_type))
         if part.content_id:
-            sub(a, t("ContentId"), part.content_id.strip().strip("<>"))
-        sub(a, t("Size"), part.decoded_size)
+            out.append(_element("ContentId", part.content_id.strip().strip("<>")))
+        out.append(_element("Size", part.decoded_size))
         if tag == "FileAttachment":
-            sub(a, t("IsInline"), _is_inline(part))
+            out.append(_element("IsInline", is_inline(part)))
+        out.append(f"</t:{tag}>")
+    out.append("</t:Attachments>")
+    return "".join(out)
 
 
-def _categories(w: Writing, e: Element) -> None:
+def _categories(w: Writing) -> str:
     found = w.item.categories
-    if found:
-        holder = sub(e, t("Categories"))
-        for c in found:
-            sub(holder, t("String"), c)
+    if not found:
+        return ""
+    return f"<t:Categories>{''.join(_element('String', c) for c in found)}</t:Categories>"
 
 
-def _extended(w: Writing, e: Element) -> None:
+def _extended(w: Writing) -> str:
+    holder = element("holder")
     for path in w.extended:
         found = item_extended(path)
         if found is not None:
-            extended_property(e, path, found[1](w.item))
+            extended_property(holder, path, found[1](w.item))
+    return "".join(serialize_fragment(e) for e in holder)
 
 
 def _references(item: Item) -> str | None:
     return item.envelope.in_reply_to or None
 
 
-# (FieldURI, writer), in the order of types.xsd.
-PROPERTIES: tuple[tuple[str, Writer], ...] = (
-    ("item:MimeContent", _mime),
-    ("item:ItemId", _item_id),
-    ("item:ParentFolderId", _parent),
-    ("item:ItemClass", _simple("ItemClass", lambda i: ITEM_CLASS)),
-    ("item:Subject", _simple("Subject", lambda i: i.subject)),
-    ("item:Sensitivity", _simple("Sensitivity", lambda i: "Normal")),
-    ("item:Body", _body),
-    ("item:Attachments", _attachments),
-    ("item:DateTimeReceived", _simple("DateTimeReceived", lambda i: i.received)),
-    ("item:Size", _simple("Size", lambda i: i.info.size)),
-    ("item:Categories", _categories),
-    ("item:Importance", _simple("Importance", lambda i: "Normal")),
-    ("item:InReplyTo", _simple("InReplyTo", _references)),
-    ("item:IsSubmitted", _simple("IsSubmitted", lambda i: False)),
-    ("item:IsDraft", _simple("IsDraft", lambda i: "\\Draft" in i.info.flags)),
-    ("item:IsFromMe", _simple("IsFromMe", lambda i: False)),
-    ("item:IsResend", _simple("IsResend", lambda i: False)),
-    ("item:IsUnmodified", _simple("IsUnmodified", lambda i: True)),
-    ("item:DateTimeSent", _simple("DateTimeSent", lambda i: i.sent or i.received)),
-    ("item:DateTimeCreated", _simple("DateTimeCreated", lambda i: i.received)),
-    ("item:DisplayCc", _simple("DisplayCc", lambda i: display(i.addresses("cc")))),
-    ("item:DisplayTo", _simple("DisplayTo", lambda i: display(i.addresses("to")))),
-    ("item:HasAttachments", _simple("HasAttachments", lambda i: i.has_attachments)),
-    (EXTENDED, _extended),
-    ("item:Culture", _simple("Culture", lambda i: "en-US")),
-    ("item:LastModifiedTime", _simple("LastModifiedTime", lambda i: i.received)),
-    ("message:Sender", _single("sender", "Sender")),
-    ("message:ToRecipients", _many("to", "ToRecipients")),
-    ("message:CcRecipients", _many("cc", "CcRecipients")),
-    ("message:BccRecipients", _many("bcc", "BccRecipients")),
-    ("message:IsReadReceiptRequested", _simple("IsReadReceiptRequested", lambda i: False)),
-    ("message:IsDeliveryReceiptRequested", _simple("IsDeliveryReceiptRequested", lambda i: False)),
-    ("message:From", _single("from", "From")),
-    ("message:InternetMessageId", _simple("InternetMessageId", lambda i: i.envelope.message_id)),
-    ("message:IsRead", _simple("IsRead", lambda i: i.is_read)),
-    ("message:IsResponseRequested", _simple("IsResponseRequested", lambda i: False)),
-    ("message:References", _simple("References", _references)),
-    ("message:ReplyTo", _many("reply-to", "ReplyTo")),
+# (FieldURI, writer, whether its XML depends only on the message's unchanging content
+# and the body type, so a summary keeps it), in the order of types.xsd.
+PROPERTIES: tuple[tuple[str, Writer, bool], ...] = (
+    ("item:MimeContent", _mime, False),
+    ("item:ItemId", _item_id, False),
+    ("item:ParentFolderId", _parent, False),
+    ("item:ItemClass", _constant("ItemClass", ITEM_CLASS), False),
+    ("item:Subject", _simple("Subject", lambda i: i.subject), True),
+    ("item:Sensitivity", _constant("Sensitivity", "Normal"), False),
+    ("item:Body", _body, True),
+    ("item:Attachments", _attachments, False),
+    ("item:DateTimeReceived", _simple("DateTimeReceived", lambda i: i.received), True),
+    ("item:Size", _simple("Size", lambda i: i.info.size), True),
+    ("item:Categories", _categories, False),
+    ("item:Importance", _constant("Importance", "Normal"), False),
+    ("item:InReplyTo", _simple("InReplyTo", _references), True),
+    ("item:IsSubmitted", _constant("IsSubmitted", False), False),
+    ("item:IsDraft", _simple("IsDraft", lambda i: "\\Draft" in i.info.flags), False),
+    ("item:IsFromMe", _constant("IsFromMe", False), False),
+    ("item:IsResend", _constant("IsResend", False), False),
+    ("item:IsUnmodified", _constant("IsUnmodified", True), False),
+    ("item:DateTimeSent", _simple("DateTimeSent", lambda i: i.sent or i.received), True),
+    ("item:DateTimeCreated", _simple("DateTimeCreated", lambda i: i.received), True),
+    ("item:DisplayCc", _simple("DisplayCc", lambda i: display(i.addresses("cc"))), True),
+    ("item:DisplayTo", _simple("DisplayTo", lambda i: display(i.addresses("to"))), True),
+    ("item:HasAttachments", _simple("HasAttachments", lambda i: i.has_attachments), True),
+    (EXTENDED, _extended, False),
+    ("item:Culture", _constant("Culture", "en-US"), False),
+    ("item:LastModifiedTime", _simple("LastModifiedTime", lambda i: i.received), True),
+    ("message:Sender", _single("sender", "Sender"), True),
+    ("message:ToRecipients", _many("to", "ToRecipients"), True),
+    ("message:CcRecipients", _many("cc", "CcRecipients"), True),
+    ("message:BccRecipients", _many("bcc", "BccRecipients"), True),
+    ("message:IsReadReceiptRequested", _constant("IsReadReceiptRequested", False), False),
+    ("message:IsDeliveryReceiptRequested", _constant("IsDeliveryReceiptRequested", False), False),
+    ("message:From", _single("from", "From"), True),
+    (
+        "message:InternetMessageId",
+        _simple("InternetMessageId", lambda i: i.envelope.message_id),
+        True,
+    ),
+    ("message:IsRead", _simple("IsRead", lambda i: i.is_read), False),
+    ("message:IsResponseRequested", _constant("IsResponseRequested", False), False),
+    ("message:References", _simple("References", _references), True),
+    ("message:ReplyTo", _many("reply-to", "ReplyTo"), True),
 )
-KNOWN = frozenset(uri for uri, _ in PROPERTIES) - {EXTENDED}
+KNOWN = frozenset(uri for uri, _, _ in PROPERTIES) - {EXTENDED}
 NEEDS_RAW = frozenset({"item:MimeContent", "item:Body"})
 # the restriction keys (items' `_field`) that need the message's bytes
 RAW_KEYS = frozenset({"tag:0x007d"})
@@ -513,11 +525,25 @@ def wanted(base: str, additional: frozenset[str], *, find: bool, mime: bool) -> 
 
 
 def message_element(item: Item, ids: IdCodec, props: frozenset[str], body_type: str) -> Element:
-    """The `t:Message` of `item` with the properties `props`."""
-    e = element(t("Message"))
+    """The `t:Message` of `item` with the properties `props`, written (an element
+    `soap.serialize` copies as it is); the XML of its unchanging properties is kept in
+    its summary, as UTF-8."""
     extended = tuple(sorted(p for p in props if p.startswith(EXTENDED)))
     w = Writing(item, ids, body_type, extended)
-    for uri, write in PROPERTIES:
-        if uri in props or (uri == EXTENDED and extended):
-            write(w, e)
-    return e
+    kept = item.summary.fragments if item.parts is not None else None
+    out = [b"<t:Message>"]
+    for uri, write, fixed in PROPERTIES:
+        if uri not in props and not (uri == EXTENDED and extended):
+            continue
+        if fixed and kept is not None:
+            key = uri if uri != "item:Body" else f"{uri}:{body_type}"
+            data = kept.get(key)
+            if data is None:
+                data = write(w).encode("utf-8")
+                if uri != "item:Body" or item.summary.texts is not None:
+                    kept[key] = data
+            out.append(data)
+        else:
+            out.append(write(w).encode("utf-8"))
+    out.append(b"</t:Message>")
+    return raw_xml(b"".join(out))

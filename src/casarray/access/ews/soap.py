@@ -305,20 +305,6 @@ def fault(error: SoapFault) -> bytes:
 
 # -- serialization -------------------------------------------------------------------------
 
-_ESCAPES_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-_ESCAPES_ATTR = str.maketrans(
-    {
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        '"': "&quot;",
-        "\n": "&#10;",
-        "\r": "&#13;",
-        "\t": "&#9;",
-    }
-)
-
-
 # what XML 1.0 can't carry: control characters but tab, LF and CR; lone surrogates;
 # U+FFFE and U+FFFF
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -337,13 +323,43 @@ def _clean(text: str) -> str:
 
 
 def _escaped_text(text: str) -> str:
+    # str.replace per character to escape, not str.translate: translate looks every
+    # character of a body up in a dict, ten times slower
     text = _clean(text)
-    return text.translate(_ESCAPES_TEXT) if _TEXT_CARE.search(text) else text
+    if _TEXT_CARE.search(text) is None:
+        return text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\r", "&#13;")
 
 
 def _escaped_attr(text: str) -> str:
     text = _clean(text)
-    return text.translate(_ESCAPES_ATTR) if _ATTR_CARE.search(text) else text
+    if _ATTR_CARE.search(text) is None:
+        return text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;")
+    return text.replace("\t", "&#9;")
+
+
+def xml_text(value: object) -> str:
+    """`value` as escaped element text (booleans and datetimes as the schema writes
+    them), for XML written as a string (`raw_xml`)."""
+    return _escaped_text(_text(value))
+
+
+class RawXml(Element):
+    """An element standing for XML already written, as UTF-8 (`raw_xml`)."""
+
+    data: bytes
+
+
+def raw_xml(data: bytes) -> Element:
+    """An element standing for the XML `data` (UTF-8; its prefixes those of
+    `PREFIXES`, as `serialize` declares them on the root), copied into the output as
+    it is."""
+    e = RawXml("raw")
+    e.data = data
+    return e
 
 
 def _qname(tag: str) -> str:
@@ -356,13 +372,41 @@ def _qname(tag: str) -> str:
 def serialize(root: Element) -> bytes:
     """`root` as UTF-8 XML with an XML declaration, the namespaces of `PREFIXES`
     declared once on the root."""
-    out: list[str] = ['<?xml version="1.0" encoding="utf-8"?>']
+    out: list[str | bytes] = ['<?xml version="1.0" encoding="utf-8"?>']
     decls = "".join(f' xmlns:{p}="{ns}"' for ns, p in PREFIXES.items())
     _write(root, out, decls)
-    return "".join(out).encode("utf-8")
+    return _joined(out)
 
 
-def _write(e: Element, out: list[str], decls: str = "") -> None:
+def _joined(out: list[str | bytes]) -> bytes:
+    """The pieces as UTF-8: the text between written parts encoded a run at a time."""
+    chunks: list[bytes] = []
+    run: list[str] = []
+    for piece in out:
+        if isinstance(piece, bytes):
+            if run:
+                chunks.append("".join(run).encode("utf-8"))
+                run.clear()
+            chunks.append(piece)
+        else:
+            run.append(piece)
+    if run:
+        chunks.append("".join(run).encode("utf-8"))
+    return b"".join(chunks)
+
+
+def serialize_fragment(e: Element) -> str:
+    """`e` as XML with `PREFIXES`' prefixes and no declarations, for a part of a
+    response written as a string."""
+    out: list[str | bytes] = []
+    _write(e, out)
+    return _joined(out).decode("utf-8")
+
+
+def _write(e: Element, out: list[str | bytes], decls: str = "") -> None:
+    if isinstance(e, RawXml):
+        out.append(e.data)
+        return
     name = _qname(e.tag)
     attrs = "".join(f' {_qname(k)}="{_escaped_attr(v)}"' for k, v in e.attrib.items())
     children = len(e)

@@ -70,6 +70,9 @@ class SqlDatabaseStore:
         # SELECT snapshots by folder id: ((folder id, modseq, uidvalidity, uidnext), map).
         self.flag_maps: dict[int, tuple[tuple[int, int, int, int], FlagMap]] = {}
         self._flag_map_locks: dict[int, threading.Lock] = {}
+        # mailbox ids by GUID: a mailbox's row keeps its id until it is removed, and a
+        # removed mailbox's GUID is never given again
+        self._mailbox_ids: dict[str, int] = {}
         self.location = location
         self.url = location_url(location)
         if max_message_size is None:
@@ -183,11 +186,16 @@ class SqlDatabaseStore:
 
     def mailbox(self, mailbox_guid: str) -> SqlMailboxStore:
         """The mailbox's store; created with its default folders on first use."""
-        with self.read() as conn:
-            found = conn.execute(select(mailbox.c.id).where(mailbox.c.guid == mailbox_guid))
-            mailbox_id = found.scalar()
+        mailbox_id = self._mailbox_ids.get(mailbox_guid)
         if mailbox_id is None:
-            return self.create_mailbox(mailbox_guid)
+            with self.read() as conn:
+                found = conn.execute(select(mailbox.c.id).where(mailbox.c.guid == mailbox_guid))
+                mailbox_id = found.scalar()
+            if mailbox_id is None:
+                return self.create_mailbox(mailbox_guid)
+            if len(self._mailbox_ids) > 100_000:
+                self._mailbox_ids.clear()
+            self._mailbox_ids[mailbox_guid] = int(mailbox_id)
         return SqlMailboxStore(self, mailbox_guid, int(mailbox_id))
 
     def create_mailbox(self, mailbox_guid: str) -> SqlMailboxStore:
@@ -217,6 +225,7 @@ class SqlDatabaseStore:
 
     def remove_mailbox(self, mailbox_guid: str) -> None:
         """Removes the mailbox with every folder and message; nothing if it isn't here."""
+        self._mailbox_ids.pop(str(mailbox_guid), None)
         with self.write() as conn:
             conn.execute(delete(mailbox).where(mailbox.c.guid == str(mailbox_guid)))
 

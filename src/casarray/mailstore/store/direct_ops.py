@@ -114,6 +114,22 @@ def messages(db: DirectConnections, mailbox_id: int, key: str) -> list[MessageIn
     return _infos(rows)
 
 
+def newest(
+    db: DirectConnections, mailbox_id: int, key: str, offset: int, limit: int
+) -> tuple[int, list[MessageInfo]]:
+    with db.read() as conn:
+        row = folder_row(conn, mailbox_id, key)
+        (total,) = conn.execute(
+            "SELECT count(*) FROM ms_message WHERE folder_id = ?", (row.id,)
+        ).fetchone()
+        rows = conn.execute(
+            f"SELECT {INFO_COLUMNS} FROM ms_message WHERE folder_id = ? "
+            "ORDER BY internal_date DESC, uid DESC LIMIT ? OFFSET ?",
+            (row.id, limit, offset),
+        ).fetchall()
+    return int(total), _infos(rows)
+
+
 def changes_since(db: DirectConnections, row: FolderRow, modseq: int) -> Changes:
     """What changed in the folder of `row` (read just before) after `modseq`, up to the
     row's HIGHESTMODSEQ. Two statements, no transaction: every row at or below that

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, true, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, true, update
 
 from casarray.mailstore import flags as flagbits
 from casarray.mailstore.interface import (
@@ -179,6 +179,26 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
                 .order_by(message_t.c.uid)
             ).all()
             return _infos(rows)
+
+    def newest(self, folder: str, offset: int, limit: int) -> tuple[int, list[MessageInfo]]:
+        key = canonical(folder)
+        offset, limit = max(offset, 0), max(limit, 0)
+        if self.database.direct is not None:
+            return direct_ops.newest(self.database.direct, self.id, key, offset, limit)
+        with self.database.read() as conn:
+            row = self._folder_row(conn, key)
+            in_folder = message_t.c.folder_id == row.id
+            total = conn.execute(
+                select(func.count()).select_from(message_t).where(in_folder)
+            ).scalar_one()
+            rows = conn.execute(
+                select(*_INFO_COLUMNS)
+                .where(in_folder)
+                .order_by(message_t.c.internal_date.desc(), message_t.c.uid.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            return int(total), _infos(rows)
 
     def uid_flags(self, folder: str) -> FlagMap:
         """Cached per process by (folder, modseq): a SELECT of an unchanged folder costs

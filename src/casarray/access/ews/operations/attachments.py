@@ -140,14 +140,11 @@ def _inner_message(ctx: EwsContext, item: Located, data: bytes, mime: bool) -> E
     """The `t:Message` of an attached message: its properties (no ItemId: it is no
     item of the mailbox) and, when asked, its MimeContent."""
     info = MessageInfo(0, frozenset({"\\Seen"}), datetime.now(UTC), len(data), 0)
-    inner = Item(item.ref, info, cached_parts(data), data)
+    inner = Item.of(item.ref, info, cached_parts(data), data)
     props = DEFAULT_GET - {"item:ItemId", "item:ParentFolderId", "item:Attachments"}
     if mime:
         props |= {"item:MimeContent"}
-    e = message_element(inner, ctx.ids, frozenset(props), "Best")
-    for found in e.findall(t("ItemId")):
-        e.remove(found)
-    return e
+    return message_element(inner, ctx.ids, frozenset(props), "Best")
 
 
 def delete_attachment(ctx: EwsContext, op: Element) -> Element:

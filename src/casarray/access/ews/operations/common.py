@@ -126,6 +126,29 @@ def paginate(op: Element, entries: Sequence[X]) -> tuple[list[X], dict[str, obje
     return list(entries), {"TotalItemsInView": total, "IncludesLastItemInRange": True}
 
 
+def indexed_window(op: Element) -> tuple[int, int] | None:
+    """(offset, limit) of an IndexedPageItemView from the beginning with a
+    MaxEntriesReturned (exchangelib's paging), which `paged_attributes` completes; None
+    for any other view (page with `paginate`)."""
+    indexed = op.find(m("IndexedPageItemView"))
+    if indexed is None or (indexed.get("BasePoint") or "Beginning") != "Beginning":
+        return None
+    if not indexed.get("MaxEntriesReturned"):
+        return None
+    limit = _int(indexed.get("MaxEntriesReturned"), "MaxEntriesReturned", 1)
+    return _int(indexed.get("Offset"), "Offset", 0), limit
+
+
+def paged_attributes(offset: int, count: int, total: int) -> dict[str, object]:
+    """The RootFolder attributes of an `indexed_window` page of `count` entries."""
+    stop = min(offset, total) + count
+    return {
+        "IndexedPagingOffset": stop,
+        "TotalItemsInView": total,
+        "IncludesLastItemInRange": stop >= total,
+    }
+
+
 def _int(value: str | None, what: str, default: int) -> int:
     if value is None or value == "":
         return default

@@ -32,7 +32,14 @@ from xml.etree.ElementTree import Element
 
 from casarray.access.ews.context import EwsContext, FolderView, run_store
 from casarray.access.ews.ids import FolderRef, ItemRef
-from casarray.access.ews.operations.common import batch, children, paginate, read_shape
+from casarray.access.ews.operations.common import (
+    batch,
+    children,
+    indexed_window,
+    paged_attributes,
+    paginate,
+    read_shape,
+)
 from casarray.access.ews.properties import (
     EXTENDED,
     ITEM_EXTENDED,
@@ -46,6 +53,8 @@ from casarray.access.ews.properties import (
     wanted,
 )
 from casarray.access.ews.soap import EwsError, local_name, m, sub, t
+from casarray.access.ews.summaries import SUMMARIES, Summary
+from casarray.mailstore.interface import MessageInfo
 
 Value = str | bool | int | datetime | None
 Getter = Callable[[Any], list[Value]]
@@ -272,31 +281,74 @@ def _sort_value(values: list[Value]) -> tuple[int, object]:
 
 
 def load_items(
-    ctx: EwsContext, view: FolderView, uids: Sequence[int] | None, *, parts: bool, raw: bool
+    ctx: EwsContext,
+    view: FolderView,
+    uids: Sequence[int] | None,
+    *,
+    parts: bool,
+    raw: bool = False,
+    texts: bool = False,
+    shared: bool = True,
 ) -> list[Item]:
-    """The folder's messages (those of `uids`, in that order, when given) as Items."""
+    """The folder's messages (those of `uids`, in that order, when given) as Items:
+    with the cached ENVELOPE and BODYSTRUCTURE when `parts`, the message's bytes when
+    `raw`, and the bytes of those whose bodies aren't known yet when `texts`. `shared`
+    gives them the process's summaries (`summaries.SUMMARIES`); a FindItem reading a
+    whole folder to page it doesn't, but for the page (`share_summaries`)."""
     store = ctx.store
     if uids is None:
         infos = run_store(store.messages, view.name)
     else:
         found = run_store(store.infos, view.name, list(uids))
         infos = [found[u] for u in uids if u in found]
-    wanted_uids = [i.uid for i in infos]
-    cached = run_store(store.cached, view.name, wanted_uids) if parts and wanted_uids else {}
-    bodies = run_store(store.bodies, view.name, wanted_uids) if raw and wanted_uids else {}
+    items = items_of(ctx, view, infos, shared=shared)
+    if parts:
+        fill_parts(ctx, view, items)
+    need = [i for i in items if raw or (texts and i.summary.texts is None)]
+    if need:
+        bodies = run_store(store.bodies, view.name, [i.info.uid for i in need])
+        for item in need:
+            item.raw = bodies.get(item.info.uid)
+    return items
+
+
+def items_of(
+    ctx: EwsContext, view: FolderView, infos: Sequence[MessageInfo], *, shared: bool = True
+) -> list[Item]:
+    """Items of the folder's messages `infos` (see `load_items`)."""
     folder = view.folder
     validity = folder.uid_validity if folder is not None else 0
     modseq = folder.highest_modseq if folder is not None else 0
-    return [
-        Item(
-            ItemRef(ctx.mailbox_guid, view.name, validity, info.uid),
-            info,
-            cached.get(info.uid),
-            bodies.get(info.uid),
-            modseq,
-        )
+    guid = ctx.mailbox_guid
+    items = [
+        Item(ItemRef(guid, view.name, validity, info.uid), info, Summary(info.size), None, modseq)
         for info in infos
     ]
+    if shared:
+        share_summaries(ctx, items)
+    return items
+
+
+def share_summaries(ctx: EwsContext, items: Sequence[Item]) -> None:
+    """Give `items` the process's summaries of their messages (what they already read
+    stays with those they had when it was read)."""
+    where = ctx.store_location or ctx.mailbox.database
+    for item in items:
+        own = item.summary
+        summary = SUMMARIES.get((where, item.ref), item.info.size)
+        if summary.parts is None and own.parts is not None:
+            summary.parts = own.parts
+        item.summary = summary
+
+
+def fill_parts(ctx: EwsContext, view: FolderView, items: Sequence[Item]) -> None:
+    """Read the cached ENVELOPE and BODYSTRUCTURE of those of `items` whose summary
+    hasn't them."""
+    missing = [i for i in items if i.summary.parts is None]
+    if missing:
+        cached = run_store(ctx.store.cached, view.name, [i.info.uid for i in missing])
+        for item in missing:
+            item.summary.parts = cached.get(item.info.uid)
 
 
 def find_item(ctx: EwsContext, op: Element) -> Element:
@@ -324,8 +376,31 @@ def find_item(ctx: EwsContext, op: Element) -> Element:
     def each(e: Element, out: Element) -> None:
         view = ctx.folder_of(e)
         items: list[Item] = []
+        if predicate is None and not keys and view.folder is not None and traversal == "Shallow":
+            # the default order: the store reads the page alone (exchangelib's paging),
+            # or the MessageInfos to page here, with Items for the page alone
+            window = indexed_window(op)
+            if window is not None:
+                total, chosen = run_store(ctx.store.newest, view.name, *window)
+                attrs = paged_attributes(window[0], len(chosen), total)
+            else:
+                infos = run_store(ctx.store.messages, view.name)
+                infos.sort(key=lambda i: (i.internal_date, i.uid), reverse=True)
+                chosen, attrs = paginate(op, infos)
+            page = items_of(ctx, view, chosen)
+            if props - {"item:ItemId"}:
+                fill_parts(ctx, view, page)
+            write_page(page, attrs, out)
+            return
         if view.folder is not None and traversal == "Shallow":
-            items = load_items(ctx, view, None, parts=bool(uris - CHEAP), raw=bool(uris & RAW_KEYS))
+            items = load_items(
+                ctx,
+                view,
+                None,
+                parts=bool(uris - CHEAP),
+                raw=bool(uris & RAW_KEYS),
+                shared=False,
+            )
         if predicate is not None:
             items = [i for i in items if predicate(i)]
         if keys:
@@ -334,10 +409,12 @@ def find_item(ctx: EwsContext, op: Element) -> Element:
         else:
             items.sort(key=lambda i: (i.info.internal_date, i.info.uid), reverse=True)
         page, attrs = paginate(op, items)
-        if page and page[0].parts is None and props - {"item:ItemId"}:
-            cached = run_store(ctx.store.cached, view.name, [i.info.uid for i in page])
-            for i in page:
-                i.parts = cached.get(i.info.uid)
+        if props - {"item:ItemId"}:
+            share_summaries(ctx, page)
+            fill_parts(ctx, view, page)
+        write_page(page, attrs, out)
+
+    def write_page(page: list[Item], attrs: dict[str, object], out: Element) -> None:
         root = sub(out, m("RootFolder"), **attrs)
         holder = sub(root, t("Items"))
         for item in page:
@@ -349,7 +426,6 @@ def find_item(ctx: EwsContext, op: Element) -> Element:
 def get_item(ctx: EwsContext, op: Element) -> Element:
     shape = read_shape(op, "ItemShape")
     props = wanted(shape.base, shape.additional, find=False, mime=shape.include_mime)
-    raw = bool(props & {"item:Body", "item:MimeContent"})
     entries = children(op, "ItemIds", "item")
     # Read each folder's messages in one go, then answer in the request's order.
     loaded: dict[tuple[str, int, int], Item] = {}
@@ -376,7 +452,15 @@ def get_item(ctx: EwsContext, op: Element) -> Element:
             continue
         if view.folder is None or view.folder.uid_validity != validity:
             continue
-        for item in load_items(ctx, view, uids, parts=True, raw=raw):
+        found = load_items(
+            ctx,
+            view,
+            uids,
+            parts=True,
+            raw="item:MimeContent" in props,
+            texts="item:Body" in props,
+        )
+        for item in found:
             loaded[(name, validity, item.info.uid)] = item
 
     def each(ref: object, out: Element) -> None:
