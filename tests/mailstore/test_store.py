@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text, update
 
 from casarray.directory.objects import MailboxDatabase
 from casarray.mailstore import flags as flagbits
@@ -29,7 +29,7 @@ from casarray.mailstore.interface import (
     MessageTooLarge,
 )
 from casarray.mailstore.names import canonical, parents
-from casarray.mailstore.schema import SCHEMA_VERSION, content, raw
+from casarray.mailstore.schema import SCHEMA_VERSION, content, meta, raw
 from casarray.mailstore.store import (
     BUSY_TIMEOUT_MS,
     SqlDatabaseStore,
@@ -111,6 +111,27 @@ def test_schema_is_created_once_with_its_version(location: str) -> None:
     finally:
         first.engine.dispose()
         second.engine.dispose()
+
+
+def test_a_database_of_schema_1_is_upgraded_when_opened(location: str) -> None:
+    """Schema 2 added the (folder, INTERNALDATE, uid) index FindItem pages through: a
+    database made before has it once a newer casarray opens it, messages untouched."""
+    old = SqlDatabaseStore(location)
+    old.create_mailbox(ALICE).append("INBOX", make_message(1))
+    with old.write() as conn:
+        where = f'"{old.schema}".' if old.schema else ""
+        conn.execute(text(f"DROP INDEX {where}ix_ms_message_folder_date"))
+        conn.execute(update(meta).where(meta.c.key == "schema_version").values(value="1"))
+    old.engine.dispose()
+    new = SqlDatabaseStore(location)
+    try:
+        assert new.schema_version() == SCHEMA_VERSION == 2
+        with new.read() as conn:
+            found = inspect(conn).get_indexes("ms_message", schema=new.schema)
+        assert "ix_ms_message_folder_date" in {ix["name"] for ix in found}
+        assert [m.uid for m in new.mailbox(ALICE).newest("INBOX", 0, 10)[1]] == [1]
+    finally:
+        new.engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

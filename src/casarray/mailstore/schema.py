@@ -12,7 +12,9 @@ schema with the directory (which has its own `mailbox` table).
 - `ms_subscription`: subscribed names, which need not exist (RFC 3501 SUBSCRIBE).
 - `ms_message`: one row per message in a folder: UID, flags (system flags as bits,
   keywords as text), INTERNALDATE (epoch seconds and the zone's offset), size, modseq,
-  \\Recent, and its content. Indexed by (folder, uid) and (folder, modseq).
+  \\Recent, and its content. Indexed by (folder, uid), (folder, modseq) and (folder,
+  INTERNALDATE, uid): Exchange's order of a folder, newest received first, which EWS's
+  FindItem pages through (`MailboxStore.newest`; schema version 2).
 - `ms_content`: what FETCH answers without parsing (ENVELOPE, BODYSTRUCTURE, BODY),
   shared by the copies of a message (COPY adds a message row, not a content row).
 - `ms_raw`: the RFC 5322 bytes, apart from the metadata so that listing a folder never
@@ -42,7 +44,9 @@ from sqlalchemy import (
     true,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# What each version added to a database made by the one before (`upgrade_steps`).
+# 2: ix_ms_message_folder_date.
 
 # An auto-incrementing 64-bit key: BIGINT on PostgreSQL, the rowid on SQLite (only
 # "INTEGER PRIMARY KEY" is the rowid there).
@@ -148,6 +152,7 @@ message = Table(
     Column("recent", Boolean(create_constraint=False), nullable=False),
     UniqueConstraint("folder_id", "uid"),
     Index("ix_ms_message_folder_modseq", "folder_id", "modseq"),
+    Index("ix_ms_message_folder_date", "folder_id", "internal_date", "uid"),
 )
 # Only the few \\Recent messages: take_recent finds them without reading the folder.
 Index(
@@ -184,3 +189,13 @@ urlauth_key = Table(
     Column("uid_validity", BigInteger, nullable=False),
     Column("secret", LargeBinary, nullable=False),
 )
+
+
+def upgrade_steps(version: int) -> list[Index]:
+    """The indexes a database of schema `version` lacks (each version so far only
+    added one)."""
+    by_name = {str(ix.name): ix for ix in message.indexes}
+    steps = []
+    if version < 2:
+        steps.append(by_name["ix_ms_message_folder_date"])
+    return steps

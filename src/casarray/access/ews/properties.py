@@ -524,6 +524,28 @@ def wanted(base: str, additional: frozenset[str], *, find: bool, mime: bool) -> 
     return frozenset(chosen | extended)
 
 
+# (the key its XML is kept under, or "" when it changes; its writer)
+_Plan = tuple[tuple[str, Writer], ...]
+_plans: dict[tuple[frozenset[str], str], _Plan] = {}
+
+
+def _plan(props: frozenset[str], body_type: str) -> _Plan:
+    """The properties of `PROPERTIES` that `props` asks for, in order, each with the
+    key a summary keeps its XML under when it never changes ("" when it does)."""
+    found = _plans.get((props, body_type))
+    if found is None:
+        extended = any(p.startswith(EXTENDED) for p in props)
+        found = tuple(
+            ((f"{uri}:{body_type}" if uri == "item:Body" else uri) if fixed else "", write)
+            for uri, write, fixed in PROPERTIES
+            if uri in props or (uri == EXTENDED and extended)
+        )
+        if len(_plans) > 256:
+            _plans.clear()
+        _plans[(props, body_type)] = found
+    return found
+
+
 def message_element(item: Item, ids: IdCodec, props: frozenset[str], body_type: str) -> Element:
     """The `t:Message` of `item` with the properties `props`, written (an element
     `soap.serialize` copies as it is); the XML of its unchanging properties is kept in
@@ -532,15 +554,12 @@ def message_element(item: Item, ids: IdCodec, props: frozenset[str], body_type: 
     w = Writing(item, ids, body_type, extended)
     kept = item.summary.fragments if item.parts is not None else None
     out = [b"<t:Message>"]
-    for uri, write, fixed in PROPERTIES:
-        if uri not in props and not (uri == EXTENDED and extended):
-            continue
-        if fixed and kept is not None:
-            key = uri if uri != "item:Body" else f"{uri}:{body_type}"
+    for key, write in _plan(props, body_type):
+        if key and kept is not None:
             data = kept.get(key)
             if data is None:
                 data = write(w).encode("utf-8")
-                if uri != "item:Body" or item.summary.texts is not None:
+                if not key.startswith("item:Body") or item.summary.texts is not None:
                     kept[key] = data
             out.append(data)
         else:

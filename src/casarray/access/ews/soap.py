@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -362,6 +363,7 @@ def raw_xml(data: bytes) -> Element:
     return e
 
 
+@lru_cache(maxsize=1024)
 def _qname(tag: str) -> str:
     if tag.startswith("{"):
         ns, _, local = tag[1:].partition("}")

@@ -122,20 +122,28 @@ class SummaryCache:
     def get(self, key: Hashable, size: int) -> Summary:
         """The summary of the message `key` of `size` octets: the kept one, or a new
         empty one, kept from now on."""
+        return self.get_many([(key, size)])[0]
+
+    def get_many(self, wanted: list[tuple[Hashable, int]]) -> list[Summary]:
+        """`get` of each (key, size), under one taking of the lock."""
+        out = []
         with self._lock:
-            found = self._entries.get(key)
-            if found is not None and found.size == size:
-                self._entries.move_to_end(key)
-                return found
-            if found is not None:
-                self._weight -= found.size
-            summary = Summary(size)
-            self._entries[key] = summary
-            self._weight += size
+            for key, size in wanted:
+                found = self._entries.get(key)
+                if found is not None and found.size == size:
+                    self._entries.move_to_end(key)
+                    out.append(found)
+                    continue
+                if found is not None:
+                    self._weight -= found.size
+                summary = Summary(size)
+                self._entries[key] = summary
+                self._weight += size
+                out.append(summary)
             while self._weight > self.budget and len(self._entries) > 1:
                 _, dropped = self._entries.popitem(last=False)
                 self._weight -= dropped.size
-            return summary
+        return out
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, create_engine, delete, insert, select, text
+from sqlalchemy import Connection, create_engine, delete, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
@@ -28,7 +28,14 @@ from casarray.mailstore.interface import (
     FlagMap,
     MailstoreError,
 )
-from casarray.mailstore.schema import SCHEMA_VERSION, mailbox, meta, metadata, subscription
+from casarray.mailstore.schema import (
+    SCHEMA_VERSION,
+    mailbox,
+    meta,
+    metadata,
+    subscription,
+    upgrade_steps,
+)
 from casarray.mailstore.store.engine import (
     BUSY_TIMEOUT_MS,
     DEFAULT_SYNCHRONOUS,
@@ -171,10 +178,28 @@ class SqlDatabaseStore:
                 if version is None:
                     version = str(SCHEMA_VERSION)
                     conn.execute(insert(meta).values(key="schema_version", value=version))
-        if int(version) > SCHEMA_VERSION:
+        if int(version) < SCHEMA_VERSION:
+            self._upgrade(int(version))
+        elif int(version) > SCHEMA_VERSION:
             raise DatabaseUnavailable(
                 f"The mailbox database at {self.location} has store schema {version}, newer "
                 f"than this casarray's ({SCHEMA_VERSION}): upgrade casarray."
+            )
+
+    def _upgrade(self, version: int) -> None:
+        """Brings a database made by an earlier casarray to `SCHEMA_VERSION`, in one
+        transaction (on PostgreSQL under the schema's advisory lock, as creation)."""
+        with self.write() as conn:
+            if self.is_postgres:
+                key = zlib.crc32(f"casarray.mailstore:{self.schema}".encode())
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+            found = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version"))
+            if int(found.scalar_one()) >= SCHEMA_VERSION:
+                return  # another process did it meanwhile
+            for index in upgrade_steps(version):
+                index.create(conn, checkfirst=True)
+            conn.execute(
+                update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION))
             )
 
     def schema_version(self) -> int:

@@ -333,11 +333,10 @@ def share_summaries(ctx: EwsContext, items: Sequence[Item]) -> None:
     """Give `items` the process's summaries of their messages (what they already read
     stays with those they had when it was read)."""
     where = ctx.store_location or ctx.mailbox.database
-    for item in items:
-        own = item.summary
-        summary = SUMMARIES.get((where, item.ref), item.info.size)
-        if summary.parts is None and own.parts is not None:
-            summary.parts = own.parts
+    shared = SUMMARIES.get_many([((where, i.ref), i.info.size) for i in items])
+    for item, summary in zip(items, shared, strict=True):
+        if summary.parts is None and item.summary.parts is not None:
+            summary.parts = item.summary.parts
         item.summary = summary
 
 
@@ -387,8 +386,9 @@ def find_item(ctx: EwsContext, op: Element) -> Element:
                 infos = run_store(ctx.store.messages, view.name)
                 infos.sort(key=lambda i: (i.internal_date, i.uid), reverse=True)
                 chosen, attrs = paginate(op, infos)
-            page = items_of(ctx, view, chosen)
-            if props - {"item:ItemId"}:
+            wants_more = bool(props - {"item:ItemId"})
+            page = items_of(ctx, view, chosen, shared=wants_more)
+            if wants_more:
                 fill_parts(ctx, view, page)
             write_page(page, attrs, out)
             return
