@@ -207,3 +207,13 @@ def test_a_server_added_to_the_site_receives_connections_with_no_command(lab: La
     finally:
         for proc in reversed(procs):
             stop_process(proc)
+
+
+def test_a_hosts_cluster_gets_a_central_engine_only_as_auto_would() -> None:
+    """Where the members share one network stack (the single-machine lab) no host can
+    keep its own share: a cluster of the Hosts plane is served as Auto's choice."""
+    from casarray.balancer.balancer_process import engine_name
+
+    assert engine_name(None, "Hosts") == engine_name(None, "Auto")
+    assert engine_name(None, "hosts") == engine_name(None, "Auto")
+    assert engine_name("Proxy", "Hosts") == "Proxy"

@@ -73,8 +73,12 @@ def live_node(status: dict[str, Any] | None, node: str) -> dict[str, Any] | None
 
 def engine_name(requested: str | None, data_plane: str) -> str:
     """The engine to run: the one asked for, else the cluster's data plane, Auto being
-    Kernel as root with nft, else Proxy."""
+    Kernel as root with nft, else Proxy. A central balancer is started for a cluster of
+    the Hosts plane only where its members share one network stack (the single-machine
+    lab), which can't filter per host: there it is Auto's choice."""
     wanted = (requested or data_plane or "Auto").strip()
+    if wanted.lower() == "hosts":
+        wanted = "Auto"
     for name in (*ENGINES, "Auto"):
         if wanted.lower() == name.lower():
             wanted = name

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from casarray.directory.errors import SchemaOutOfDateError
 from casarray.directory.store import Store
 
-HEAD = "0011"
+HEAD = "0012"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 

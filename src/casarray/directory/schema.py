@@ -286,6 +286,13 @@ class NlbClusterRow(Base):
         ForeignKey("client_access_array.id", ondelete="SET NULL"), nullable=True, unique=True
     )
     follow_array: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # NLB's AliveMsgPeriod (ms) and AliveMsgTolerance
+    heartbeat_period: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=1000, server_default="1000"
+    )
+    heartbeat_tolerance: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=5, server_default="5"
+    )
     when_created: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     when_changed: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 

@@ -33,10 +33,13 @@ from casarray.directory.nlb.values import (
     DATA_PLANES,
     DEFAULT_INTERFACE,
     DEFAULT_RULE,
+    HEARTBEAT_PERIOD_RANGE,
+    HEARTBEAT_TOLERANCE_RANGE,
     OPERATION_MODES,
     STARTED,
     choice,
     default_subnet_mask,
+    in_range,
     subnet_mask_or_none,
 )
 from casarray.directory.schema import (
@@ -245,10 +248,23 @@ class ClusterService:
         data_plane: str | None = None,
         follow_array: bool | None = None,
         array: object | None = None,
+        heartbeat_period: object | None = None,
+        heartbeat_tolerance: object | None = None,
     ) -> NlbCluster:
         """Set-NlbCluster. -FollowArray without an array links the array whose FQDN is
         the cluster's name; turning it off keeps the nodes it had (their rows are
-        written)."""
+        written). The heartbeat period (ms) and tolerance are NLB's AliveMsgPeriod
+        and AliveMsgTolerance, in their ranges."""
+        period = (
+            in_range("HeartbeatPeriod", heartbeat_period, *HEARTBEAT_PERIOD_RANGE)
+            if heartbeat_period is not None
+            else None
+        )
+        tolerance = (
+            in_range("HeartbeatTolerance", heartbeat_tolerance, *HEARTBEAT_TOLERANCE_RANGE)
+            if heartbeat_tolerance is not None
+            else None
+        )
         new_name = validate.fqdn("ClusterName", name) if name is not None else None
         mode = (
             choice("OperationMode", operation_mode, OPERATION_MODES)
@@ -265,6 +281,10 @@ class ClusterService:
                 row.operation_mode = mode
             if plane is not None:
                 row.data_plane = plane
+            if period is not None:
+                row.heartbeat_period = period
+            if tolerance is not None:
+                row.heartbeat_tolerance = tolerance
             if array is not None:
                 array_row = self.dir.arrays.resolve_row(session, array)
                 if row.follow_array and row.array_id != array_row.id:

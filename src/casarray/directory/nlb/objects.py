@@ -52,6 +52,8 @@ class NlbCluster:
     nodes: tuple[str, ...]  # server names, by HostID
     when_created: datetime
     when_changed: datetime
+    heartbeat_period: int = 1000  # ms (NLB's AliveMsgPeriod)
+    heartbeat_tolerance: int = 5  # heartbeats missed in a row (AliveMsgTolerance)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,8 @@ def cluster_record(
         nodes=tuple(m.server.name for m in members),
         when_created=row.when_created,
         when_changed=row.when_changed,
+        heartbeat_period=row.heartbeat_period,
+        heartbeat_tolerance=row.heartbeat_tolerance,
     )
 
 

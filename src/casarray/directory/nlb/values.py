@@ -14,7 +14,16 @@ RSAT_NLB = "RSAT-NLB"
 FEATURES = {NLB: "Network Load Balancing", RSAT_NLB: "Network Load Balancing Tools"}
 
 OPERATION_MODES = ("Unicast", "Multicast", "IgmpMulticast")
-DATA_PLANES = ("Kernel", "Proxy", "Auto")
+# Where a cluster's traffic is filtered: Kernel, Proxy (a central balancer on one host:
+# the seed's separate load balancer) or Hosts (NLB as Windows runs it: every member host
+# receives every packet to the cluster IP and keeps its own share); Auto lets the
+# runtime choose (Hosts where the members have network stacks of their own).
+DATA_PLANES = ("Kernel", "Proxy", "Hosts", "Auto")
+HOSTS_PLANE = "Hosts"
+# NLB's heartbeats (the registry's AliveMsgPeriod, in ms, and AliveMsgTolerance): a host
+# that misses TOLERANCE heartbeats in a row has left, and the others converge.
+HEARTBEAT_PERIOD, HEARTBEAT_PERIOD_RANGE = 1000, (100, 10000)
+HEARTBEAT_TOLERANCE, HEARTBEAT_TOLERANCE_RANGE = 5, (5, 100)
 HOST_STATES = ("Started", "Stopped", "Suspended")  # InitialHostState
 STARTED, STOPPED, SUSPENDED, DRAINING = "Started", "Stopped", "Suspended", "Draining"
 ADMIN_STATES = (STARTED, STOPPED, SUSPENDED, DRAINING)

@@ -64,9 +64,10 @@ def test_seed_steps(shell: Shell, bj: Directory) -> None:
 
 def test_get_and_set_cluster(seeded: Shell, bj: Directory) -> None:
     out = seeded.ok("Get-NlbCluster CAS02 | Format-List").out
-    assert "OperationMode     : Unicast" in out
-    assert "DataPlane         : Auto" in out
-    assert "Nodes             : {CAS01, CAS02}" in out
+    assert "OperationMode      : Unicast" in out
+    assert "DataPlane          : Auto" in out
+    assert "Nodes              : {CAS01, CAS02}" in out
+    assert "HeartbeatPeriod    : 1000" in out
     seeded.ok("Get-NlbCluster | Set-NlbCluster -OperationMode Multicast -DataPlane Proxy")
     (cluster,) = bj.nlb.clusters()
     assert (cluster.operation_mode, cluster.data_plane) == ("Multicast", "Proxy")
@@ -74,6 +75,34 @@ def test_get_and_set_cluster(seeded: Shell, bj: Directory) -> None:
     assert 'does not belong to the set "Unicast,Multicast,IgmpMulticast"' in error.message
     error = seeded.run("Get-NlbCluster CAS03").error()
     assert "isn't a node of any NLB cluster" in error.message
+
+
+def test_data_plane_hosts_and_heartbeats(seeded: Shell, bj: Directory) -> None:
+    """NLB on the member hosts, with NLB's heartbeat settings (AliveMsgPeriod and
+    AliveMsgTolerance): NLB's defaults until set, set in their ranges only."""
+    (cluster,) = bj.nlb.clusters()
+    assert (cluster.heartbeat_period, cluster.heartbeat_tolerance) == (1000, 5)
+    seeded.ok("Set-NlbCluster CAS01 -DataPlane Hosts -HeartbeatPeriod 200 -AliveMsgTolerance 6")
+    (cluster,) = bj.nlb.clusters()
+    assert (cluster.data_plane, cluster.heartbeat_period, cluster.heartbeat_tolerance) == (
+        "Hosts",
+        200,
+        6,
+    )
+    out = seeded.ok("Get-NlbCluster | Format-List HeartbeatPeriod, HeartbeatTolerance").out
+    assert "HeartbeatPeriod    : 200" in out and "HeartbeatTolerance : 6" in out
+    for bad, named in (
+        ("-HeartbeatPeriod 50", "HeartbeatPeriod"),
+        ("-HeartbeatTolerance 2", "HeartbeatTolerance"),
+    ):
+        error = seeded.run(f"Set-NlbCluster CAS01 -DataPlane Proxy {bad}").error()
+        assert named in error.message and "is not from" in error.message
+    (cluster,) = bj.nlb.clusters()
+    assert (cluster.data_plane, cluster.heartbeat_period, cluster.heartbeat_tolerance) == (
+        "Hosts",
+        200,
+        6,
+    )  # nothing of a refused change was made
 
 
 def test_new_cluster_options(shell: Shell, bj: Directory) -> None:

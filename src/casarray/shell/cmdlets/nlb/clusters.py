@@ -42,6 +42,8 @@ def cluster_object(cluster: NlbCluster) -> PSObject:
             "FollowArray": cluster.follow_array,
             "InterfaceName": cluster.interface_name,
             "Nodes": list(cluster.nodes),
+            "HeartbeatPeriod": cluster.heartbeat_period,
+            "HeartbeatTolerance": cluster.heartbeat_tolerance,
             "Guid": cluster.guid,
             "WhenCreated": cluster.when_created,
             "WhenChanged": cluster.when_changed,
@@ -191,8 +193,20 @@ class SetNlbCluster(Cmdlet):
             kind="switch",
             help="Make the nodes the array's members ($false: keep today's nodes as they are).",
         ),
+        Parameter(
+            "HeartbeatPeriod",
+            kind="int",
+            aliases=("AliveMsgPeriod",),
+            help="Milliseconds between a host's heartbeats (100 to 10000; NLB's 1000).",
+        ),
+        Parameter(
+            "HeartbeatTolerance",
+            kind="int",
+            aliases=("AliveMsgTolerance",),
+            help="Heartbeats a host may miss in a row before the others converge (5 to 100).",
+        ),
     )
-    synopsis = "Changes an NLB cluster's name, mode, data plane or array."
+    synopsis = "Changes an NLB cluster's name, mode, data plane, array or heartbeats."
     description = (
         "-FollowArray makes the node list follow the client access array (the one named "
         "by -ClientAccessArray, the one already linked, or the one whose FQDN is the "
@@ -201,6 +215,10 @@ class SetNlbCluster(Cmdlet):
     examples = (
         Example("Set-NlbCluster CAS01 -FollowArray", "Makes the array's members the nodes."),
         Example("Get-NlbCluster | Set-NlbCluster -DataPlane Proxy", "Uses the asyncio proxy."),
+        Example(
+            "Set-NlbCluster bj-cas.lab.net -DataPlane Hosts -HeartbeatPeriod 200",
+            "NLB on the member hosts themselves, converging within a second of a loss.",
+        ),
     )
     supports_should_process = True
 
@@ -216,6 +234,8 @@ class SetNlbCluster(Cmdlet):
             operation_mode=params.get("OperationMode"),
             data_plane=params.get("DataPlane"),
             follow_array=params.get("FollowArray"),
+            heartbeat_period=params.get("HeartbeatPeriod"),
+            heartbeat_tolerance=params.get("HeartbeatTolerance"),
             array=identity_arg(array, ClientAccessArray) if array is not None else None,
         )
         yield cluster_object(updated)
