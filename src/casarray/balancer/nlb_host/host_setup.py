@@ -1,0 +1,87 @@
+"""What a host does to its own network stack to be an NLB cluster member, in its own
+network namespace (root): the cluster IP on the cluster interface, the cluster MAC of
+the operation mode, and the sysctls the filter relies on.
+
+- `net.netfilter.nf_conntrack_tcp_loose=0`: otherwise conntrack takes a mid-stream
+  packet of a connection another host accepted as a new connection here (ESTABLISHED
+  after one ACK) and this host answers it with a reset.
+- `net.ipv4.conf.{all,<if>}.arp_announce=2`: ARP requests the host sends carry its own
+  address, never the cluster IP, so nobody learns the cluster IP at a host's MAC.
+- Multicast: the 03-BF MAC is added to the interface's multicast filter (`ip maddr
+  add`); IgmpMulticast: the 01-00-5E-7F MAC likewise, and the driver joins group
+  239.255.y.z on its heartbeat socket so IGMP snooping forwards the group here.
+- Unicast (every host's MAC replaced by 02-BF, the switch flooding because no frame
+  ever leaves with that source MAC) needs the source MAC masked on egress; it is not
+  done here, so `prepare` refuses Unicast.
+
+The sysctl for conntrack exists once nf_conntrack is loaded in the namespace, so
+`prepare_conntrack` runs after the filter table (whose `ct` rules load it).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from casarray.balancer.nlb_host.config import NlbConfigError, NlbHostConfig, OperationMode
+from casarray.balancer.nlb_host.macs import cluster_mac
+from casarray.errors import CasarrayError
+
+__all__ = ["HostSetupError", "prepare", "prepare_conntrack", "undo"]
+
+log = logging.getLogger("casarray.balancer.nlb_host")
+
+SYSCTL = Path("/proc/sys")
+
+
+class HostSetupError(CasarrayError, RuntimeError):
+    """The host's network stack could not be set up for NLB (not root, no `ip`, ...)."""
+
+
+def _ip(args: Sequence[str], *, check: bool = True) -> bool:
+    binary = shutil.which("ip")
+    if binary is None:
+        raise HostSetupError("ip not found: install the Debian package iproute2")
+    result = subprocess.run([binary, *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0 and check:
+        raise HostSetupError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.returncode == 0
+
+
+def _sysctl(name: str, value: str) -> None:
+    path = SYSCTL / name.replace(".", "/")
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        raise HostSetupError(f"can't set {name}={value}: {exc}") from exc
+
+
+def prepare(config: NlbHostConfig) -> None:
+    """Cluster IP, cluster MAC and ARP settings on the cluster interface."""
+    if config.mode is OperationMode.UNICAST:
+        raise NlbConfigError(
+            "OperationMode Unicast is not supported on the hosts yet: use Multicast",
+            target=config.cluster_ip,
+        )
+    for scope in ("all", config.interface):
+        _sysctl(f"net.ipv4.conf.{scope}.arp_announce", "2")
+    # already there after a crash: `ip addr add` then fails with "File exists"
+    _ip(["addr", "replace", f"{config.cluster_ip}/32", "dev", config.interface])
+    mac = cluster_mac(config.cluster_ip, config.mode)
+    _ip(["maddr", "add", mac, "dev", config.interface], check=False)
+
+
+def prepare_conntrack() -> None:
+    """nf_conntrack_tcp_loose=0 (after the filter table has loaded conntrack)."""
+    _sysctl("net.netfilter.nf_conntrack_tcp_loose", "0")
+
+
+def undo(config: NlbHostConfig) -> None:
+    """Take the cluster IP and MAC off the interface (what is already gone is fine)."""
+    _ip(["addr", "del", f"{config.cluster_ip}/32", "dev", config.interface], check=False)
+    if config.mode is not OperationMode.UNICAST:
+        mac = cluster_mac(config.cluster_ip, config.mode)
+        _ip(["maddr", "del", mac, "dev", config.interface], check=False)

@@ -1,0 +1,53 @@
+"""The cluster MAC addresses of Windows NLB's operation modes, pure functions.
+
+- Unicast: 02-BF-w-x-y-z from cluster IP w.x.y.z; NLB puts it on every host's adapter
+  in place of its own, and the switch floods frames to it.
+- Multicast: 03-BF-w-x-y-z, added beside each host's own MAC; hosts answer ARP for the
+  cluster IP with it, which routers refuse, so Microsoft documents a static ARP entry
+  on the router (here: the hosts answer no ARP for the cluster IP at all, and whoever
+  routes to the cluster adds `ip neigh add <cluster IP> lladdr 03:bf:...`).
+- IgmpMulticast: 01-00-5E-7F-y-z, the MAC of IGMP group 239.255.y.z the hosts join,
+  so IGMP-snooping switches send cluster frames to the hosts' ports only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from casarray.balancer.nlb_host.config import NlbConfigError, OperationMode
+
+__all__ = ["cluster_mac", "igmp_group", "multicast_mac", "unicast_mac"]
+
+
+def _octets(cluster_ip: str) -> bytes:
+    try:
+        return ipaddress.IPv4Address(cluster_ip).packed
+    except ValueError as exc:
+        raise NlbConfigError(f"the cluster IP must be IPv4, not {cluster_ip!r}") from exc
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def unicast_mac(cluster_ip: str) -> str:
+    return _mac(b"\x02\xbf" + _octets(cluster_ip))
+
+
+def multicast_mac(cluster_ip: str) -> str:
+    return _mac(b"\x03\xbf" + _octets(cluster_ip))
+
+
+def igmp_group(cluster_ip: str) -> str:
+    """The IGMP group of IgmpMulticast mode: 239.255.y.z."""
+    octets = _octets(cluster_ip)
+    return f"239.255.{octets[2]}.{octets[3]}"
+
+
+def cluster_mac(cluster_ip: str, mode: OperationMode) -> str:
+    """The cluster MAC (lower-case, colon-separated) of `mode`."""
+    if mode is OperationMode.UNICAST:
+        return unicast_mac(cluster_ip)
+    if mode is OperationMode.MULTICAST:
+        return multicast_mac(cluster_ip)
+    return _mac(b"\x01\x00\x5e\x7f" + _octets(cluster_ip)[2:])
