@@ -8,6 +8,11 @@
   session: `casarray lab supervise`, its output in logs/lab.log) and `up` returns once
   all is healthy, saying how to reach the lab and how long that took, or fails after
   `--timeout` (60 s) with what wasn't healthy and the end of its logs (and stops it).
+- with `--hosts`, `up` runs the lab on several hosts (`lab.hosts`: one network
+  namespace per server); `kill-host NAME`, `start-host NAME`, `partition NAME` (and
+  `heal`) act on a host through the supervisor (directly when none runs), `exec NAME --
+  CMD` runs a command inside one, `status` adds the hosts and their links, and `down`
+  removes the hosts network too.
 - `status` prints the status once (`--json` for programs); `logs [NAME] [-f]` prints a
   process's log (the supervisor's without NAME); `kill NAME` and `start NAME` go
   through the control socket (`control_socket`); `add-server` installs a server in the
@@ -55,6 +60,7 @@ from casarray.process.errors import StartupError
 from casarray.process.status import StatusFile, pid_alive
 
 if TYPE_CHECKING:
+    from casarray.lab.hosts.network import HostNetwork, HostState
     from casarray.lab.status import LabStatus
 
 log = logging.getLogger("casarray.lab")
@@ -107,25 +113,32 @@ def _load(home: Path) -> LabConfig:
 # -- making the organization -------------------------------------------------------------
 
 
-def prepare(home: Path) -> tuple[LabConfig, dict[str, str] | None]:
-    """The lab's settings, making the organization first when the folder has none;
-    the users' passwords when it was made now (they are shown once)."""
+def prepare(home: Path, hosts: bool = False) -> tuple[LabConfig, dict[str, str] | None]:
+    """The lab's settings, making the organization first when the folder has none (on
+    several hosts with `hosts`); the users' passwords when it was made now (they are
+    shown once)."""
     from casarray.config import directory_url
     from casarray.directory import Directory
+    from casarray.lab.hosts.plan import PREFIX
     from casarray.lab.topology import build_seed_organization
 
     config = LabConfig.load(home)
     if config is not None:
         config.check_runnable()
+        if hosts and not config.hosts:
+            raise LabError(
+                f"The lab in {home} was made on this machine's loopback addresses, not on "
+                "several hosts; make it anew with `casarray lab reset`, then `lab up --hosts`."
+            )
         return config, None
     home.mkdir(parents=True, exist_ok=True)
     url = directory_url()
     passwords: dict[str, str] | None = None
     with Directory.open(url) as directory:
         if not directory.servers.get():
-            passwords = build_seed_organization(directory)
+            passwords = build_seed_organization(directory, hosts=hosts)
         dns_address = directory.dns.listening_address()
-    config = LabConfig.decide(home, url, dns_address)
+    config = LabConfig.decide(home, url, dns_address, hosts=PREFIX if hosts else "")
     config.save()
     return config, passwords
 
@@ -193,16 +206,28 @@ def supervise(home: Path) -> int:
 # -- up ------------------------------------------------------------------------------------
 
 
-def up(home: Path, detach: bool, timeout: float = READY_TIMEOUT) -> int:
+def up(home: Path, detach: bool, timeout: float = READY_TIMEOUT, hosts: bool = False) -> int:
     started = time.monotonic()
     out = console()
     state = read_state(home)
+    existing = LabConfig.load(home)
+    hosts = hosts or bool(existing and existing.hosts)
+    if hosts:
+        from casarray.lab.hosts.network import missing
+
+        if (what := missing()) is not None:
+            raise LabError(f"Can't run the lab on several hosts: {what}.")
     if state is None:
         try:
-            claim.check_free(home)
+            if hosts:
+                from casarray.lab.hosts.plan import PREFIX
+
+                claim.check_free(home, dns_ports=(), block=existing.hosts if existing else PREFIX)
+            else:
+                claim.check_free(home)
         except claim.AddressesTaken as exc:
             raise LabError(str(exc)) from None
-    config, passwords = prepare(home)
+    config, passwords = prepare(home, hosts)
     if state is not None:
         if not detach:
             raise LabError(
@@ -388,11 +413,109 @@ def status(home: Path, as_json: bool) -> int:
 
     config = _load(home)
     lab = collect(config)
+    hosts = host_states(config)
     if as_json:
-        print(json.dumps(lab.to_json(), indent=2))
+        data = lab.to_json()
+        if hosts is not None:
+            data["hosts"] = [host.to_json() for host in hosts]
+        print(json.dumps(data, indent=2))
     else:
-        console().print(render(lab))
+        out = console()
+        out.print(render(lab))
+        if hosts is not None:
+            out.print(render_hosts(hosts))
     return 0 if lab.running else 3
+
+
+# -- a lab on several hosts -----------------------------------------------------------------
+
+
+def host_network(config: LabConfig) -> HostNetwork:
+    """The network of the lab on several hosts in `config` (its plan from the
+    directory's servers); LabError for a lab on one machine or without root."""
+    from casarray.directory import Directory
+    from casarray.lab.hosts.network import HostNetwork, missing
+    from casarray.lab.hosts.plan import HostPlan, HostsError
+
+    if not config.hosts:
+        raise LabError(
+            f"The lab in {config.home} runs on this machine's loopback addresses: it has "
+            "no hosts (`casarray lab up --hosts` makes a lab on several hosts)."
+        )
+    if (what := missing()) is not None:
+        raise LabError(f"Can't reach the lab's hosts: {what}.")
+    with Directory.open(config.directory) as directory:
+        servers = [(s.name, s.site, s.ip_address) for s in directory.servers.get()]
+    try:
+        return HostNetwork(HostPlan.build(servers, prefix=config.hosts))
+    except HostsError as exc:
+        raise LabError(str(exc)) from exc
+
+
+def host_states(config: LabConfig) -> list[HostState] | None:
+    """Every host and its link, for a lab on several hosts that this process may read
+    (root); None otherwise."""
+    from casarray.lab.hosts.network import missing
+
+    if not config.hosts or missing() is not None:
+        return None
+    return host_network(config).state()
+
+
+def render_hosts(hosts: list[HostState]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Hosts", title_justify="left")
+    for column in ("Host", "Namespace", "Address", "Link", "Processes"):
+        table.add_column(column)
+    for host in hosts:
+        link = host.link + (f" ({host.reason})" if host.reason else "")
+        table.add_row(
+            host.name, host.namespace, ", ".join(host.addresses), link, str(host.processes)
+        )
+    return table
+
+
+def host_command(home: Path, command: str, name: str) -> int:
+    """`kill-host`, `start-host`, `partition`, `heal`: through the running supervisor
+    (it keeps a killed host's processes down until `start-host`), else on the network
+    itself."""
+    from casarray.lab.hosts.plan import HostsError
+
+    config = _load(home)
+    network = host_network(config)
+    if read_state(home) is not None:
+        print(_ask(home, command, name)["message"])
+        return 0
+    try:
+        host = network.host(name).name
+        if command == "kill-host":
+            pids = network.kill_host(host)
+            print(f"{host} killed: its link is down and {len(pids)} processes got SIGKILL.")
+        elif command == "partition":
+            network.partition(host)
+            print(f"{host} partitioned: its link is down.")
+        else:
+            network.heal(host)
+            print(f"{host}: its link is up (the lab isn't running: `casarray lab up`).")
+    except HostsError as exc:
+        raise LabError(str(exc)) from exc
+    return 0
+
+
+def exec_in(home: Path, name: str, argv: list[str]) -> int:
+    """Run a command inside host `name` (replacing this process: a shell works)."""
+    from casarray.lab.hosts.plan import HostsError
+
+    config = _load(home)
+    if not argv:
+        raise LabError("`casarray lab exec NAME -- COMMAND...`: which command?")
+    try:
+        line = host_network(config).exec_argv(name, argv)
+    except HostsError as exc:
+        raise LabError(str(exc)) from exc
+    sys.stdout.flush()
+    os.execvp(line[0], line)
 
 
 def kill(home: Path, name: str) -> int:
@@ -437,6 +560,7 @@ def down(home: Path, *, quiet: bool = False) -> int:
                 os.kill(pid, signal.SIGKILL)
     strays = stop_strays(home)
     clear_leftovers(home)
+    removed = remove_hosts(home)
     if not quiet:
         if state is None:
             print(f"The lab in {home} isn't running.", end="")
@@ -445,7 +569,26 @@ def down(home: Path, *, quiet: bool = False) -> int:
             count = len(state.get("processes", ()))
             took = time.monotonic() - started
             print(f"The lab is down ({count} processes stopped in {took:.1f} s).")
+        if removed:
+            print(f"Removed the hosts network ({len(removed)} namespaces).")
     return 0
+
+
+def remove_hosts(home: Path) -> list[str]:
+    """Remove the network of a lab on several hosts (every namespace of its prefix);
+    the namespaces removed."""
+    from casarray.lab.hosts.network import HostNetwork, missing
+    from casarray.lab.hosts.plan import HostPlan, HostsError
+
+    config = LabConfig.load(home)
+    if config is None or not config.hosts:
+        return []
+    if (what := missing()) is not None:
+        raise LabError(f"Can't remove the lab's hosts network: {what}.")
+    try:
+        return HostNetwork(HostPlan.build([], prefix=config.hosts)).down()
+    except HostsError as exc:
+        raise LabError(str(exc)) from exc
 
 
 def _status_files(home: Path) -> list[Path]:

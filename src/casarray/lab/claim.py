@@ -30,14 +30,17 @@ class AddressesTaken(CasarrayError):
     which and how to stop it."""
 
 
-def claim_path() -> Path:
-    """The machine-wide claim of the lab addresses (one file: one address block)."""
-    return Path(tempfile.gettempdir()) / CLAIMS / f"{DNS_ADDRESS.rsplit('.', 2)[0]}.json"
+def claim_path(block: str = "") -> Path:
+    """The machine-wide claim of the lab addresses (one file: one address block; a lab
+    on several hosts claims its namespaces' prefix instead, `block`)."""
+    block = block or DNS_ADDRESS.rsplit(".", 2)[0]
+    return Path(tempfile.gettempdir()) / CLAIMS / f"{block}.json"
 
 
-def claim(home: Path) -> StatusFile:
-    """Claim the lab addresses for the lab in `home` (its supervisor: this process)."""
-    path = claim_path()
+def claim(home: Path, block: str = "") -> StatusFile:
+    """Claim the lab addresses (or `block`) for the lab in `home` (its supervisor: this
+    process)."""
+    path = claim_path(block)
     path.parent.mkdir(mode=0o1777, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         os.chmod(path.parent, 0o1777)  # any user's lab may claim the addresses
@@ -46,15 +49,17 @@ def claim(home: Path) -> StatusFile:
     return file
 
 
-def check_free(home: Path, dns_ports: tuple[int, ...] = (53, 10_053)) -> None:
-    """AddressesTaken when a lab other than the one in `home` runs on this machine."""
+def check_free(home: Path, dns_ports: tuple[int, ...] = (53, 10_053), block: str = "") -> None:
+    """AddressesTaken when a lab other than the one in `home` runs on this machine (on
+    the lab addresses, or on the namespaces `block` of a lab on several hosts)."""
     here = str(Path(home).resolve())
-    held = StatusFile(claim_path()).read()
+    held = StatusFile(claim_path(block)).read()
     if held is not None:
         if held.get("home") == here:
             return  # this lab's own supervisor: `lab up` says it's running
+        where = f"namespaces {block}*" if block else "lab addresses (127.77.x.x)"
         raise AddressesTaken(
-            f"Another lab is running on this machine's lab addresses (127.77.x.x), in "
+            f"Another lab is running on this machine's {where}, in "
             f"{held.get('home')} (supervisor pid {held['pid']}); stop it first with "
             f"`casarray lab down --home {held.get('home')}`."
         )

@@ -51,6 +51,7 @@ class LabConfig:
     directory: str  # the directory's URL
     data_plane: str  # the balancers' data plane: Kernel (root) or Proxy
     created: str = ""
+    hosts: str = ""  # the namespaces' prefix of a lab on several hosts (`--hosts`), else ""
 
     @staticmethod
     def path(home: Path | None = None) -> Path:
@@ -79,13 +80,15 @@ class LabConfig:
                 directory=str(data["directory"]),
                 data_plane=str(data["data_plane"]),
                 created=str(data.get("created", "")),
+                hosts=str(data.get("hosts", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LabConfigError(f"{path} lacks or has a bad value for {exc}") from exc
 
     @classmethod
-    def decide(cls, home: Path, directory: str, dns_address: str) -> LabConfig:
-        """The settings of a lab made now by this process."""
+    def decide(cls, home: Path, directory: str, dns_address: str, hosts: str = "") -> LabConfig:
+        """The settings of a lab made now by this process (on several hosts, in
+        namespaces named from `hosts`, when it isn't "")."""
         from casarray.pki.ca import root_path
 
         standard = privileged()
@@ -99,6 +102,7 @@ class LabConfig:
             directory=directory,
             data_plane=KERNEL if standard and shutil.which("nft") else PROXY,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
+            hosts=hosts,
         )
 
     def port(self, standard: int) -> int:

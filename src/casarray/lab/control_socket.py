@@ -6,6 +6,8 @@ object per line with one JSON object per line:
 
     {"command": "kill", "name": "CAS02"}   -> {"ok": true, "message": "CAS02 killed ..."}
     {"command": "start", "name": "CAS02"}  -> {"ok": true, "message": "CAS02 started ..."}
+    {"command": "kill-host", "name": "CAS02"} (start-host, partition, heal: a lab on
+                                               several hosts) -> {"ok": true, "message": ...}
     {"command": "state"}                   -> {"ok": true, "state": {...}}
     {"command": "down"}                    -> {"ok": true, "message": "stopping"}
     anything else                          -> {"ok": false, "error": "..."}
@@ -30,6 +32,7 @@ from casarray.errors import CasarrayError
 if TYPE_CHECKING:
     from casarray.lab.supervisor import LabSupervisor
 
+HOST_COMMANDS = ("kill-host", "start-host", "partition", "heal")  # a lab on several hosts
 SOCKET = "lab.sock"
 MAX_LINE = 64 * 1024
 SUN_PATH_MAX = 107  # the bytes of a unix socket's path (sun_path), less the NUL
@@ -79,6 +82,12 @@ async def handle(supervisor: LabSupervisor, request: dict[str, Any]) -> dict[str
                 return {"ok": False, "error": f"'{command}' needs the name of a process."}
             action = supervisor.kill if command == "kill" else supervisor.start_process
             message = action(name)
+            supervisor.write_state()
+            return {"ok": True, "message": message}
+        if command in HOST_COMMANDS:
+            if not isinstance(name, str) or not name.strip():
+                return {"ok": False, "error": f"'{command}' needs the name of a host."}
+            message = supervisor.host_action(command, name)
             supervisor.write_state()
             return {"ok": True, "message": message}
     except SupervisorError as exc:

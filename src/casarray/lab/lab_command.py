@@ -42,6 +42,12 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="with --detach: give up (and stop it) when not all healthy by then (60)",
     )
+    up.add_argument(
+        "--hosts",
+        action="store_true",
+        help="one Linux network namespace per server, bridges per site, a router and "
+        "clients, addresses from 198.18.0.0/15 (root; a new lab only)",
+    )
 
     status = actions.add_parser("status", help="print the lab's status once")
     _home(status)
@@ -72,6 +78,26 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     start = actions.add_parser("start", help="start a killed process again")
     _home(start)
     start.add_argument("name", metavar="NAME")
+
+    for action, text in (
+        ("kill-host", "a lab on several hosts: SIGKILL every process of a host, link down"),
+        ("start-host", "bring a killed host's link up; its processes start again"),
+        ("partition", "take a host's link down; its processes run on"),
+        ("heal", "bring a partitioned host's link up"),
+    ):
+        host = actions.add_parser(action, help=text)
+        _home(host)
+        host.add_argument("name", metavar="NAME", help="CAS01, MBX02, DC01, ROUTER, CLIENT-BJ...")
+
+    run_in = actions.add_parser(
+        "exec",
+        help="run a command inside a host of a lab on several hosts",
+        description="Run COMMAND inside host NAME's network namespace, e.g. "
+        "`casarray lab exec CLIENT-BJ -- dig @198.18.1.5 bj-cas.lab.net`.",
+    )
+    _home(run_in)
+    run_in.add_argument("name", metavar="NAME")
+    run_in.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND...")
 
     add = actions.add_parser(
         "add-server",
@@ -120,7 +146,14 @@ def run(args: argparse.Namespace) -> int:
         home = actions.lab_home(args.home)
         action = args.lab_command
         if action == "up":
-            return actions.up(home, args.detach, args.timeout)
+            return actions.up(home, args.detach, args.timeout, args.hosts)
+        if action in ("kill-host", "start-host", "partition", "heal"):
+            return actions.host_command(home, action, args.name)
+        if action == "exec":
+            argv = list(args.argv)
+            if argv[:1] == ["--home"] and len(argv) > 1:  # NAME --home DIR -- ...
+                home, argv = actions.lab_home(argv[1]), argv[2:]
+            return actions.exec_in(home, args.name, argv[1:] if argv[:1] == ["--"] else argv)
         if action == "supervise":
             return actions.supervise(home)
         if action == "status":

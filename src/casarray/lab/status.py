@@ -243,7 +243,19 @@ def collect(
 ) -> LabStatus:
     """The lab's status now (see the module docstring). Blocking: a few directory reads
     and, with `probe`, the health pages and a DNS query, all at once (about a second at
-    worst, when something doesn't answer)."""
+    worst, when something doesn't answer). A lab on several hosts is probed from its
+    client in BJ, where the servers' addresses are."""
+    if config.hosts and probe:
+        from casarray.lab.hosts.network import NETNS_DIR, call_in
+        from casarray.lab.hosts.plan import CLIENT_BJ, namespace_name
+
+        client = namespace_name(config.hosts, CLIENT_BJ)
+        if (NETNS_DIR / client).exists():
+            return call_in(client, _collect, config, directory, probe=probe)
+    return _collect(config, directory, probe=probe)
+
+
+def _collect(config: LabConfig, directory: Directory | None, *, probe: bool) -> LabStatus:
     from casarray.access.cas_process import read_status as server_status
     from casarray.balancer.balancer_process import live_node
     from casarray.balancer.balancer_process import read_status as balancer_status

@@ -30,6 +30,13 @@ Access servers and the DNS server, and the Mailbox servers last, once no Client 
 server uses their databases (SIGTERM, SIGKILL after STOP_TIMEOUT), then removes what
 killed processes left: their status files, and the nftables tables of the clusters.
 
+A lab on several hosts (lab.json's `hosts`: `casarray lab up --hosts`) runs each
+process inside its server's network namespace (`lab.hosts`): a server's roles in its
+own host, DNS and the balancers in DC01; a server installed later gets its host before
+its process starts. `kill_host` (`casarray lab kill-host NAME`) kills a host's
+processes and takes its link down, and they stay Killed until `start_host`;
+`partition` and `heal` only cut and restore its link.
+
 What the supervisor knows (its pid, every process's state, the last events) is in its
 status file, `$CASARRAY_HOME/run/lab-supervisor.json`, while it runs;
 `casarray.lab.control_socket` serves the commands on `run/lab.sock`. Its life cycle is
@@ -65,6 +72,7 @@ from casarray.process.status import StatusFile
 if TYPE_CHECKING:
     from casarray.directory import Directory
     from casarray.lab.config import LabConfig
+    from casarray.lab.hosts.network import HostNetwork
 
 log = logging.getLogger("casarray.lab")
 
@@ -261,6 +269,7 @@ class LabSupervisor(ServiceProcess):
             "PYTHONUNBUFFERED": "1",
         }
         self._env.pop("CASARRAY_DIRECTORY", None)  # each command says --directory
+        self.hosts: HostNetwork | None = None  # a lab on several hosts: its network
 
     # -- events ------------------------------------------------------------------------
 
@@ -285,6 +294,9 @@ class LabSupervisor(ServiceProcess):
         """Start the role's process (from the event loop's thread: PR_SET_PDEATHSIG
         follows the thread that forked)."""
         entry.log.parent.mkdir(parents=True, exist_ok=True)
+        preexec = self._preexec
+        if self.hosts is not None:
+            preexec = self.hosts.preexec(self._ensure_host(entry.role), then=preexec)
         with entry.log.open("ab") as output:
             entry.process = subprocess.Popen(
                 entry.role.command,
@@ -293,7 +305,7 @@ class LabSupervisor(ServiceProcess):
                 stderr=subprocess.STDOUT,
                 env=self._env,
                 process_group=0,
-                preexec_fn=self._preexec,
+                preexec_fn=preexec,
             )
         entry.started = time.monotonic()
         entry.restart_at = None
@@ -433,6 +445,94 @@ class LabSupervisor(ServiceProcess):
         self.event(text, entry=entry)
         return text
 
+    # -- hosts (a lab on several hosts) -------------------------------------------------
+
+    def host_of(self, role: Role) -> str:
+        """The host a role's process runs in: its server's, DC01 for DNS and balancers."""
+        from casarray.lab.hosts.plan import DC
+
+        return role.target if role.kind in (CLIENT_ACCESS, MAILBOX, HUB_TRANSPORT) else DC
+
+    def _ensure_host(self, role: Role) -> str:
+        """The role's host, made first when its server was installed after `up`."""
+        from casarray.lab.hosts.plan import HostsError
+
+        assert self.hosts is not None
+        name = self.host_of(role)
+        if self.hosts.plan.find(name) is None:
+            server = self.directory.servers.one(name)
+            try:
+                plan = self.hosts.plan.with_server(server.name, server.site, server.ip_address)
+                self.hosts.plan = plan
+                self.hosts.add_host(plan.host(name))
+            except HostsError as exc:
+                raise SupervisorError(f"{role.name}: {exc}") from exc
+            self.event(f"host {name} made for {role.name} ({server.ip_address})")
+        return name
+
+    def _network(self) -> HostNetwork:
+        if self.hosts is None:
+            raise SupervisorError(
+                "This lab runs on one machine's loopback addresses: it has no hosts "
+                "(`casarray lab up --hosts` makes a lab on several hosts)."
+            )
+        return self.hosts
+
+    def _on_host(self, name: str) -> list[Entry]:
+        return [e for e in self.entries.values() if self.host_of(e.role).lower() == name.lower()]
+
+    def host_action(self, command: str, name: str) -> str:
+        """kill-host, start-host, partition or heal host `name`."""
+        from casarray.lab.hosts.plan import HostsError
+
+        network = self._network()
+        try:
+            host = network.host(name).name
+            if command == "kill-host":
+                return self._kill_host(network, host)
+            if command == "start-host":
+                network.start_host(host)
+                started = []
+                for entry in self._on_host(host):
+                    if entry.state == KILLED:
+                        entry.backoff.reset()
+                        self._spawn(entry)
+                        started.append(entry.role.name)
+                text = f"{host} started: its link is up" + (
+                    f", and {', '.join(started)} started again" if started else ""
+                )
+            elif command == "partition":
+                network.partition(host)
+                text = f"{host} partitioned: its link is down; its processes run on"
+            elif command == "heal":
+                network.heal(host)
+                text = f"{host} healed: its link is up"
+            else:
+                raise SupervisorError(f"Unknown host command '{command}'.")
+        except HostsError as exc:
+            raise SupervisorError(str(exc)) from exc
+        self.event(text)
+        return text
+
+    def _kill_host(self, network: HostNetwork, host: str) -> str:
+        entries = self._on_host(host)
+        for entry in entries:
+            entry.restart_at = None
+            self._set_state(entry, KILLED)
+        pids = network.kill_host(host)
+        for entry in entries:
+            if entry.process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    entry.process.wait(5)
+                entry.last_exit = entry.process.returncode
+        names = ", ".join(e.role.name for e in entries) or "no lab process"
+        text = (
+            f"{host} killed: its link is down and {len(pids)} processes got SIGKILL "
+            f"({names}); `casarray lab start-host {host}` brings it back"
+        )
+        self.event(text)
+        return text
+
     # -- the state file ----------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
@@ -444,6 +544,7 @@ class LabSupervisor(ServiceProcess):
             "processes": [entry.snapshot() for entry in self.entries.values()],
             "events": list(self.events),
             "updated": time.time(),
+            "hosts": self.config.hosts,
         }
 
     def write_state(self) -> None:
@@ -505,14 +606,16 @@ class LabSupervisor(ServiceProcess):
     async def start(self) -> None:
         """Open the directory, start every process, and answer on the control socket."""
         try:
-            claim.check_free(self.config.home, dns_ports=())
+            claim.check_free(self.config.home, dns_ports=(), block=self.config.hosts)
         except claim.AddressesTaken as exc:
             raise StartupError(str(exc)) from None
-        self._claim = claim.claim(self.config.home)
+        self._claim = claim.claim(self.config.home, self.config.hosts)
         if self._directory is None:
             from casarray.directory import Directory
 
             self._directory = await asyncio.to_thread(Directory.open, self.config.directory)
+        if self.config.hosts:
+            self.hosts = await asyncio.to_thread(hosts_network, self.directory, self.config.hosts)
         roles = await asyncio.to_thread(roles_of, self.directory, self.config)
         self.event(f"lab starting in {self.config.home} (supervisor pid {os.getpid()})")
         self.reconcile(roles)
@@ -602,6 +705,21 @@ def remove_nft_tables(directory: Directory) -> list[str]:
         except Exception as exc:
             log.error("%s: can't remove its nftables table: %s", cluster.name, exc)
     return removed
+
+
+def hosts_network(directory: Directory, prefix: str) -> HostNetwork:
+    """The network of a lab on several hosts, made (or completed) for the directory's
+    servers. StartupError when it can't be."""
+    from casarray.lab.hosts.network import HostNetwork
+    from casarray.lab.hosts.plan import HostPlan, HostsError
+
+    try:
+        servers = [(s.name, s.site, s.ip_address) for s in directory.servers.get()]
+        network = HostNetwork(HostPlan.build(servers, prefix=prefix))
+        network.up()
+    except HostsError as exc:
+        raise StartupError(str(exc)) from exc
+    return network
 
 
 def read_state(home: Path) -> dict[str, Any] | None:

@@ -78,16 +78,28 @@ def lab_password() -> str:
     return password
 
 
-def build_seed_organization(directory: Directory) -> dict[str, str]:
-    """Create the "before" organization; returns each user's generated password (shown
-    once; only the hashes are stored)."""
-    for site, subnets in SITES.items():
+def hosts_layout() -> tuple[dict[str, tuple[str, ...]], tuple[LabServer, ...], str]:
+    """The sites, servers and DNS address of the lab on several hosts (`--hosts`): the
+    same servers at the addresses of `lab.hosts.plan`."""
+    from casarray.lab.hosts import plan
+
+    servers = tuple(
+        LabServer(s.name, s.roles, plan.SERVER_ADDRESSES[s.name][1], s.site) for s in SERVERS
+    )
+    return dict(plan.SITES), servers, plan.DNS_ADDRESS
+
+
+def build_seed_organization(directory: Directory, *, hosts: bool = False) -> dict[str, str]:
+    """Create the "before" organization (at the hosts lab's addresses with `hosts`);
+    returns each user's generated password (shown once; only the hashes are stored)."""
+    sites, servers, dns_address = hosts_layout() if hosts else (SITES, SERVERS, DNS_ADDRESS)
+    for site, subnets in sites.items():
         directory.sites.new(site, subnets)
-    for server in SERVERS:
+    for server in servers:
         directory.servers.new(server.name, server.roles, server.ip_address, site=server.site)
     for name, host in DATABASES:
         directory.databases.new(name, host, mounted=True)
-    directory.dns.set_listening_address(DNS_ADDRESS)
+    directory.dns.set_listening_address(dns_address)
     passwords: dict[str, str] = {}
     domain = directory.organization().default_domain
     for alias, display, database in USERS:

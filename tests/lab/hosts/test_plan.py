@@ -18,7 +18,7 @@ from casarray.lab.hosts.plan import (
     UnknownHost,
     port_name,
 )
-from casarray.lab.topology import SERVERS
+from casarray.lab.topology import SERVERS, hosts_layout
 
 
 def addresses(plan: HostPlan) -> list[str]:
@@ -112,3 +112,14 @@ def test_unknown_host_and_bad_prefix() -> None:
         HostPlan.build().host("CAS09")
     with pytest.raises(HostsError):
         HostPlan.build(prefix="Bad_Prefix")
+
+
+def test_the_hosts_layout_of_the_topology() -> None:
+    sites, servers, dns_address = hosts_layout()
+    plan = HostPlan.build()
+    assert [s.name for s in servers] == [s.name for s in SERVERS]
+    for server in servers:
+        assert plan.host(server.name).address == server.ip_address
+        assert plan.network_of(server.ip_address).name == server.site
+    assert sites == {"BJ": ("198.18.1.0/24",), "SH": ("198.18.2.0/24",)}
+    assert dns_address == plan.host("DC01").address

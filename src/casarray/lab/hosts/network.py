@@ -44,15 +44,17 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from casarray.lab.hosts.plan import ROUTER_KIND, Host, HostPlan, HostsError
 
 log = logging.getLogger("casarray.lab.hosts")
+T = TypeVar("T")
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces' names
 CLONE_NEWNET = 0x40000000
@@ -408,3 +410,31 @@ def kill_all(namespace: str) -> list[int]:
             raise NetworkError(f"Processes {pids} in {namespace} outlive SIGKILL.")
         time.sleep(0.02)
     return killed
+
+
+def call_in(namespace: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`function(*args, **kwargs)` in a new thread inside `namespace` (setns affects only
+    the calling thread; threads it starts are in the namespace too): what it returns or
+    raises. The caller's thread stays where it is."""
+    outcome: dict[str, Any] = {}
+    setns = _libc_setns()
+
+    def run() -> None:
+        try:
+            fd = os.open(NETNS_DIR / namespace, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if setns(fd, CLONE_NEWNET) != 0:
+                    errno = ctypes.get_errno()
+                    raise NetworkError(f"Can't enter {namespace}: {os.strerror(errno)}")
+            finally:
+                os.close(fd)
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"in-{namespace}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return cast(T, outcome["value"])

@@ -63,12 +63,12 @@ CLUSTER_IP = "198.18.1.10"  # bj-cas.lab.net
 CLIENT_ADDRESSES = {CLIENT_BJ: (BJ, "198.18.1.100"), CLIENT_OUT: (OUTSIDE, "198.18.3.100")}
 # topology.SERVERS with these addresses: the directory of a hosts lab says them
 SITES = {BJ: (NETWORKS[BJ][0],), SH: (NETWORKS[SH][0],)}
-SERVER_ADDRESSES = {
-    "CAS01": "198.18.1.11",
-    "CAS02": "198.18.1.12",
-    "MBX01": "198.18.1.21",
-    "CAS03": "198.18.2.11",
-    "MBX02": "198.18.2.21",
+SERVER_ADDRESSES = {  # the servers of `topology.SERVERS`: (site, address)
+    "CAS01": (BJ, "198.18.1.11"),
+    "CAS02": (BJ, "198.18.1.12"),
+    "MBX01": (BJ, "198.18.1.21"),
+    "CAS03": (SH, "198.18.2.11"),
+    "MBX02": (SH, "198.18.2.21"),
 }
 SWITCH = "switch"  # the bridges' namespace: no host may be named so
 HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
@@ -260,6 +260,4 @@ def _single(prefix: str, name: str, kind: str, network: str, address: str) -> Ho
 
 def default_servers() -> list[tuple[str, str, str]]:
     """The lab's servers (`topology.SERVERS`) at their hosts addresses."""
-    from casarray.lab.topology import SERVERS
-
-    return [(s.name, s.site, SERVER_ADDRESSES[s.name]) for s in SERVERS]
+    return [(name, site, address) for name, (site, address) in SERVER_ADDRESSES.items()]
