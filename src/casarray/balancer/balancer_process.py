@@ -63,6 +63,16 @@ def read_status(cluster: str, home: Path | None = None) -> dict[str, Any] | None
     return status_file(cluster, home).read()
 
 
+def host_status_file(cluster: str, server: str, home: Path | None = None) -> status.StatusFile:
+    """Where the NLB driver of `server` for `cluster` (the Hosts plane) says what the
+    host itself sees: its state, the members it hears, the buckets it owns."""
+    return status.status_file(status.NLB_HOST, f"{cluster}-{server}", home)
+
+
+def read_host_status(cluster: str, server: str, home: Path | None = None) -> dict[str, Any] | None:
+    return host_status_file(cluster, server, home).read()
+
+
 def live_node(status: dict[str, Any] | None, node: str) -> dict[str, Any] | None:
     """A node's entry in a balancer's status (state, detail, connections)."""
     for entry in (status or {}).get("nodes", ()):

@@ -34,6 +34,7 @@ BALANCER = "balancer"
 DNS = "dns"
 LAB = "lab"
 TRANSPORT = "transport"  # a Hub Transport server
+NLB_HOST = "nlbhost"  # one host's NLB driver: "<cluster>-<server>"
 
 
 def pid_alive(pid: int) -> bool:

@@ -60,3 +60,27 @@ def test_remove_node(seeded: Shell, bj: Directory) -> None:
     assert [n.name for n in bj.nlb.nodes()] == ["CAS01"]
     error = seeded.run("Remove-NlbClusterNode CAS01 -Force").error()
     assert "last node" in error.message
+
+
+def test_nodes_as_their_hosts_report_them(seeded: Shell, bj: Directory) -> None:
+    """NLB on the hosts: each host's driver writes what it sees itself
+    (`balancer_process.host_status_file`), and Get-NlbClusterNode shows that, not the
+    directory's idea of the node."""
+    import os
+
+    from casarray.balancer.balancer_process import host_status_file
+
+    seeded.ok("Set-NlbCluster CAS01 -DataPlane Hosts")
+    cluster = bj.nlb.clusters()[0].name
+    me = {"pid": os.getpid(), "members": [{"name": "CAS02", "host_id": 2}]}
+    host_status_file(cluster, "CAS02").write({**me, "state": "Converging"})
+    host_status_file(cluster, "CAS01").write({**me, "state": "Draining"})
+
+    def state(node: str) -> str:
+        return seeded.ok(f"(Get-NlbClusterNode -NodeName {node}).State").out.strip()
+
+    assert state("CAS01") == "Draining"
+    assert state("CAS02") == "Converging (hears CAS02)"
+    # a driver that is gone (its pid no longer runs) reports nothing
+    host_status_file(cluster, "CAS02").write({**me, "pid": 2**22 + 7, "state": "Converging"})
+    assert state("CAS02") == "Converged"

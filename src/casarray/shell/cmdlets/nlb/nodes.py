@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from casarray.balancer.balancer_process import live_node, read_status
+from casarray.balancer.balancer_process import live_node, read_host_status, read_status
 from casarray.directory.nlb.objects import NlbNode
 from casarray.directory.nlb.values import HOST_STATES
 from casarray.directory.objects import Server
@@ -117,7 +117,9 @@ class GetNlbClusterNode(Cmdlet):
         "Shows each node's state: Converged, Converged(default) for the started node with "
         "the highest priority, Draining, Stopped or Suspended; while the cluster's balancer "
         "runs (casarray balancer run), also Unhealthy with the failing probe, or "
-        "Converging during a slow start, and the node's open connections."
+        "Converging during a slow start, and the node's open connections. With NLB on "
+        "the hosts (-DataPlane Hosts) each host's driver reports its own state: "
+        "Converged, Converging (with the members it hears), Draining, Stopped, Suspended."
     )
     examples = (
         Example("Get-NlbClusterNode", "Lists every node of every cluster."),
@@ -131,6 +133,11 @@ class GetNlbClusterNode(Cmdlet):
         node = params.get("NodeName")
         statuses: dict[str, Any] = {}
         for record in self.directory.nlb.nodes(cluster, node):
+            # NLB on the hosts: the host's own word (Converged, Converging, ...)
+            own = read_host_status(record.cluster, record.name)
+            if own is not None:
+                yield node_object(_as_reported(record, own), None)
+                continue
             # the running balancer's word on health (Unhealthy, Converging) and load
             if record.cluster not in statuses:
                 statuses[record.cluster] = read_status(record.cluster)
@@ -143,6 +150,16 @@ class GetNlbClusterNode(Cmdlet):
                     health = f"{live['state']} ({detail})" if detail else str(live["state"])
                     record = dataclasses.replace(record, health=health)
             yield node_object(record, connections)
+
+
+def _as_reported(record: NlbNode, own: Mapping[str, Any]) -> NlbNode:
+    """The node as its host's NLB driver reports it: the state it is in (Converged,
+    Converging, Draining, Stopped, Suspended), and for a started host that hears
+    fewer members than the directory has, which it hears."""
+    state = str(own.get("state") or record.state)
+    heard = sorted(str(m.get("name")) for m in own.get("members", ()) if m.get("name"))
+    detail = f"{state} (hears {', '.join(heard)})" if state == "Converging" and heard else state
+    return dataclasses.replace(record, health=detail)
 
 
 @register
