@@ -160,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     brun.add_argument("--backend-offset", type=int, metavar="N", help="node ports + N")
     brun.add_argument("--log-file", metavar="FILE", help="log here instead of to stderr")
     brun.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    brun.add_argument(
+        "--vrrp-rank",
+        type=int,
+        metavar="N",
+        help="one host of an HAProxy pair sharing the cluster IP with keepalived "
+        "(0: the preferred one)",
+    )
+    brun.add_argument("--vrrp-interface", default="eth0", metavar="IF", help="the address's")
+    brun.add_argument(
+        "--vrrp-peer", action="append", default=[], metavar="IP", help="the pair's other host"
+    )
+    brun.add_argument("--vrrp-source", metavar="IP", help="this host's own address")
+    brun.add_argument("--vrrp-advert", type=float, default=1.0, metavar="S", help="seconds")
 
     dns_parser = commands.add_parser("dns", help="run the authoritative DNS server")
     dns_commands = dns_parser.add_subparsers(dest="dns_command", metavar="ACTION", required=True)
@@ -342,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     backend_offset=args.backend_offset,
                     log_file=args.log_file,
                     log_level=args.log_level,
+                    vrrp_rank=args.vrrp_rank,
+                    vrrp_interface=args.vrrp_interface,
+                    vrrp_peers=tuple(args.vrrp_peer),
+                    vrrp_source=args.vrrp_source,
+                    vrrp_advert=args.vrrp_advert,
                 )
             )
         if args.command == "dns":

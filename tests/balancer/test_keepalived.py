@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -342,3 +343,68 @@ def test_the_active_hosts_haproxy_dying_hands_the_address_over(
         for proxy, keeper in pairs:
             keeper.stop()
             proxy.kill()
+
+
+def test_the_pair_as_balancer_processes_driven_from_the_directory(
+    network: dict[str, str], tmp_path: Path
+) -> None:
+    """`casarray balancer run CLUSTER --engine HAProxy --vrrp-rank N` on each balancer
+    host: the cluster, its node and port rule come from the directory (New-NlbCluster,
+    Add-NlbClusterPortRule); the preferred host holds the cluster IP, its loss moves
+    it, and new connections recover through the other."""
+    from casarray.directory import Directory
+
+    url = f"sqlite:///{tmp_path / 'directory.db'}"
+    with Directory.open(url) as directory:
+        directory.sites.new("BJ", (f"{SUBNET}.0/24",))
+        directory.servers.new("CAS01", "ClientAccess", f"{SUBNET}.20", site="BJ")
+        directory.nlb.install_feature("CAS01", ["NLB"])
+        directory.nlb.new_cluster("pair.lab.net", VIP, host="CAS01", subnet_mask="255.255.255.0")
+        directory.nlb.remove_port_rule("pair.lab.net", 0)
+        directory.nlb.add_port_rule("pair.lab.net", PORT, PORT, protocol="Tcp", affinity="None")
+    tag = network["tag"]
+    backend = in_ns(network["be"], sys.executable, "-c", BACKEND.format(port=PORT))
+    balancers = []
+    homes: list[Path] = []
+    try:
+        for rank, host in enumerate(("lb1", "lb2")):
+            # short: haproxy's socket paths must fit 97 characters
+            home = Path(tempfile.mkdtemp(prefix=f"{tag}{host}"))
+            homes.append(home)
+            env = dict(os.environ, CASARRAY_HOME=str(home))
+            argv = [sys.executable, "-m", "casarray", "balancer", "run", "pair.lab.net"]
+            argv += ["--directory", url, "--engine", "HAProxy", "--vrrp-rank", str(rank)]
+            argv += ["--vrrp-peer", f"{SUBNET}.{3 - rank}", "--vrrp-source", f"{SUBNET}.{2 + rank}"]
+            argv += ["--vrrp-advert", "0.2", "--log-file", str(home / "balancer.log")]
+            balancers.append(in_ns(network[host], *argv, env=env))
+        wait_for("the preferred host holds the cluster IP", lambda: has_vip(network["lb1"]), 30)
+        wait_for("a connection through the cluster IP", lambda: reachable(network["cl"]), 30)
+        assert not has_vip(network["lb2"])
+        wait_for("the other host's haproxy is up", lambda: any(homes[1].rglob("haproxy.pid")))
+        client = in_ns(
+            network["cl"],
+            sys.executable,
+            "-c",
+            CLIENT.format(vip=VIP, port=PORT),
+            "5",
+            stdout=subprocess.PIPE,
+        )
+        time.sleep(1.0)
+        killed = time.monotonic()
+        kill_host(network["lb1"], f"{tag}lb1v")
+        out, _ = client.communicate(timeout=30)
+        after = [(t, ok) for t, ok in json.loads(out) if t >= killed]
+        back = recovery(after)
+        assert back is not None and has_vip(network["lb2"]), "the other host took over"
+        print(f"failover: {back - killed:.2f} s to the first of 20 successful connections")
+    finally:
+        backend.kill()
+        for process in balancers:
+            process.terminate()
+        for process in balancers:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for home in homes:
+            shutil.rmtree(home, ignore_errors=True)

@@ -12,6 +12,12 @@ step (`control`):
   10993, ...), and so does the Proxy plane on the cluster IP: `--listen-offset` and
   `--backend-offset` default to 10000 then, and to 0 as root.
 
+With `--vrrp-rank N` (HAProxy only) the process is one host of the separate load
+balancer on several hosts: HAProxy bound to the cluster IP (`ip_nonlocal_bind`, so it
+is up before the address comes) and keepalived holding that address with the pair's
+other host (`keepalived`); the preferred host (rank 0) has it while alive and its
+haproxy runs, the other takes it within three advert intervals of its loss.
+
 Its status file, `$CASARRAY_HOME/run/balancer-<cluster>.json`, tells the state of every
 node (with the failing probe when Unhealthy) and its connections while it runs. SIGTERM
 or SIGINT stops it: the Proxy plane closes; the Kernel plane's table is removed (after a
@@ -20,6 +26,8 @@ crash it stays, and forwarding goes on with the last health known).
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
 import shutil
 from collections.abc import Callable
@@ -35,6 +43,7 @@ from casarray.process.ports import UNPRIVILEGED_OFFSET
 
 if TYPE_CHECKING:
     from casarray.balancer.control_plane import Balancer, Engine
+    from casarray.balancer.keepalived import Keepalived
     from casarray.balancer.model import ClusterView
     from casarray.directory import Directory
 
@@ -52,6 +61,14 @@ class BalancerOptions:
     backend_offset: int | None = None
     log_file: str | None = None
     log_level: str = "INFO"
+    # One host of an HAProxy pair sharing the cluster IP with keepalived (`keepalived`):
+    # its rank (0: the preferred master), the interface the address goes on, the other
+    # host's address (unicast adverts), this host's, and the advert interval.
+    vrrp_rank: int | None = None
+    vrrp_interface: str = "eth0"
+    vrrp_peers: tuple[str, ...] = ()
+    vrrp_source: str | None = None
+    vrrp_advert: float = 1.0
 
 
 def status_file(cluster: str, home: Path | None = None) -> status.StatusFile:
@@ -131,6 +148,7 @@ class BalancerProcess(ServiceProcess):
         self.options = options
         self.directory: Directory | None = None
         self.balancer: Balancer | None = None
+        self.keepalived: Keepalived | None = None
 
     async def start(self) -> None:
         from casarray.balancer.control_plane import Balancer
@@ -157,10 +175,42 @@ class BalancerProcess(ServiceProcess):
             )
 
         work = casarray_home() / "run" / f"balancer-{record.name.lower()}"
-        self.balancer = Balancer(
-            read_view, _engine(name, work), status_path=status_file(record.name).path
-        )
+        if options.vrrp_rank is not None and name != "HAProxy":
+            raise StartupError(
+                f"A keepalived pair runs the HAProxy engine; this cluster's is {name} "
+                "(use --engine HAProxy)."
+            )
+        if options.vrrp_rank is not None:
+            _allow_nonlocal_bind()
+        engine = _engine(name, work)
+        self.balancer = Balancer(read_view, engine, status_path=status_file(record.name).path)
         await self.balancer.start()
+        if options.vrrp_rank is not None:
+            from casarray.balancer.haproxy_engine import HaproxyEngine
+            from casarray.balancer.keepalived import (
+                Keepalived,
+                KeepalivedError,
+                VrrpInstance,
+                vrrp_priority,
+            )
+
+            assert isinstance(engine, HaproxyEngine)
+            prefix = ipaddress.IPv4Network(f"0.0.0.0/{record.subnet_mask}").prefixlen
+            try:
+                instance = VrrpInstance(
+                    cluster=record.name,
+                    interface=options.vrrp_interface,
+                    address=f"{record.ip_address}/{prefix}",
+                    priority=vrrp_priority(options.vrrp_rank),
+                    advert_interval=options.vrrp_advert,
+                    peers=options.vrrp_peers,
+                    source=options.vrrp_source,
+                    haproxy_pid_file=engine.pid_file,
+                )
+                self.keepalived = Keepalived(instance, work / "keepalived")
+                await asyncio.to_thread(self.keepalived.start)
+            except (KeepalivedError, ValueError) as exc:
+                raise StartupError(f"{record.name}: {exc}") from exc
 
     def jobs(self) -> list[Job]:
         assert self.balancer is not None
@@ -179,11 +229,22 @@ class BalancerProcess(ServiceProcess):
                 return
 
     async def stop(self) -> None:
+        if self.keepalived is not None:  # the address goes to the other host first
+            await asyncio.to_thread(self.keepalived.stop)
         if self.balancer is not None:
             self.balancer.stop()
             await self.balancer.close()
         if self.directory is not None:
             self.directory.close()
+
+
+def _allow_nonlocal_bind() -> None:
+    """HAProxy binds the cluster IP before keepalived gives it to this host (this
+    network namespace's setting)."""
+    try:
+        Path("/proc/sys/net/ipv4/ip_nonlocal_bind").write_text("1\n")
+    except OSError as exc:
+        raise StartupError(f"A keepalived pair needs net.ipv4.ip_nonlocal_bind: {exc}") from exc
 
 
 def run(options: BalancerOptions) -> int:
