@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.casarray-installed
 # Debian packages the test suite drives as real peers (Postfix with "No configuration":
 # no system instance takes port 25; the tests run their own).
-DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy bind9-dnsutils nsd postfix swaks libnet-ssleay-perl davmail-server python3-exchangelib
+DEBIAN_PACKAGES := postgresql dovecot-imapd mutt openssl curl tmux chromium nftables conntrack haproxy keepalived bind9-dnsutils nsd postfix swaks libnet-ssleay-perl davmail-server python3-exchangelib
 # and the peers the benchmarks measure against (`make bench`)
 BENCH_PACKAGES := wrk nginx-light dnsperf
 
