@@ -257,7 +257,7 @@ def collect(
 
 def _collect(config: LabConfig, directory: Directory | None, *, probe: bool) -> LabStatus:
     from casarray.access.cas_process import read_status as server_status
-    from casarray.balancer.balancer_process import live_node
+    from casarray.balancer.balancer_process import live_node, read_host_status
     from casarray.balancer.balancer_process import read_status as balancer_status
     from casarray.directory import Directory
     from casarray.dns.dns_process import read_status as dns_status
@@ -335,11 +335,14 @@ def _collect(config: LabConfig, directory: Directory | None, *, probe: bool) -> 
         live = balancer_status(cluster.name, home)
         for node in nodes_by_cluster[cluster.guid]:
             entry = live_node(live, node.name)
+            if live is None and (reported := read_host_status(cluster.name, node.name, home)):
+                # NLB on the hosts: the node's own driver reports it
+                entry = {"state": reported.get("state", ""), "detail": "its own driver"}
             node_rows.append(
                 NodeStatus(
                     cluster=cluster.name,
                     cluster_ip=cluster.ip_address,
-                    engine=str(live.get("engine", "")) if live else "",
+                    engine=str(live.get("engine", "")) if live else ("Hosts" if entry else ""),
                     node=node.name,
                     address=node.ip_address,
                     admin_state=node.admin_state,
@@ -404,6 +407,7 @@ ROLE_LABELS = {
     "Mailbox": "Mailbox",
     "DNS": "DNS",
     "HubTransport": "Transport",
+    "NlbHost": "NLB host",
 }
 STATE_STYLES = {
     "Running": "green",
@@ -522,12 +526,15 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
         process = by_name.get(cluster.lower())
         shown.add(cluster.lower())
         up = sum(1 for n in nodes if n.state in ("Converged", "Converging"))
+        state = _state(process.state if process else "Stopped", process.restarts if process else 0)
+        if process is None and nodes[0].engine == "Hosts":  # no central process
+            state = Text("on its hosts", style="green" if up else "red")
         rows.add_row(
             cluster,
             f"NLB {nodes[0].engine}".strip(),
             "",
             nodes[0].cluster_ip,
-            _state(process.state if process else "Stopped", process.restarts if process else 0),
+            state,
             Text(f"{up} of {len(nodes)} nodes up", style="green" if up == len(nodes) else "red"),
         )
     for process in status.processes:  # anything else the supervisor runs

@@ -10,7 +10,15 @@ process within a second, and one removed is stopped.
 - each Mailbox server, `MBX01`: `casarray mailbox run MBX01`, ready with
   `run/mailbox-mbx01.json`;
 - each NLB cluster, `bj-cas.lab.net`: `casarray balancer run bj-cas.lab.net`, ready
-  with `run/balancer-bj-cas.lab.net.json`.
+  with `run/balancer-bj-cas.lab.net.json`;
+- in a lab on several hosts, a cluster of the Hosts or Auto data plane has no central
+  balancer: each of its nodes runs its own NLB driver instead, `CAS01-nlb`: `python -m
+  casarray.balancer.nlb_host nlb-hosts/<cluster>-<server>.json` (`lab.hosts.nlb`
+  writes the config from the directory), ready with
+  `run/nlbhost-bj-cas.lab.net-cas01.json`. A change of the node's admin state only
+  rewrites the file (the driver re-reads it); any other change restarts the driver,
+  once the old one has left the cluster (its exit removes the cluster IP and filter
+  the new one sets up).
 
 A server with both roles runs two processes: `NAME` (Client Access) and `NAME-store`.
 Every process gets the lab's port offset (lab.json) and its addresses from the
@@ -31,11 +39,16 @@ server uses their databases (SIGTERM, SIGKILL after STOP_TIMEOUT), then removes 
 killed processes left: their status files, and the nftables tables of the clusters.
 
 A lab on several hosts (lab.json's `hosts`: `casarray lab up --hosts`) runs each
-process inside its server's network namespace (`lab.hosts`): a server's roles in its
-own host, DNS and the balancers in DC01; a server installed later gets its host before
-its process starts. `kill_host` (`casarray lab kill-host NAME`) kills a host's
-processes and takes its link down, and they stay Killed until `start_host`;
-`partition` and `heal` only cut and restore its link.
+process inside its server's network namespace (`lab.hosts`): a server's roles and its
+NLB driver in its own host, DNS and the central balancers in DC01 (which then holds
+the cluster IP); a server installed later gets its host before its process starts.
+For a cluster on the hosts the supervisor also sets up the network around it
+(`network.ClusterPlumbing`): the cluster MAC as a static neighbour entry on the
+router and the other hosts of the cluster's network, and in each member a DNAT of the
+cluster IP to the host's own address, where its Client Access server listens.
+`kill_host` (`casarray lab kill-host NAME`) kills a host's processes and takes its link
+down, and they stay Killed until `start_host`; `partition` and `heal` only cut and
+restore its link.
 
 What the supervisor knows (its pid, every process's state, the last events) is in its
 status file, `$CASARRAY_HOME/run/lab-supervisor.json`, while it runs;
@@ -78,8 +91,10 @@ log = logging.getLogger("casarray.lab")
 
 DNS, CLIENT_ACCESS, MAILBOX, NLB = "DNS", "ClientAccess", "Mailbox", "NLB"
 HUB_TRANSPORT = "HubTransport"
+NLB_HOST = "NlbHost"  # one host's NLB driver (a cluster on the hosts of a hosts lab)
 # who is stopped first (the Hub Transport before the Mailbox role: it writes to its databases)
-STOP_ORDER = ((NLB,), (CLIENT_ACCESS, DNS, HUB_TRANSPORT), (MAILBOX,))
+STOP_ORDER = ((NLB, NLB_HOST), (CLIENT_ACCESS, DNS, HUB_TRANSPORT), (MAILBOX,))
+NLB_HOSTS_DIR = "nlb-hosts"  # $CASARRAY_HOME/nlb-hosts/<cluster>-<server>.json
 STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
     "Starting",
     "Running",
@@ -103,6 +118,11 @@ class Role:
     target: str  # the server or cluster it runs ("" for DNS)
     command: tuple[str, ...]
     status_file: Path  # names the process's pid once it serves
+    address: str = ""  # NLB, NlbHost: the cluster IP
+    # NlbHost: the driver's config file, what it says, and what of it needs a restart
+    config_path: Path | None = None
+    config: str = field(default="", compare=False)
+    restart_key: str = ""
 
 
 def state_path(home: Path) -> Path:
@@ -170,12 +190,69 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                 )
             )
     for cluster in directory.nlb.clusters():
+        if config.hosts:
+            from casarray.lab.hosts.nlb import on_hosts
+
+            if on_hosts(cluster.data_plane):
+                roles += host_driver_roles(directory, config, cluster.guid)
+                continue
         command = (*base, "balancer", "run", cluster.name, *url)
         command += ("--listen-offset", offset, "--backend-offset", offset)
         roles.append(
-            Role(cluster.name, NLB, cluster.name, command, balancer_status(cluster.name, home).path)
+            Role(
+                cluster.name,
+                NLB,
+                cluster.name,
+                command,
+                balancer_status(cluster.name, home).path,
+                address=cluster.ip_address,
+            )
         )
     return roles
+
+
+def host_driver_roles(directory: Directory, config: LabConfig, cluster: str) -> list[Role]:
+    """The NLB drivers of a cluster on the hosts, one per node (`lab.hosts.nlb`); none
+    (and the reason in the lab log) when the cluster can't run there. Blocking."""
+    from casarray.balancer.balancer_process import host_status_file
+    from casarray.balancer.nlb_host.config import NlbConfigError
+    from casarray.lab.hosts.nlb import host_configs, restart_key
+
+    snapshot = directory.nlb.snapshot(cluster)
+    files = {
+        n.name: host_status_file(snapshot.name, n.name, config.home).path for n in snapshot.nodes
+    }
+    try:
+        configs = host_configs(snapshot, files)
+    except NlbConfigError as exc:
+        log.error("%s can't run on its hosts: %s", snapshot.name, exc)
+        return []
+    roles = []
+    for host in configs:
+        path = config.home / NLB_HOSTS_DIR / f"{snapshot.name.lower()}-{host.name.lower()}.json"
+        roles.append(
+            Role(
+                f"{host.name}-nlb",
+                NLB_HOST,
+                host.name,
+                (sys.executable, "-m", "casarray.balancer.nlb_host", str(path)),
+                files[host.name],
+                address=host.cluster_ip,
+                config_path=path,
+                config=host.to_json(),
+                restart_key=restart_key(host),
+            )
+        )
+    return roles
+
+
+def write_config(role: Role) -> None:
+    """Write an NLB driver's config file (atomically: the driver re-reads it)."""
+    assert role.config_path is not None
+    role.config_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = role.config_path.with_name(f".{role.config_path.name}.{os.getpid()}.tmp")
+    tmp.write_text(role.config + "\n")
+    os.replace(tmp, role.config_path)
 
 
 def exit_text(code: int | None) -> str:
@@ -270,6 +347,10 @@ class LabSupervisor(ServiceProcess):
         }
         self._env.pop("CASARRAY_DIRECTORY", None)  # each command says --directory
         self.hosts: HostNetwork | None = None  # a lab on several hosts: its network
+        self._wanted: dict[str, Role] = {}  # the directory's roles, by name (lower case)
+        self._restarting: set[str] = set()  # roles changed: stopped to be started anew
+        # a hosts lab's clusters on the hosts: cluster IP -> (MAC, members, hosts) set up
+        self._published: dict[str, tuple[str, frozenset[str], tuple[str, ...]]] = {}
 
     # -- events ------------------------------------------------------------------------
 
@@ -296,7 +377,11 @@ class LabSupervisor(ServiceProcess):
         entry.log.parent.mkdir(parents=True, exist_ok=True)
         preexec = self._preexec
         if self.hosts is not None:
-            preexec = self.hosts.preexec(self._ensure_host(entry.role), then=preexec)
+            host = self._ensure_host(entry.role)
+            self._plumb(entry.role, host)
+            preexec = self.hosts.preexec(host, then=preexec)
+        elif entry.role.kind == NLB_HOST:
+            write_config(entry.role)
         with entry.log.open("ab") as output:
             entry.process = subprocess.Popen(
                 entry.role.command,
@@ -368,22 +453,53 @@ class LabSupervisor(ServiceProcess):
         """Start the processes of new roles; stop those whose role left the directory
         (or changed: it is started anew)."""
         wanted = {role.name.lower(): role for role in roles}
+        self._wanted = wanted
         for key, entry in list(self.entries.items()):
             role = wanted.get(key)
             if role == entry.role:
+                if role.config != entry.role.config:  # an NLB node's admin state
+                    self._reload(entry, role)
                 continue
             del self.entries[key]
-            self.event(f"{entry.role.name} left the directory; stopping it")
+            if role is None:
+                self.event(f"{entry.role.name} left the directory; stopping it")
+            else:
+                self.event(f"{entry.role.name} changed in the directory; restarting it")
             self.retiring.append(entry)
             self._terminate(entry)
-        for key, role in wanted.items():
-            if key not in self.entries:
-                entry = Entry(role, log_path(self.config.home, role.name))
-                self.entries[key] = entry
-                if not self._first:
-                    self.event(f"{role.name} joined the directory; starting it")
-                self._spawn(entry)
+            if role is not None:
+                self._restarting.add(key)
+        self._start_wanted()
         self._first = False
+        if self.hosts is not None:
+            self._publish_clusters(roles)
+
+    def _start_wanted(self) -> None:
+        """Start the wanted roles that have no process yet; an NLB driver only once
+        its predecessor on the host has exited."""
+        for key, role in self._wanted.items():
+            if key in self.entries:
+                continue
+            if any(e.role.name.lower() == key for e in self.retiring):
+                continue  # started by `_reap_retiring` once the old one is gone
+            entry = Entry(role, log_path(self.config.home, role.name))
+            self.entries[key] = entry
+            if not self._first and role.name.lower() not in self._restarting:
+                self.event(f"{role.name} joined the directory; starting it")
+            self._restarting.discard(role.name.lower())
+            self._spawn(entry)
+
+    def _reload(self, entry: Entry, role: Role) -> None:
+        """An NLB driver's new admin state: its file rewritten (the driver re-reads
+        it)."""
+        from casarray.balancer.nlb_host.config import NlbHostConfig
+
+        write_config(role)
+        entry.role = role
+        state = NlbHostConfig.from_json(role.config).state.value
+        self.event(
+            f"{role.name}: the node's admin state is {state} (config rewritten)", entry=entry
+        )
 
     def _terminate(self, entry: Entry) -> None:
         entry.restart_at = None
@@ -399,6 +515,8 @@ class LabSupervisor(ServiceProcess):
             if process is None or process.poll() is not None:
                 self.retiring.remove(entry)
                 self._remove_leftovers(entry)
+                self._unplumb(entry.role)
+                self._start_wanted()
             elif now - entry.started > STOP_TIMEOUT:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
@@ -451,7 +569,70 @@ class LabSupervisor(ServiceProcess):
         """The host a role's process runs in: its server's, DC01 for DNS and balancers."""
         from casarray.lab.hosts.plan import DC
 
-        return role.target if role.kind in (CLIENT_ACCESS, MAILBOX, HUB_TRANSPORT) else DC
+        return role.target if role.kind in (CLIENT_ACCESS, MAILBOX, HUB_TRANSPORT, NLB_HOST) else DC
+
+    def _plumb(self, role: Role, host: str) -> None:
+        """Before a cluster's process starts in a hosts lab: an NLB driver's config
+        written and its host DNATing the cluster IP to itself; a central balancer's
+        host (DC01) holding the cluster IP."""
+        from casarray.lab.hosts.plan import HostsError
+
+        assert self.hosts is not None
+        try:
+            if role.kind == NLB_HOST:
+                write_config(role)
+                self.hosts.serve_cluster_ip(host, role.address)
+            elif role.kind == NLB and role.address:
+                self.hosts.own_cluster_ip(host, role.address)
+        except HostsError as exc:
+            raise SupervisorError(f"{role.name}: {exc}") from exc
+
+    def _unplumb(self, role: Role) -> None:
+        """After a cluster's process left for good (its role is no longer wanted)."""
+        from casarray.lab.hosts.plan import HostsError
+
+        if self.hosts is None or role.name.lower() in self._wanted:
+            return
+        try:
+            if role.kind == NLB_HOST:
+                self.hosts.stop_serving_cluster_ip(role.target)
+            elif role.kind == NLB and role.address:
+                self.hosts.disown_cluster_ip(self.host_of(role), role.address)
+        except HostsError as exc:
+            log.error("%s: %s", role.name, exc)
+
+    def _publish_clusters(self, roles: list[Role]) -> None:
+        """The static neighbour entries of the clusters on the hosts (and none left of
+        a cluster that went), redone when a cluster's IP, mode or members change or a
+        host is added."""
+        from casarray.balancer.nlb_host.config import NlbHostConfig
+        from casarray.lab.hosts.nlb import mac_of
+        from casarray.lab.hosts.plan import HostsError
+
+        assert self.hosts is not None
+        wanted: dict[str, tuple[str, frozenset[str]]] = {}
+        for role in roles:
+            if role.kind == NLB_HOST:
+                mac = mac_of(NlbHostConfig.from_json(role.config))
+                members = wanted.get(role.address, (mac, frozenset()))[1]
+                wanted[role.address] = (mac, members | {role.target})
+        hosts = tuple(h.name for h in self.hosts.plan.hosts)
+        for address in list(self._published):
+            if address not in wanted:
+                with contextlib.suppress(HostsError):
+                    self.hosts.unpublish_cluster(address)
+                del self._published[address]
+        for address, (mac, members) in wanted.items():
+            key = (mac, members, hosts)
+            if self._published.get(address) == key:
+                continue
+            try:
+                self.hosts.publish_cluster(address, mac, members)
+            except HostsError as exc:
+                log.error("can't publish the cluster IP %s: %s", address, exc)
+                continue
+            self._published[address] = key
+            self.event(f"cluster IP {address} at {mac} for the hosts of its network")
 
     def _ensure_host(self, role: Role) -> str:
         """The role's host, made first when its server was installed after `up`."""

@@ -32,6 +32,24 @@ of the prefix (bridges and veth pairs go with them).
 
 Links go down at the switch's port, as a pulled cable: the host sees NO-CARRIER and
 keeps its addresses and routes, so bringing the port up again is all `heal` does.
+
+An NLB cluster's IP on the hosts (`lab.hosts.nlb`) needs three things of the network:
+
+- `publish_cluster`: a static neighbour entry (the cluster IP at the cluster MAC,
+  `nud permanent`) on every host of the cluster's network that is not a member, the
+  router's link included. Microsoft documents this for the router in multicast mode
+  (routers refuse an ARP answer with a multicast MAC); the lab's hosts drivers answer
+  no ARP for the cluster IP at all, so the clients and servers of that network need
+  the entry too.
+- `serve_cluster_ip`: in a member host, a `nat` table that DNATs what arrives for the
+  cluster IP to the host's own address, where its Client Access server listens (a
+  Windows host's services listen on every address of the adapter, the cluster IP
+  among them; casarray's listen on the server's address). It runs after the NLB
+  driver's filter (priority dstnat, -100, after the filter's -150), so only the
+  connections of the host's own buckets are DNATed, and conntrack keeps the reply's
+  source the cluster IP.
+- `own_cluster_ip`: for a central balancer in DC01 (a cluster of the Kernel, Proxy or
+  HAProxy plane), the cluster IP as a second address of DC01's `eth0`.
 """
 
 from __future__ import annotations
@@ -46,7 +64,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -159,6 +177,124 @@ def enter_preexec(namespace: str, then: Callable[[], None] | None = None) -> Cal
     return preexec
 
 
+# -- NLB clusters on the hosts ------------------------------------------------------------
+
+NAT_TABLE = "casarray_lab_cluster"
+
+
+def _neighbour_links(
+    plan: HostPlan, cluster_ip: str, members: Collection[str]
+) -> list[tuple[Host, str]]:
+    network = plan.network_of(cluster_ip).name
+    wanted = {m.lower() for m in members}
+    return [
+        (host, link.name)
+        for host in plan.hosts
+        if host.name.lower() not in wanted
+        for link in host.links
+        if link.network == network
+    ]
+
+
+class ClusterPlumbing:
+    """What `HostNetwork` does for NLB clusters (a mixin: see the module docstring)."""
+
+    plan: HostPlan
+
+    def publish_cluster(self, cluster_ip: str, mac: str, members: Collection[str]) -> None:
+        """The cluster IP at `mac` on every host of its network but the `members`
+        (static entries; the members' own are removed)."""
+        wanted = {m.lower() for m in members}
+        for host in self.plan.hosts:
+            if host.name.lower() in wanted and (NETNS_DIR / host.namespace).exists():
+                for link in host.links:
+                    ip(
+                        "neigh",
+                        "del",
+                        cluster_ip,
+                        "dev",
+                        link.name,
+                        namespace=host.namespace,
+                        check=False,
+                    )
+        for host, device in _neighbour_links(self.plan, cluster_ip, members):
+            if (NETNS_DIR / host.namespace).exists():
+                ip(
+                    "neigh",
+                    *("replace", cluster_ip, "lladdr", mac, "dev", device, "nud", "permanent"),
+                    namespace=host.namespace,
+                )
+
+    def unpublish_cluster(self, cluster_ip: str) -> None:
+        for host in self.plan.hosts:
+            if (NETNS_DIR / host.namespace).exists():
+                for link in host.links:
+                    ip(
+                        "neigh",
+                        "del",
+                        cluster_ip,
+                        "dev",
+                        link.name,
+                        namespace=host.namespace,
+                        check=False,
+                    )
+
+    def serve_cluster_ip(self, name: str, cluster_ip: str) -> None:
+        """In member host `name`: what arrives for `cluster_ip` goes to the host's own
+        address (one nat table, made anew)."""
+        host = self.plan.host(name)
+        script = (
+            f"table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"
+            f"table ip {NAT_TABLE} {{\n"
+            "\tchain prerouting {\n"
+            "\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+            f"\t\tip daddr {cluster_ip} dnat to {host.address}\n"
+            "\t}\n}\n"
+        )
+        nft(host.namespace, script)
+
+    def stop_serving_cluster_ip(self, name: str) -> None:
+        host = self.plan.host(name)
+        if (NETNS_DIR / host.namespace).exists():
+            nft(host.namespace, f"table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n")
+
+    def own_cluster_ip(self, name: str, cluster_ip: str, prefixlen: int = 32) -> None:
+        """The cluster IP as an address of host `name`'s first link (a central
+        balancer's host)."""
+        host = self.plan.host(name)
+        ip(
+            "addr",
+            "replace",
+            f"{cluster_ip}/{prefixlen}",
+            "dev",
+            host.links[0].name,
+            namespace=host.namespace,
+        )
+
+    def disown_cluster_ip(self, name: str, cluster_ip: str, prefixlen: int = 32) -> None:
+        host = self.plan.host(name)
+        if (NETNS_DIR / host.namespace).exists():
+            ip(
+                "addr",
+                "del",
+                f"{cluster_ip}/{prefixlen}",
+                "dev",
+                host.links[0].name,
+                namespace=host.namespace,
+                check=False,
+            )
+
+
+def nft(namespace: str, script: str) -> None:
+    """Run an nftables script inside `namespace` (`ip netns exec NS nft -f -`)."""
+    if shutil.which("nft") is None:
+        raise NetworkError("nft is not installed (Debian package nftables)")
+    argv = ["ip", "netns", "exec", namespace, "nft", "-f", "-"]
+    done = subprocess.run(argv, input=script, capture_output=True, text=True, timeout=IP_TIMEOUT)
+    if done.returncode != 0:
+        raise NetworkError(f"nft in {namespace} failed: {done.stderr.strip()}")
+
+
 @dataclass(frozen=True)
 class HostState:
     """A host as the kernel has it now."""
@@ -185,7 +321,7 @@ class HostState:
         }
 
 
-class HostNetwork:
+class HostNetwork(ClusterPlumbing):
     """The hosts lab's network, as `plan` lays it out (see the module docstring)."""
 
     def __init__(self, plan: HostPlan) -> None:

@@ -1,0 +1,152 @@
+"""NLB on the hosts of a whole hosts lab (as root): `casarray lab up` of a lab made on
+several hosts under a test prefix, with bj-cas.lab.net on CAS01 and CAS02 (Hosts data
+plane, multicast, heartbeats every 200 ms). From CLIENT-BJ, bj-cas.lab.net resolves
+through the lab DNS to the cluster IP and IMAP connections to it spread over both
+hosts; after `kill-host CAS01` new connections land on CAS02 within a few seconds, and
+after `start-host CAS01` on both again.
+
+The lab's addresses are the real ones (198.18.x): every host is a namespace of the
+test's own prefix, so they collide with no other lab or test; only the prefix must be
+unique (`conftest.fresh_prefix`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from casarray.directory import Directory
+from casarray.lab.config import LabConfig
+from casarray.lab.hosts.network import HostNetwork, missing, namespaces
+from casarray.lab.hosts.plan import HostPlan
+from casarray.lab.topology import build_seed_organization
+from tests.lab import required, tool
+from tests.lab.hosts.conftest import fresh_prefix
+
+CLUSTER, CLUSTER_IP = "bj-cas.lab.net", "198.18.1.10"
+PERIOD_MS = 200
+
+# Run inside CLIENT-BJ: resolve the name through the lab DNS, then open IMAP connections
+# to it for N connections (or until K good ones in a row, or a deadline), and print
+# which server greeted each (its FQDN is in the greeting) and when.
+CLIENT = """
+import imaplib, json, sys, time
+import dns.resolver
+name, n, streak_wanted = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+deadline = float(sys.argv[4])
+resolver = dns.resolver.Resolver(configure=False)
+resolver.nameservers = ["198.18.1.5"]
+address = resolver.resolve(name, "A")[0].to_text()
+outcomes, streak, started = [], 0, time.monotonic()
+while len(outcomes) < n and time.monotonic() - started < deadline:
+    try:
+        imap = imaplib.IMAP4(address, 143, timeout=0.5)
+        outcome = imap.welcome.decode().split("] ", 1)[1].split()[0]
+        imap.logout()
+    except Exception as exc:
+        outcome = type(exc).__name__
+    outcomes.append((round(time.monotonic() - started, 3), outcome))
+    streak = streak + 1 if outcome.endswith(".lab.net") else 0
+    if streak_wanted and streak >= streak_wanted:
+        break
+print(json.dumps({"address": address, "outcomes": outcomes}))
+"""
+
+
+def lab(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "casarray", "lab", args[0], "--home", str(home), *args[1:]]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def connect(
+    network: HostNetwork, n: int, streak: int = 0, deadline: float = 20
+) -> tuple[str, list[tuple[float, str]]]:
+    done = network.exec(
+        "CLIENT-BJ",
+        [sys.executable, "-c", CLIENT, CLUSTER, str(n), str(streak), str(deadline)],
+        capture_output=True,
+        text=True,
+        timeout=deadline + 15,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    return result["address"], [(float(t), str(o)) for t, o in result["outcomes"]]
+
+
+def make_lab(home: Path, prefix: str) -> None:
+    """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
+    walkthrough's port rules, and lab.json naming the test prefix."""
+    home.mkdir()
+    url = f"sqlite:///{home / 'directory.db'}"
+    with Directory.open(url) as directory:
+        build_seed_organization(directory, hosts=True)
+        nlb = directory.nlb
+        for server in ("CAS01", "CAS02"):
+            nlb.install_feature(server, ["NLB"])
+        nlb.new_cluster(
+            CLUSTER,
+            CLUSTER_IP,
+            host="CAS01",
+            subnet_mask="255.255.255.0",
+            operation_mode="Multicast",
+            data_plane="Hosts",
+        )
+        nlb.add_node(CLUSTER, "CAS02")
+        nlb.remove_port_rule(CLUSTER, 0)
+        for port in (143, 993, 443, 80):
+            nlb.add_port_rule(CLUSTER, port, port, protocol="Tcp", affinity="None")
+        nlb.set_cluster(CLUSTER, heartbeat_period=PERIOD_MS)
+    LabConfig.decide(home, url, "198.18.1.5", hosts=prefix).save()
+
+
+def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
+    required(missing())
+    tool("nft", "nftables")
+    home, prefix = tmp_path / "lab", fresh_prefix()
+    network = HostNetwork(HostPlan.build(prefix=prefix))
+    make_lab(home, prefix)
+    try:
+        started = time.monotonic()
+        done = lab(home, "up", "--detach", "--timeout", "40", timeout=50)
+        assert done.returncode == 0, done.stdout + done.stderr
+        print(f"lab up in {time.monotonic() - started:.1f} s")
+        state = json.loads(lab(home, "status", "--json").stdout)
+        kinds = {p["name"]: p["kind"] for p in state["processes"]}
+        assert kinds["CAS01-nlb"] == kinds["CAS02-nlb"] == "NlbHost"
+        assert CLUSTER not in kinds  # no central balancer
+        router = network.exec("ROUTER", ["ip", "neigh"], capture_output=True, text=True)
+        assert f"{CLUSTER_IP} dev eth-bj lladdr 03:bf:c6:12:01:0a PERMANENT" in router.stdout
+
+        address, outcomes = connect(network, 60)
+        assert address == CLUSTER_IP
+        counts = Counter(o for _, o in outcomes)
+        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+        assert min(counts.values()) >= 10, counts
+
+        done = lab(home, "kill-host", "CAS01")
+        assert done.returncode == 0, done.stderr
+        killed = time.monotonic()
+        _, outcomes = connect(network, 400, streak=20, deadline=15)
+        took = time.monotonic() - killed
+        good = [o for _, o in outcomes if o.endswith(".lab.net")]
+        print(f"after kill-host CAS01: 20 good connections in a row {took:.2f} s later: {outcomes}")
+        assert len(good) >= 20 and set(good[-20:]) == {"CAS02.lab.net"}, outcomes
+        assert took < 6
+
+        done = lab(home, "start-host", "CAS01")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while True:
+            _, outcomes = connect(network, 40)
+            counts = Counter(o for _, o in outcomes)
+            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+    finally:
+        print(lab(home, "down").stdout)
+        network.down()
+    assert namespaces(prefix) == []
