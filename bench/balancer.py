@@ -60,6 +60,7 @@ from __future__ import annotations
 import os
 import sys
 
+import balancer_hosts  # the hosts mode (--hosts)
 import benchlib  # before the folder leaves the path (see below)
 
 # Run as a script, this file's folder is sys.path[0], and bench/http.py would shadow
@@ -288,9 +289,9 @@ def cluster_view(port: int) -> Any:
     return ClusterView(CLUSTER, VIP, nodes, (rule,))
 
 
-def plane_main(argv: list[str]) -> int:
+def plane_main(argv: list[str], view: Any = None) -> int:
     """`balancer.py _plane ENGINE PORT WORK`: run a Balancer until SIGTERM (a child
-    process of the benchmark, on uvloop)."""
+    process of the benchmark, on uvloop); of `view` when given (the hosts mode)."""
     engine_name, port, work = argv[0], int(argv[1]), Path(argv[2])
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -300,7 +301,7 @@ def plane_main(argv: list[str]) -> int:
     from casarray.balancer.control_plane import Balancer, KernelEngine, ProxyEngine
     from casarray.balancer.haproxy_engine import HaproxyEngine
 
-    view = cluster_view(port)
+    view = view or cluster_view(port)
     engines: dict[str, Callable[[], Any]] = {
         "Kernel": KernelEngine,
         "Proxy": ProxyEngine,
@@ -797,23 +798,32 @@ def main() -> int:
         return plane_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "_bare":
         return bare_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "_hosts_plane":
+        return balancer_hosts.plane_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per wrk measurement (10)")
     parser.add_argument("--connections", type=int, default=50, help="wrk's -c (50)")
     parser.add_argument("--trials", type=int, default=20, help="failover trials per plane (20)")
     parser.add_argument(
-        "--planes", default=",".join(PLANES), help=f"comma-separated, of {', '.join(PLANES)}"
+        "--planes",
+        help=f"comma-separated, of {', '.join(PLANES)} (with --hosts: "
+        f"{', '.join(balancer_hosts.PLANES)}); default all",
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each (1)")
     parser.add_argument("--observe", type=float, default=3.0, help="seconds after a kill (3)")
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (configs, logs)")
+    parser.add_argument(
+        "--hosts", action="store_true", help="in network namespaces: NLB on the hosts and the pair"
+    )
     args = parser.parse_args()
-    planes = [p.strip().lower() for p in args.planes.split(",") if p.strip()]
+    if args.seconds < 1 or args.connections < 1 or args.trials < 0 or args.observe < 3:
+        parser.error("--seconds >= 1, --connections >= 1, --trials >= 0, --observe >= 3")
+    if args.hosts:
+        return balancer_hosts.main(args)
+    planes = [p.strip().lower() for p in (args.planes or ",".join(PLANES)).split(",") if p.strip()]
     unknown = [p for p in planes if p not in PLANES]
     if unknown or not planes:
         parser.error(f"--planes: {', '.join(unknown) or 'none'}; use {', '.join(PLANES)}")
-    if args.seconds < 1 or args.connections < 1 or args.trials < 0 or args.observe < 3:
-        parser.error("--seconds >= 1, --connections >= 1, --trials >= 0, --observe >= 3")
     for tool, package in ((WRK, "wrk"), (NGINX, "nginx-light")):
         if not os.path.isabs(tool):
             print(f"{tool} is missing (Debian package {package})", file=sys.stderr)
