@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from casarray.balancer.model import Affinity, PortRule, RuleProtocol
-from casarray.balancer.nlb_host.config import NlbHostConfig
-from casarray.balancer.nlb_host.macs import multicast_mac
+from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
+from casarray.balancer.nlb_host.macs import masked_mac, multicast_mac, unicast_mac
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, nft)"),
@@ -97,6 +97,7 @@ class Lab:
     bridge_ns: str
     client: str
     hosts: dict[str, str] = field(default_factory=dict)  # CASnn -> namespace
+    mode: OperationMode = OperationMode.MULTICAST
     procs: dict[str, list[subprocess.Popen[bytes]]] = field(default_factory=dict)
 
     def config(self, name: str, index: int) -> NlbHostConfig:
@@ -112,6 +113,7 @@ class Lab:
             rules=(PortRule(PORT, PORT, protocol=RuleProtocol.TCP, affinity=Affinity.NONE),),
             heartbeat_period=PERIOD,
             tolerance=TOLERANCE,
+            mode=self.mode,
             status_file=str(self.tmp / f"{name}.status.json"),
         )
 
@@ -214,8 +216,17 @@ def echo(proc: subprocess.Popen[str], text: str) -> str:
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from make_lab(tmp_path, OperationMode.MULTICAST)
+
+
+@pytest.fixture
+def unicast_lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from make_lab(tmp_path, OperationMode.UNICAST)
+
+
+def make_lab(tmp_path: Path, mode: OperationMode) -> Iterator[Lab]:
     suffix = secrets.token_hex(3)
-    lab = Lab(suffix, tmp_path, f"cnlbA-br{suffix}", f"cnlbA-cl{suffix}")
+    lab = Lab(suffix, tmp_path, f"cnlbA-br{suffix}", f"cnlbA-cl{suffix}", mode=mode)
     created: list[str] = []
     try:
         subprocess.run(["ip", "netns", "add", lab.bridge_ns], check=True)
@@ -259,24 +270,25 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
             )
             subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        # the "router": a static ARP entry for the multicast cluster MAC
-        subprocess.run(
-            [
-                "ip",
-                "-n",
-                lab.client,
-                "neigh",
-                "replace",
-                CLUSTER_IP,
-                "lladdr",
-                multicast_mac(CLUSTER_IP),
-                "dev",
-                "eth0",
-                "nud",
-                "permanent",
-            ],
-            check=True,
-        )
+        # the "router": a static ARP entry for the multicast cluster MAC (Unicast: ARP)
+        if mode is OperationMode.MULTICAST:
+            subprocess.run(
+                [
+                    "ip",
+                    "-n",
+                    lab.client,
+                    "neigh",
+                    "replace",
+                    CLUSTER_IP,
+                    "lladdr",
+                    multicast_mac(CLUSTER_IP),
+                    "dev",
+                    "eth0",
+                    "nud",
+                    "permanent",
+                ],
+                check=True,
+            )
         yield lab
     finally:
         for procs in lab.procs.values():
@@ -389,3 +401,30 @@ def test_no_resets_across_convergence(lab: Lab) -> None:
     assert counts["empty"] <= 5, counts  # the dead host's own connections end
     assert recovered is not None and recovered < CONVERGENCE + 3
     assert set(counts) == set(names)
+
+
+def test_unicast_mode_floods_to_every_host_and_fails_over(unicast_lab: Lab) -> None:
+    """Unicast: every host's adapter has the cluster MAC 02-BF-..., frames leave from
+    02-<HostID>-... so the switch never learns where the cluster MAC is and floods
+    frames to it; the client finds the cluster IP by ARP (no static entry)."""
+    lab = unicast_lab
+    names = list(lab.hosts)
+    for name in names:
+        lab.start_host(name)
+    lab.wait_converged(names, 3)
+    counts = lab.connect(300)
+    assert set(counts) == set(names), counts
+    neigh = ns_exec(lab.client, "ip", "neigh", "show", CLUSTER_IP).stdout
+    assert unicast_mac(CLUSTER_IP) in neigh, neigh
+    fdb = subprocess.run(
+        ["bridge", "-n", lab.bridge_ns, "fdb", "show", "br", "br0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert unicast_mac(CLUSTER_IP) not in fdb  # never learned: flooded
+    assert masked_mac(CLUSTER_IP, 1) in fdb  # what the switch saw instead
+    lab.kill_host(names[0])
+    lab.wait_converged(names[1:], 2)
+    counts = lab.connect(200)
+    assert set(counts) == set(names[1:]), counts

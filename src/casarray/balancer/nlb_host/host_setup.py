@@ -10,9 +10,13 @@ the operation mode, and the sysctls the filter relies on.
 - Multicast: the 03-BF MAC is added to the interface's multicast filter (`ip maddr
   add`); IgmpMulticast: the 01-00-5E-7F MAC likewise, and the driver joins group
   239.255.y.z on its heartbeat socket so IGMP snooping forwards the group here.
-- Unicast (every host's MAC replaced by 02-BF, the switch flooding because no frame
-  ever leaves with that source MAC) needs the source MAC masked on egress; it is not
-  done here, so `prepare` refuses Unicast.
+- Unicast: the interface's own MAC is replaced by the 02-BF cluster MAC (every host
+  the same), and the filter's egress chain masks the source of every frame as
+  02-<HostID> (`nft_rules`), so switches never learn the cluster MAC and flood frames
+  to it to every host. Hosts answer ARP for the cluster IP (all with the same MAC), so
+  the router needs no static entry. `undo` puts the interface's own MAC back (known
+  only to the process that replaced it: after a crash, the next `prepare` keeps the
+  cluster MAC and `undo` leaves it).
 
 The sysctl for conntrack exists once nf_conntrack is loaded in the namespace, so
 `prepare_conntrack` runs after the filter table (whose `ct` rules load it).
@@ -26,7 +30,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from casarray.balancer.nlb_host.config import NlbConfigError, NlbHostConfig, OperationMode
+from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.macs import cluster_mac
 from casarray.errors import CasarrayError
 
@@ -35,6 +39,7 @@ __all__ = ["HostSetupError", "prepare", "prepare_conntrack", "undo"]
 log = logging.getLogger("casarray.balancer.nlb_host")
 
 SYSCTL = Path("/proc/sys")
+SYSFS_NET = Path("/sys/class/net")
 
 
 class HostSetupError(CasarrayError, RuntimeError):
@@ -59,19 +64,31 @@ def _sysctl(name: str, value: str) -> None:
         raise HostSetupError(f"can't set {name}={value}: {exc}") from exc
 
 
+_own_macs: dict[str, str] = {}  # interface -> its MAC before Unicast replaced it
+
+
+def _mac_of(interface: str) -> str:
+    try:
+        return (SYSFS_NET / interface / "address").read_text().strip()
+    except OSError as exc:
+        raise HostSetupError(f"can't read the MAC of {interface}: {exc}") from exc
+
+
 def prepare(config: NlbHostConfig) -> None:
     """Cluster IP, cluster MAC and ARP settings on the cluster interface."""
     if config.mode is OperationMode.UNICAST:
-        raise NlbConfigError(
-            "OperationMode Unicast is not supported on the hosts yet: use Multicast",
-            target=config.cluster_ip,
-        )
+        mac = cluster_mac(config.cluster_ip, config.mode)
+        current = _mac_of(config.interface)
+        if current != mac:
+            _own_macs.setdefault(config.interface, current)
+            _ip(["link", "set", "dev", config.interface, "address", mac])
     for scope in ("all", config.interface):
         _sysctl(f"net.ipv4.conf.{scope}.arp_announce", "2")
     # already there after a crash: `ip addr add` then fails with "File exists"
     _ip(["addr", "replace", f"{config.cluster_ip}/32", "dev", config.interface])
-    mac = cluster_mac(config.cluster_ip, config.mode)
-    _ip(["maddr", "add", mac, "dev", config.interface], check=False)
+    if config.mode is not OperationMode.UNICAST:
+        mac = cluster_mac(config.cluster_ip, config.mode)
+        _ip(["maddr", "add", mac, "dev", config.interface], check=False)
 
 
 def prepare_conntrack() -> None:
@@ -85,3 +102,6 @@ def undo(config: NlbHostConfig) -> None:
     if config.mode is not OperationMode.UNICAST:
         mac = cluster_mac(config.cluster_ip, config.mode)
         _ip(["maddr", "del", mac, "dev", config.interface], check=False)
+    elif config.interface in _own_macs:
+        own = _own_macs.pop(config.interface)
+        _ip(["link", "set", "dev", config.interface, "address", own], check=False)

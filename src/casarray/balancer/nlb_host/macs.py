@@ -1,7 +1,8 @@
 """The cluster MAC addresses of Windows NLB's operation modes, pure functions.
 
 - Unicast: 02-BF-w-x-y-z from cluster IP w.x.y.z; NLB puts it on every host's adapter
-  in place of its own, and the switch floods frames to it.
+  in place of its own and sends every frame from 02-<HostID>-w-x-y-z (`masked_mac`),
+  so the switch never learns the cluster MAC and floods frames to it.
 - Multicast: 03-BF-w-x-y-z, added beside each host's own MAC; hosts answer ARP for the
   cluster IP with it, which routers refuse, so Microsoft documents a static ARP entry
   on the router (here: the hosts answer no ARP for the cluster IP at all, and whoever
@@ -16,7 +17,7 @@ import ipaddress
 
 from casarray.balancer.nlb_host.config import NlbConfigError, OperationMode
 
-__all__ = ["cluster_mac", "igmp_group", "multicast_mac", "unicast_mac"]
+__all__ = ["cluster_mac", "igmp_group", "masked_mac", "multicast_mac", "unicast_mac"]
 
 
 def _octets(cluster_ip: str) -> bytes:
@@ -32,6 +33,15 @@ def _mac(raw: bytes) -> str:
 
 def unicast_mac(cluster_ip: str) -> str:
     return _mac(b"\x02\xbf" + _octets(cluster_ip))
+
+
+def masked_mac(cluster_ip: str, host_id: int) -> str:
+    """Unicast mode's source MAC on the wire: 02-<HostID>-w-x-y-z. Every host has the
+    cluster MAC, but none sends a frame from it, so no switch learns its port and
+    frames to the cluster MAC are flooded to every host."""
+    if not 1 <= host_id <= 32:
+        raise NlbConfigError(f"HostID {host_id} is not 1..32")
+    return _mac(bytes((0x02, host_id)) + _octets(cluster_ip))
 
 
 def multicast_mac(cluster_ip: str) -> str:

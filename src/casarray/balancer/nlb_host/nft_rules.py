@@ -34,7 +34,10 @@ in one transaction. The affinity keys are `ip saddr . tcp sport` (None), `ip sad
 host (`NlbHostConfig.seed`), so all hosts put a client in the same bucket.
 
 In the multicast modes an `arp` table drops ARP requests for the cluster IP: no host
-answers for it (the router has a static entry for the cluster MAC).
+answers for it (the router has a static entry for the cluster MAC). In Unicast mode a
+`netdev` table's egress chain on the cluster interface rewrites the source MAC of every
+frame from the cluster MAC to 02-<HostID> (`macs.masked_mac`; the egress hook needs
+Linux 5.16 and nftables 1.0.1), as NLB masks it, so switches keep flooding.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 
 from casarray.balancer.model import Affinity, PortRule, RuleProtocol
 from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
+from casarray.balancer.nlb_host.macs import masked_mac, unicast_mac
 
 __all__ = ["PlaneState", "render_full", "render_remove", "render_update", "table_name"]
 
@@ -144,8 +148,10 @@ def render_full(config: NlbHostConfig, state: PlaneState) -> str:
     iface = config.interface.replace('"', "")
     comment = f"casarray NLB host {config.name} of {config.cluster_name or config.cluster_ip}"
     script = f"table ip {name} {{}}\ndelete table ip {name}\n"
-    if _arp(config):
-        script += f"table arp {name} {{}}\ndelete table arp {name}\n"
+    # the other families too: a host whose mode changed leaves no stale table
+    script += "".join(
+        f"table {f} {name} {{}}\ndelete table {f} {name}\n" for f in ("arp", "netdev")
+    )
     script += (
         f"table ip {name} {{\n"
         f'\tcomment "{comment.replace(chr(34), "")}"\n'
@@ -167,6 +173,20 @@ def render_full(config: NlbHostConfig, state: PlaneState) -> str:
                 "input",
                 [f"arp daddr ip {config.cluster_ip} drop"],
                 "type filter hook input priority filter; policy accept;",
+            )
+            + "}\n"
+        )
+    else:
+        cluster, masked = (
+            unicast_mac(config.cluster_ip),
+            masked_mac(config.cluster_ip, config.host_id),
+        )
+        script += (
+            f"table netdev {name} {{\n"
+            + _chain(
+                "egress",
+                [f"ether saddr {cluster} ether saddr set {masked}"],
+                f'type filter hook egress device "{iface}" priority 0; policy accept;',
             )
             + "}\n"
         )
@@ -193,4 +213,5 @@ def render_update(config: NlbHostConfig, before: PlaneState, after: PlaneState) 
 def render_remove(config: NlbHostConfig) -> str:
     """Delete the host's tables; succeeds when they are absent."""
     name = table_name(config)
-    return "".join(f"table {f} {name} {{}}\ndelete table {f} {name}\n" for f in ("ip", "arp"))
+    families = ("ip", "arp", "netdev")
+    return "".join(f"table {f} {name} {{}}\ndelete table {f} {name}\n" for f in families)
