@@ -80,6 +80,8 @@ LAB_ENTRIES = (
     "run",
     "certs",
     "pki",
+    "postgres",  # a hosts lab's PostgreSQL cluster: its directory and mailboxes
+    "nlb-hosts",
     "lab.json",
 )
 
@@ -119,7 +121,6 @@ def prepare(home: Path, hosts: bool = False) -> tuple[LabConfig, dict[str, str] 
     shown once)."""
     from casarray.config import directory_url
     from casarray.directory import Directory
-    from casarray.lab.hosts.plan import PREFIX
     from casarray.lab.topology import build_seed_organization
 
     config = LabConfig.load(home)
@@ -132,15 +133,56 @@ def prepare(home: Path, hosts: bool = False) -> tuple[LabConfig, dict[str, str] 
             )
         return config, None
     home.mkdir(parents=True, exist_ok=True)
+    if hosts:
+        config, passwords = prepare_hosts(home)
+        config.save()
+        return config, passwords
     url = directory_url()
-    passwords: dict[str, str] | None = None
+    passwords = None
     with Directory.open(url) as directory:
         if not directory.servers.get():
-            passwords = build_seed_organization(directory, hosts=hosts)
+            passwords = build_seed_organization(directory)
         dns_address = directory.dns.listening_address()
-    config = LabConfig.decide(home, url, dns_address, hosts=PREFIX if hosts else "")
+    config = LabConfig.decide(home, url, dns_address)
     config.save()
     return config, passwords
+
+
+def prepare_hosts(home: Path) -> tuple[LabConfig, dict[str, str] | None]:
+    """A new lab on several hosts: its network, its PostgreSQL server in DC01, and the
+    organization made on it from inside DC01 (the mailbox databases' locations are
+    the server's address, which only the lab's hosts reach)."""
+    from casarray.lab.hosts.network import HostNetwork, call_in
+    from casarray.lab.hosts.plan import DC, HostPlan, HostsError, default_prefix
+    from casarray.lab.hosts.postgres import LabPostgres, tcp_url
+
+    prefix = default_prefix()
+    try:
+        network = HostNetwork(HostPlan.build(prefix=prefix))
+        network.up()
+        server = LabPostgres(home, network.plan.host(DC).namespace)
+        server.start()
+        url = tcp_url()
+        passwords, dns_address = call_in(network.plan.host(DC).namespace, _seed, url)
+    except HostsError as exc:
+        raise LabError(str(exc)) from exc
+    config = LabConfig.decide(
+        home, server.local_url(), dns_address, hosts=prefix, hosts_directory=url
+    )
+    return config, passwords
+
+
+def _seed(url: str) -> tuple[dict[str, str] | None, str]:
+    """Make the hosts lab's organization at `url` if it has none: (passwords, the DNS
+    server's address)."""
+    from casarray.directory import Directory
+    from casarray.lab.topology import build_seed_organization
+
+    passwords = None
+    with Directory.open(url) as directory:
+        if not directory.servers.get():
+            passwords = build_seed_organization(directory, hosts=True, store_url=url)
+        return passwords, directory.dns.listening_address()
 
 
 def show_passwords(out: Console, passwords: dict[str, str] | None) -> None:
@@ -220,9 +262,10 @@ def up(home: Path, detach: bool, timeout: float = READY_TIMEOUT, hosts: bool = F
     if state is None:
         try:
             if hosts:
-                from casarray.lab.hosts.plan import PREFIX
+                from casarray.lab.hosts.plan import default_prefix
 
-                claim.check_free(home, dns_ports=(), block=existing.hosts if existing else PREFIX)
+                block = existing.hosts if existing else default_prefix()
+                claim.check_free(home, dns_ports=(), block=block)
             else:
                 claim.check_free(home)
         except claim.AddressesTaken as exc:
@@ -370,7 +413,12 @@ def show_reach(out: Console, status: LabStatus) -> None:
     else:
         out.print("  Lab root CA  not made yet (`casarray pki root` makes it)")
     where = f" --home {home}"
-    out.print(f"  Shell        CASARRAY_HOME={home} casarray shell")
+    directory = ""
+    config = LabConfig.load(home)
+    if config is not None and config.postgres:  # the directory isn't the home's SQLite file
+        directory = f" --directory '{config.directory}'"
+        out.print(f"  Directory    {config.process_directory} (PostgreSQL in DC01)")
+    out.print(f"  Shell        CASARRAY_HOME={home} casarray shell{directory}")
     out.print(f"  Status       casarray lab status{where}")
     out.print(f"  Stop         casarray lab down{where}")
 
@@ -483,10 +531,10 @@ def host_command(home: Path, command: str, name: str) -> int:
     from casarray.lab.hosts.plan import HostsError
 
     config = _load(home)
-    network = host_network(config)
-    if read_state(home) is not None:
+    if read_state(home) is not None:  # (without the directory: DC01 may be down)
         print(_ask(home, command, name)["message"])
         return 0
+    network = host_network(config)
     try:
         host = network.host(name).name
         if command == "kill-host":
@@ -578,7 +626,8 @@ def remove_hosts(home: Path) -> list[str]:
     """Remove the network of a lab on several hosts (every namespace of its prefix);
     the namespaces removed."""
     from casarray.lab.hosts.network import HostNetwork, missing
-    from casarray.lab.hosts.plan import HostPlan, HostsError
+    from casarray.lab.hosts.plan import DC, HostPlan, HostsError
+    from casarray.lab.hosts.postgres import LabPostgres
 
     config = LabConfig.load(home)
     if config is None or not config.hosts:
@@ -586,7 +635,10 @@ def remove_hosts(home: Path) -> list[str]:
     if (what := missing()) is not None:
         raise LabError(f"Can't remove the lab's hosts network: {what}.")
     try:
-        return HostNetwork(HostPlan.build([], prefix=config.hosts)).down()
+        network = HostNetwork(HostPlan.build([], prefix=config.hosts))
+        if config.postgres:  # stopped by the supervisor, unless it was killed
+            LabPostgres(home, network.plan.host(DC).namespace).stop()
+        return network.down()
     except HostsError as exc:
         raise LabError(str(exc)) from exc
 
@@ -632,7 +684,7 @@ def clear_leftovers(home: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         control_socket.socket_path(home).unlink()
     config = LabConfig.load(home)
-    if config is not None and may_admin_network():
+    if config is not None and may_admin_network() and not config.hosts:
         from casarray.directory import Directory, DirectoryError
 
         with contextlib.suppress(DirectoryError), Directory.open(config.directory) as directory:
@@ -660,7 +712,7 @@ def reset(home: Path, yes: bool) -> int:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     note = ""
-    if config is not None and not config.directory.startswith("sqlite:"):
+    if config is not None and not config.directory.startswith("sqlite:") and not config.postgres:
         note = f" The directory at {config.directory} is left as it is."
     print(f"The lab in {home} is deleted; `casarray lab up` makes it anew.{note}")
     return 0

@@ -52,6 +52,10 @@ class LabConfig:
     data_plane: str  # the balancers' data plane: Kernel (root) or Proxy
     created: str = ""
     hosts: str = ""  # the namespaces' prefix of a lab on several hosts (`--hosts`), else ""
+    # a hosts lab's directory as its processes reach it, inside their hosts (PostgreSQL
+    # on DC01's address), when that differs from `directory` (the same server as this
+    # machine's own namespace reaches it: its Unix socket); "" otherwise
+    hosts_directory: str = ""
 
     @staticmethod
     def path(home: Path | None = None) -> Path:
@@ -81,14 +85,23 @@ class LabConfig:
                 data_plane=str(data["data_plane"]),
                 created=str(data.get("created", "")),
                 hosts=str(data.get("hosts", "")),
+                hosts_directory=str(data.get("hosts_directory", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LabConfigError(f"{path} lacks or has a bad value for {exc}") from exc
 
     @classmethod
-    def decide(cls, home: Path, directory: str, dns_address: str, hosts: str = "") -> LabConfig:
+    def decide(
+        cls,
+        home: Path,
+        directory: str,
+        dns_address: str,
+        hosts: str = "",
+        hosts_directory: str = "",
+    ) -> LabConfig:
         """The settings of a lab made now by this process (on several hosts, in
-        namespaces named from `hosts`, when it isn't "")."""
+        namespaces named from `hosts`, when it isn't "", its processes reaching the
+        directory at `hosts_directory` when that is given)."""
         from casarray.pki.ca import root_path
 
         standard = privileged()
@@ -103,7 +116,18 @@ class LabConfig:
             data_plane=KERNEL if standard and shutil.which("nft") else PROXY,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
             hosts=hosts,
+            hosts_directory=hosts_directory,
         )
+
+    @property
+    def process_directory(self) -> str:
+        """The directory's URL for the lab's processes (`--directory`)."""
+        return self.hosts_directory or self.directory
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the lab runs its own PostgreSQL server (a hosts lab, in DC01)."""
+        return bool(self.hosts and self.hosts_directory)
 
     def port(self, standard: int) -> int:
         """Where the lab serves what is normally on port `standard`."""

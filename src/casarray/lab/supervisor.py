@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from casarray.directory import Directory
     from casarray.lab.config import LabConfig
     from casarray.lab.hosts.network import HostNetwork
+    from casarray.lab.hosts.postgres import LabPostgres
 
 log = logging.getLogger("casarray.lab")
 
@@ -144,7 +145,7 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
 
     home, offset = config.home, str(config.port_offset)
     base: tuple[str, ...] = (sys.executable, "-m", "casarray")
-    url = ("--directory", config.directory)
+    url = ("--directory", config.process_directory)
     command: tuple[str, ...]
     roles = [
         Role(
@@ -651,6 +652,40 @@ class LabSupervisor(ServiceProcess):
             self.event(f"host {name} made for {role.name} ({server.ip_address})")
         return name
 
+    def _postgres(self) -> LabPostgres:
+        from casarray.lab.hosts.plan import DC, HostPlan
+        from casarray.lab.hosts.postgres import LabPostgres
+
+        plan = (
+            self.hosts.plan if self.hosts is not None else HostPlan.build(prefix=self.config.hosts)
+        )
+        return LabPostgres(self.config.home, plan.host(DC).namespace)
+
+    def _start_postgres(self) -> None:
+        """The network's hosts (those of the lab as made: the directory, which says
+        which others there are, is not reachable yet) and the PostgreSQL server in DC01,
+        before anything else. Blocking."""
+        from casarray.lab.hosts.network import HostNetwork
+        from casarray.lab.hosts.plan import HostPlan, HostsError
+
+        started = time.monotonic()
+        try:
+            HostNetwork(HostPlan.build(prefix=self.config.hosts)).up()
+            made = self._postgres().start()
+        except HostsError as exc:
+            raise StartupError(str(exc)) from exc
+        if made:
+            self.event(f"PostgreSQL started in DC01 in {time.monotonic() - started:.1f} s")
+
+    def _stop_postgres(self) -> None:
+        from casarray.lab.hosts.plan import HostsError
+
+        try:
+            if self._postgres().stop():
+                self.event("PostgreSQL stopped")
+        except HostsError as exc:
+            log.error("%s", exc)
+
     def _network(self) -> HostNetwork:
         if self.hosts is None:
             raise SupervisorError(
@@ -664,7 +699,7 @@ class LabSupervisor(ServiceProcess):
 
     def host_action(self, command: str, name: str) -> str:
         """kill-host, start-host, partition or heal host `name`."""
-        from casarray.lab.hosts.plan import HostsError
+        from casarray.lab.hosts.plan import DC, HostsError
 
         network = self._network()
         try:
@@ -673,6 +708,8 @@ class LabSupervisor(ServiceProcess):
                 return self._kill_host(network, host)
             if command == "start-host":
                 network.start_host(host)
+                if host == DC and self.config.postgres:
+                    self._postgres().start()  # DC01's server first: the rest need it
                 started = []
                 for entry in self._on_host(host):
                     if entry.state == KILLED:
@@ -738,20 +775,29 @@ class LabSupervisor(ServiceProcess):
         """Keep the process table in step with the directory; a process waiting to be
         started again is started at once after a change (the change may be its fix)."""
         first = True
-        async for _version in self.directory.watch(interval=FOLLOW_INTERVAL):
-            if self.stopping.is_set():
-                return
+        while not self.stopping.is_set():
             try:
-                roles = await asyncio.to_thread(roles_of, self.directory, self.config)
-            except Exception as exc:  # a database outage: keep what runs
-                log.error("can't read the directory: %s", exc)
-                continue
-            if self.stopping.is_set():
+                async for _version in self.directory.watch(interval=FOLLOW_INTERVAL):
+                    if self.stopping.is_set():
+                        return
+                    try:
+                        roles = await asyncio.to_thread(roles_of, self.directory, self.config)
+                    except Exception as exc:  # a database outage: keep what runs
+                        log.error("can't read the directory: %s", exc)
+                        continue
+                    if self.stopping.is_set():
+                        return
+                    self.reconcile(roles)
+                    if not first:
+                        self.retry_now()
+                    first = False
                 return
-            self.reconcile(roles)
-            if not first:
-                self.retry_now()
-            first = False
+            except Exception as exc:  # the directory's server went (DC01 killed): keep
+                # what runs, and follow again once it is back
+                log.error("can't follow the directory: %s; trying again in 1 s", exc)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self.stopping.wait()
 
     def retry_now(self) -> None:
         now = time.monotonic()
@@ -791,6 +837,8 @@ class LabSupervisor(ServiceProcess):
         except claim.AddressesTaken as exc:
             raise StartupError(str(exc)) from None
         self._claim = claim.claim(self.config.home, self.config.hosts)
+        if self.config.postgres:
+            await asyncio.to_thread(self._start_postgres)
         if self._directory is None:
             from casarray.directory import Directory
 
@@ -822,6 +870,8 @@ class LabSupervisor(ServiceProcess):
             self._claim.remove()
         if self._directory is not None and self._owns_directory:
             self._directory.close()
+        if self.config.postgres:  # last: every process of the lab used it
+            await asyncio.to_thread(self._stop_postgres)
 
     async def stop_all(self) -> None:
         """Stop the processes in STOP_ORDER, then clear what killed ones left."""

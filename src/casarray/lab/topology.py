@@ -89,16 +89,23 @@ def hosts_layout() -> tuple[dict[str, tuple[str, ...]], tuple[LabServer, ...], s
     return dict(plan.SITES), servers, plan.DNS_ADDRESS
 
 
-def build_seed_organization(directory: Directory, *, hosts: bool = False) -> dict[str, str]:
-    """Create the "before" organization (at the hosts lab's addresses with `hosts`);
-    returns each user's generated password (shown once; only the hashes are stored)."""
+def build_seed_organization(
+    directory: Directory, *, hosts: bool = False, store_url: str | None = None
+) -> dict[str, str]:
+    """Create the "before" organization (at the hosts lab's addresses with `hosts`; its
+    mailbox databases each in a schema of the PostgreSQL database at `store_url` when
+    given, else SQLite files); returns each user's generated password (shown once; only
+    the hashes are stored)."""
+    from casarray.mailstore.store import postgres_location
+
     sites, servers, dns_address = hosts_layout() if hosts else (SITES, SERVERS, DNS_ADDRESS)
     for site, subnets in sites.items():
         directory.sites.new(site, subnets)
     for server in servers:
         directory.servers.new(server.name, server.roles, server.ip_address, site=server.site)
     for name, host in DATABASES:
-        directory.databases.new(name, host, mounted=True)
+        location = postgres_location(store_url, name.lower()) if store_url else None
+        directory.databases.new(name, host, store_location=location, mounted=True)
     directory.dns.set_listening_address(dns_address)
     passwords: dict[str, str] = {}
     domain = directory.organization().default_domain

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -45,6 +46,9 @@ from dataclasses import dataclass, replace
 from casarray.errors import CasarrayError
 
 PREFIX = "cas-"
+# a test's own prefix for the namespaces of a lab it makes with `casarray lab up --hosts`
+# (the real one, `cas-`, would collide with a user's lab); read by `default_prefix` only
+PREFIX_VARIABLE = "CASARRAY_LAB_HOSTS_PREFIX"
 LAB_RANGE = ipaddress.IPv4Network("198.18.0.0/15")
 IFNAMSIZ = 15  # the longest interface name Linux takes
 
@@ -133,6 +137,12 @@ def port_name(host: str, network: str | None = None) -> str:
 
 def _short(network: str) -> str:
     return NETWORKS[network][1].removeprefix("br-") if network in NETWORKS else network.lower()
+
+
+def default_prefix() -> str:
+    """The namespaces' prefix of a hosts lab made now: `cas-`, or a test's own
+    ($CASARRAY_LAB_HOSTS_PREFIX)."""
+    return os.environ.get(PREFIX_VARIABLE) or PREFIX
 
 
 def namespace_name(prefix: str, host: str) -> str:
