@@ -4,6 +4,7 @@ PostgreSQL server started once per session), and a small two-site topology."""
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import os
 import pwd
@@ -460,7 +461,11 @@ TIERS: dict[str, tuple[str, ...]] = {
     "dns/test_export.py": ("nsd",),
     "dns/test_nsd_diff.py": ("nsd",),
     "dns/test_server.py": (),
-    "lab/": ("lab",),
+    "lab/test_*.py": ("lab",),  # the loopback labs; not lab/hosts/ (test_plan.py is pure)
+    "lab/hosts/test_network.py": ("root", "netns"),
+    "lab/hosts/test_commands.py": ("root", "netns"),
+    "lab/hosts/test_nlb_on_hosts.py": ("root", "netns"),
+    "lab/hosts/test_postgres.py": ("root", "netns", "postgres"),
     "lab/test_lab_mail.py": ("root",),  # and two Postfix peers, as root
     "lab/test_lab_ews.py": ("root",),  # and exchangelib under unshare, as root
     "mailstore/test_dovecot_differential.py": ("dovecot",),
@@ -482,7 +487,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         relative = item.path.relative_to(tests).as_posix()
         for prefix, markers in TIERS.items():
-            if relative == prefix or (prefix.endswith("/") and relative.startswith(prefix)):
+            if (
+                relative == prefix
+                or (prefix.endswith("/") and relative.startswith(prefix))
+                or ("*" in prefix and fnmatch.fnmatchcase(relative, prefix))
+            ):
                 for marker in ("integration", *markers):
                     item.add_marker(marker)
         callspec = getattr(item, "callspec", None)
