@@ -47,6 +47,9 @@ machine's CPUs: their number is printed.
     .venv/bin/python bench/balancer.py --seconds 3 --trials 3            # quick
     .venv/bin/python bench/balancer.py --planes proxy,haproxy
 
+`--hosts` measures NLB on the hosts against the central planes and the HAProxy pair in
+network namespaces instead (`balancer_hosts.py`, issue 16; its docstring).
+
 Options: `--seconds S` (10) per wrk measurement, `--connections N` (50, wrk's -c),
 `--trials N` (20 failover trials per plane; 0: none), `--planes LIST` (direct, kernel,
 proxy, bare, haproxy; default all, Kernel only as root), `--warmup S` (1), `--observe S` (3),
@@ -814,6 +817,9 @@ def main() -> int:
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (configs, logs)")
     parser.add_argument(
         "--hosts", action="store_true", help="in network namespaces: NLB on the hosts and the pair"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="with --hosts: the planes in turn (3)"
     )
     args = parser.parse_args()
     if args.seconds < 1 or args.connections < 1 or args.trials < 0 or args.observe < 3:
