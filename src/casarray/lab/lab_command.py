@@ -125,6 +125,11 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     )
     walk.add_argument("--home", metavar="DIR", help="make the lab here (an empty folder)")
     walk.add_argument("--keep", action="store_true", help="leave the lab running at the end")
+    walk.add_argument(
+        "--hosts",
+        action="store_true",
+        help="on a lab on several hosts (as `lab up --hosts`; root), working from CLIENT-BJ",
+    )
 
     supervise = actions.add_parser("supervise")  # what `up --detach` runs; no help: hidden
     _home(supervise)
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command == "walkthrough":
         from casarray.lab import walkthrough
 
-        return walkthrough.run(args.home, keep=args.keep)
+        return walkthrough.run(args.home, keep=args.keep, hosts=args.hosts)
     try:
         home = actions.lab_home(args.home)
         action = args.lab_command

@@ -41,10 +41,21 @@ command's real output, and checks that the step did what it claims:
 
 It stops at the first step that fails, prints a table of the steps with their timings,
 stops the lab (unless `--keep`), and exits 0 only if every step passed.
+
+With `--hosts` the same steps run on a lab on several hosts (`lab up --hosts`: one
+network namespace per server, the directory and mailboxes on PostgreSQL in DC01), at
+its addresses (`HOSTS_ADDRESSES`: bj-cas.lab.net on 198.18.1.10). The walkthrough
+itself then works from CLIENT-BJ, a workstation of site BJ (the process enters its
+namespace once the lab is up; the shell reaches the directory through its socket), and
+what comes from outside the organization (step 9's MTA, step 10's smart host) from
+CLIENT-OUT. The NLB clusters run on their hosts (the Hosts data plane, Auto's choice
+there), with heartbeats every 200 ms; step 7c kills CAS01's whole host (`lab kill-host`)
+rather than its process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -66,6 +77,15 @@ SMTP_CLUSTER_IP = "127.77.1.20"
 SMTP_NODES = ("MBX01", "HUB01")
 SMART_HOST = "127.77.9.60"  # the ISP's smart host the Internet send connector uses, step 10
 OUTSIDE_MTA = "127.77.9.25"  # the address an outside MTA sends from, in step 9
+# the same, in a lab on several hosts (`--hosts`): step 9's MTA and step 10's smart
+# host are CLIENT-OUT, outside the organization
+HOSTS_ADDRESSES = {
+    "cluster_ip": "198.18.1.10",
+    "smtp_cluster_ip": "198.18.1.20",
+    "smart_host": "198.18.3.100",
+    "outside_mta": "198.18.3.100",
+}
+HOSTS_HEARTBEAT = 200  # ms: the lab's faster NLB heartbeats (NLB's default is 1000)
 ARRAY_NAME = "BJ CAS Array"
 USER = "alice@lab.net"
 REDIRECT_WAIT = 20.0  # seconds for the members to follow Set-MailboxDatabase
@@ -95,6 +115,11 @@ class Walk:
     config: Any = None  # lab.config.LabConfig
     session: Any = None  # shell.runtime.Session
     profile: Any = None  # client.profile.Profile, once step 7a made it
+    hosts: Any = None  # lab.hosts.network.HostNetwork: a lab on several hosts
+    cluster_ip: str = CLUSTER_IP
+    smtp_cluster_ip: str = SMTP_CLUSTER_IP
+    smart_host: str = SMART_HOST
+    outside_mta: str = OUTSIDE_MTA
     out: io.StringIO = field(default_factory=io.StringIO)
     err: io.StringIO = field(default_factory=io.StringIO)
 
@@ -150,6 +175,36 @@ class Walk:
 
         return Network.configure(home=self.home)
 
+    def outside(self, function: Callable[[], Any]) -> Any:
+        """`function()` from outside the organization: CLIENT-OUT in a lab on several
+        hosts (a thread in its namespace), else here."""
+        if self.hosts is None:
+            return function()
+        from casarray.lab.hosts.network import call_in
+
+        return call_in(self.hosts.plan.host("CLIENT-OUT").namespace, function)
+
+    def states(self, cluster: str, nodes: tuple[str, ...]) -> dict[str, str]:
+        """The cluster's nodes' states: as its balancer says, or (NLB on the hosts) as
+        each node's own driver does."""
+        from casarray.balancer.balancer_process import read_host_status, read_status
+
+        status = read_status(cluster, self.home)
+        if status is not None:
+            return {node["name"]: node["state"] for node in status.get("nodes", ())}
+        return {
+            node: str((read_host_status(cluster, node, self.home) or {}).get("state", ""))
+            for node in nodes
+        }
+
+    def engine(self, cluster: str) -> str:
+        from casarray.balancer.balancer_process import read_status
+
+        status = read_status(cluster, self.home)
+        if status is not None:
+            return str(status.get("engine", "?"))
+        return "Hosts" if self.hosts is not None else "?"
+
 
 # -- the steps ---------------------------------------------------------------------------
 
@@ -164,12 +219,12 @@ def step_nlb_feature(walk: Walk) -> str:
 
 
 def step_nlb_cluster(walk: Walk) -> str:
-    from casarray.balancer.balancer_process import read_status
-
     walk.shell(
         f'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName {CLUSTER} '
-        f"-ClusterPrimaryIP {CLUSTER_IP} -SubnetMask 255.255.255.0 -OperationMode Multicast"
+        f"-ClusterPrimaryIP {walk.cluster_ip} -SubnetMask 255.255.255.0 -OperationMode Multicast"
     )
+    if walk.hosts is not None:
+        walk.shell(f"Set-NlbCluster -HostName CAS01 -HeartbeatPeriod {HOSTS_HEARTBEAT}")
     walk.shell("Add-NlbClusterNode -HostName CAS01 -NewNodeName CAS02 -NewNodeInterface Ethernet")
     walk.shell("Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force")
     for start, end in ((143, 143), (993, 993), (443, 443), (80, 80)):
@@ -181,13 +236,12 @@ def step_nlb_cluster(walk: Walk) -> str:
     walk.shell("Get-NlbClusterPortRule -HostName CAS01")
 
     def converged() -> bool:
-        status = read_status(CLUSTER, walk.home)
-        states = {node["name"]: node["state"] for node in (status or {}).get("nodes", ())}
+        states = walk.states(CLUSTER, ("CAS01", "CAS02"))
         return states.get("CAS01") == "Converged" and states.get("CAS02") == "Converged"
 
     walk.wait("the lab's balancer with CAS01 and CAS02 converged", converged)
     walk.shell("Get-NlbClusterNode -HostName CAS01")
-    engine = (read_status(CLUSTER, walk.home) or {}).get("engine", "?")
+    engine = walk.engine(CLUSTER)
     return f"balancer running ({engine} data plane), CAS01 and CAS02 converged"
 
 
@@ -197,7 +251,8 @@ def step_dns(walk: Walk) -> str:
     import dns.rdatatype
 
     walk.shell(
-        f"Add-DnsServerResourceRecordA -ZoneName lab.net -Name bj-cas -IPv4Address {CLUSTER_IP}"
+        "Add-DnsServerResourceRecordA -ZoneName lab.net -Name bj-cas -IPv4Address "
+        + walk.cluster_ip
     )
     walk.shell("Get-DnsServerResourceRecord -ZoneName lab.net -Name bj-cas")
     address, port = walk.config.dns_address, walk.config.dns_port
@@ -210,9 +265,9 @@ def step_dns(walk: Walk) -> str:
     found = walk.wait(f"{CLUSTER} in the lab's DNS", answer)
     walk.console.print(f"[dim]dig @{address} -p {port} {CLUSTER} +short[/]", highlight=False)
     walk.console.print("\n".join(found), highlight=False)
-    if found != [CLUSTER_IP]:
-        raise StepFailed(f"{CLUSTER} resolves to {found}, not {CLUSTER_IP}")
-    return f"{CLUSTER} A {CLUSTER_IP}, answered by the lab's DNS at {address}:{port}"
+    if found != [walk.cluster_ip]:
+        raise StepFailed(f"{CLUSTER} resolves to {found}, not {walk.cluster_ip}")
+    return f"{CLUSTER} A {walk.cluster_ip}, answered by the lab's DNS at {address}:{port}"
 
 
 def step_array(walk: Walk) -> str:
@@ -355,11 +410,23 @@ def step_failover(walk: Walk) -> str:
     session.list("INBOX")
     before = walk.profile.server
     killed = time.monotonic()
-    actions.kill(walk.home, "CAS01")
+    if walk.hosts is not None:  # the whole host: its link and every process
+        actions.host_command(walk.home, "kill-host", "CAS01")
+    else:
+        actions.kill(walk.home, "CAS01")
     deadline = killed + WAIT
     served_by = None
+    dead_host = walk.hosts is not None
+    if dead_host:
+        # a dead host answers nothing (no reset): the client would wait for its read
+        # timeout on the old connection; it reconnects at once instead, as after one
+        walk.say("the old connection gets no answer from a dead host: the client reconnects")
+        with contextlib.suppress(OSError):
+            session.sock.close()  # no LOGOUT to wait for
     while time.monotonic() < deadline:
         try:
+            if dead_host:
+                raise ClientError("CAS01's host is dead")
             session.list("INBOX")  # the old connection: broken now
         except ClientError:
             session.close()
@@ -392,13 +459,15 @@ def step_new_server(walk: Walk) -> str:
 
     def greeted_by_cas04() -> bool:
         for _ in range(20):
-            with socket.create_connection((CLUSTER_IP, port), timeout=2) as sock:
+            with socket.create_connection((walk.cluster_ip, port), timeout=2) as sock:
                 greeting = sock.recv(512)
             if b"CAS04" in greeting:
                 return True
         return False
 
-    walk.wait(f"a connection through {CLUSTER_IP} served by CAS04", greeted_by_cas04, timeout=30)
+    walk.wait(
+        f"a connection through {walk.cluster_ip} served by CAS04", greeted_by_cas04, timeout=30
+    )
     walk.shell("Get-ClientAccessArray | Format-List Name,Members")
     walk.shell("Get-NlbClusterNode -HostName CAS02")
     # it serves, but with its own self-signed certificate: the analyzer says so
@@ -528,7 +597,7 @@ def _header_of(walk: Walk, subject: str) -> bytes | None:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    with imaplib.IMAP4(CLUSTER_IP, walk.config.port(143), timeout=10) as client:
+    with imaplib.IMAP4(walk.cluster_ip, walk.config.port(143), timeout=10) as client:
         client.starttls(ssl_context=context)
         client.login(USER, _password(walk))
         client.select("INBOX", readonly=True)
@@ -548,7 +617,6 @@ def step_transport_nlb(walk: Walk) -> str:
     domain's MX and _submission._tcp name; mail through it keeps the client's address."""
     import smtplib
 
-    from casarray.balancer.balancer_process import read_status
     from casarray.lab import actions
 
     first, second = SMTP_NODES
@@ -558,8 +626,10 @@ def step_transport_nlb(walk: Walk) -> str:
         walk.shell(f"Install-WindowsFeature NLB -ComputerName {server}", show=False)
     walk.shell(
         f'New-NlbCluster -HostName {first} -InterfaceName "Ethernet" -ClusterName '
-        f"{SMTP_CLUSTER} -ClusterPrimaryIP {SMTP_CLUSTER_IP} -SubnetMask 255.255.255.0"
+        f"{SMTP_CLUSTER} -ClusterPrimaryIP {walk.smtp_cluster_ip} -SubnetMask 255.255.255.0"
     )
+    if walk.hosts is not None:
+        walk.shell(f"Set-NlbCluster -HostName {first} -HeartbeatPeriod {HOSTS_HEARTBEAT}")
     walk.shell(
         f"Add-NlbClusterNode -HostName {first} -NewNodeName {second} -NewNodeInterface Ethernet"
     )
@@ -573,13 +643,12 @@ def step_transport_nlb(walk: Walk) -> str:
     walk.shell(f"Get-NlbClusterPortRule -HostName {first}")
 
     def converged() -> bool:
-        status = read_status(SMTP_CLUSTER, walk.home)
-        states = {node["name"]: node["state"] for node in (status or {}).get("nodes", ())}
+        states = walk.states(SMTP_CLUSTER, SMTP_NODES)
         return all(states.get(node) == "Converged" for node in SMTP_NODES)
 
     walk.wait(f"the balancer of {SMTP_CLUSTER} with {first} and {second} converged", converged)
     walk.shell(f"Get-NlbClusterNode -HostName {first}")
-    engine = (read_status(SMTP_CLUSTER, walk.home) or {}).get("engine", "?")
+    engine = walk.engine(SMTP_CLUSTER)
 
     def published() -> tuple[list[str], list[str]] | None:
         mx = _ask(walk, "lab.net", "MX")
@@ -598,25 +667,31 @@ def step_transport_nlb(walk: Walk) -> str:
     )
     walk.console.print("\n".join(sorted(srv)), highlight=False)
     hosts = _ask(walk, SMTP_CLUSTER, "A")
-    if hosts != [SMTP_CLUSTER_IP]:
-        raise StepFailed(f"{SMTP_CLUSTER} resolves to {hosts}, not {SMTP_CLUSTER_IP}")
+    if hosts != [walk.smtp_cluster_ip]:
+        raise StepFailed(f"{SMTP_CLUSTER} resolves to {hosts}, not {walk.smtp_cluster_ip}")
     subject = f"Through the Hub Transport cluster {int(time.time())}"
     smtp_port = 25 + walk.config.port_offset
-    with smtplib.SMTP(
-        SMTP_CLUSTER_IP,
-        smtp_port,
-        local_hostname="mx.example.net",
-        timeout=20,
-        source_address=(OUTSIDE_MTA, 0),
-    ) as mta:
-        _, greeting = mta.ehlo()
-        walk.say(f"{SMTP_CLUSTER}:{smtp_port} greets: {greeting.decode().splitlines()[0]}")
-        refused = mta.sendmail(
-            "dave@example.net",
-            [USER],
-            f"From: Dave <dave@example.net>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
-            "\r\nThrough the cluster.\r\n".encode(),
-        )
+    # the outside MTA: its own address on one machine, CLIENT-OUT on several hosts
+    source = None if walk.hosts is not None else (walk.outside_mta, 0)
+
+    def send() -> dict[str, Any]:
+        with smtplib.SMTP(
+            walk.smtp_cluster_ip,
+            smtp_port,
+            local_hostname="mx.example.net",
+            timeout=20,
+            source_address=source,
+        ) as mta:
+            _, greeting = mta.ehlo()
+            walk.say(f"{SMTP_CLUSTER}:{smtp_port} greets: {greeting.decode().splitlines()[0]}")
+            return mta.sendmail(
+                "dave@example.net",
+                [USER],
+                f"From: Dave <dave@example.net>\r\nTo: {USER}\r\nSubject: {subject}\r\n"
+                "\r\nThrough the cluster.\r\n".encode(),
+            )
+
+    refused = walk.outside(send)
     if refused:
         raise StepFailed(f"the message was refused: {refused}")
     header = walk.wait("the message in alice's inbox", lambda: _header_of(walk, subject))
@@ -629,11 +704,11 @@ def step_transport_nlb(walk: Walk) -> str:
         "",
     )
     walk.console.print(f"  {received}", highlight=False, markup=False)
-    if f"({OUTSIDE_MTA})" not in received:
-        raise StepFailed(f"the Received header does not name {OUTSIDE_MTA}: {received!r}")
+    if f"({walk.outside_mta})" not in received:
+        raise StepFailed(f"the Received header does not name {walk.outside_mta}: {received!r}")
     return (
         f"{SMTP_CLUSTER} ({engine} data plane) of {first} and {second} is lab.net's MX; "
-        f"mail through it names the client {OUTSIDE_MTA}"
+        f"mail through it names the client {walk.outside_mta}"
     )
 
 
@@ -655,18 +730,25 @@ def step_mail_out(walk: Walk) -> str:
             received.append(bytes(envelope.original_content or b""))
             return "250 2.0.0 Ok: queued at the ISP"
 
-    with socket.socket() as probe:
-        probe.bind((SMART_HOST, 0))
-        port = probe.getsockname()[1]
-    smart_host = Controller(
-        SmartHost(), hostname=SMART_HOST, port=port, server_hostname="smarthost.isp.example"
-    )
-    smart_host.start()
+    def start() -> tuple[Controller, int]:  # outside: its thread and socket there too
+        with socket.socket() as probe:
+            probe.bind((walk.smart_host, 0))
+            port = probe.getsockname()[1]
+        controller = Controller(
+            SmartHost(),
+            hostname=walk.smart_host,
+            port=port,
+            server_hostname="smarthost.isp.example",
+        )
+        controller.start()
+        return controller, port
+
+    smart_host, port = walk.outside(start)
     try:
         servers = ",".join(SMTP_NODES)
         walk.shell(
             f'New-SendConnector -Name "Internet" -AddressSpaces "SMTP:*;1" '
-            f'-SmartHosts "[{SMART_HOST}]" -Port {port} -DNSRoutingEnabled $false '
+            f'-SmartHosts "[{walk.smart_host}]" -Port {port} -DNSRoutingEnabled $false '
             f"-SourceTransportServers {servers}"
         )
         subject = f"Hello to the outside {int(time.time())}"
@@ -675,7 +757,8 @@ def step_mail_out(walk: Walk) -> str:
         context.verify_mode = ssl.CERT_NONE
 
         def submit() -> dict[str, Any] | None:
-            with smtplib.SMTP(SMTP_CLUSTER_IP, 587 + walk.config.port_offset, timeout=20) as mua:
+            submission = 587 + walk.config.port_offset
+            with smtplib.SMTP(walk.smtp_cluster_ip, submission, timeout=20) as mua:
                 mua.starttls(context=context)
                 mua.login(USER, _password(walk))
                 refused = mua.sendmail(
@@ -702,7 +785,7 @@ def step_mail_out(walk: Walk) -> str:
         )
     finally:
         smart_host.stop()
-    return f"the Internet send connector took it to the smart host {SMART_HOST}"
+    return f"the Internet send connector took it to the smart host {walk.smart_host}"
 
 
 STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
@@ -736,12 +819,19 @@ STEPS: tuple[tuple[str, str, str, Callable[[Walk], str]], ...] = (
 # -- running it --------------------------------------------------------------------------
 
 
-def run(home: str | None = None, *, keep: bool = False, console: Console | None = None) -> int:
+def run(
+    home: str | None = None,
+    *,
+    keep: bool = False,
+    console: Console | None = None,
+    hosts: bool = False,
+) -> int:
     from casarray.lab import actions, claim
 
     out = console or Console()
     try:
-        claim.check_free(Path(home) if home is not None else Path(tempfile.gettempdir()))
+        if not hosts:  # on several hosts `lab up` checks the namespaces' claim
+            claim.check_free(Path(home) if home is not None else Path(tempfile.gettempdir()))
     except claim.AddressesTaken as exc:
         out.print(f"[red]{exc}", highlight=False)
         return 2
@@ -762,16 +852,25 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
     outcomes = [Outcome(number, title) for number, title, _, _ in STEPS]
     started = time.monotonic()
     walk: Walk | None = None
+    left: int | None = None  # on several hosts: the namespace to go back to
     try:
         out.rule("[bold]Before: the lab organization, with no client access array yet")
-        config, passwords = actions.prepare(folder)
+        config, passwords = actions.prepare(folder, hosts)
         actions.show_passwords(out, passwords)
         up_started = time.monotonic()
-        if actions.up(folder, detach=True) != 0:
+        if actions.up(folder, detach=True, hosts=hosts) != 0:
             out.print("[red]The lab did not start.")
             return 1
         out.print(f"The lab is up and healthy after {time.monotonic() - up_started:.1f} s.")
         walk = Walk(folder, out, passwords or {}, config=config)
+        if hosts:
+            from casarray.lab.hosts.network import enter
+
+            walk.hosts = actions.host_network(config)
+            for name, value in HOSTS_ADDRESSES.items():
+                setattr(walk, name, value)
+            left = enter(walk.hosts.plan.host("CLIENT-BJ").namespace)
+            out.print("The walkthrough works from CLIENT-BJ (198.18.1.100), in site BJ.")
         for outcome, (number, title, why, action) in zip(outcomes, STEPS, strict=True):
             out.rule(f"[bold]{number}. {title}")
             out.print(why)
@@ -791,6 +890,10 @@ def run(home: str | None = None, *, keep: bool = False, console: Console | None 
     finally:
         if walk is not None and walk.session is not None:
             walk.session.close()
+        if left is not None:
+            from casarray.lab.hosts.network import leave
+
+            leave(left)
         if not keep:
             actions.down(folder, quiet=True)
             if scratch is not None:

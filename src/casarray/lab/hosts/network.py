@@ -295,6 +295,29 @@ def nft(namespace: str, script: str) -> None:
         raise NetworkError(f"nft in {namespace} failed: {done.stderr.strip()}")
 
 
+def enter(namespace: str) -> int:
+    """Move the calling thread into `namespace` (the threads and processes it starts
+    from then on are there too: the whole process, when it has no other thread yet); a
+    descriptor of the namespace it was in, for `leave`."""
+    previous = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        enter_preexec(namespace)()
+    except OSError as exc:
+        os.close(previous)
+        raise NetworkError(str(exc)) from exc
+    return previous
+
+
+def leave(previous: int) -> None:
+    """Back to the namespace `enter` left (and close its descriptor)."""
+    try:
+        if _libc_setns()(previous, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise NetworkError(f"Can't go back to the namespace: {os.strerror(errno)}")
+    finally:
+        os.close(previous)
+
+
 @dataclass(frozen=True)
 class HostState:
     """A host as the kernel has it now."""
