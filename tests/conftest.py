@@ -466,6 +466,7 @@ TIERS: dict[str, tuple[str, ...]] = {
     "lab/hosts/test_commands.py": ("root", "netns"),
     "lab/hosts/test_nlb_on_hosts.py": ("root", "netns"),
     "lab/hosts/test_postgres.py": ("root", "netns", "postgres"),
+    "lab/hosts/test_walkthrough_hosts.py": ("root", "netns", "postgres"),
     "lab/test_lab_mail.py": ("root",),  # and two Postfix peers, as root
     "lab/test_lab_ews.py": ("root",),  # and exchangelib under unshare, as root
     "mailstore/test_dovecot_differential.py": ("dovecot",),

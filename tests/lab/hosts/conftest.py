@@ -1,4 +1,5 @@
-"""What the hosts lab's tests share: a time limit on every test (SIGALRM), and the
+"""What the hosts lab's tests share: a time limit on every test (SIGALRM; a module may
+set its own TEST_TIMEOUT), and the
 network under a test-only prefix with a random suffix, so nothing collides with a real
 lab (`cas-`) or another test; always removed at the end."""
 
@@ -28,12 +29,14 @@ class TimedOut(Exception):
 
 
 @pytest.fixture(autouse=True)
-def time_limit() -> Iterator[None]:
+def time_limit(request: pytest.FixtureRequest) -> Iterator[None]:
+    limit = int(getattr(request.module, "TEST_TIMEOUT", TEST_TIMEOUT))  # a module's own
+
     def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimedOut(f"the test took more than {TEST_TIMEOUT} s")
+        raise TimedOut(f"the test took more than {limit} s")
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_TIMEOUT)
+    signal.alarm(limit)
     try:
         yield
     finally:
