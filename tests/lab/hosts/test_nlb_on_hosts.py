@@ -120,6 +120,22 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         router = network.exec("ROUTER", ["ip", "neigh"], capture_output=True, text=True)
         assert f"{CLUSTER_IP} dev eth-bj lladdr 03:bf:c6:12:01:0a PERMANENT" in router.stdout
 
+        # a command in a host resolves the lab's names (resolv.conf from /etc/netns)
+        done = lab(
+            home,
+            "exec",
+            "CLIENT-BJ",
+            "--",
+            tool("curl", "curl"),
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{remote_ip}",
+            "https://bj-cas.lab.net/owa/healthcheck.htm",
+        )
+        assert done.stdout == f"200 {CLUSTER_IP}", done.stdout + done.stderr
+
         address, outcomes = connect(network, 60)
         assert address == CLUSTER_IP
         counts = Counter(o for _, o in outcomes)
@@ -150,3 +166,4 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         print(lab(home, "down").stdout)
         network.down()
     assert namespaces(prefix) == []
+    assert not list(Path("/etc/netns").glob(f"{prefix}*"))

@@ -30,6 +30,10 @@ in its switch port's alias ("partitioned", "killed"), so `up` leaves it down and
 `status` says why. `down` kills what runs in the namespaces and removes every namespace
 of the prefix (bridges and veth pairs go with them).
 
+Every host's namespace has `/etc/netns/<namespace>/resolv.conf` naming the lab's DNS
+server (198.18.1.5), which `ip netns exec` (and so `casarray lab exec`) mounts on
+/etc/resolv.conf: a command run in a host resolves the lab's names as its hosts do.
+
 Links go down at the switch's port, as a pulled cable: the host sees NO-CARRIER and
 keeps its addresses and routes, so bringing the port up again is all `heal` does.
 
@@ -69,12 +73,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from casarray.lab.hosts.plan import ROUTER_KIND, Host, HostPlan, HostsError
+from casarray.lab.hosts.plan import DNS_ADDRESS, ROUTER_KIND, Host, HostPlan, HostsError
 
 log = logging.getLogger("casarray.lab.hosts")
 T = TypeVar("T")
 
 NETNS_DIR = Path("/run/netns")  # where `ip netns` keeps the namespaces' names
+ETC_NETNS = Path("/etc/netns")  # `ip netns exec NS` bind-mounts /etc/netns/NS/* on /etc
 CLONE_NEWNET = 0x40000000
 IP_TIMEOUT = 15.0
 KILL_TIMEOUT = 5.0
@@ -135,6 +140,20 @@ def sysctl(namespace: str, *settings: str) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=IP_TIMEOUT)
     if done.returncode != 0:
         raise NetworkError(f"`{' '.join(argv)}` failed: {done.stderr.strip()}")
+
+
+def write_resolv_conf(namespace: str) -> None:
+    """/etc/netns/NAMESPACE/resolv.conf naming the lab's DNS server, so what runs in a
+    host through `ip netns exec` (`casarray lab exec CLIENT-BJ -- curl
+    https://bj-cas.lab.net/`) resolves the lab's names there; removed by `down`."""
+    folder = ETC_NETNS / namespace
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "resolv.conf").write_text(
+            f"# casarray hosts lab\nnameserver {DNS_ADDRESS}\nsearch lab.net\n"
+        )
+    except OSError as exc:
+        log.warning("can't write %s: %s", folder / "resolv.conf", exc)
 
 
 def namespaces(prefix: str) -> list[str]:
@@ -399,6 +418,7 @@ class HostNetwork(ClusterPlumbing):
         a port down on purpose stays down."""
         switch = self.plan.switch
         self._namespace(host.namespace)
+        write_resolv_conf(host.namespace)
         ports = self._links(switch)
         inside = self._links(host.namespace)
         for link in host.links:
@@ -447,6 +467,10 @@ class HostNetwork(ClusterPlumbing):
         for namespace in [n for n in found if n != self.plan.switch] + switch:
             kill_all(namespace)
             ip("netns", "del", namespace, check=False)
+            shutil.rmtree(ETC_NETNS / namespace, ignore_errors=True)
+        with contextlib.suppress(OSError):  # those of namespaces removed by other means
+            for folder in ETC_NETNS.glob(f"{self.plan.prefix}*"):
+                shutil.rmtree(folder, ignore_errors=True)
         left = [n for n in namespaces(self.plan.prefix) if n in found]
         if left:
             raise NetworkError(f"Can't remove the namespaces {', '.join(left)}.")
