@@ -453,6 +453,8 @@ TIERS: dict[str, tuple[str, ...]] = {
     "balancer/test_control_plane.py": (),
     "balancer/test_haproxy.py": ("haproxy",),
     "balancer/test_haproxy_engine.py": ("haproxy",),
+    "balancer/test_keepalived.py": ("root", "netns", "haproxy"),
+    "balancer/nlb_host/test_netns.py": ("root", "netns"),
     "balancer/test_nft.py": ("root",),
     "balancer/test_proxy.py": (),
     "balancer/test_udp_proxy.py": (),
