@@ -190,6 +190,11 @@ class Network:
             self.sysctl("bal", f"net.ipv4.conf.{scope}.send_redirects=0")
         for role in ("lb1", "lb2"):
             self.sysctl(role, "net.ipv4.ip_nonlocal_bind=1")
+        # wrk closes first: every connection leaves the client a TIME_WAIT for 60 s, and
+        # all the planes share one destination (the cluster IP): without these, the
+        # client runs short of ports after a few planes and new connections/s collapse
+        self.sysctl("client", "net.ipv4.tcp_tw_reuse=1")
+        self.sysctl("client", "net.ipv4.ip_local_port_range=1024 65535")
 
     def sysctl(self, role: str, setting: str) -> None:
         subprocess.run(
