@@ -487,8 +487,7 @@ class Bench:
 
         rank = ("lb1", "lb2").index(role)
         other = ("lb2", "lb1")[rank]
-        proc = self.start_haproxy(role)
-        del proc
+        self.start_haproxy(role)
         keeper = Keepalived(
             VrrpInstance(
                 cluster=CLUSTER,
