@@ -179,6 +179,10 @@ class Keepalived:
                 f"keepalived refused {self.config_path}: "
                 f"{(checked.stderr or checked.stdout).strip()[-400:]}"
             )
+        # a keepalived killed with -9 leaves its pid files: the next one would say
+        # "daemon is already running" and this would take the old file for its start
+        for stale in ("keepalived.pid", "vrrp.pid"):
+            (self.work / stale).unlink(missing_ok=True)
         log = (self.work / "keepalived.log").open("ab")
         self.process = subprocess.Popen(
             [

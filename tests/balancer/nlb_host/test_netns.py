@@ -66,7 +66,7 @@ until = time.time() + float(sys.argv[4]) if len(sys.argv) > 4 else None
 counts, events, i = collections.Counter(), [], 0
 while (i < n) if until is None else (time.time() < until):
     i += 1
-    s = socket.socket(); s.settimeout(3)
+    s = socket.socket(); s.settimeout(8)  # SYN retries at 1, 3, 7 s outlast a slow convergence
     try:
         s.connect((ip, port))
         outcome = s.makefile("rb").readline().decode().strip() or "empty"
