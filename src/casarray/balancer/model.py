@@ -84,6 +84,14 @@ class PortRule:
     def weight(self, node: str) -> int:
         return self.weights.get(node, 50)
 
+    def transport_protocols(self) -> tuple[str, ...]:
+        """The rule's protocols as nftables names them: ("tcp",), ("udp",) or both."""
+        if self.protocol is RuleProtocol.TCP:
+            return ("tcp",)
+        if self.protocol is RuleProtocol.UDP:
+            return ("udp",)
+        return ("tcp", "udp")
+
     def probe(self, port: int) -> tuple[Probe, bool]:
         return PORT_PROBES.get(port, (Probe.TCP, False))
 

@@ -61,7 +61,7 @@ import subprocess
 import zlib
 from collections.abc import Mapping, Sequence
 
-from casarray.balancer.model import Affinity, ClusterView, FilteringMode, PortRule, RuleProtocol
+from casarray.balancer.model import Affinity, ClusterView, FilteringMode, PortRule
 from casarray.errors import CasarrayError
 
 __all__ = [
@@ -105,14 +105,6 @@ def _check_ipv4(address: str) -> str:
         return str(ipaddress.IPv4Address(address))
     except ValueError as exc:
         raise ValueError(f"the kernel data plane handles IPv4 only, not {address!r}") from exc
-
-
-def _protocols(rule: PortRule) -> tuple[str, ...]:
-    if rule.protocol is RuleProtocol.TCP:
-        return ("tcp",)
-    if rule.protocol is RuleProtocol.UDP:
-        return ("udp",)
-    return ("tcp", "udp")
 
 
 def _hash_key(affinity: Affinity, proto: str) -> str:
@@ -190,7 +182,7 @@ def render_rules(
         rule = view.rules[index]
         daddr = _check_ipv4(rule.ip or view.ip)
         chosen = list(rule_slots[index]) if rule_slots and index in rule_slots else list(slots)
-        for proto in _protocols(rule):
+        for proto in rule.transport_protocols():
             match = f"ip daddr {daddr} {proto} dport {_port_match(rule, view.listen_offset)}"
             # Only new connections are refused: a reject or drop here would also end
             # the established ones (seen on Linux 6.18), which a drain must keep.

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from casarray.balancer.model import Affinity, PortRule, RuleProtocol
+from casarray.balancer.model import Affinity, PortRule
 from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.macs import masked_mac, unicast_mac
 
@@ -66,14 +66,6 @@ class PlaneState:
 
 def table_name(config: NlbHostConfig) -> str:
     return "casarray_nlb_" + config.cluster_ip.replace(".", "_")
-
-
-def _protocols(rule: PortRule) -> tuple[str, ...]:
-    if rule.protocol is RuleProtocol.TCP:
-        return ("tcp",)
-    if rule.protocol is RuleProtocol.UDP:
-        return ("udp",)
-    return ("tcp", "udp")
 
 
 def _key(affinity: Affinity, proto: str) -> str:
@@ -115,7 +107,7 @@ def _cluster_rules(config: NlbHostConfig) -> list[str]:
     )
     for index in order:
         rule = config.rules[index]
-        for proto in _protocols(rule):
+        for proto in rule.transport_protocols():
             match = f"{proto} dport {_ports(rule)}"
             if proto == "tcp":
                 lines.append(f"{match} tcp flags & (fin|syn|rst|ack) != syn drop")
