@@ -223,19 +223,7 @@ class ClusterPlumbing:
     def publish_cluster(self, cluster_ip: str, mac: str, members: Collection[str]) -> None:
         """The cluster IP at `mac` on every host of its network but the `members`
         (static entries; the members' own are removed)."""
-        wanted = {m.lower() for m in members}
-        for host in self.plan.hosts:
-            if host.name.lower() in wanted and (NETNS_DIR / host.namespace).exists():
-                for link in host.links:
-                    ip(
-                        "neigh",
-                        "del",
-                        cluster_ip,
-                        "dev",
-                        link.name,
-                        namespace=host.namespace,
-                        check=False,
-                    )
+        self.unpublish_cluster(cluster_ip, {m.lower() for m in members})
         for host, device in _neighbour_links(self.plan, cluster_ip, members):
             if (NETNS_DIR / host.namespace).exists():
                 ip(
@@ -244,8 +232,12 @@ class ClusterPlumbing:
                     namespace=host.namespace,
                 )
 
-    def unpublish_cluster(self, cluster_ip: str) -> None:
+    def unpublish_cluster(self, cluster_ip: str, hosts: Collection[str] | None = None) -> None:
+        """No static entry for the cluster IP left on the hosts named (lower-case), or
+        on every host."""
         for host in self.plan.hosts:
+            if hosts is not None and host.name.lower() not in hosts:
+                continue
             if (NETNS_DIR / host.namespace).exists():
                 for link in host.links:
                     ip(
