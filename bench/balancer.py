@@ -545,7 +545,8 @@ def parse_wrk(output: str) -> Result:
     )
 
 
-def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> Result:
+def wrk_argv(url: str, *, close: bool, seconds: float, connections: int) -> list[str]:
+    """wrk's command line for `url`: keep-alive, or a new connection per request."""
     argv = [
         WRK,
         f"-t{WRK_THREADS}",
@@ -556,8 +557,17 @@ def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> R
     ]
     if close:
         argv += ["-H", "Connection: close"]
-    argv.append(f"http://{plane.host}:{plane.port}/")
-    pids = plane.pids()
+    return [*argv, url]
+
+
+def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> Result:
+    url = f"http://{plane.host}:{plane.port}/"
+    argv = wrk_argv(url, close=close, seconds=seconds, connections=connections)
+    return measure_wrk(argv, plane.pids())
+
+
+def measure_wrk(argv: list[str], pids: list[int]) -> Result:
+    """Runs wrk (`argv`) to its end: its figures, and the CPU `pids` used meanwhile."""
     cpu_before = cpu_seconds(pids)
     started = time.perf_counter()
     proc = subprocess.Popen(

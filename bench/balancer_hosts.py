@@ -599,40 +599,9 @@ class Bench:
 def run_wrk(
     net: Network, plane: Plane, *, close: bool, seconds: float, connections: int
 ) -> flat.Result:
-    argv = net.argv(
-        "client",
-        flat.WRK,
-        f"-t{flat.WRK_THREADS}",
-        f"-c{max(flat.WRK_THREADS, connections)}",
-        f"-d{max(1, round(seconds))}s",
-        "--timeout=5s",
-        "--latency",
-    )
-    if close:
-        argv += ["-H", "Connection: close"]
-    argv.append(f"http://{plane.target}:{PORT}/")
-    pids = plane.pids()
-    cpu_before = flat.cpu_seconds(pids)
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=benchlib.die_with_parent
-    )
-    try:
-        while proc.poll() is None:
-            benchlib.check_stop()
-            time.sleep(0.1)
-        output = proc.communicate()[0].decode(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"wrk exited with {proc.returncode}: {' '.join(argv)}\n{output}")
-    result = flat.parse_wrk(output)
-    if pids:
-        result.cpu_percent = 100 * (flat.cpu_seconds(pids) - cpu_before) / elapsed
-    return result
+    url = f"http://{plane.target}:{PORT}/"
+    wrk = flat.wrk_argv(url, close=close, seconds=seconds, connections=connections)
+    return flat.measure_wrk(net.argv("client", *wrk), plane.pids())
 
 
 # -- failover -----------------------------------------------------------------------------
