@@ -2,8 +2,10 @@
 several hosts under a test prefix, with bj-cas.lab.net on CAS01 and CAS02 (Hosts data
 plane, multicast, heartbeats every 200 ms). From CLIENT-BJ, bj-cas.lab.net resolves
 through the lab DNS to the cluster IP and IMAP connections to it spread over both
-hosts; after `kill-host CAS01` new connections land on CAS02 within a few seconds, and
-after `start-host CAS01` on both again.
+hosts; after `kill-host CAS01` new connections land on CAS02 within a few seconds, an
+IDLE session on CAS02 is told of a message appended meanwhile, and after `start-host
+CAS01` both serve again; `partition CAS02` (its link only) sends new connections to
+CAS01 alone until `heal`.
 
 The lab's addresses are the real ones (198.18.x): every host is a namespace of the
 test's own prefix, so they collide with no other lab or test; only the prefix must be
@@ -76,13 +78,63 @@ def connect(
     return result["address"], [(float(t), str(o)) for t, o in result["outcomes"]]
 
 
-def make_lab(home: Path, prefix: str) -> None:
+# Run inside CLIENT-BJ: an IMAP session through the cluster IP that lands on the host
+# named (connecting again until it does), logs in, selects INBOX and IDLEs; prints
+# "idling on <host>", then each untagged response it is sent, until an EXISTS.
+IDLER = """
+import socket, ssl, sys, time
+address, host, user, password = sys.argv[1:5]
+for _ in range(100):
+    sock = socket.create_connection((address, 143), timeout=5)
+    f = sock.makefile("rwb")
+    if host.encode() in f.readline():
+        break
+    sock.close()
+else:
+    sys.exit("never landed on " + host)
+def command(tag, text):
+    f.write(f"{tag} {text}\\r\\n".encode()); f.flush()
+    while not (line := f.readline()).startswith(tag.encode()):
+        pass
+    assert b" OK" in line, line
+command("s", "STARTTLS")
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+sock = context.wrap_socket(sock, server_hostname="bj-cas.lab.net")
+f = sock.makefile("rwb")
+command("a", f'LOGIN "{user}" "{password}"')
+command("b", "SELECT INBOX")
+f.write(b"c IDLE\\r\\n"); f.flush()
+assert f.readline().startswith(b"+")
+print("idling on", host, flush=True)
+sock.settimeout(60)
+while line := f.readline():
+    print(line.decode().strip(), flush=True)
+    if line.rstrip().endswith(b"EXISTS"):
+        break
+"""
+
+# Run inside CLIENT-BJ: APPEND one message to the user's INBOX through the cluster IP.
+APPENDER = """
+import imaplib, ssl, sys
+imap = imaplib.IMAP4(sys.argv[1], 143, timeout=5)
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+imap.starttls(context)
+imap.login(sys.argv[2], sys.argv[3])
+print(imap.append("INBOX", None, None, b"Subject: while CAS01 is down\\r\\n\\r\\nhello\\r\\n")[0])
+imap.logout()
+"""
+
+
+def make_lab(home: Path, prefix: str) -> dict[str, str]:
     """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
-    walkthrough's port rules, and lab.json naming the test prefix."""
+    walkthrough's port rules, and lab.json naming the test prefix; the users'
+    passwords."""
     home.mkdir()
     url = f"sqlite:///{home / 'directory.db'}"
     with Directory.open(url) as directory:
-        build_seed_organization(directory, hosts=True)
+        passwords = build_seed_organization(directory, hosts=True)
         nlb = directory.nlb
         for server in ("CAS01", "CAS02"):
             nlb.install_feature(server, ["NLB"])
@@ -99,7 +151,11 @@ def make_lab(home: Path, prefix: str) -> None:
         for port in (143, 993, 443, 80):
             nlb.add_port_rule(CLUSTER, port, port, protocol="Tcp", affinity="None")
         nlb.set_cluster(CLUSTER, heartbeat_period=PERIOD_MS)
+        # the seed's step: the array, and DB01's clients sent to it (not to CAS01)
+        directory.arrays.new(CLUSTER, "BJ", name="BJ CAS Array")
+        directory.databases.set_rpc_client_access_server("DB01", CLUSTER)
     LabConfig.decide(home, url, "198.18.1.5", hosts=prefix).save()
+    return passwords
 
 
 def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
@@ -107,7 +163,9 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
     tool("nft", "nftables")
     home, prefix = tmp_path / "lab", fresh_prefix()
     network = HostNetwork(HostPlan.build(prefix=prefix))
-    make_lab(home, prefix)
+    passwords = make_lab(home, prefix)
+    user = next(u for u in passwords if u.startswith("alice@"))
+    idler: subprocess.Popen[str] | None = None
     try:
         started = time.monotonic()
         done = lab(home, "up", "--detach", "--timeout", "40", timeout=50)
@@ -142,6 +200,18 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
         assert min(counts.values()) >= 10, counts
 
+        # an IDLE session on the host that survives
+        idler = subprocess.Popen(
+            network.exec_argv(
+                "CLIENT-BJ",
+                [sys.executable, "-c", IDLER, CLUSTER_IP, "CAS02", user, passwords[user]],
+            ),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert idler.stdout is not None
+        assert idler.stdout.readline().strip() == "idling on CAS02"
+
         done = lab(home, "kill-host", "CAS01")
         assert done.returncode == 0, done.stderr
         killed = time.monotonic()
@@ -151,6 +221,18 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         print(f"after kill-host CAS01: 20 good connections in a row {took:.2f} s later: {outcomes}")
         assert len(good) >= 20 and set(good[-20:]) == {"CAS02.lab.net"}, outcomes
         assert took < 6
+
+        # the IDLE session on the survivor is told of a message appended meanwhile
+        appended = network.exec(
+            "CLIENT-BJ",
+            [sys.executable, "-c", APPENDER, CLUSTER_IP, user, passwords[user]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert appended.stdout.strip() == "OK", appended.stdout + appended.stderr
+        told, _ = idler.communicate(timeout=60)
+        assert told.strip().endswith("EXISTS"), told
 
         done = lab(home, "start-host", "CAS01")
         assert done.returncode == 0, done.stderr
@@ -162,7 +244,28 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
                 break
             time.sleep(0.5)
         assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+
+        # a partition (link down only, its processes alive) costs the same as a loss
+        done = lab(home, "partition", "CAS02")
+        assert done.returncode == 0, done.stderr
+        cut = time.monotonic()
+        _, outcomes = connect(network, 400, streak=20, deadline=15)
+        good = [o for _, o in outcomes if o.endswith(".lab.net")]
+        print(f"after partition CAS02: 20 good in a row {time.monotonic() - cut:.2f} s later")
+        assert len(good) >= 20 and set(good[-20:]) == {"CAS01.lab.net"}, outcomes
+        done = lab(home, "heal", "CAS02")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while True:
+            _, outcomes = connect(network, 40)
+            counts = Counter(o for _, o in outcomes)
+            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
     finally:
+        if idler is not None and idler.poll() is None:
+            idler.kill()
         print(lab(home, "down").stdout)
         network.down()
     assert namespaces(prefix) == []
