@@ -1,7 +1,8 @@
 """NLB on the hosts of a whole hosts lab (as root): `casarray lab up` of a lab made on
 several hosts under a test prefix, with bj-cas.lab.net on CAS01 and CAS02 (Hosts data
 plane, multicast, heartbeats every 200 ms). From CLIENT-BJ, bj-cas.lab.net resolves
-through the lab DNS to the cluster IP and IMAP connections to it spread over both
+through the lab DNS (dig, curl) to the cluster IP, exchangelib reads alice's inbox
+through EWS at that name, and IMAP connections to it spread over both
 hosts; after `kill-host CAS01` new connections land on CAS02 within a few seconds, an
 IDLE session on CAS02 is told of a message appended meanwhile, and after `start-host
 CAS01` both serve again; `partition CAS02` (its link only) sends new connections to
@@ -127,6 +128,24 @@ imap.logout()
 """
 
 
+# Run inside CLIENT-BJ: exchangelib (PyPI) to EWS at the array's name, which the host
+# resolves through the lab DNS (Basic over TLS; the lab CA isn't trusted here).
+EWS_CLIENT = """
+import sys
+from exchangelib import DELEGATE, Account, Configuration, Credentials
+from exchangelib.protocol import BaseProtocol, NoVerifyHTTPAdapter
+BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+address, password = sys.argv[1:3]
+config = Configuration(
+    service_endpoint="https://bj-cas.lab.net/EWS/Exchange.asmx",
+    credentials=Credentials(address, password),
+    auth_type="basic",
+)
+account = Account(address, config=config, autodiscover=False, access_type=DELEGATE)
+print(account.inbox.all().count(), account.version.api_version)
+"""
+
+
 def make_lab(home: Path, prefix: str) -> dict[str, str]:
     """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
     walkthrough's port rules, and lab.json naming the test prefix; the users'
@@ -193,6 +212,17 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
             "https://bj-cas.lab.net/owa/healthcheck.htm",
         )
         assert done.stdout == f"200 {CLUSTER_IP}", done.stdout + done.stderr
+
+        dug = lab(home, "exec", "CLIENT-BJ", "--", tool("dig", "bind9-dnsutils"), "+short", CLUSTER)
+        assert dug.stdout.split() == [CLUSTER_IP], dug.stdout + dug.stderr
+        ews = network.exec(
+            "CLIENT-BJ",
+            [sys.executable, "-c", EWS_CLIENT, user, passwords[user]],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ews.stdout.split() == ["3", "Exchange2010_SP2"], ews.stdout + ews.stderr[-2000:]
 
         address, outcomes = connect(network, 60)
         assert address == CLUSTER_IP
