@@ -124,6 +124,10 @@ class Role:
     config_path: Path | None = None
     config: str = field(default="", compare=False)
     restart_key: str = ""
+    # NLB in a hosts lab on the central Kernel plane: the members whose answers go back
+    # through the balancer's host, from these TCP port ranges
+    reply_members: tuple[str, ...] = ()
+    reply_ports: tuple[tuple[int, int], ...] = ()
 
 
 def state_path(home: Path) -> Path:
@@ -199,6 +203,15 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                 continue
         command = (*base, "balancer", "run", cluster.name, *url)
         command += ("--listen-offset", offset, "--backend-offset", offset)
+        members: tuple[str, ...] = ()
+        ports: tuple[tuple[int, int], ...] = ()
+        if config.hosts and cluster.data_plane == "Kernel":  # DNAT without source NAT
+            members = tuple(cluster.nodes)
+            ports = tuple(
+                (r.start_port, r.end_port)
+                for r in directory.nlb.port_rules(cluster.guid)
+                if r.protocol != "Udp"
+            )
         roles.append(
             Role(
                 cluster.name,
@@ -207,6 +220,8 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
                 command,
                 balancer_status(cluster.name, home).path,
                 address=cluster.ip_address,
+                reply_members=members,
+                reply_ports=ports,
             )
         )
     return roles
@@ -585,6 +600,8 @@ class LabSupervisor(ServiceProcess):
                 self.hosts.serve_cluster_ip(host, role.address)
             elif role.kind == NLB and role.address:
                 self.hosts.own_cluster_ip(host, role.address)
+                if role.reply_members:
+                    self.hosts.route_replies_through(host, role.reply_members, role.reply_ports)
         except HostsError as exc:
             raise SupervisorError(f"{role.name}: {exc}") from exc
 
@@ -599,6 +616,7 @@ class LabSupervisor(ServiceProcess):
                 self.hosts.stop_serving_cluster_ip(role.target)
             elif role.kind == NLB and role.address:
                 self.hosts.disown_cluster_ip(self.host_of(role), role.address)
+                self.hosts.stop_routing_replies(role.reply_members)
         except HostsError as exc:
             log.error("%s: %s", role.name, exc)
 

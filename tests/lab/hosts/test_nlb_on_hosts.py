@@ -146,7 +146,7 @@ print(account.inbox.all().count(), account.version.api_version)
 """
 
 
-def make_lab(home: Path, prefix: str) -> dict[str, str]:
+def make_lab(home: Path, prefix: str, plane: str = "Hosts") -> dict[str, str]:
     """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
     walkthrough's port rules, and lab.json naming the test prefix; the users'
     passwords."""
@@ -163,7 +163,7 @@ def make_lab(home: Path, prefix: str) -> dict[str, str]:
             host="CAS01",
             subnet_mask="255.255.255.0",
             operation_mode="Multicast",
-            data_plane="Hosts",
+            data_plane=plane,
         )
         nlb.add_node(CLUSTER, "CAS02")
         nlb.remove_port_rule(CLUSTER, 0)
@@ -300,3 +300,53 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         network.down()
     assert namespaces(prefix) == []
     assert not list(Path("/etc/netns").glob(f"{prefix}*"))
+
+
+def test_a_central_kernel_plane_on_the_hosts(tmp_path: Path) -> None:
+    """-DataPlane Kernel stays selectable in a hosts lab: the balancer in DC01 holds the
+    cluster IP and DNATs it to the members, whose answers come back through DC01 (their
+    policy routes) so it can undo the DNAT; clients in BJ and outside are served by both
+    CAS hosts."""
+    required(missing())
+    tool("nft", "nftables")
+    home, prefix = tmp_path / "lab", fresh_prefix()
+    network = HostNetwork(HostPlan.build(prefix=prefix))
+    make_lab(home, prefix, plane="Kernel")
+    try:
+        done = lab(home, "up", "--detach", "--timeout", "40", timeout=50)
+        assert done.returncode == 0, done.stdout + done.stderr
+        state = json.loads(lab(home, "status", "--json").stdout)
+        kinds = {p["name"]: p["kind"] for p in state["processes"]}
+        assert kinds[CLUSTER] == "NLB" and "CAS01-nlb" not in kinds  # central, in DC01
+        deadline = time.monotonic() + 20
+        while True:
+            _, outcomes = connect(network, 40)
+            counts = Counter(o for _, o in outcomes)
+            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+        outside = network.exec(
+            "CLIENT-OUT",
+            [sys.executable, "-c", GREETINGS, CLUSTER_IP, "20"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert set(outside.stdout.split()) == {"CAS01.lab.net", "CAS02.lab.net"}, (
+            outside.stdout + outside.stderr
+        )
+    finally:
+        print(lab(home, "down").stdout)
+        network.down()
+    assert namespaces(prefix) == []
+
+
+# Run in a host: N IMAP greetings from an address, the greeting server of each.
+GREETINGS = """
+import imaplib, sys
+for _ in range(int(sys.argv[2])):
+    imap = imaplib.IMAP4(sys.argv[1], 143, timeout=3)
+    print(imap.welcome.decode().split("] ", 1)[1].split()[0])
+    imap.logout()
+"""

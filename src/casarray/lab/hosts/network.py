@@ -121,6 +121,10 @@ def require() -> None:
         raise HostsError(f"Can't make the hosts lab: {what}.")
 
 
+# the members' routing table and rule priority for a central Kernel plane's answers
+REPLY_TABLE, REPLY_PRIORITY = "110", "1100"
+
+
 def ip(*args: str, namespace: str | None = None, check: bool = True) -> str:
     """Run `ip [-n NAMESPACE] ARGS...`; its output. NetworkError when it fails (with
     `check`)."""
@@ -281,6 +285,70 @@ class ClusterPlumbing:
             host.links[0].name,
             namespace=host.namespace,
         )
+
+    def route_replies_through(
+        self, balancer: str, members: Collection[str], ports: Collection[tuple[int, int]]
+    ) -> None:
+        """A central Kernel plane in host `balancer` DNATs the cluster IP to the members
+        and NLB's model keeps the client's address (no source NAT), so the members'
+        answers from the cluster's ports must come back through it to be un-DNATed:
+        each member sends them by a routing table of its own whose default route is
+        the balancer (policy rules by source address and TCP source port), and the
+        balancer forwards them (with no ICMP redirects, which would send the members
+        around it)."""
+        gateway = self.plan.host(balancer)
+        sysctl(
+            gateway.namespace,
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.send_redirects=0",
+            *(f"net.ipv4.conf.{link.name}.send_redirects=0" for link in gateway.links),
+        )
+        for name in members:
+            host = self.plan.host(name)
+            if not (NETNS_DIR / host.namespace).exists():
+                continue
+            self._clear_reply_routes(host)
+            ip(
+                "route",
+                "replace",
+                "default",
+                "via",
+                gateway.address,
+                "table",
+                REPLY_TABLE,
+                namespace=host.namespace,
+            )
+            for start, end in ports:
+                ip(
+                    "rule",
+                    "add",
+                    "from",
+                    host.address,
+                    "ipproto",
+                    "tcp",
+                    "sport",
+                    f"{start}-{end}",
+                    "lookup",
+                    REPLY_TABLE,
+                    "priority",
+                    REPLY_PRIORITY,
+                    namespace=host.namespace,
+                )
+
+    def stop_routing_replies(self, members: Collection[str]) -> None:
+        for name in members:
+            host = self.plan.host(name)
+            if (NETNS_DIR / host.namespace).exists():
+                self._clear_reply_routes(host)
+
+    def _clear_reply_routes(self, host: Host) -> None:
+        for _ in range(256):  # one rule per port range; bounded, should `del` fail
+            if "lookup" not in ip(
+                "rule", "show", "priority", REPLY_PRIORITY, namespace=host.namespace
+            ):
+                break
+            ip("rule", "del", "priority", REPLY_PRIORITY, namespace=host.namespace, check=False)
+        ip("route", "flush", "table", REPLY_TABLE, namespace=host.namespace, check=False)
 
     def disown_cluster_ip(self, name: str, cluster_ip: str, prefixlen: int = 32) -> None:
         host = self.plan.host(name)
