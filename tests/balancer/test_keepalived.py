@@ -93,12 +93,8 @@ def in_ns(ns: str, *argv: str, **kw: object) -> subprocess.Popen[bytes]:
 
 
 def kill_host(ns: str, link: str) -> None:
-    found = subprocess.run(
-        ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False
-    )
-    for pid in found.stdout.split():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGKILL)
+    """The host dies: every process in it gets SIGKILL, then its link goes down."""
+    kill_all(ns)
     ip("link", "set", link, "down")
 
 
@@ -159,15 +155,17 @@ def network() -> Iterator[dict[str, str]]:
         yield {**names, "tag": tag}
     finally:
         for ns in names.values():
-            kill_host_quiet(ns)
+            kill_all(ns)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         for host in hosts:
             subprocess.run(["ip", "link", "del", f"{tag}{host}v"], capture_output=True, check=False)
 
 
-def kill_host_quiet(ns: str) -> None:
-    found = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)
+def kill_all(ns: str) -> None:
+    found = subprocess.run(
+        ["ip", "netns", "pids", ns], capture_output=True, text=True, timeout=10, check=False
+    )
     for pid in found.stdout.split():
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
@@ -221,6 +219,26 @@ def reachable(ns: str) -> bool:
         check=False,
     )
     return probe.returncode == 0 and all(ok for _, ok in json.loads(probe.stdout or "[]"))
+
+
+def kill_lb1_while_connecting(
+    network: dict[str, str], *, seconds: float, lead: float
+) -> tuple[float, list[tuple[float, bool]]]:
+    """A client in `cl` opening new connections through the cluster IP for `seconds`;
+    `lead` seconds in, lb1 (the active host) is killed. (When, every attempt.)"""
+    client = in_ns(
+        network["cl"],
+        sys.executable,
+        "-c",
+        CLIENT.format(vip=VIP, port=PORT),
+        str(seconds),
+        stdout=subprocess.PIPE,
+    )
+    time.sleep(lead)
+    killed = time.monotonic()
+    kill_host(network["lb1"], f"{network['tag']}lb1v")
+    out, _ = client.communicate(timeout=30)
+    return killed, [(t, ok) for t, ok in json.loads(out)]
 
 
 def start_pair(
@@ -277,7 +295,6 @@ def start_pair(
 def test_killing_the_active_balancer_host_moves_the_cluster_ip(
     network: dict[str, str], tmp_path: Path
 ) -> None:
-    tag = network["tag"]
     backend = in_ns(network["be"], sys.executable, "-c", BACKEND.format(port=PORT))
     pairs: Pair = []
     try:
@@ -286,19 +303,7 @@ def test_killing_the_active_balancer_host_moves_the_cluster_ip(
         assert not has_vip(network["lb2"])
         wait_for("a connection through the cluster IP", lambda: reachable(network["cl"]))
 
-        client = in_ns(
-            network["cl"],
-            sys.executable,
-            "-c",
-            CLIENT.format(vip=VIP, port=PORT),
-            "6",
-            stdout=subprocess.PIPE,
-        )
-        time.sleep(1.5)
-        killed = time.monotonic()
-        kill_host(network["lb1"], f"{tag}lb1v")
-        out, _ = client.communicate(timeout=30)
-        results = [(t, ok) for t, ok in json.loads(out)]
+        killed, results = kill_lb1_while_connecting(network, seconds=6, lead=1.5)
         before = [ok for t, ok in results if t < killed]
         after = [(t, ok) for t, ok in results if t >= killed]
         assert before and all(before), "connections through the cluster IP before the kill"
@@ -383,19 +388,8 @@ def test_the_pair_as_balancer_processes_driven_from_the_directory(
         wait_for("a connection through the cluster IP", lambda: reachable(network["cl"]), 30)
         assert not has_vip(network["lb2"])
         wait_for("the other host's haproxy is up", lambda: any(homes[1].rglob("haproxy.pid")))
-        client = in_ns(
-            network["cl"],
-            sys.executable,
-            "-c",
-            CLIENT.format(vip=VIP, port=PORT),
-            "5",
-            stdout=subprocess.PIPE,
-        )
-        time.sleep(1.0)
-        killed = time.monotonic()
-        kill_host(network["lb1"], f"{tag}lb1v")
-        out, _ = client.communicate(timeout=30)
-        after = [(t, ok) for t, ok in json.loads(out) if t >= killed]
+        killed, results = kill_lb1_while_connecting(network, seconds=5, lead=1.0)
+        after = [(t, ok) for t, ok in results if t >= killed]
         back = recovery(after)
         assert back is not None and has_vip(network["lb2"]), "the other host took over"
         print(f"failover: {back - killed:.2f} s to the first of 20 successful connections")

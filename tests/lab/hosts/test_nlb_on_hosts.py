@@ -146,6 +146,18 @@ print(account.inbox.all().count(), account.version.api_version)
 """
 
 
+def both_serve(network: HostNetwork, within: float = 20) -> None:
+    """Rounds of 40 connections from CLIENT-BJ until CAS01 and CAS02 both answer."""
+    deadline = time.monotonic() + within
+    while True:
+        _, outcomes = connect(network, 40)
+        counts = Counter(o for _, o in outcomes)
+        if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+
+
 def make_lab(home: Path, prefix: str, plane: str = "Hosts") -> dict[str, str]:
     """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
     walkthrough's port rules, and lab.json naming the test prefix; the users'
@@ -266,14 +278,7 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
 
         done = lab(home, "start-host", "CAS01")
         assert done.returncode == 0, done.stderr
-        deadline = time.monotonic() + 20
-        while True:
-            _, outcomes = connect(network, 40)
-            counts = Counter(o for _, o in outcomes)
-            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+        both_serve(network)
 
         # a partition (link down only, its processes alive) costs the same as a loss
         done = lab(home, "partition", "CAS02")
@@ -285,14 +290,7 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         assert len(good) >= 20 and set(good[-20:]) == {"CAS01.lab.net"}, outcomes
         done = lab(home, "heal", "CAS02")
         assert done.returncode == 0, done.stderr
-        deadline = time.monotonic() + 20
-        while True:
-            _, outcomes = connect(network, 40)
-            counts = Counter(o for _, o in outcomes)
-            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+        both_serve(network)
     finally:
         if idler is not None and idler.poll() is None:
             idler.kill()
@@ -318,14 +316,7 @@ def test_a_central_kernel_plane_on_the_hosts(tmp_path: Path) -> None:
         state = json.loads(lab(home, "status", "--json").stdout)
         kinds = {p["name"]: p["kind"] for p in state["processes"]}
         assert kinds[CLUSTER] == "NLB" and "CAS01-nlb" not in kinds  # central, in DC01
-        deadline = time.monotonic() + 20
-        while True:
-            _, outcomes = connect(network, 40)
-            counts = Counter(o for _, o in outcomes)
-            if set(counts) == {"CAS01.lab.net", "CAS02.lab.net"} or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+        both_serve(network)
         outside = network.exec(
             "CLIENT-OUT",
             [sys.executable, "-c", GREETINGS, CLUSTER_IP, "20"],
