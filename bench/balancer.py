@@ -560,6 +560,25 @@ def wrk_argv(url: str, *, close: bool, seconds: float, connections: int) -> list
     return [*argv, url]
 
 
+def print_failed(
+    keep_alive: dict[str, Result],
+    new_conns: dict[str, Result],
+    planes: list[str],
+    labels: dict[str, str],
+) -> None:
+    """The line of failed requests per plane, when any failed."""
+    failed = {
+        labels[n]: keep_alive[n].failed + new_conns[n].failed
+        for n in planes
+        if n in keep_alive and n in new_conns
+    }
+    if any(failed.values()):
+        print(
+            "failed requests (non-2xx, socket errors): "
+            + ", ".join(f"{k} {v}" for k, v in failed.items() if v)
+        )
+
+
 def run_wrk(plane: Plane, *, close: bool, seconds: float, connections: int) -> Result:
     url = f"http://{plane.host}:{plane.port}/"
     argv = wrk_argv(url, close=close, seconds=seconds, connections=connections)
@@ -731,16 +750,7 @@ def report(
             f"{_rate(nc.rate if nc else None):>10} {_ms(nc.p99_ms if nc else None):>9} "
             f"{_cpu(nc):>5}   {median:>15} {worst:>8}"
         )
-    failed = {
-        LABELS[n]: keep_alive[n].failed + new_conns[n].failed
-        for n in planes
-        if n in keep_alive and n in new_conns
-    }
-    if any(failed.values()):
-        print(
-            "failed requests (non-2xx, socket errors): "
-            + ", ".join(f"{k} {v}" for k, v in failed.items() if v)
-        )
+    print_failed(keep_alive, new_conns, planes, LABELS)
     missed: list[str] = []
     print()
     base_ka, base_nc = keep_alive.get("haproxy"), new_conns.get("haproxy")

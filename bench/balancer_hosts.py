@@ -725,16 +725,7 @@ def report(
             f"{flat._rate(nc.rate if nc else None):>10} {ms(nc.p99_ms if nc else None):>9} "
             f"{ratio(nc, base_nc):>9}"
         )
-    failed = {
-        LABELS[n]: keep_alive[n].failed + new_conns[n].failed
-        for n in planes
-        if n in keep_alive and n in new_conns
-    }
-    if any(failed.values()):
-        print(
-            "failed requests (non-2xx, socket errors): "
-            + ", ".join(f"{k} {v}" for k, v in failed.items() if v)
-        )
+    flat.print_failed(keep_alive, new_conns, planes, LABELS)
     if failovers:
         print()
         header = (
