@@ -525,21 +525,25 @@ def wanted(base: str, additional: frozenset[str], *, find: bool, mime: bool) -> 
 
 
 # (the key its XML is kept under, or "" when it changes; its writer)
-_Plan = tuple[tuple[str, Writer], ...]
+# (the key its XML is kept under, or "" when it changes; its writer) per property, and
+# the extended properties asked for, sorted
+_Plan = tuple[tuple[tuple[str, Writer], ...], tuple[str, ...]]
 _plans: dict[tuple[frozenset[str], str], _Plan] = {}
 
 
 def _plan(props: frozenset[str], body_type: str) -> _Plan:
     """The properties of `PROPERTIES` that `props` asks for, in order, each with the
-    key a summary keeps its XML under when it never changes ("" when it does)."""
+    key a summary keeps its XML under when it never changes ("" when it does), and the
+    extended properties of `props`; worked out once per shape."""
     found = _plans.get((props, body_type))
     if found is None:
-        extended = any(p.startswith(EXTENDED) for p in props)
-        found = tuple(
+        extended = tuple(sorted(p for p in props if p.startswith(EXTENDED)))
+        writers = tuple(
             ((f"{uri}:{body_type}" if uri == "item:Body" else uri) if fixed else "", write)
             for uri, write, fixed in PROPERTIES
             if uri in props or (uri == EXTENDED and extended)
         )
+        found = (writers, extended)
         if len(_plans) > 256:
             _plans.clear()
         _plans[(props, body_type)] = found
@@ -550,11 +554,11 @@ def message_element(item: Item, ids: IdCodec, props: frozenset[str], body_type: 
     """The `t:Message` of `item` with the properties `props`, written (an element
     `soap.serialize` copies as it is); the XML of its unchanging properties is kept in
     its summary, as UTF-8."""
-    extended = tuple(sorted(p for p in props if p.startswith(EXTENDED)))
+    writers, extended = _plan(props, body_type)
     w = Writing(item, ids, body_type, extended)
     kept = item.summary.fragments if item.parts is not None else None
     out = [b"<t:Message>"]
-    for key, write in _plan(props, body_type):
+    for key, write in writers:
         if key and kept is not None:
             data = kept.get(key)
             if data is None:
