@@ -473,7 +473,7 @@ class LabSupervisor(ServiceProcess):
         for key, entry in list(self.entries.items()):
             role = wanted.get(key)
             if role == entry.role:
-                if role.config != entry.role.config:  # an NLB node's admin state
+                if role.config != entry.role.config:  # an NLB node's live config
                     self._reload(entry, role)
                 continue
             del self.entries[key]
@@ -506,16 +506,14 @@ class LabSupervisor(ServiceProcess):
             self._spawn(entry)
 
     def _reload(self, entry: Entry, role: Role) -> None:
-        """An NLB driver's new admin state: its file rewritten (the driver re-reads
-        it)."""
+        """An NLB driver's new config of the same host (admin state, weights, rules,
+        heartbeats): its file rewritten, which the driver takes live."""
         from casarray.balancer.nlb_host.config import NlbHostConfig
 
         write_config(role)
         entry.role = role
         state = NlbHostConfig.from_json(role.config).state.value
-        self.event(
-            f"{role.name}: the node's admin state is {state} (config rewritten)", entry=entry
-        )
+        self.event(f"{role.name}: config rewritten, taken live (admin state {state})", entry=entry)
 
     def _terminate(self, entry: Entry) -> None:
         entry.restart_at = None

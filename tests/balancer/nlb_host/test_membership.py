@@ -162,3 +162,42 @@ def test_map_is_the_same_in_any_member_order_and_moves_little() -> None:
     assert a == bucket_map(rules(), list(reversed(members)), 60)
     b = bucket_map(rules(), members[:2], 60)
     assert moves(a, b) == len(owned_by(a, 3)[0])  # rule 1 (Single) stays on host 1
+
+
+def test_reconfigured_weight_moves_only_that_hosts_buckets_without_double_owners() -> None:
+    cluster = Cluster(config(1), config(2), config(3))
+    cluster.run(3)
+    before = {hid: set(h.owned[0]) for hid, h in cluster.hosts.items()}
+    host = cluster.hosts[1]
+    host.reconfigure(config(1, rules=rules(CAS01=0)), cluster.now)
+    for _ in range(30):
+        cluster.run(0.1)
+        assert_no_double_owner(cluster)
+    assert_partition(cluster, 0, {2, 3})
+    for hid in (2, 3):  # the others keep theirs and share host 1's
+        assert before[hid] <= set(cluster.hosts[hid].owned[0])
+    assert cluster.hosts[1].owned[1] == BUCKETS  # rule 1 (Single, its own weight) stays
+
+
+def test_reconfigured_rules_converge_once_every_host_has_them() -> None:
+    cluster = Cluster(config(1), config(2))
+    cluster.run(3)
+    single = rules()[:1]
+    cluster.hosts[1].reconfigure(config(1, rules=single), cluster.now)
+    assert cluster.hosts[1].owned == (frozenset(),)  # old rule indexes mean nothing now
+    cluster.run(1)
+    assert cluster.hosts[1].status()["state"] == CONVERGING  # host 2 has the old rules
+    assert cluster.hosts[1].owned == (frozenset(),)
+    cluster.hosts[2].reconfigure(config(2, rules=single), cluster.now)
+    cluster.run(2)
+    assert all(h.converged for h in cluster.live())
+    assert_partition(cluster, 0, {1, 2})
+
+
+def test_reconfigure_refuses_another_host() -> None:
+    cluster = Cluster(config(1))
+    try:
+        cluster.hosts[1].reconfigure(config(2), cluster.now)
+    except ValueError:
+        return
+    raise AssertionError("a Membership took another HostID")

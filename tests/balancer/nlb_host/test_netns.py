@@ -428,3 +428,60 @@ def test_unicast_mode_floods_to_every_host_and_fails_over(unicast_lab: Lab) -> N
     lab.wait_converged(names[1:], 2)
     counts = lab.connect(200)
     assert set(counts) == set(names[1:]), counts
+
+
+def test_dead_driver_takes_nothing_and_config_changes_are_taken_live(lab: Lab) -> None:
+    """A driver killed with SIGKILL while its host and service live on: its filter's
+    dead man's switch stops new connections there before the others take its buckets
+    (without it the host would keep answering SYNs of buckets it no longer owns). And
+    a changed weight or port rule is taken by the running drivers: same pids, the
+    hosts converge, a held connection survives."""
+    names = list(lab.hosts)
+    for name in names:
+        lab.start_host(name)
+    lab.wait_converged(names, 3)
+    pids = {n: lab.status(n)["pid"] for n in names}
+
+    held = lab.hold()
+    assert held.stdout is not None
+    owner = held.stdout.readline().strip()
+
+    # a weight of 0 on the held connection's host, in every host's file
+    for name in names:
+        path = lab.tmp / f"{name}.json"
+        data = json.loads(path.read_text())
+        data["rules"][0]["weights"] = {owner: 0}
+        path.write_text(json.dumps(data))
+    time.sleep(CONVERGENCE)
+    lab.wait_converged(names, 3)
+    assert {n: lab.status(n)["pid"] for n in names} == pids  # no driver restarted
+    assert lab.status(owner)["owned"] == {f"{PORT}-{PORT}/Tcp": []}, lab.status(owner)
+    counts = lab.connect(150)
+    assert set(counts) == set(names) - {owner}, counts
+    assert echo(held, "kept") == "kept"
+
+    # a new port rule set (affinity Single instead of None) on every host
+    for name in names:
+        path = lab.tmp / f"{name}.json"
+        data = json.loads(path.read_text())
+        data["rules"][0]["weights"] = {}
+        data["rules"][0]["affinity"] = "Single"
+        path.write_text(json.dumps(data))
+    time.sleep(CONVERGENCE)
+    lab.wait_converged(names, 3)
+    assert {n: lab.status(n)["pid"] for n in names} == pids
+    counts = lab.connect(60)
+    assert len(counts) == 1 and set(counts) <= set(names), counts  # one client, one host
+    assert echo(held, "kept again") == "kept again"
+    held.terminate()
+
+    # the driver of the client's host dies; its server and link stay
+    victim = next(iter(counts))
+    driver = lab.procs[victim][1]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    survivors = [n for n in names if n != victim]
+    lab.wait_converged(survivors, 2)
+    time.sleep(PERIOD * 2)
+    counts = lab.connect(60)
+    assert set(counts) <= set(survivors) and sum(counts.values()) == 60, counts

@@ -11,6 +11,8 @@ from casarray.balancer.nlb_host.config import NlbConfigError, NlbHostConfig, Ope
 from casarray.balancer.nlb_host.macs import cluster_mac, igmp_group
 from casarray.balancer.nlb_host.nft_rules import (
     PlaneState,
+    alive_timeout_ms,
+    render_alive,
     render_full,
     render_remove,
     render_update,
@@ -71,3 +73,21 @@ def test_cluster_macs() -> None:
     assert igmp_group(ip) == "239.255.200.100"
     with pytest.raises(NlbConfigError):
         cluster_mac("fe80::1", OperationMode.MULTICAST)
+
+
+def test_dead_mans_switch_expires_a_period_before_the_others_take_over() -> None:
+    c = config(1, heartbeat_period=0.1, tolerance=5)
+    assert alive_timeout_ms(c) == 400
+    assert alive_timeout_ms(config(1, heartbeat_period=1.0, tolerance=1)) == 1000
+    text = render_full(c, PlaneState((frozenset(), frozenset())))
+    assert (
+        "set alive { type ipv4_addr; flags timeout; elements = { 198.19.200.100 timeout 400ms }; }"
+        in text
+    )
+    assert text.index("ct state established,related accept") < text.index("@alive")
+    assert text.index("@alive") < text.index("@owned_0")  # before any new connection
+    name = table_name(c)
+    assert render_alive(c).splitlines() == [
+        f"flush set ip {name} alive",
+        f"add element ip {name} alive {{ 198.19.200.100 timeout 400ms }}",
+    ]

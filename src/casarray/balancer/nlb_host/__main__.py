@@ -3,8 +3,10 @@ process, as root inside the host's network namespace, until SIGTERM or SIGINT (t
 leaves the cluster: cluster IP off the interface, filter removed).
 
 The config file is `NlbHostConfig.to_json`'s form. The driver re-reads it when it
-changes: a new `state` (Started, Stopped, Suspended, Draining) applies at once; any
-other change needs a restart (it is logged).
+changes and takes the change live (`NlbHostDriver.reconfigure`: admin state, weights,
+priority, heartbeat timings, port rules); a change of what the host is (cluster IP,
+address, HostID, operation mode, ...) makes the process leave the cluster and join it
+again as the new host.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import sys
@@ -38,27 +39,31 @@ async def run(path: Path) -> None:
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), config.heartbeat_period)
+                await asyncio.wait_for(stop.wait(), driver.config.heartbeat_period)
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime_ns != mtime:
                     mtime = path.stat().st_mtime_ns
-                    config = _reload(path, driver, config)
+                    driver = await _reload(path, driver)
     finally:
         await driver.stop()
 
 
-def _reload(path: Path, driver: NlbHostDriver, config: NlbHostConfig) -> NlbHostConfig:
+async def _reload(path: Path, driver: NlbHostDriver) -> NlbHostDriver:
     try:
         new = NlbHostConfig.from_json(path.read_text())
     except CasarrayError as exc:
         log.warning("ignoring %s: %s", path, exc)
-        return config
-    if new.state is not config.state:
-        log.info("NLB host %s: %s", new.name, new.state.value)
-        driver.set_state(new.state)
-    if dataclasses.replace(new, state=config.state) != config:
-        log.warning("NLB host config changed beyond its state: restart the driver")
-    return new
+        return driver
+    if new == driver.config:
+        return driver
+    if driver.reconfigure(new):
+        log.info("NLB host %s: config reloaded (%s)", new.name, new.state.value)
+        return driver
+    log.info("NLB host %s: a new identity; leaving the cluster and joining again", new.name)
+    await driver.stop()
+    driver = NlbHostDriver(new)
+    await driver.start()
+    return driver
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -114,6 +114,22 @@ class NlbHostConfig:
                 raise NlbConfigError(f"load weight {rule.weight(self.name)} is not 0..100")
 
     @property
+    def identity(self) -> tuple[object, ...]:
+        """What a running driver can't change (`NlbHostDriver.reconfigure`): which
+        cluster and host it is, where it listens, and the operation mode."""
+        return (
+            self.cluster_ip,
+            self.interface,
+            self.name,
+            self.address,
+            self.prefix_length,
+            self.host_id,
+            self.mode,
+            self.heartbeat_port,
+            self.status_file,
+        )
+
+    @property
     def seed(self) -> int:
         """The jhash seed, the same on every host: CRC-32 of the cluster IP."""
         return zlib.crc32(self.cluster_ip.encode())

@@ -8,10 +8,19 @@ CONFIG.json` runs one as a process (see `__main__`). It must run as root inside 
 host's network namespace.
 
 Each step: take the heartbeats received, let time pass (`advance`), apply the filter
-(one `nft -f -` transaction moving only the moved buckets), and only then send this
-host's heartbeat, so a bucket this host gives up is gone from its filter before its
-heartbeat lets another host take it. Heartbeats are UDP datagrams to the subnet
-broadcast on the cluster interface (`heartbeat_port`, 2504 by default).
+(one nftables transaction moving only the moved buckets, through libnftables in this
+process), and only then send this host's heartbeat, so a bucket this host gives up is
+gone from its filter before its heartbeat lets another host take it. Heartbeats are
+UDP datagrams to the subnet broadcast on the cluster interface (`heartbeat_port`, 2504
+by default). The transaction before each heartbeat also refreshes the filter's dead
+man's switch (`nft_rules.render_alive`): a driver killed with SIGKILL, or stalled,
+leaves a filter that stops taking new connections before the others take its buckets.
+
+`reconfigure(config)` takes a changed config live: load weights, priority, heartbeat
+period and tolerance, probes, the admin state and the port rules themselves (the
+hosts converge as NLB's do; established connections are kept). What the host *is*
+(`NlbHostConfig.identity`: cluster IP, interface, address, HostID, operation mode,
+heartbeat port) needs a new driver.
 
 Service-aware, beyond Windows NLB: every period the driver connects to each TCP rule's
 first port on this host (the cluster IP by default, not filtered on loopback); after
@@ -28,13 +37,13 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from casarray.balancer.libnftables import Nftables
 from casarray.balancer.model import FilteringMode, HostState, RuleProtocol
 from casarray.balancer.nft import NftError
 from casarray.balancer.nlb_host import host_setup
@@ -44,6 +53,7 @@ from casarray.balancer.nlb_host.macs import igmp_group
 from casarray.balancer.nlb_host.membership import Membership
 from casarray.balancer.nlb_host.nft_rules import (
     PlaneState,
+    render_alive,
     render_full,
     render_remove,
     render_update,
@@ -79,7 +89,7 @@ class NlbHostDriver:
     ) -> None:
         self.config = config
         self.membership = Membership(config, clock())
-        self._nft = nft
+        self._nft = Nftables(nft=nft)
         self._setup_host = setup_host
         self._clock = clock
         self._inbox: list[bytes] = []
@@ -87,6 +97,7 @@ class NlbHostDriver:
         self._transport: asyncio.DatagramTransport | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._applied: PlaneState | None = None
+        self._reload_table = False  # the rules changed: render the table whole
         self._failures = [0] * len(config.rules)
         self._status_file = StatusFile(Path(config.status_file)) if config.status_file else None
         self._last_status: dict[str, Any] | None = None
@@ -134,11 +145,29 @@ class NlbHostDriver:
                 await self._nft_run(render_remove(self.config))
         if self._status_file is not None:
             self._status_file.remove()
+        self._nft.close()
 
     def set_state(self, state: HostState) -> None:
         """Start-/Stop-/Suspend-/Resume-NlbClusterNode, Stop -Drain on this host."""
         self.membership.set_state(state, self._clock())
         self._wake.set()
+
+    def reconfigure(self, config: NlbHostConfig) -> bool:
+        """Take `config` live; False (and nothing changed) when its identity differs
+        and the host needs a new driver."""
+        if config.identity != self.config.identity:
+            return False
+        old = self.config
+        self.config = config
+        self.membership.reconfigure(config, self._clock())
+        if len(config.rules) != len(old.rules) or config.rules != old.rules:
+            self._failures = [0] * len(config.rules)
+        empty = PlaneState(owned=tuple(frozenset() for _ in config.rules))
+        before = PlaneState(owned=tuple(frozenset() for _ in old.rules))
+        if render_full(config, empty) != render_full(old, before):
+            self._reload_table = True
+        self._wake.set()
+        return True
 
     def status(self) -> dict[str, Any]:
         return {"pid": os.getpid(), **self.membership.status()}
@@ -167,8 +196,9 @@ class NlbHostDriver:
             except HeartbeatError as exc:
                 log.debug("dropped a datagram on the heartbeat port: %s", exc)
         self.membership.advance(now)
-        await self._apply()
-        for beat in self.membership.poll(now):
+        beats = self.membership.poll(now)
+        await self._apply(refresh=bool(beats))
+        for beat in beats:
             self._send(beat)
         self._write_status()
 
@@ -223,15 +253,23 @@ class NlbHostDriver:
             default_host=self.membership.default_host,
         )
 
-    async def _apply(self, *, force: bool = False) -> None:
+    async def _apply(self, *, force: bool = False, refresh: bool = False) -> None:
+        """Bring the filter to `_desired()`; with `refresh`, in the same transaction,
+        restart the dead man's switch's timeout."""
         desired = self._desired()
-        if desired == self._applied and not force:
+        whole = force or self._reload_table or self._applied is None
+        if desired == self._applied and not whole:
+            if refresh:
+                await self._nft_run(render_alive(self.config))
             return
-        if self._applied is None or force:
+        alive = render_alive(self.config) if refresh else ""
+        if whole:
             await self._nft_run(render_full(self.config, desired))
+            self._reload_table = False
         else:
+            assert self._applied is not None
             try:
-                await self._nft_run(render_update(self.config, self._applied, desired))
+                await self._nft_run(render_update(self.config, self._applied, desired) + alive)
             except NftError as exc:
                 log.warning("NLB host filter update failed, reloading it whole: %s", exc)
                 await self._nft_run(render_full(self.config, desired))
@@ -239,20 +277,7 @@ class NlbHostDriver:
         self.applies += 1
 
     async def _nft_run(self, script: str) -> None:
-        binary = shutil.which(self._nft)
-        if binary is None:
-            raise NftError(f"{self._nft} not found: install the Debian package nftables")
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            "-f",
-            "-",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        _, err = await process.communicate(script.encode())
-        if process.returncode != 0:
-            raise NftError(f"nft -f - failed: {err.decode(errors='replace').strip()}")
+        self._nft.run(script)
 
     # helpers
 

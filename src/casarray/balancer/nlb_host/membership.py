@@ -78,6 +78,27 @@ class Membership:
         self._state = state
         self._recompute(now)
 
+    def reconfigure(self, config: NlbHostConfig, now: float) -> None:
+        """The administrator changed the cluster (weights, priority, heartbeat timings,
+        port rules, admin state) without a restart: the view changes and the hosts
+        converge as NLB's do (a weight moves only the buckets it moves). New port rules
+        (ports, filtering mode, affinity) give up every bucket (old rule indexes
+        mean nothing under the new rules) and start healthy; the hosts take buckets
+        again once they all agree on the rules."""
+        if (config.cluster_ip, config.host_id) != (self.config.cluster_ip, self.config.host_id):
+            raise ValueError("a host's cluster IP and HostID need a new Membership")
+        digest = config_digest(config)  # the rules' ports, modes, affinities, buckets
+        rules_changed = digest != self._config_digest
+        self.config = config
+        self._config_digest = digest
+        self._state = config.state
+        if rules_changed:
+            self._health = [True] * len(config.rules)
+            self._owned = tuple(frozenset() for _ in config.rules)
+            self._map_digest = None
+        self._next_beat = min(self._next_beat, now + config.heartbeat_period)
+        self._recompute(now)
+
     def set_health(self, rule: int, healthy: bool, now: float) -> None:
         """This host's service for rule `rule` passed (or failed) its probe."""
         if self._health[rule] != healthy:

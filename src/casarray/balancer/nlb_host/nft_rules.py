@@ -7,6 +7,8 @@ it; this table keeps the packets of the buckets the host owns and drops the rest
 
     table ip casarray_nlb_<cluster IP>
       set owned_<rule>            the rule's buckets this host takes new connections in
+      set alive                   the cluster IP, with a timeout the driver refreshes
+                                  with every heartbeat it sends (`render_alive`)
       chain prerouting            filter hook, priority -150 (after conntrack): packets
                                   from the cluster interface to the cluster IP -> cluster
       chain cluster
@@ -18,6 +20,10 @@ it; this table keeps the packets of the buckets the host owns and drops the rest
                                   its connections when their bucket moves
         ct state invalid drop     with nf_conntrack_tcp_loose=0 a mid-stream packet of
                                   another host's connection is invalid here, never "new"
+        ip daddr != @alive drop   the dead man's switch: a driver killed or stalled for
+                                  `alive_timeout` takes no new connection, so it never
+                                  answers for buckets the others took over (they wait
+                                  `tolerance` periods of silence, longer than that)
         per rule and protocol: not a plain SYN -> drop; then
           meta mark set jhash <affinity key> mod <buckets> seed <S> meta mark @owned_<i> accept
           drop
@@ -49,7 +55,15 @@ from casarray.balancer.model import Affinity, PortRule
 from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.macs import masked_mac, unicast_mac
 
-__all__ = ["PlaneState", "render_full", "render_remove", "render_update", "table_name"]
+__all__ = [
+    "PlaneState",
+    "alive_timeout_ms",
+    "render_alive",
+    "render_full",
+    "render_remove",
+    "render_update",
+    "table_name",
+]
 
 PRIORITY = -150  # after conntrack (-200), before NAT and routing
 
@@ -66,6 +80,18 @@ class PlaneState:
 
 def table_name(config: NlbHostConfig) -> str:
     return "casarray_nlb_" + config.cluster_ip.replace(".", "_")
+
+
+def alive_timeout_ms(config: NlbHostConfig) -> int:
+    """How long the filter takes new connections after the driver's last refresh:
+    one period less than the others wait before they take this host's buckets."""
+    return max(1, round(max(1, config.tolerance - 1) * config.heartbeat_period * 1000))
+
+
+def render_alive(config: NlbHostConfig) -> str:
+    """Refresh the dead man's switch (one transaction, whether or not it expired)."""
+    name, element = table_name(config), f"{config.cluster_ip} timeout {alive_timeout_ms(config)}ms"
+    return f"flush set ip {name} alive\nadd element ip {name} alive {{ {element} }}\n"
 
 
 def _key(affinity: Affinity, proto: str) -> str:
@@ -100,6 +126,7 @@ def _cluster_rules(config: NlbHostConfig) -> list[str]:
         "jump gate",
         "ct state established,related accept",
         "ct state invalid drop",
+        "ip daddr != @alive drop",
     ]
     order = sorted(
         range(len(config.rules)),
@@ -137,6 +164,8 @@ def render_full(config: NlbHostConfig, state: PlaneState) -> str:
     for index, owned in enumerate(state.owned):
         elements = f" elements = {{ {_elements(owned)} }};" if owned else ""
         sets += f"\tset owned_{index} {{ typeof meta mark;{elements} }}\n"
+    alive = f"{config.cluster_ip} timeout {alive_timeout_ms(config)}ms"
+    sets += f"\tset alive {{ type ipv4_addr; flags timeout; elements = {{ {alive} }}; }}\n"
     iface = config.interface.replace('"', "")
     comment = f"casarray NLB host {config.name} of {config.cluster_name or config.cluster_ip}"
     script = f"table ip {name} {{}}\ndelete table ip {name}\n"

@@ -16,14 +16,14 @@ for the cluster IP are DNATed there in the host (`network.ClusterPlumbing`), whe
 Client Access server listens, and a probe of the cluster IP from inside the host would
 not be.
 
-`restart_key` is what a running driver can't take by re-reading its file (everything
-but the admin state): the supervisor restarts a driver when it changes, and only
-rewrites the file when the admin state alone does (`Stop-NlbClusterNode -Drain`).
+`restart_key` is what a running driver can't take by re-reading its file (what the
+host is: `NlbHostConfig.identity`): the supervisor restarts a driver when it changes,
+and otherwise only rewrites the file, which the driver takes live (an admin state, a
+load weight, a heartbeat setting, a port rule: the hosts converge, no driver restarts).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
 from pathlib import Path
@@ -82,9 +82,8 @@ def host_configs(
 
 
 def restart_key(config: NlbHostConfig) -> str:
-    """A digest of what the driver takes only at its start (all but the admin state)."""
-    fixed = dataclasses.replace(config, state=HostState.STARTED)
-    return hashlib.blake2b(fixed.to_json().encode(), digest_size=8).hexdigest()
+    """A digest of what the driver takes only at its start (`identity`)."""
+    return hashlib.blake2b(repr(config.identity).encode(), digest_size=8).hexdigest()
 
 
 def mac_of(config: NlbHostConfig) -> str:
