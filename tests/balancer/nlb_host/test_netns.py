@@ -23,7 +23,13 @@ import pytest
 
 from casarray.balancer.model import Affinity, PortRule, RuleProtocol
 from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
-from casarray.balancer.nlb_host.macs import masked_mac, multicast_mac, unicast_mac
+from casarray.balancer.nlb_host.macs import (
+    cluster_mac,
+    igmp_group,
+    masked_mac,
+    multicast_mac,
+    unicast_mac,
+)
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces, nft)"),
@@ -81,6 +87,28 @@ while (i < n) if until is None else (time.time() < until):
     counts[outcome] += 1
     events.append((time.time(), outcome))
 print(json.dumps(counts if until is None else {"counts": counts, "events": events}))
+"""
+
+
+# One ARP request for the cluster IP from the client; prints every answer's sender MAC.
+ARP_PROBE = """
+import socket, struct, sys, time
+ip = socket.inet_aton(sys.argv[1])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind(("eth0", 0x0806)); s.settimeout(0.2)
+mac = bytes.fromhex(open("/sys/class/net/eth0/address").read().strip().replace(":", ""))
+me = socket.inet_aton(sys.argv[2])
+body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + me + bytes(6) + ip
+s.send(b"\\xff" * 6 + mac + b"\\x08\\x06" + body)
+answers, until = [], time.time() + 1.0
+while time.time() < until:
+    try:
+        frame = s.recv(2048)
+    except TimeoutError:
+        continue
+    if frame[20:22] == b"\\x00\\x02" and frame[28:32] == ip:
+        answers.append(frame[22:28].hex(":"))
+print(" ".join(answers))
 """
 
 
@@ -224,6 +252,11 @@ def unicast_lab(tmp_path: Path) -> Iterator[Lab]:
     yield from make_lab(tmp_path, OperationMode.UNICAST)
 
 
+@pytest.fixture
+def igmp_lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from make_lab(tmp_path, OperationMode.IGMP_MULTICAST)
+
+
 def make_lab(tmp_path: Path, mode: OperationMode) -> Iterator[Lab]:
     suffix = secrets.token_hex(3)
     lab = Lab(suffix, tmp_path, f"cnlbA-br{suffix}", f"cnlbA-cl{suffix}", mode=mode)
@@ -270,25 +303,6 @@ def make_lab(tmp_path: Path, mode: OperationMode) -> Iterator[Lab]:
             )
             subprocess.run(["ip", "-n", ns, "link", "set", "eth0", "up"], check=True)
             subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        # the "router": a static ARP entry for the multicast cluster MAC (Unicast: ARP)
-        if mode is OperationMode.MULTICAST:
-            subprocess.run(
-                [
-                    "ip",
-                    "-n",
-                    lab.client,
-                    "neigh",
-                    "replace",
-                    CLUSTER_IP,
-                    "lladdr",
-                    multicast_mac(CLUSTER_IP),
-                    "dev",
-                    "eth0",
-                    "nud",
-                    "permanent",
-                ],
-                check=True,
-            )
         yield lab
     finally:
         for procs in lab.procs.values():
@@ -308,6 +322,11 @@ def test_spread_failover_return_and_drain(lab: Lab) -> None:
     counts = lab.connect(300)
     assert set(counts) == set(names), counts  # every host serves, no failures
     assert min(counts.values()) > 30
+    # the client found the cluster by ARP: one answer, the multicast cluster MAC
+    neigh = ns_exec(lab.client, "ip", "neigh", "show", CLUSTER_IP).stdout
+    assert multicast_mac(CLUSTER_IP) in neigh, neigh
+    answers = ns_exec(lab.client, sys.executable, "-c", ARP_PROBE, CLUSTER_IP, "198.19.200.2")
+    assert answers.stdout.split() == [multicast_mac(CLUSTER_IP)], answers.stdout
 
     # an established connection on a survivor, kept across the convergence
     held = lab.hold()
@@ -416,6 +435,8 @@ def test_unicast_mode_floods_to_every_host_and_fails_over(unicast_lab: Lab) -> N
     assert set(counts) == set(names), counts
     neigh = ns_exec(lab.client, "ip", "neigh", "show", CLUSTER_IP).stdout
     assert unicast_mac(CLUSTER_IP) in neigh, neigh
+    answers = ns_exec(lab.client, sys.executable, "-c", ARP_PROBE, CLUSTER_IP, "198.19.200.2")
+    assert answers.stdout.split() == [unicast_mac(CLUSTER_IP)], answers.stdout  # one, not 3
     fdb = subprocess.run(
         ["bridge", "-n", lab.bridge_ns, "fdb", "show", "br", "br0"],
         capture_output=True,
@@ -485,3 +506,21 @@ def test_dead_driver_takes_nothing_and_config_changes_are_taken_live(lab: Lab) -
     time.sleep(PERIOD * 2)
     counts = lab.connect(60)
     assert set(counts) <= set(survivors) and sum(counts.values()) == 60, counts
+
+
+def test_igmp_multicast_mode_joins_the_group_and_spreads(igmp_lab: Lab) -> None:
+    """IgmpMulticast: the cluster MAC is 01-00-5E-7F-y-z, every host joins IGMP group
+    239.255.y.z on the cluster interface (what an IGMP-snooping switch forwards by;
+    this bridge floods), and the client learns the MAC by ARP."""
+    lab = igmp_lab
+    names = list(lab.hosts)
+    for name in names:
+        lab.start_host(name)
+    lab.wait_converged(names, 3)
+    for ns in lab.hosts.values():
+        groups = ns_exec(ns, "ip", "maddr", "show", "dev", "eth0").stdout
+        assert igmp_group(CLUSTER_IP) in groups and "01:00:5e:7f:c8:64" in groups, groups
+    counts = lab.connect(150)
+    assert set(counts) == set(names), counts
+    neigh = ns_exec(lab.client, "ip", "neigh", "show", CLUSTER_IP).stdout
+    assert cluster_mac(CLUSTER_IP, OperationMode.IGMP_MULTICAST) in neigh, neigh

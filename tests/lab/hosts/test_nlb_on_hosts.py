@@ -158,6 +158,11 @@ def both_serve(network: HostNetwork, within: float = 20) -> None:
     assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
 
 
+def driver_pids(home: Path) -> dict[str, int]:
+    state = json.loads(lab(home, "status", "--json").stdout)
+    return {p["name"]: p["pid"] for p in state["processes"] if p["kind"] == "NlbHost"}
+
+
 def make_lab(home: Path, prefix: str, plane: str = "Hosts") -> dict[str, str]:
     """The seed organization at the hosts addresses, NLB on CAS01 and CAS02 with the
     walkthrough's port rules, and lab.json naming the test prefix; the users'
@@ -224,6 +229,11 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
             "https://bj-cas.lab.net/owa/healthcheck.htm",
         )
         assert done.stdout == f"200 {CLUSTER_IP}", done.stdout + done.stderr
+        # CLIENT-BJ found the cluster MAC by ARP (only the router has a static entry)
+        neigh = network.exec(
+            "CLIENT-BJ", ["ip", "neigh", "show", CLUSTER_IP], capture_output=True, text=True
+        )
+        assert "03:bf:c6:12:01:0a" in neigh.stdout and "PERMANENT" not in neigh.stdout, neigh.stdout
 
         dug = lab(home, "exec", "CLIENT-BJ", "--", tool("dig", "bind9-dnsutils"), "+short", CLUSTER)
         assert dug.stdout.split() == [CLUSTER_IP], dug.stdout + dug.stderr
@@ -291,6 +301,19 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         done = lab(home, "heal", "CAS02")
         assert done.returncode == 0, done.stderr
         both_serve(network)
+
+        # a load weight of 0 is taken by the running drivers: no restart, CAS02 alone
+        pids = driver_pids(home)
+        with Directory.open(f"sqlite:///{home / 'directory.db'}") as directory:
+            directory.nlb.set_node_weight(CLUSTER, "CAS01", 0, port_number=143)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            _, outcomes = connect(network, 40)
+            if {o for _, o in outcomes} == {"CAS02.lab.net"}:
+                break
+            time.sleep(0.5)
+        assert {o for _, o in outcomes} == {"CAS02.lab.net"}, outcomes
+        assert driver_pids(home) == pids
     finally:
         if idler is not None and idler.poll() is None:
             idler.kill()

@@ -16,6 +16,10 @@ by default). The transaction before each heartbeat also refreshes the filter's d
 man's switch (`nft_rules.render_alive`): a driver killed with SIGKILL, or stalled,
 leaves a filter that stops taking new connections before the others take its buckets.
 
+ARP: one host (`Membership.answers_arp`) answers ARP requests for the cluster IP with
+the cluster MAC, from a packet socket on the cluster interface (`arp`); the kernel's
+own answers are dropped by the filter.
+
 `reconfigure(config)` takes a changed config live: load weights, priority, heartbeat
 period and tolerance, probes, the admin state and the port rules themselves (the
 hosts converge as NLB's do; established connections are kept). What the host *is*
@@ -46,10 +50,10 @@ from typing import Any
 from casarray.balancer.libnftables import Nftables
 from casarray.balancer.model import FilteringMode, HostState, RuleProtocol
 from casarray.balancer.nft import NftError
-from casarray.balancer.nlb_host import host_setup
+from casarray.balancer.nlb_host import arp, host_setup
 from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.heartbeat import HeartbeatError
-from casarray.balancer.nlb_host.macs import igmp_group
+from casarray.balancer.nlb_host.macs import cluster_mac, igmp_group, masked_mac
 from casarray.balancer.nlb_host.membership import Membership
 from casarray.balancer.nlb_host.nft_rules import (
     PlaneState,
@@ -101,7 +105,11 @@ class NlbHostDriver:
         self._failures = [0] * len(config.rules)
         self._status_file = StatusFile(Path(config.status_file)) if config.status_file else None
         self._last_status: dict[str, Any] | None = None
+        self._arp_socket: socket.socket | None = None
+        self._arp_source = b""  # the answers' Ethernet source
+        self._arp_mac = b""  # the cluster MAC they name
         self.applies = 0  # nft transactions run
+        self.arp_answers = 0
 
     # life cycle
 
@@ -113,6 +121,8 @@ class NlbHostDriver:
             host_setup.prepare_conntrack()
             host_setup.prepare(self.config)
         loop = asyncio.get_running_loop()
+        if self._setup_host:
+            self._open_arp(loop)
         self._transport, _ = await loop.create_datagram_endpoint(
             lambda: _Heartbeats(self._inbox, self._wake), sock=self._socket()
         )
@@ -138,6 +148,10 @@ class NlbHostDriver:
                 self._send(self.membership.heartbeat_now(self._clock()))
             self._transport.close()
             self._transport = None
+        if self._arp_socket is not None:
+            asyncio.get_running_loop().remove_reader(self._arp_socket.fileno())
+            self._arp_socket.close()
+            self._arp_socket = None
         if teardown:
             if self._setup_host:
                 host_setup.undo(self.config)
@@ -278,6 +292,41 @@ class NlbHostDriver:
 
     async def _nft_run(self, script: str) -> None:
         self._nft.run(script)
+
+    # ARP
+
+    def _open_arp(self, loop: asyncio.AbstractEventLoop) -> None:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(arp.ETH_P_ARP))
+        sock.bind((self.config.interface, arp.ETH_P_ARP))
+        sock.setblocking(False)
+        if self.config.mode is OperationMode.UNICAST:
+            source = masked_mac(self.config.cluster_ip, self.config.host_id)
+        else:
+            source = host_setup.mac_of(self.config.interface)
+        self._arp_source = arp.mac_bytes(source)
+        self._arp_mac = arp.mac_bytes(cluster_mac(self.config.cluster_ip, self.config.mode))
+        self._arp_socket = sock
+        loop.add_reader(sock.fileno(), self._on_arp)
+
+    def _on_arp(self) -> None:
+        sock = self._arp_socket
+        if sock is None:
+            return
+        for _ in range(64):
+            try:
+                frame, address = sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("NLB host ARP socket: %s", exc)
+                return
+            if address[2] == socket.PACKET_OUTGOING or not self.membership.answers_arp:
+                continue
+            reply = arp.answer(frame, self.config.cluster_ip, self._arp_mac, self._arp_source)
+            if reply is not None:
+                with contextlib.suppress(OSError):
+                    sock.send(reply)
+                    self.arp_answers += 1
 
     # helpers
 

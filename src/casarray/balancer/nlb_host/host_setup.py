@@ -13,10 +13,10 @@ the operation mode, and the sysctls the filter relies on.
 - Unicast: the interface's own MAC is replaced by the 02-BF cluster MAC (every host
   the same), and the filter's egress chain masks the source of every frame as
   02-<HostID> (`nft_rules`), so switches never learn the cluster MAC and flood frames
-  to it to every host. Hosts answer ARP for the cluster IP (all with the same MAC), so
-  the router needs no static entry. `undo` puts the interface's own MAC back (known
-  only to the process that replaced it: after a crash, the next `prepare` keeps the
-  cluster MAC and `undo` leaves it).
+  to it to every host. One host's driver answers ARP for the cluster IP with the
+  cluster MAC (`arp`), so the router needs no static entry. `undo` puts the
+  interface's own MAC back (known only to the process that replaced it: after a
+  crash, the next `prepare` keeps the cluster MAC and `undo` leaves it).
 
 The sysctl for conntrack exists once nf_conntrack is loaded in the namespace, so
 `prepare_conntrack` runs after the filter table (whose `ct` rules load it).
@@ -34,7 +34,7 @@ from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.macs import cluster_mac
 from casarray.errors import CasarrayError
 
-__all__ = ["HostSetupError", "prepare", "prepare_conntrack", "undo"]
+__all__ = ["HostSetupError", "mac_of", "prepare", "prepare_conntrack", "undo"]
 
 log = logging.getLogger("casarray.balancer.nlb_host")
 
@@ -67,7 +67,8 @@ def _sysctl(name: str, value: str) -> None:
 _own_macs: dict[str, str] = {}  # interface -> its MAC before Unicast replaced it
 
 
-def _mac_of(interface: str) -> str:
+def mac_of(interface: str) -> str:
+    """The interface's MAC as the kernel has it now (lower-case, colons)."""
     try:
         return (SYSFS_NET / interface / "address").read_text().strip()
     except OSError as exc:
@@ -78,7 +79,7 @@ def prepare(config: NlbHostConfig) -> None:
     """Cluster IP, cluster MAC and ARP settings on the cluster interface."""
     if config.mode is OperationMode.UNICAST:
         mac = cluster_mac(config.cluster_ip, config.mode)
-        current = _mac_of(config.interface)
+        current = mac_of(config.interface)
         if current != mac:
             _own_macs.setdefault(config.interface, current)
             _ip(["link", "set", "dev", config.interface, "address", mac])

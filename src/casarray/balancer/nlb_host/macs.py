@@ -3,10 +3,10 @@
 - Unicast: 02-BF-w-x-y-z from cluster IP w.x.y.z; NLB puts it on every host's adapter
   in place of its own and sends every frame from 02-<HostID>-w-x-y-z (`masked_mac`),
   so the switch never learns the cluster MAC and floods frames to it.
-- Multicast: 03-BF-w-x-y-z, added beside each host's own MAC; hosts answer ARP for the
-  cluster IP with it, which routers refuse, so Microsoft documents a static ARP entry
-  on the router (here: the hosts answer no ARP for the cluster IP at all, and whoever
-  routes to the cluster adds `ip neigh add <cluster IP> lladdr 03:bf:...`).
+- Multicast: 03-BF-w-x-y-z, added beside each host's own MAC; one host answers ARP
+  for the cluster IP with it (`arp`), which many routers refuse, so Microsoft
+  documents a static ARP entry on the router (`ip neigh replace <cluster IP> lladdr
+  03:bf:... nud permanent`); hosts on the cluster's subnet learn it by ARP.
 - IgmpMulticast: 01-00-5E-7F-y-z, the MAC of IGMP group 239.255.y.z the hosts join,
   so IGMP-snooping switches send cluster frames to the hosts' ports only.
 """

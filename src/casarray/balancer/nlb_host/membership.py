@@ -223,6 +223,15 @@ class Membership:
         best = min(started, key=lambda m: (m.priority, m.host_id), default=None)
         return self.converged and best is not None and best.host_id == self.config.host_id
 
+    @property
+    def answers_arp(self) -> bool:
+        """Whether this host gives the one ARP answer for the cluster IP (`arp`): the
+        live member with the best HostPriority that still has connections to serve
+        (Started or Draining), in this host's view."""
+        serving = [m for m in self.members if m.state in (HostState.STARTED, HostState.DRAINING)]
+        best = min(serving, key=lambda m: (m.priority, m.host_id), default=None)
+        return best is not None and best.host_id == self.config.host_id
+
     def status(self) -> dict[str, Any]:
         """What Get-NlbClusterNode shows of this host, as the host itself reports it."""
         if self._state is HostState.STARTED:
@@ -238,6 +247,7 @@ class Membership:
             "state": state,
             "admin_state": self._state.value,
             "converged": self.converged,
+            "answers_arp": self.answers_arp,
             "view": self._view.hex(),
             "members": [
                 {

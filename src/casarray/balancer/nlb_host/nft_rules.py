@@ -39,8 +39,9 @@ in one transaction. The affinity keys are `ip saddr . tcp sport` (None), `ip sad
 (Single) and `ip saddr and 255.255.255.0` (Network); the seed is the same on every
 host (`NlbHostConfig.seed`), so all hosts put a client in the same bucket.
 
-In the multicast modes an `arp` table drops ARP requests for the cluster IP: no host
-answers for it (the router has a static entry for the cluster MAC). In Unicast mode a
+In every mode an `arp` table drops ARP requests for the cluster IP before the kernel
+answers them: one host's driver answers instead, with the cluster MAC (`arp`). In
+Unicast mode a
 `netdev` table's egress chain on the cluster interface rewrites the source MAC of every
 frame from the cluster MAC to 02-<HostID> (`macs.masked_mac`; the egress hook needs
 Linux 5.16 and nftables 1.0.1), as NLB masks it, so switches keep flooding.
@@ -153,10 +154,6 @@ def _chain(name: str, lines: Sequence[str], head: str = "") -> str:
     return f"\tchain {name} {{\n{body}\t}}\n"
 
 
-def _arp(config: NlbHostConfig) -> bool:
-    return config.mode is not OperationMode.UNICAST
-
-
 def render_full(config: NlbHostConfig, state: PlaneState) -> str:
     """One transaction that (re)creates the host's tables whole."""
     name = table_name(config)
@@ -187,17 +184,16 @@ def render_full(config: NlbHostConfig, state: PlaneState) -> str:
         + _chain("uncovered", _uncovered(state))
         + "}\n"
     )
-    if _arp(config):
-        script += (
-            f"table arp {name} {{\n"
-            + _chain(
-                "input",
-                [f"arp daddr ip {config.cluster_ip} drop"],
-                "type filter hook input priority filter; policy accept;",
-            )
-            + "}\n"
+    script += (
+        f"table arp {name} {{\n"
+        + _chain(
+            "input",
+            [f"arp daddr ip {config.cluster_ip} drop"],
+            "type filter hook input priority filter; policy accept;",
         )
-    else:
+        + "}\n"
+    )
+    if config.mode is OperationMode.UNICAST:
         cluster, masked = (
             unicast_mac(config.cluster_ip),
             masked_mac(config.cluster_ip, config.host_id),

@@ -39,12 +39,12 @@ keeps its addresses and routes, so bringing the port up again is all `heal` does
 
 An NLB cluster's IP on the hosts (`lab.hosts.nlb`) needs three things of the network:
 
-- `publish_cluster`: a static neighbour entry (the cluster IP at the cluster MAC,
-  `nud permanent`) on every host of the cluster's network that is not a member, the
-  router's link included. Microsoft documents this for the router in multicast mode
-  (routers refuse an ARP answer with a multicast MAC); the lab's hosts drivers answer
-  no ARP for the cluster IP at all, so the clients and servers of that network need
-  the entry too.
+- `publish_cluster`: in the multicast modes, a static neighbour entry (the cluster IP
+  at the cluster MAC, `nud permanent`) on the router's link to the cluster's network,
+  as Microsoft documents (routers refuse an ARP answer naming a multicast MAC). The
+  other hosts of that network (clients, DC01, servers) learn the cluster MAC by ARP:
+  one member's driver answers for the cluster IP (`balancer.nlb_host.arp`). Unicast
+  needs no entry at all.
 - `serve_cluster_ip`: in a member host, a `nat` table that DNATs what arrives for the
   cluster IP to the host's own address, where its Client Access server listens (a
   Windows host's services listen on every address of the adapter, the cluster IP
@@ -213,7 +213,7 @@ def _neighbour_links(
     return [
         (host, link.name)
         for host in plan.hosts
-        if host.name.lower() not in wanted
+        if host.kind == ROUTER_KIND and host.name.lower() not in wanted
         for link in host.links
         if link.network == network
     ]
@@ -225,9 +225,12 @@ class ClusterPlumbing:
     plan: HostPlan
 
     def publish_cluster(self, cluster_ip: str, mac: str, members: Collection[str]) -> None:
-        """The cluster IP at `mac` on every host of its network but the `members`
-        (static entries; the members' own are removed)."""
-        self.unpublish_cluster(cluster_ip, {m.lower() for m in members})
+        """The cluster IP at `mac` on the router's link to its network (a static
+        entry; none left elsewhere, and none at all for a Unicast MAC, which the
+        router learns by ARP)."""
+        self.unpublish_cluster(cluster_ip)
+        if not int(mac.split(":")[0], 16) & 1:  # a unicast MAC: ARP is enough
+            return
         for host, device in _neighbour_links(self.plan, cluster_ip, members):
             if (NETNS_DIR / host.namespace).exists():
                 ip(
