@@ -18,7 +18,9 @@ is up before the address comes) and keepalived holding that address with the pai
 other host (`keepalived`); the preferred host (rank 0) has it while alive and its
 haproxy runs, the other takes it within three advert intervals of its loss.
 
-Its status file, `$CASARRAY_HOME/run/balancer-<cluster>.json`, tells the state of every
+Its status file, `$CASARRAY_HOME/run/balancer-<cluster>.json` (a pair's hosts:
+`balancer-<cluster>-vrrp<rank>.json`, and their work directories likewise, so both
+can share one home as in the lab), tells the state of every
 node (with the failing probe when Unhealthy) and its connections while it runs. SIGTERM
 or SIGINT stops it: the Proxy plane closes; the Kernel plane's table is removed (after a
 crash it stays, and forwarding goes on with the last health known).
@@ -71,13 +73,29 @@ class BalancerOptions:
     vrrp_advert: float = 1.0
 
 
-def status_file(cluster: str, home: Path | None = None) -> status.StatusFile:
-    return status.status_file(status.BALANCER, cluster, home)
+VRRP_RANKS = (0, 1)  # the hosts of a keepalived pair
+
+
+def instance_name(cluster: str, vrrp_rank: int | None = None) -> str:
+    """The name a balancer process of `cluster` keeps its status and files under: the
+    cluster's, or with `-vrrp<rank>` for one host of a keepalived pair."""
+    return cluster if vrrp_rank is None else f"{cluster}-vrrp{vrrp_rank}"
+
+
+def status_file(
+    cluster: str, home: Path | None = None, vrrp_rank: int | None = None
+) -> status.StatusFile:
+    return status.status_file(status.BALANCER, instance_name(cluster, vrrp_rank), home)
 
 
 def read_status(cluster: str, home: Path | None = None) -> dict[str, Any] | None:
-    """What a running balancer of `cluster` says of its nodes, or None when none runs."""
-    return status_file(cluster, home).read()
+    """What a running balancer of `cluster` says of its nodes (the central one, else a
+    live host of its keepalived pair, the preferred first), or None when none runs."""
+    for rank in (None, *VRRP_RANKS):
+        said = status_file(cluster, home, rank).read()
+        if said is not None:
+            return said
+    return None
 
 
 def host_status_file(cluster: str, server: str, home: Path | None = None) -> status.StatusFile:
@@ -174,7 +192,8 @@ class BalancerProcess(ServiceProcess):
                 directory, record.guid, backend_offset=backend, listen_offset=listen
             )
 
-        work = casarray_home() / "run" / f"balancer-{record.name.lower()}"
+        own_name = instance_name(record.name, options.vrrp_rank)
+        work = casarray_home() / "run" / f"balancer-{own_name.lower()}"
         if options.vrrp_rank is not None and name != "HAProxy":
             raise StartupError(
                 f"A keepalived pair runs the HAProxy engine; this cluster's is {name} "
@@ -183,7 +202,9 @@ class BalancerProcess(ServiceProcess):
         if options.vrrp_rank is not None:
             _allow_nonlocal_bind()
         engine = _engine(name, work)
-        self.balancer = Balancer(read_view, engine, status_path=status_file(record.name).path)
+        self.balancer = Balancer(
+            read_view, engine, status_path=status_file(record.name, None, options.vrrp_rank).path
+        )
         await self.balancer.start()
         if options.vrrp_rank is not None:
             from casarray.balancer.haproxy_engine import HaproxyEngine

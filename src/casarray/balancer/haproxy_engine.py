@@ -70,12 +70,14 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import logging
 import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -189,6 +191,16 @@ def _effective_view(view: ClusterView, checker: HealthChecker) -> ClusterView:
     return dataclasses.replace(view, rules=tuple(rules))
 
 
+def _socket_dir(work_dir: Path) -> Path:
+    """Where the engine's unix sockets go: its work directory, or, when that path is too
+    long for a socket (a deep home), a directory of its own under the system's
+    temporary directory named by a hash of the work directory."""
+    if len(os.fsencode(str(work_dir / "master.sock"))) <= SOCKET_PATH_MAX:
+        return work_dir
+    digest = hashlib.blake2b(os.fsencode(str(work_dir)), digest_size=8).hexdigest()
+    return Path(tempfile.gettempdir()) / f"casarray-haproxy-{digest}"
+
+
 def _socket_command(path: Path, line: str, timeout: float) -> str:
     """One command on a unix socket, blocking: the whole answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -257,8 +269,9 @@ class HaproxyEngine:
         self.close_grace = close_grace
         self.socket_timeout = socket_timeout
         self.config_path = self.work_dir / "haproxy.cfg"
-        self.admin_socket = self.work_dir / "admin.sock"
-        self.master_socket = self.work_dir / "master.sock"
+        sockets = _socket_dir(self.work_dir)
+        self.admin_socket = sockets / "admin.sock"
+        self.master_socket = sockets / "master.sock"
         self.pid_file = self.work_dir / "haproxy.pid"
         self.log_path = self.work_dir / "haproxy.log"
         self.api = RuntimeApi(self.admin_socket, timeout=socket_timeout)
@@ -276,6 +289,7 @@ class HaproxyEngine:
     async def start(self, view: ClusterView, checker: HealthChecker) -> None:
         async with self._lock:
             self.work_dir.mkdir(parents=True, exist_ok=True)
+            self.admin_socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             for path in (self.admin_socket, self.master_socket):
                 if len(str(path)) > SOCKET_PATH_MAX:
                     raise HaproxyError(f"socket path too long for a unix socket: {path}")

@@ -492,10 +492,13 @@ def host_network(config: LabConfig) -> HostNetwork:
         )
     if (what := missing()) is not None:
         raise LabError(f"Can't reach the lab's hosts: {what}.")
+    from casarray.lab.hosts.nlb import pair_cluster_ips
+
     with Directory.open(config.directory) as directory:
         servers = [(s.name, s.site, s.ip_address) for s in directory.servers.get()]
+        pairs = pair_cluster_ips(directory)
     try:
-        return HostNetwork(HostPlan.build(servers, prefix=config.hosts))
+        return HostNetwork(HostPlan.build(servers, prefix=config.hosts, pairs=pairs))
     except HostsError as exc:
         raise LabError(str(exc)) from exc
 

@@ -15,10 +15,15 @@ process within a second, and one removed is stopped.
   balancer: each of its nodes runs its own NLB driver instead, `CAS01-nlb`: `python -m
   casarray.balancer.nlb_host nlb-hosts/<cluster>-<server>.json` (`lab.hosts.nlb`
   writes the config from the directory), ready with
-  `run/nlbhost-bj-cas.lab.net-cas01.json`. A change of the node's admin state only
-  rewrites the file (the driver re-reads it); any other change restarts the driver,
+  `run/nlbhost-bj-cas.lab.net-cas01.json`. A change of the node's admin state, weights,
+  heartbeats or the cluster's port rules only rewrites the file (the driver takes it
+  live); a change of what the host is (cluster IP, mode, HostID) restarts the driver,
   once the old one has left the cluster (its exit removes the cluster IP and filter
-  the new one sets up).
+  the new one sets up);
+- in a lab on several hosts, a cluster of the HAProxy data plane runs on the two
+  balancer hosts of its network (`LB-BJ1`, `LB-BJ2`), `bj-cas.lab.net-vrrp0` and
+  `-vrrp1`: `casarray balancer run bj-cas.lab.net --engine HAProxy --vrrp-rank N ...`,
+  ready with `run/balancer-bj-cas.lab.net-vrrp<N>.json` (`pair_roles`).
 
 A server with both roles runs two processes: `NAME` (Client Access) and `NAME-store`.
 Every process gets the lab's port offset (lab.json) and its addresses from the
@@ -43,9 +48,9 @@ process inside its server's network namespace (`lab.hosts`): a server's roles an
 NLB driver in its own host, DNS and the central balancers in DC01 (which then holds
 the cluster IP); a server installed later gets its host before its process starts.
 For a cluster on the hosts the supervisor also sets up the network around it
-(`network.ClusterPlumbing`): the cluster MAC as a static neighbour entry on the
-router and the other hosts of the cluster's network, and in each member a DNAT of the
-cluster IP to the host's own address, where its Client Access server listens.
+(`network.ClusterPlumbing`): the multicast cluster MAC as a static neighbour entry on
+the router, and in each member a DNAT of the cluster IP to the host's own address,
+where its Client Access server listens.
 `kill_host` (`casarray lab kill-host NAME`) kills a host's processes and takes its link
 down, and they stay Killed until `start_host`; `partition` and `heal` only cut and
 restore its link.
@@ -84,6 +89,7 @@ from casarray.process.status import StatusFile
 
 if TYPE_CHECKING:
     from casarray.directory import Directory
+    from casarray.directory.nlb.objects import NlbCluster
     from casarray.lab.config import LabConfig
     from casarray.lab.hosts.network import HostNetwork
     from casarray.lab.hosts.postgres import LabPostgres
@@ -93,8 +99,9 @@ log = logging.getLogger("casarray.lab")
 DNS, CLIENT_ACCESS, MAILBOX, NLB = "DNS", "ClientAccess", "Mailbox", "NLB"
 HUB_TRANSPORT = "HubTransport"
 NLB_HOST = "NlbHost"  # one host's NLB driver (a cluster on the hosts of a hosts lab)
+NLB_PAIR = "NlbPair"  # one balancer host of an HAProxy + keepalived pair (a hosts lab)
 # who is stopped first (the Hub Transport before the Mailbox role: it writes to its databases)
-STOP_ORDER = ((NLB, NLB_HOST), (CLIENT_ACCESS, DNS, HUB_TRANSPORT), (MAILBOX,))
+STOP_ORDER = ((NLB, NLB_HOST, NLB_PAIR), (CLIENT_ACCESS, DNS, HUB_TRANSPORT), (MAILBOX,))
 NLB_HOSTS_DIR = "nlb-hosts"  # $CASARRAY_HOME/nlb-hosts/<cluster>-<server>.json
 STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
     "Starting",
@@ -201,6 +208,9 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
             if on_hosts(cluster.data_plane):
                 roles += host_driver_roles(directory, config, cluster.guid)
                 continue
+            if cluster.data_plane.lower() == "haproxy":
+                roles += pair_roles(cluster, config)
+                continue
         command = (*base, "balancer", "run", cluster.name, *url)
         command += ("--listen-offset", offset, "--backend-offset", offset)
         members: tuple[str, ...] = ()
@@ -257,6 +267,43 @@ def host_driver_roles(directory: Directory, config: LabConfig, cluster: str) -> 
                 config_path=path,
                 config=host.to_json(),
                 restart_key=restart_key(host),
+            )
+        )
+    return roles
+
+
+def pair_roles(cluster: NlbCluster, config: LabConfig) -> list[Role]:
+    """A cluster of the HAProxy plane in a hosts lab: one balancer process on each of
+    its network's two balancer hosts (`plan.balancer_hosts`), HAProxy bound to the
+    cluster IP and keepalived moving the address between them (`--vrrp-rank`), VRRP
+    adverts at the cluster's HeartbeatPeriod."""
+    from casarray.balancer.balancer_process import status_file as balancer_status
+    from casarray.lab.hosts.plan import HostsError, balancer_hosts_of
+
+    try:
+        hosts = balancer_hosts_of(cluster.ip_address)
+    except HostsError as exc:
+        log.error("%s can't run on a balancer pair: %s", cluster.name, exc)
+        return []
+    offset = str(config.port_offset)
+    advert = f"{max(cluster.heartbeat_period, 100) / 1000:g}"
+    roles = []
+    for rank, (host, address) in enumerate(hosts):
+        peer = hosts[1 - rank][1]
+        command: tuple[str, ...] = (sys.executable, "-m", "casarray", "balancer", "run")
+        command += (cluster.name,)
+        command += ("--directory", config.process_directory, "--engine", "HAProxy")
+        command += ("--listen-offset", offset, "--backend-offset", offset)
+        command += ("--vrrp-rank", str(rank), "--vrrp-peer", peer, "--vrrp-source", address)
+        command += ("--vrrp-interface", "eth0", "--vrrp-advert", advert)
+        roles.append(
+            Role(
+                f"{cluster.name}-vrrp{rank}",
+                NLB_PAIR,
+                host,
+                command,
+                balancer_status(cluster.name, config.home, rank).path,
+                address=cluster.ip_address,
             )
         )
     return roles
@@ -583,7 +630,8 @@ class LabSupervisor(ServiceProcess):
         """The host a role's process runs in: its server's, DC01 for DNS and balancers."""
         from casarray.lab.hosts.plan import DC
 
-        return role.target if role.kind in (CLIENT_ACCESS, MAILBOX, HUB_TRANSPORT, NLB_HOST) else DC
+        own = (CLIENT_ACCESS, MAILBOX, HUB_TRANSPORT, NLB_HOST, NLB_PAIR)
+        return role.target if role.kind in own else DC
 
     def _plumb(self, role: Role, host: str) -> None:
         """Before a cluster's process starts in a hosts lab: an NLB driver's config
@@ -652,12 +700,24 @@ class LabSupervisor(ServiceProcess):
             self.event(f"cluster IP {address} at {mac} for the hosts of its network")
 
     def _ensure_host(self, role: Role) -> str:
-        """The role's host, made first when its server was installed after `up`."""
+        """The role's host, made first when its server was installed after `up` (or,
+        for a balancer pair, when its cluster first needs it)."""
         from casarray.lab.hosts.plan import HostsError
 
         assert self.hosts is not None
         name = self.host_of(role)
-        if self.hosts.plan.find(name) is None:
+        if self.hosts.plan.find(name) is None and role.kind == NLB_PAIR:
+            try:
+                network = self.hosts.plan.network_of(role.address).name
+                plan = self.hosts.plan.with_balancers(network)
+                made = [h for h in plan.hosts if self.hosts.plan.find(h.name) is None]
+                self.hosts.plan = plan
+                for host in made:
+                    self.hosts.add_host(host)
+            except HostsError as exc:
+                raise SupervisorError(f"{role.name}: {exc}") from exc
+            self.event(f"balancer hosts {', '.join(h.name for h in made)} made for {role.target}")
+        elif self.hosts.plan.find(name) is None:
             server = self.directory.servers.one(name)
             try:
                 plan = self.hosts.plan.with_server(server.name, server.site, server.ip_address)
@@ -958,11 +1018,13 @@ def hosts_network(directory: Directory, prefix: str) -> HostNetwork:
     """The network of a lab on several hosts, made (or completed) for the directory's
     servers. StartupError when it can't be."""
     from casarray.lab.hosts.network import HostNetwork
+    from casarray.lab.hosts.nlb import pair_cluster_ips
     from casarray.lab.hosts.plan import HostPlan, HostsError
 
     try:
         servers = [(s.name, s.site, s.ip_address) for s in directory.servers.get()]
-        network = HostNetwork(HostPlan.build(servers, prefix=prefix))
+        pairs = pair_cluster_ips(directory)
+        network = HostNetwork(HostPlan.build(servers, prefix=prefix, pairs=pairs))
         network.up()
     except HostsError as exc:
         raise StartupError(str(exc)) from exc

@@ -356,6 +356,55 @@ def test_a_central_kernel_plane_on_the_hosts(tmp_path: Path) -> None:
     assert namespaces(prefix) == []
 
 
+def test_an_haproxy_pair_on_balancer_hosts(tmp_path: Path) -> None:
+    """-DataPlane HAProxy in a hosts lab: the separate load balancer as two balancer
+    hosts (LB-BJ1, LB-BJ2) sharing the cluster IP with keepalived. Clients are spread
+    over both CAS hosts; the active balancer host's loss moves the address to the other
+    and connections through the cluster IP recover; its return takes it back."""
+    required(missing())
+    tool("haproxy", "haproxy")
+    tool("keepalived", "keepalived")
+    home, prefix = tmp_path / "lab", fresh_prefix()
+    network = HostNetwork(HostPlan.build(prefix=prefix, pairs=[CLUSTER_IP]))
+    make_lab(home, prefix, plane="HAProxy")
+    try:
+        done = lab(home, "up", "--detach", "--timeout", "40", timeout=50)
+        assert done.returncode == 0, done.stdout + done.stderr
+        state = json.loads(lab(home, "status", "--json").stdout)
+        kinds = {p["name"]: p["kind"] for p in state["processes"]}
+        assert kinds[f"{CLUSTER}-vrrp0"] == kinds[f"{CLUSTER}-vrrp1"] == "NlbPair", kinds
+        assert CLUSTER not in kinds and "CAS01-nlb" not in kinds
+        both_serve(network)
+        holder = network.exec("LB-BJ1", ["ip", "-br", "addr"], capture_output=True, text=True)
+        assert CLUSTER_IP in holder.stdout, holder.stdout  # the preferred host has it
+
+        done = lab(home, "kill-host", "LB-BJ1")
+        assert done.returncode == 0, done.stderr
+        killed = time.monotonic()
+        _, outcomes = connect(network, 400, streak=20, deadline=20)
+        took = time.monotonic() - killed
+        good = [o for _, o in outcomes if o.endswith(".lab.net")]
+        print(f"after kill-host LB-BJ1: 20 good connections in a row {took:.2f} s later")
+        assert len(good) >= 20 and set(good[-20:]) <= {"CAS01.lab.net", "CAS02.lab.net"}
+        holder = network.exec("LB-BJ2", ["ip", "-br", "addr"], capture_output=True, text=True)
+        assert CLUSTER_IP in holder.stdout, holder.stdout
+
+        done = lab(home, "start-host", "LB-BJ1")
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            holder = network.exec("LB-BJ1", ["ip", "-br", "addr"], capture_output=True, text=True)
+            if CLUSTER_IP in holder.stdout:
+                break
+            time.sleep(0.3)
+        assert CLUSTER_IP in holder.stdout, holder.stdout  # preempted back
+        both_serve(network)
+    finally:
+        print(lab(home, "down").stdout)
+        network.down()
+    assert namespaces(prefix) == []
+
+
 # Run in a host: N IMAP greetings from an address, the greeting server of each.
 GREETINGS = """
 import imaplib, sys

@@ -14,11 +14,13 @@ RSAT_NLB = "RSAT-NLB"
 FEATURES = {NLB: "Network Load Balancing", RSAT_NLB: "Network Load Balancing Tools"}
 
 OPERATION_MODES = ("Unicast", "Multicast", "IgmpMulticast")
-# Where a cluster's traffic is filtered: Kernel, Proxy (a central balancer on one host:
-# the seed's separate load balancer) or Hosts (NLB as Windows runs it: every member host
-# receives every packet to the cluster IP and keeps its own share); Auto lets the
-# runtime choose (Hosts where the members have network stacks of their own).
-DATA_PLANES = ("Kernel", "Proxy", "Hosts", "Auto")
+# Where a cluster's traffic is filtered: Kernel, Proxy, HAProxy (a central balancer:
+# the seed's separate load balancer; on several hosts HAProxy runs on a pair of
+# balancer hosts sharing the cluster IP with keepalived) or Hosts (NLB as Windows runs
+# it: every member host receives every packet to the cluster IP and keeps its own
+# share); Auto lets the runtime choose (Hosts where the members have network stacks of
+# their own).
+DATA_PLANES = ("Kernel", "Proxy", "HAProxy", "Hosts", "Auto")
 HOSTS_PLANE = "Hosts"
 # NLB's heartbeats (the registry's AliveMsgPeriod, in ms, and AliveMsgTolerance): a host
 # that misses TOLERANCE heartbeats in a row has left, and the others converge.

@@ -35,6 +35,7 @@ from casarray.balancer.nlb_host.config import NlbHostConfig, OperationMode
 from casarray.balancer.nlb_host.macs import cluster_mac
 
 if TYPE_CHECKING:
+    from casarray.directory import Directory
     from casarray.directory.nlb.objects import ClusterSnapshot
 
 ON_HOSTS = ("hosts", "auto")  # the data planes a hosts lab runs on the members
@@ -44,6 +45,12 @@ INTERFACE = "eth0"  # every host's link (`plan`)
 def on_hosts(data_plane: str) -> bool:
     """Whether a cluster of `data_plane` runs on its members' drivers in a hosts lab."""
     return data_plane.strip().lower() in ON_HOSTS
+
+
+def pair_cluster_ips(directory: Directory) -> list[str]:
+    """The cluster IPs of the clusters a hosts lab runs on a balancer pair (the HAProxy
+    plane): their networks get balancer hosts (`HostPlan.build(pairs=...)`)."""
+    return [c.ip_address for c in directory.nlb.clusters() if c.data_plane.lower() == "haproxy"]
 
 
 def host_configs(

@@ -21,7 +21,13 @@ benchmarking range 198.18.0.0/15 (RFC 2544), which routes nowhere:
 | CAS03 | cas-cas03 | SH | 198.18.2.11 |
 | MBX02 | cas-mbx02 | SH | 198.18.2.21 |
 | CLIENT-OUT | cas-client-out | outside | 198.18.3.100 |
+| LB-BJ1, LB-BJ2 | cas-lb-bj1, cas-lb-bj2 | BJ | 198.18.1.241, .242 (HAProxy plane only) |
 | (the switch) | cas-switch | | bridges br-bj, br-sh, br-out: no address |
+
+A cluster of the HAProxy data plane runs on the separate load balancer of its network:
+two balancer hosts, `LB-<network>1` and `LB-<network>2` at .241 and .242, sharing the
+cluster IP with keepalived (`balancer_hosts`, made when such a cluster first needs
+them, `with_balancers`).
 
 A server installed later (`lab add-server`) gets its site's next free address from .11
 up (`topology.next_address` over `SITES`) and a host of its own (`with_server`). Every
@@ -61,6 +67,8 @@ NETWORKS = {
 }
 ROUTER, DC, CLIENT_BJ, CLIENT_OUT = "ROUTER", "DC01", "CLIENT-BJ", "CLIENT-OUT"
 SERVER, DOMAIN_CONTROLLER, ROUTER_KIND, CLIENT = "server", "dc", "router", "client"
+BALANCER = "balancer"  # one host of a network's HAProxy + keepalived pair
+BALANCER_HOSTS = (241, 242)  # their addresses' last octet, ranks 0 and 1
 DC_ADDRESS = "198.18.1.5"
 DNS_ADDRESS = DC_ADDRESS  # the DNS server runs on DC01
 CLUSTER_IP = "198.18.1.10"  # bj-cas.lab.net
@@ -164,10 +172,14 @@ class HostPlan:
 
     @classmethod
     def build(
-        cls, servers: Iterable[tuple[str, str, str]] | None = None, prefix: str = PREFIX
+        cls,
+        servers: Iterable[tuple[str, str, str]] | None = None,
+        prefix: str = PREFIX,
+        pairs: Iterable[str] = (),
     ) -> HostPlan:
         """The plan for `servers` (name, site, address), by default the lab's
-        (`SERVER_ADDRESSES` in `topology.SERVERS`' sites)."""
+        (`SERVER_ADDRESSES` in `topology.SERVERS`' sites), with the balancer hosts of
+        the networks of the cluster IPs in `pairs` (clusters of the HAProxy plane)."""
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,9}", prefix):
             raise HostsError(f"Bad namespace prefix '{prefix}': up to 10 of a-z, 0-9 and '-'.")
         networks = tuple(
@@ -192,6 +204,8 @@ class HostPlan:
             servers = default_servers()
         for name, site, address in servers:
             plan = plan.with_server(name, site, address)
+        for cluster_ip in pairs:
+            plan = plan.with_balancers(plan.network_of(cluster_ip).name)
         return plan
 
     def with_server(self, name: str, site: str, address: str) -> HostPlan:
@@ -215,6 +229,18 @@ class HostPlan:
         if address in (CLUSTER_IP,):
             raise HostsError(f"{address} is the NLB cluster IP of bj-cas.lab.net.")
         return replace(self, hosts=(*self.hosts, host))
+
+    def with_balancers(self, network: str) -> HostPlan:
+        """This plan and the two balancer hosts of `network` (`balancer_hosts`)."""
+        plan = self
+        for name, address in balancer_hosts(self.network(network)):
+            host = _single(self.prefix, name, BALANCER, network, address)
+            existing = plan.find(name)
+            if existing is None:
+                plan = replace(plan, hosts=(*plan.hosts, host))
+            elif existing != host:
+                raise HostsError(f"The hosts lab has a host named {existing.name} already.")
+        return plan
 
     def network(self, name: str) -> Network:
         for network in self.networks:
@@ -258,6 +284,24 @@ class HostPlan:
             for h in self.hosts
             for link in h.links
         ]
+
+
+def balancer_hosts(network: Network) -> list[tuple[str, str]]:
+    """The (name, address) of the two balancer hosts of `network`, rank 0 first:
+    LB-BJ1 at 198.18.1.241, LB-BJ2 at 198.18.1.242."""
+    subnet = ipaddress.ip_network(network.subnet)
+    short = _short(network.name).upper()
+    return [(f"LB-{short}{i + 1}", str(subnet[octet])) for i, octet in enumerate(BALANCER_HOSTS)]
+
+
+def balancer_hosts_of(cluster_ip: str) -> list[tuple[str, str]]:
+    """The balancer hosts of the lab network `cluster_ip` is in (no plan needed: the
+    networks are fixed)."""
+    ip = ipaddress.ip_address(cluster_ip)
+    for name, (subnet, bridge) in NETWORKS.items():
+        if ip in ipaddress.ip_network(subnet):
+            return balancer_hosts(Network(name, subnet, bridge))
+    raise HostsError(f"{cluster_ip} is in none of the hosts lab's networks.")
 
 
 def _single(prefix: str, name: str, kind: str, network: str, address: str) -> Host:
