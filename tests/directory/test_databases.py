@@ -24,13 +24,22 @@ def rpc(d: Directory) -> dict[str, str]:
     return {db.name: db.rpc_client_access_server for db in d.databases.get()}
 
 
-def test_new_database(bj: Directory, casarray_home: Path) -> None:
+def default_location(backend: str, url: str, home: Path, name: str) -> str:
+    """Where a database is stored without -EdbFilePath: beside the directory
+    (test_database_locations.py)."""
+    if backend == "sqlite":
+        return str(home / "databases" / f"{name}.db")
+    return f"{url}?options=-csearch_path%3D{name.lower()}"
+
+
+def test_new_database(bj: Directory, casarray_home: Path, backend: str, directory_url: str) -> None:
     db = bj.databases.new("DB01", "mbx01.lab.net")
     assert db.name == "DB01"
     assert (db.server, db.server_fqdn, db.site) == ("MBX01", "MBX01.lab.net", "BJ")
     assert db.mounted is False
-    assert db.store_location == str(casarray_home / "databases" / "DB01.db")
-    assert bj.databases.store_path(db) == casarray_home / "databases" / "DB01.db"
+    assert db.store_location == default_location(backend, directory_url, casarray_home, "DB01")
+    file = casarray_home / "databases" / "DB01.db" if backend == "sqlite" else None
+    assert bj.databases.store_path(db) == file
     assert db.distinguished_name == f"CN=DB01,CN=Databases,{ADMIN_GROUP_DN}"
     assert db.exchange_legacy_dn == (
         "/o=Lab/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Configuration"
@@ -261,8 +270,11 @@ def test_rename_to_existing_refused(dbs: Directory) -> None:
 # -- Remove-MailboxDatabase ---------------------------------------------------------
 
 
-def test_remove_empty_database_returns_its_location(dbs: Directory, casarray_home: Path) -> None:
-    assert dbs.databases.remove("DB02") == str(casarray_home / "databases" / "DB02.db")
+def test_remove_empty_database_returns_its_location(
+    dbs: Directory, casarray_home: Path, backend: str, directory_url: str
+) -> None:
+    location = default_location(backend, directory_url, casarray_home, "DB02")
+    assert dbs.databases.remove("DB02") == location
     assert [d.name for d in dbs.databases.get()] == ["DB01", "DB03"]
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from casarray.config import casarray_home
-from casarray.directory import identity, quotas, validate
+from casarray.directory import identity, quotas, store_locations, validate
 from casarray.directory.base import new_guid, utcnow
 from casarray.directory.errors import (
     ConflictError,
@@ -200,7 +200,7 @@ class DatabaseService:
                     target=name,
                 )
             rpc = self.default_rpc_client_access_server(session, server_row)
-            location = store_location or str(casarray_home() / "databases" / f"{name}.db")
+            location = store_location or self.default_store_location(session, name)
             row = MailboxDatabaseRow(
                 guid=new_guid(),
                 name=name,
@@ -221,6 +221,17 @@ class DatabaseService:
                 server_row.fqdn,
                 self.dir.servers.site_name(session, server_row.site_id),
             )
+
+    def default_store_location(self, session: Session, name: str) -> str:
+        """Where New-MailboxDatabase puts database `name` without -EdbFilePath: beside
+        the directory. A directory on PostgreSQL gets it a schema of its own in the
+        same PostgreSQL database (`store_locations.schema_for`: "Sales-DB" ->
+        sales_db; never a schema another database's location names); a directory on
+        SQLite, the file `$CASARRAY_HOME/databases/<name>.db`."""
+        if self.dir.store.dialect != "postgresql":
+            return str(casarray_home() / "databases" / f"{name}.db")
+        taken = session.scalars(select(MailboxDatabaseRow.store_location)).all()
+        return store_locations.default_postgres_location(self.dir.store.url, name, taken)
 
     def get(
         self,

@@ -10,10 +10,8 @@ one writer at a time allocates UIDs and modseqs without races.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -22,7 +20,6 @@ BUSY_TIMEOUT_MS = 15_000
 SYNCHRONOUS_ENV = "CASARRAY_MAILSTORE_SYNCHRONOUS"
 DEFAULT_SYNCHRONOUS = "NORMAL"
 POOL_SIZE = 24  # >= the IMAP worker threads (16) plus the event loop's own reads
-_SCHEMA_NAME = re.compile(r"-c\s*search_path\s*=\s*([A-Za-z_][A-Za-z0-9_$]*)")
 
 
 def location_url(location: str) -> str:
@@ -32,22 +29,25 @@ def location_url(location: str) -> str:
     return f"sqlite:///{Path(location).expanduser().absolute()}"
 
 
+# The form of a PostgreSQL location is the directory's rule, which New-MailboxDatabase
+# also follows (`directory.store_locations`); imported when used, so that opening a
+# SQLite store doesn't load the directory.
+
+
 def postgres_location(url: str, schema: str) -> str:
     """A PostgreSQL store location keeping its tables in `schema` of the database at
     `url`: `postgresql+psycopg://host/db` -> `...?options=-csearch_path%3Ddb01`."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", schema):
-        raise ValueError(f"'{schema}' is not a plain PostgreSQL schema name")
-    joiner = "&" if "?" in url else "?"
-    return f"{url}{joiner}options={quote(f'-csearch_path={schema}', safe='')}"
+    from casarray.directory import store_locations
+
+    return store_locations.postgres_location(url, schema)
 
 
 def postgres_schema(url: str) -> str | None:
-    """The schema a PostgreSQL location names with `options=-csearch_path=NAME`."""
-    options = make_url(url).query.get("options")
-    if isinstance(options, tuple):
-        options = " ".join(options)
-    match = _SCHEMA_NAME.search(options or "")
-    return match.group(1) if match else None
+    """The schema a PostgreSQL location names with `options=-csearch_path=NAME` (in
+    lower case, as PostgreSQL reads it)."""
+    from casarray.directory import store_locations
+
+    return store_locations.postgres_schema(url)
 
 
 def sqlite_pragmas(synchronous: str) -> list[str]:
