@@ -461,7 +461,7 @@ def status(home: Path, as_json: bool) -> int:
 
     config = _load(home)
     lab = collect(config)
-    hosts = host_states(config)
+    hosts = host_states(config, directory=lab.directory_problem is None)
     if as_json:
         data = lab.to_json()
         if hosts is not None:
@@ -472,7 +472,7 @@ def status(home: Path, as_json: bool) -> int:
         out.print(render(lab))
         if hosts is not None:
             out.print(render_hosts(hosts))
-    return 0 if lab.running else 3
+    return 0 if lab.running and lab.directory_problem is None else 3
 
 
 # -- a lab on several hosts -----------------------------------------------------------------
@@ -503,13 +503,17 @@ def host_network(config: LabConfig) -> HostNetwork:
         raise LabError(str(exc)) from exc
 
 
-def host_states(config: LabConfig) -> list[HostState] | None:
+def host_states(config: LabConfig, *, directory: bool = True) -> list[HostState] | None:
     """Every host and its link, for a lab on several hosts that this process may read
-    (root); None otherwise."""
-    from casarray.lab.hosts.network import missing
+    (root); None otherwise. Without `directory` (it can't be read), the hosts of the
+    lab as it was made (the servers added since are the directory's)."""
+    from casarray.lab.hosts.network import HostNetwork, missing
+    from casarray.lab.hosts.plan import HostPlan
 
     if not config.hosts or missing() is not None:
         return None
+    if not directory:
+        return HostNetwork(HostPlan.build(prefix=config.hosts)).state()
     return host_network(config).state()
 
 

@@ -18,6 +18,11 @@
 every process Running, every health page of every Client Access server 200, the DNS
 server answering, every database of a running Mailbox server mounted. `render()` draws
 the tables (`casarray lab status` prints them once, `casarray lab up` keeps them live).
+
+When the directory can't be read (a hosts lab whose DC01, with its PostgreSQL server,
+is killed or cut off), the status is what the supervisor and the status files say
+without it: the processes and the last events, with `LabStatus.directory_problem`
+saying why (`casarray lab status` tries for `DIRECTORY_CONNECT_TIMEOUT` seconds).
 """
 
 from __future__ import annotations
@@ -41,9 +46,12 @@ if TYPE_CHECKING:
 
 HEALTH_PAGES = ("owa", "autodiscover", "imap", "api")
 PROBE_TIMEOUT = 1.0
+DIRECTORY_CONNECT_TIMEOUT = 2  # seconds, PostgreSQL's connect_timeout (libpq's least)
 OK = "OK"
 DOWN = "down"
 NOT_PROBED = "-"
+UNREACHABLE = "unreachable"
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,19 @@ class DnsStatus:
 
 
 @dataclass(frozen=True)
+class DirectoryProblem:
+    """Why the status was collected without the directory."""
+
+    where: str  # "PostgreSQL in DC01, 198.18.1.5", "SQLite file ..."
+    state: str  # "unreachable" (no connection), "unreadable" (connected, can't read it)
+    reason: str  # the driver's or the directory's first line
+
+    def line(self) -> str:
+        said = "is unreachable" if self.state == UNREACHABLE else "can't be read"
+        return f"The directory ({self.where}) {said}: {self.reason}; showing the processes only."
+
+
+@dataclass(frozen=True)
 class LabStatus:
     home: Path
     domain: str
@@ -128,6 +149,7 @@ class LabStatus:
     nodes: tuple[NodeStatus, ...]
     databases: tuple[DatabaseStatus, ...]
     events: tuple[dict[str, str], ...] = field(default=())
+    directory_problem: DirectoryProblem | None = None  # None: read from the directory
 
     @property
     def running(self) -> bool:
@@ -137,7 +159,8 @@ class LabStatus:
         """What keeps the lab from being healthy, one line each."""
         if not self.running:
             return ["the lab isn't running"]
-        found = [
+        found = [self.directory_problem.line()] if self.directory_problem else []
+        found += [
             f"{p.name} is {p.state}{f' ({p.detail})' if p.detail else ''}"
             for p in self.processes
             if p.state != "Running"
@@ -146,7 +169,7 @@ class LabStatus:
             bad = [f"{page} {value}" for page, value in server.health.items() if value != OK]
             if server.is_client_access and bad and server.state == "Running":
                 found.append(f"{server.name} health: {', '.join(bad)}")
-        if self.dns.serial is None and self.dns.running:
+        if self.dns.serial is None and self.dns.running and not self.directory_problem:
             found.append(f"DNS doesn't answer on {self.dns.address} port {self.dns.port}")
         running = {p.target for p in self.processes if p.kind == "Mailbox" and p.state == "Running"}
         for database in self.databases:
@@ -176,6 +199,7 @@ class LabStatus:
         data["root_ca"] = str(self.root_ca) if self.root_ca else None
         data["healthy"] = self.healthy
         data["problems"] = self.problems()
+        data["directory_reachable"] = self.directory_problem is None
         return data
 
 
@@ -255,31 +279,73 @@ def collect(
     return _collect(config, directory, probe=probe)
 
 
+def quick_url(url: str) -> str:
+    """The directory's URL for one status read: on PostgreSQL, a connection that isn't
+    made within DIRECTORY_CONNECT_TIMEOUT seconds fails (libpq waits for ever)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return url
+    quick = parsed.update_query_dict({"connect_timeout": str(DIRECTORY_CONNECT_TIMEOUT)})
+    return quick.render_as_string(hide_password=False)
+
+
+def directory_where(config: LabConfig) -> str:
+    """The directory in a few words, no password: "PostgreSQL in DC01, 198.18.1.5"."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config.process_directory if config.postgres else config.directory)
+    if url.get_backend_name() == "sqlite":
+        return f"SQLite file {url.database}"
+    socket = url.query.get("host")
+    host = url.host or (socket[0] if isinstance(socket, tuple) else socket) or "its socket"
+    return f"PostgreSQL in DC01, {host}" if config.postgres else f"PostgreSQL on {host}"
+
+
+def directory_problem(config: LabConfig, exc: Exception) -> DirectoryProblem:
+    """What to say of `exc`, raised reading the directory."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(cause).__name__
+    unreachable = isinstance(exc, (OperationalError, InterfaceError, OSError))
+    return DirectoryProblem(
+        directory_where(config), UNREACHABLE if unreachable else UNREADABLE, reason
+    )
+
+
 def _collect(config: LabConfig, directory: Directory | None, *, probe: bool) -> LabStatus:
+    from sqlalchemy.exc import DBAPIError
+
     from casarray.access.cas_process import read_status as server_status
     from casarray.balancer.balancer_process import live_node, read_host_status
     from casarray.balancer.balancer_process import read_status as balancer_status
-    from casarray.directory import Directory
+    from casarray.directory import Directory, DirectoryError
     from casarray.dns.dns_process import read_status as dns_status
     from casarray.lab.supervisor import read_state
 
     home = config.home
     own = directory is None
-    d = directory or Directory.open(config.directory)
     try:
-        domain = d.organization().default_domain
-        servers = d.servers.get()
-        arrays = d.arrays.get()
-        clusters = d.nlb.clusters()
-        nodes_by_cluster = {c.guid: d.nlb.nodes(c.guid) for c in clusters}
-        databases = d.databases.get()
-        counts: dict[str, int] = {}
-        for mailbox in d.mailboxes.get():
-            counts[mailbox.database] = counts.get(mailbox.database, 0) + 1
-        dns_address = d.dns.listening_address()
-    finally:
-        if own:
-            d.close()
+        d = directory or Directory.open(quick_url(config.directory))
+        try:
+            domain = d.organization().default_domain
+            servers = d.servers.get()
+            arrays = d.arrays.get()
+            clusters = d.nlb.clusters()
+            nodes_by_cluster = {c.guid: d.nlb.nodes(c.guid) for c in clusters}
+            databases = d.databases.get()
+            counts: dict[str, int] = {}
+            for mailbox in d.mailboxes.get():
+                counts[mailbox.database] = counts.get(mailbox.database, 0) + 1
+            dns_address = d.dns.listening_address()
+        finally:
+            if own:
+                d.close()
+    except (DBAPIError, DirectoryError, OSError) as exc:
+        return _without_directory(config, directory_problem(config, exc))
 
     state = read_state(home)
     processes = _processes(state)
@@ -381,6 +447,37 @@ def _collect(config: LabConfig, directory: Directory | None, *, probe: bool) -> 
     )
 
 
+def _without_directory(config: LabConfig, problem: DirectoryProblem) -> LabStatus:
+    """The status from the supervisor's state and the DNS server's status file alone:
+    nothing probed (which servers there are, and the domain, are the directory's)."""
+    from casarray.dns.dns_process import read_status as dns_status
+    from casarray.lab.supervisor import read_state
+
+    state = read_state(config.home)
+    dns_file = dns_status(config.home)
+    return LabStatus(
+        home=config.home,
+        domain="",
+        supervisor_pid=int(state["pid"]) if state else None,
+        port_offset=config.port_offset,
+        data_plane=config.data_plane,
+        root_ca=config.root_ca if config.root_ca.exists() else None,
+        dns=DnsStatus(
+            str(dns_file["address"]) if dns_file else config.dns_address,
+            int(dns_file["port"]) if dns_file else config.dns_port,
+            None,
+            dns_file is not None,
+        ),
+        processes=_processes(state),
+        servers=(),
+        arrays=(),
+        nodes=(),
+        databases=(),
+        events=tuple(state.get("events", ())) if state else (),
+        directory_problem=problem,
+    )
+
+
 def wait_healthy(config: LabConfig, timeout: float, *, alive: Any = None) -> LabStatus:
     """Collect until the lab is healthy, `timeout` passes, or a process fails to start
     twice (`LabStatus.failing_to_start`); the last status. `alive()` (optional) says
@@ -449,7 +546,7 @@ def headline(status: LabStatus) -> Text:
     state = "healthy" if status.healthy else "not healthy"
     ports = f"ports +{status.port_offset}" if status.port_offset else "standard ports"
     return Text.assemble(
-        (f"Lab {status.domain} ", "bold"),
+        (f"Lab {status.domain} " if status.domain else "Lab ", "bold"),
         (state, "green" if status.healthy else "yellow"),
         f" - {status.home}, supervisor pid {status.supervisor_pid}, {ports}, "
         f"{status.data_plane} data plane",
@@ -468,8 +565,12 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
     """The status as rich tables: processes (servers with their health pages, DNS,
     balancers), arrays, NLB nodes, databases, the last events."""
     parts: list[Any] = [headline(status)]
-    if status.running and not status.healthy:
-        parts.append(Text("Not healthy: " + "; ".join(status.problems()), style="yellow"))
+    problems = status.problems() if status.running else []
+    if status.directory_problem is not None:
+        parts.append(Text(status.directory_problem.line(), style="bold red"))
+        problems = problems[1:]  # the line above
+    if problems:
+        parts.append(Text("Not healthy: " + "; ".join(problems), style="yellow"))
     by_name = {p.name.lower(): p for p in status.processes}
     shown: set[str] = set()
 
@@ -487,7 +588,7 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
             f"{status.dns.address}:{status.dns.port}",
             _state(dns.state if dns else "Stopped", dns.restarts if dns else 0),
             Text(answer, style="green" if status.dns.serial is not None else "red")
-            if status.dns.running
+            if status.dns.running and status.directory_problem is None
             else Text(NOT_PROBED, style="dim"),
         )
     mounted = {db.name for db in status.databases if db.mounted}
@@ -548,6 +649,9 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
                 "",
             )
     parts.append(rows)
+    if status.directory_problem is not None:  # arrays, nodes, databases: the directory's
+        _events(parts, status, events)
+        return Group(*parts)
 
     if status.arrays:
         arrays = _table(
@@ -588,10 +692,15 @@ def render(status: LabStatus, *, events: int = 5) -> Group:
         )
     parts.append(databases)
 
+    _events(parts, status, events)
+    return Group(*parts)
+
+
+def _events(parts: list[Any], status: LabStatus, events: int) -> None:
+    """The last `events` of the supervisor, after `parts`."""
     if events and status.events:
         lines = Text("Events\n", style="italic")
         for event in list(status.events)[-events:]:
             stamp = event.get("time", "")[11:19]
             lines.append(f"  {stamp}  {event.get('text', '')}\n", style="")
         parts.append(lines)
-    return Group(*parts)
