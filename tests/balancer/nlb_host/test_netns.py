@@ -451,6 +451,26 @@ def test_unicast_mode_floods_to_every_host_and_fails_over(unicast_lab: Lab) -> N
     assert set(counts) == set(names[1:]), counts
 
 
+QUICK_CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5).close()
+    print("connected")
+except OSError:
+    print("timeout")
+"""
+
+
+def set_rule_mode(lab: Lab, names: list[str], mode: str) -> None:
+    for name in names:
+        path = lab.tmp / f"{name}.json"
+        data = json.loads(path.read_text())
+        data["rules"][0]["mode"] = mode
+        path.write_text(json.dumps(data))
+    time.sleep(CONVERGENCE)
+    lab.wait_converged(names, 3)
+
+
 def test_dead_driver_takes_nothing_and_config_changes_are_taken_live(lab: Lab) -> None:
     """A driver killed with SIGKILL while its host and service live on: its filter's
     dead man's switch stops new connections there before the others take its buckets
@@ -494,7 +514,18 @@ def test_dead_driver_takes_nothing_and_config_changes_are_taken_live(lab: Lab) -
     counts = lab.connect(60)
     assert len(counts) == 1 and set(counts) <= set(names), counts  # one client, one host
     assert echo(held, "kept again") == "kept again"
+
+    # the rule Disabled (Disable-NlbClusterPortRule -Drain): no new connection, the
+    # established one kept; Enable takes new ones again
+    set_rule_mode(lab, names, "Disabled")
+    assert echo(held, "disabled") == "disabled"
+    probe = ns_exec(lab.client, sys.executable, "-c", QUICK_CONNECT, CLUSTER_IP, str(PORT))
+    assert probe.stdout.strip() == "timeout", probe.stdout
+    set_rule_mode(lab, names, "Multiple")
+    assert echo(held, "enabled") == "enabled"
     held.terminate()
+    counts = lab.connect(60)
+    assert len(counts) == 1 and set(counts) <= set(names), counts
 
     # the driver of the client's host dies; its server and link stay
     victim = next(iter(counts))

@@ -115,6 +115,31 @@ while line := f.readline():
         break
 """
 
+# Run inside CLIENT-BJ: an IMAP session that lands on the host named, logs in and
+# selects INBOX, prints "ready on <host>", then on each line read from stdin runs NOOP
+# and a FETCH and prints "OK <messages>" (the session kept while its host drains).
+KEPT_SESSION = """
+import imaplib, ssl, sys
+address, host, user, password = sys.argv[1:5]
+for _ in range(100):
+    imap = imaplib.IMAP4(address, 143, timeout=5)
+    if host.encode() in imap.welcome:
+        break
+    imap.logout()
+else:
+    sys.exit("never landed on " + host)
+context = ssl.create_default_context()
+context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+imap.starttls(context)
+imap.login(user, password)
+imap.select("INBOX")
+print("ready on", host, flush=True)
+for _ in sys.stdin:
+    imap.noop()
+    status, data = imap.fetch("1:*", "(FLAGS)")
+    print(status, len(data), flush=True)
+"""
+
 # Run inside CLIENT-BJ: APPEND one message to the user's INBOX through the cluster IP.
 APPENDER = """
 import imaplib, ssl, sys
@@ -156,6 +181,17 @@ def both_serve(network: HostNetwork, within: float = 20) -> None:
             break
         time.sleep(0.5)
     assert set(counts) == {"CAS01.lab.net", "CAS02.lab.net"}, counts
+
+
+def only_cas02(network: HostNetwork, within: float = 15) -> None:
+    """Rounds of 40 connections from CLIENT-BJ until CAS02 alone answers."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        _, outcomes = connect(network, 40)
+        if {o for _, o in outcomes} == {"CAS02.lab.net"}:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"CAS01 still takes new connections: {outcomes}")
 
 
 def driver_pids(home: Path) -> dict[str, int]:
@@ -302,17 +338,36 @@ def test_cluster_ip_spreads_and_fails_over(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         both_serve(network)
 
-        # a load weight of 0 is taken by the running drivers: no restart, CAS02 alone
+        # Stop-NlbClusterNode -Drain CAS01: its open IMAP session keeps working, no new
+        # session lands there; Start-NlbClusterNode takes it back
         pids = driver_pids(home)
+        kept = subprocess.Popen(
+            network.exec_argv(
+                "CLIENT-BJ",
+                [sys.executable, "-c", KEPT_SESSION, CLUSTER_IP, "CAS01", user, passwords[user]],
+            ),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert kept.stdin is not None and kept.stdout is not None
+        assert kept.stdout.readline().strip() == "ready on CAS01"
+        with Directory.open(f"sqlite:///{home / 'directory.db'}") as directory:
+            directory.nlb.stop_node("CAS01", drain=True)
+        only_cas02(network)
+        kept.stdin.write("go\n")
+        kept.stdin.flush()
+        assert kept.stdout.readline().startswith("OK "), "the drained host's session broke"
+        kept.stdin.close()
+        kept.wait(timeout=10)
+        with Directory.open(f"sqlite:///{home / 'directory.db'}") as directory:
+            directory.nlb.start_node("CAS01")
+        both_serve(network)
+
+        # a load weight of 0 is taken by the running drivers: no restart, CAS02 alone
         with Directory.open(f"sqlite:///{home / 'directory.db'}") as directory:
             directory.nlb.set_node_weight(CLUSTER, "CAS01", 0, port_number=143)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            _, outcomes = connect(network, 40)
-            if {o for _, o in outcomes} == {"CAS02.lab.net"}:
-                break
-            time.sleep(0.5)
-        assert {o for _, o in outcomes} == {"CAS02.lab.net"}, outcomes
+        only_cas02(network)
         assert driver_pids(home) == pids
     finally:
         if idler is not None and idler.poll() is None:
