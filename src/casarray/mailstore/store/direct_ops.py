@@ -50,9 +50,9 @@ def folder_row(conn: Any, mailbox_id: int, key: str) -> FolderRow:
 def append_many(
     db: DirectConnections, mailbox_id: int, key: str, messages: Sequence[tuple[Any, ...]]
 ) -> tuple[int, int]:
-    """Stores `messages`, each (parts, data, stamp, offset, bits, keywords, envelope,
-    bodystructure), in one transaction: (UIDVALIDITY, the first UID), the rest following
-    in order."""
+    """Stores `messages`, each (data, stamp, offset, bits, keywords, envelope,
+    bodystructure, body), the last three as `to_column` made them, in one transaction:
+    (UIDVALIDITY, the first UID), the rest following in order."""
     with db.write() as conn:
         found = conn.execute(
             "UPDATE ms_folder SET uid_next = uid_next + ?, highest_modseq = highest_modseq + 1 "
@@ -64,13 +64,13 @@ def append_many(
             raise DestinationNotFound(f"The folder '{key}' doesn't exist.")
         folder_id, uid_validity, uid_next, modseq = found[0]
         first = int(uid_next) - len(messages)
-        for i, (parts, data, stamp, offset, bits, keywords, envelope, bodystructure) in enumerate(
+        for i, (data, stamp, offset, bits, keywords, envelope, bodystructure, body) in enumerate(
             messages
         ):
             content_id = conn.execute(
                 "INSERT INTO ms_content (mailbox_id, envelope, bodystructure, body) "
                 "VALUES (?, ?, ?, ?)",
-                (mailbox_id, envelope, bodystructure, parts.body),
+                (mailbox_id, envelope, bodystructure, body),
             ).lastrowid
             conn.execute("INSERT INTO ms_raw (content_id, data) VALUES (?, ?)", (content_id, data))
             conn.execute(
@@ -209,7 +209,10 @@ def cached(db: DirectConnections, folder_id: int, uids: Sequence[int]) -> dict[i
             uids,
             0,
         )
-    return {int(r[0]): CachedParts(from_column(r[1]), from_column(r[2]), r[3]) for r in rows}
+    return {
+        int(r[0]): CachedParts(from_column(r[1]), from_column(r[2]), from_column(r[3]))
+        for r in rows
+    }
 
 
 def envelopes(db: DirectConnections, folder_id: int, uids: Sequence[int]) -> dict[int, str]:

@@ -106,7 +106,6 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
                 key,
                 [
                     (
-                        parts,
                         data,
                         stamp,
                         offset,
@@ -114,6 +113,7 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
                         flagbits.join_keywords(keywords),
                         to_column(parts.envelope),
                         to_column(parts.bodystructure),
+                        to_column(parts.body),
                     )
                     for data, (bits, keywords), (stamp, offset), parts in prepared
                 ],
@@ -145,7 +145,7 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
                         mailbox_id=self.id,
                         envelope=to_column(parts.envelope),
                         bodystructure=to_column(parts.bodystructure),
-                        body=parts.body,
+                        body=to_column(parts.body),
                     )
                     .returning(content.c.id)
                 ).scalar_one()
@@ -383,7 +383,8 @@ class SqlMailboxStore(MailboxFolders, UrlauthKeys):
             )
             rows = _rows_for_uids(conn, base, uids)
             return {
-                int(r[0]): CachedParts(from_column(r[1]), from_column(r[2]), r[3]) for r in rows
+                int(r[0]): CachedParts(from_column(r[1]), from_column(r[2]), from_column(r[3]))
+                for r in rows
             }
 
     def envelopes(self, folder: str, uids: Sequence[int]) -> dict[int, str]:
