@@ -90,6 +90,26 @@ class DatabaseUnavailable(MailstoreError):
     code = "UNAVAILABLE"
 
 
+STORAGE_FULL_TEXT = "Not enough disk space"
+
+
+class StorageFull(DatabaseUnavailable):
+    """The disk holding the mailbox database is full (SQLite's "database or disk is
+    full", PostgreSQL's disk_full 53100): the change was refused and rolled back, so
+    nothing stored changed, and writes work again once there is space. IMAP answers it
+    `NO [OVERQUOTA] Not enough disk space`, as Dovecot does (RFC 9051 OVERQUOTA); as a
+    DatabaseUnavailable, a caller that retries later (delivery) does so. `where` names
+    the database for the logs."""
+
+    code = "OVERQUOTA"
+    category = "WriteError"
+
+    def __init__(self, where: str = "") -> None:
+        super().__init__(STORAGE_FULL_TEXT)
+        self.where = where
+        self.target = where or None
+
+
 @dataclass(frozen=True)
 class Folder:
     name: str

@@ -36,6 +36,7 @@ from casarray.mailstore.schema import (
     subscription,
     upgrade_steps,
 )
+from casarray.mailstore.store.disk_full import FullState, is_disk_full
 from casarray.mailstore.store.engine import (
     BUSY_TIMEOUT_MS,
     DEFAULT_SYNCHRONOUS,
@@ -86,6 +87,8 @@ class SqlDatabaseStore:
             max_message_size = int(os.environ.get(MAX_MESSAGE_SIZE_ENV) or DEFAULT_MAX_MESSAGE_SIZE)
         self.max_message_size = max_message_size
         self.dialect = make_url(self.url).get_backend_name()
+        where = make_url(self.url).render_as_string(hide_password=True)
+        self.full = FullState(location if self.dialect == "sqlite" else where)
         self.schema: str | None = None
         # SQLite's hot paths straight on sqlite3 (see `sqlite_direct`); None on PostgreSQL.
         self.direct: DirectConnections | None = None
@@ -98,7 +101,9 @@ class SqlDatabaseStore:
             self._reader = self.engine
             path = make_url(self.url).database
             if path and path != ":memory:":
-                self.direct = DirectConnections(path, sqlite_pragmas(sync), BUSY_TIMEOUT_MS / 1000)
+                self.direct = DirectConnections(
+                    path, sqlite_pragmas(sync), BUSY_TIMEOUT_MS / 1000, self.full
+                )
         elif self.dialect == "postgresql":
             self.synchronous = "ON"
             self.schema = postgres_schema(self.url)
@@ -142,14 +147,18 @@ class SqlDatabaseStore:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed when the block ends, durable when committed."""
+        """A write transaction: committed when the block ends, durable when committed;
+        rolled back when it raises. StorageFull when the disk has no room for it."""
         try:
             with self._writer.begin() as conn:
                 yield conn
         except OperationalError as exc:
             raise self._unavailable(exc) from exc
+        self.full.written()
 
     def _unavailable(self, exc: OperationalError) -> DatabaseUnavailable:
+        if is_disk_full(exc):
+            return self.full.refused(exc)
         return DatabaseUnavailable(
             f"The mailbox database at {self.location} can't be used: {exc.orig}"
         )

@@ -19,7 +19,8 @@ commits, instead of each polling SQLite's lock from its busy handler (which slee
 that doesn't take the lock file (the SQLAlchemy paths, another tool) still meets
 SQLite's lock and its busy timeout, so correctness never depends on the lock file;
 it only makes waiting short. Durability is SQLite's as before (WAL, the package
-docstring): a write is committed when `write` returns.
+docstring): a write is committed when `write` returns. A write the disk has no room
+for is rolled back and raises `StorageFull` (`disk_full`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 
 from casarray.mailstore import flags as flagbits
 from casarray.mailstore.interface import DatabaseUnavailable
+from casarray.mailstore.store.disk_full import FullState, is_disk_full
 
 # Up to this many UIDs go into an IN list; more are read as a UID range and filtered.
 IN_LIMIT = 500
@@ -50,8 +52,15 @@ COUNTS = (
 class DirectConnections:
     """One sqlite3 connection per thread on one database file, and its write lock."""
 
-    def __init__(self, path: str, pragmas: Sequence[str], busy_timeout: float) -> None:
+    def __init__(
+        self,
+        path: str,
+        pragmas: Sequence[str],
+        busy_timeout: float,
+        full: FullState | None = None,
+    ) -> None:
         self.path = path
+        self.full = full if full is not None else FullState(path)
         self._pragmas = tuple(pragmas)
         self._timeout = busy_timeout
         self._local = threading.local()
@@ -123,34 +132,43 @@ class DirectConnections:
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed (durably) when the block ends, rolled back when
-        it raises."""
+        it raises; StorageFull when the disk has no room for it (rolled back too)."""
         conn = self.connection()
         with self._write_lock:
-            fd = self._lock_file()
+            try:
+                fd = self._lock_file()
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise self.full.refused(exc) from exc
+                raise DatabaseUnavailable(f"The mailbox database can't be written: {exc}") from exc
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
-                    raise DatabaseUnavailable(
-                        f"The mailbox database can't be written: {exc}"
-                    ) from exc
+                    raise self._write_error(exc) from exc
                 try:
                     yield conn
-                except BaseException:
+                except BaseException as exc:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
+                    if isinstance(exc, sqlite3.Error) and is_disk_full(exc):
+                        raise self.full.refused(exc) from exc
                     raise
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
                     with contextlib.suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
-                    raise DatabaseUnavailable(
-                        f"The mailbox database can't be written: {exc}"
-                    ) from exc
+                    raise self._write_error(exc) from exc
+                self.full.written()
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _write_error(self, exc: sqlite3.Error) -> DatabaseUnavailable:
+        if is_disk_full(exc):
+            return self.full.refused(exc)
+        return DatabaseUnavailable(f"The mailbox database can't be written: {exc}")
 
     def close(self) -> None:
         with self._all_lock:
