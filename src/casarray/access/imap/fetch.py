@@ -24,6 +24,7 @@ from casarray.mailstore.interface import (
     MailboxStore,
     MailstoreError,
     MessageInfo,
+    StorageFull,
 )
 
 _ORDER = {
@@ -91,7 +92,10 @@ def fetch(
             if "\\Seen" not in view.flags[i] and uids[i] not in view.pending_expunge
         ]
         if unseen:
-            changed = store.store_flags(view.name, unseen, "add", ["\\Seen"])
+            try:
+                changed = store.store_flags(view.name, unseen, "add", ["\\Seen"])
+            except StorageFull:
+                changed = []  # no room to set \Seen: the messages are served all the same
             flags_added.update(view.set_flags(changed))
     wanted = [uids[i] for i in indexes]
     cached: dict[int, CachedParts] = {}

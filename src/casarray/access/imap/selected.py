@@ -25,7 +25,18 @@ from casarray.mailstore.interface import (
     FolderNotFound,
     MailboxStore,
     MessageInfo,
+    StorageFull,
 )
+
+
+def _take_recent(store: MailboxStore, name: str, recent: Iterable[int]) -> set[int]:
+    """The \\Recent messages this session takes; on a full disk (clearing \\Recent is a
+    write) those it saw, left \\Recent in the store: reading never fails for lack of
+    space."""
+    try:
+        return set(store.take_recent(name))
+    except StorageFull:
+        return set(recent)
 
 
 class MailboxGone(Exception):
@@ -87,7 +98,7 @@ class SelectedMailbox:
         if readonly or not snapshot.recent:
             view.recent = set(snapshot.recent)
         else:
-            view.recent = set(store.take_recent(snapshot.name))
+            view.recent = _take_recent(store, snapshot.name, snapshot.recent)
         first_unseen = snapshot.first_unseen
         view.keywords = view._all_keywords()
         lines = [
@@ -235,7 +246,8 @@ class SelectedMailbox:
             if self.readonly:
                 self.recent.update(info.uid for info in new if info.recent)
             elif any(info.recent for info in new):  # else another session took them
-                self.recent.update(store.take_recent(self.name))
+                recent = frozenset(info.uid for info in new if info.recent)
+                self.recent.update(_take_recent(store, self.name, recent))
         return len(new), flag_changes
 
     def fetch_flags(self, index: int, with_uid: bool, modseq: int | None = None) -> bytes:

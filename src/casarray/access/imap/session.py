@@ -10,7 +10,11 @@ carries out the events it returns (`events.py`); it never touches a socket.
 `feed()` may call the mailbox store (blocking); the server runs it in a worker thread,
 never two calls at once for one session (nor `poll()` beside it). Nothing raises out of
 `feed()`: malformed input is answered BAD, store errors NO with their response code,
-and anything unexpected `NO [SERVERBUG]` (logged), and the session goes on.
+and anything unexpected `NO [SERVERBUG]` (logged), and the session goes on. A mailbox
+database whose disk is full refuses writes (APPEND, COPY, MOVE, STORE, EXPUNGE, CREATE)
+with `NO [OVERQUOTA] Not enough disk space`, as Dovecot does, while reads go on: SELECT
+then leaves \\Recent in the store, a FETCH of a body doesn't set \\Seen, and CLOSE
+closes without expunging.
 
 States (RFC 3501 section 3): not authenticated -> authenticated (LOGIN or AUTHENTICATE
 through `Backend.login`) -> selected (SELECT/EXAMINE) -> logout. Beside them the input
@@ -62,10 +66,12 @@ from casarray.access.imap.selected import MailboxGone, SelectedMailbox
 from casarray.access.imap.sequence import SequenceError, SequenceSet
 from casarray.mailstore.interface import (
     DELIMITER,
+    STORAGE_FULL_TEXT,
     FolderNotFound,
     MailboxStore,
     MailstoreError,
     MessageInfo,
+    StorageFull,
 )
 
 log = logging.getLogger(__name__)
@@ -952,10 +958,14 @@ class ImapSession:
 
     def _do_CLOSE(self, cmd: c.Command, out: _Output) -> _Done:
         view = self._view
+        text = "CLOSE completed"
         if not view.readonly:
-            self._mailbox.expunge(view.name)  # silently (RFC 3501 6.4.2)
+            try:
+                self._mailbox.expunge(view.name)  # silently (RFC 3501 6.4.2)
+            except StorageFull:  # CLOSE has no NO: closed, the messages left as they are
+                text = f"CLOSE completed; no message was expunged: {STORAGE_FULL_TEXT}"
         self._deselect()
-        return _Done("OK", "CLOSE completed")
+        return _Done("OK", text)
 
     def _do_UNSELECT(self, cmd: c.Command, out: _Output) -> _Done:
         self._deselect()
