@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, TypeVarTuple, cast
 from casarray.access.imap.backend import Backend
 from casarray.access.imap.compression import CompressionError, DeflateStream
 from casarray.access.imap.events import Close, Compress, Event, Idling, Send, StartTLS
+from casarray.process.limits import ConnectionCounter, ConnectionLimits, Refusal, deadline
 
 if TYPE_CHECKING:
     from casarray.access.imap.session import Limits
@@ -58,6 +59,14 @@ log = logging.getLogger("casarray.imap")
 
 BYE_SHUTDOWN = b"* BYE Server shutting down\r\n"
 BYE_ERROR = b"* BYE Internal server error\r\n"
+BYE_REFUSED = {
+    Refusal.ADDRESS: b"* BYE [UNAVAILABLE] Too many connections from your address\r\n",
+    Refusal.TOTAL: b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+}
+BYE_LOGIN_TIMEOUT = b"* BYE Autologout; not logged in in time\r\n"
+BYE_COMMAND_TIMEOUT = b"* BYE Autologout; the command was not completed in time\r\n"
+# Exchange 2010's IMAP4 service: MaxConnections and MaxConnectionFromSingleIP.
+DEFAULT_LIMITS = ConnectionLimits(per_address=2000, total=2000 * 5)
 TLS_HANDSHAKE_TIMEOUT = 30.0
 # After our close_notify, how long to wait for the client's before dropping the
 # connection (the default, 30 s, keeps sessions that said BYE around at shutdown).
@@ -68,6 +77,29 @@ SWEEP_INTERVAL = 1.0
 MAX_PENDING = 64 * 1024
 # How long the balancer has to send its PROXY protocol header.
 PROXY_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a connection may take in each state, in seconds (the authenticated
+    idle time-out, the autologout, is the session's `Limits.idle_timeout`, 30 min):
+
+    - `pre_authenticated`: from the connection to a completed login, in all (Exchange's
+      PreAuthenticatedConnectionTimeout, 60 s; Dovecot's login time-out is 3 min);
+    - `command`: a command line begun and not completed, from its first byte (a
+      slowloris sending a byte at a time is cut then), plus the time its literals'
+      bytes take at `literal_rate` bytes a second (an APPEND that keeps up is never cut);
+    - `send`: the client reading nothing of what it is sent (nginx's send_timeout);
+    - `tls_handshake`: an implicit-TLS or STARTTLS handshake;
+    - `close_linger`: after BYE, how long the client has to read it before the
+      connection is dropped."""
+
+    pre_authenticated: float = 60.0
+    command: float = 60.0
+    literal_rate: float = 240.0  # bytes/s (IIS's minBytesPerSecond)
+    send: float = 60.0
+    tls_handshake: float = TLS_HANDSHAKE_TIMEOUT
+    close_linger: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -163,7 +195,11 @@ class ImapConnection(asyncio.Protocol):
         "_batch",
         "_batch_at",
         "_busy",
+        "_closed_at",
         "_closing",
+        "_cmd_bytes",
+        "_cmd_start",
+        "_counted",
         "_idle_handle",
         "_idling",
         "_lost",
@@ -175,6 +211,7 @@ class ImapConnection(asyncio.Protocol):
         "_shutdown",
         "_tls_starting",
         "_write_paused",
+        "_write_paused_at",
         "bytes_in",
         "bytes_out",
         "cid",
@@ -207,7 +244,7 @@ class ImapConnection(asyncio.Protocol):
         self._idling = False
         self._idle_handle: asyncio.TimerHandle | None = None
         self._pending: list[bytes] | None = None
-        # A pipelined batch checked once by _inline_ok, run a line per turn from _batch_at.
+        # A pipelined batch, run a command line per step from _batch_at.
         self._batch = b""
         self._batch_at = 0
         self._pending_size = 0
@@ -217,6 +254,11 @@ class ImapConnection(asyncio.Protocol):
         self.bytes_in = 0
         self.bytes_out = 0
         self.opened = self.last_active = time.monotonic()
+        self._counted: str | None = None  # the key the server's counter counts it under
+        self._cmd_start = 0.0  # when the command line now arriving began (0: none)
+        self._cmd_bytes = 0  # bytes of it received so far
+        self._write_paused_at = 0.0
+        self._closed_at = 0.0
 
     # -- asyncio callbacks --------------------------------------------------------------
 
@@ -243,12 +285,35 @@ class ImapConnection(asyncio.Protocol):
         )
         sockname = transport.get_extra_info("sockname")
         local_port = int(sockname[1]) if sockname else 0
-        if not self.implicit_tls and server.expects_proxy(client_address, local_port):
+        proxied = not self.implicit_tls and server.expects_proxy(client_address, local_port)
+        # Counted from the accept on, as the kernel sees it (a balancer's connection
+        # in the total only, until its PROXY header names the client).
+        counted = server.counter.admit(client_address, exempt=proxied)
+        if isinstance(counted, Refusal):
+            self._refuse(counted, client_address)
+            return
+        self._counted = counted
+        if proxied:
             # the balancer says first who the client is (PROXY protocol)
             self._proxy_buffer = b""
             self._proxy_timer = server.loop.call_later(PROXY_TIMEOUT, self._proxy_failed)
             return
         self._begin(client_address)
+
+    def _refuse(self, refusal: Refusal, client_address: str) -> None:
+        """Over a connection limit: say so (on the implicit-TLS port too: its handshake
+        is done by then) and close."""
+        server = self.server
+        server.refused[refusal] += 1
+        if server.refused[refusal] <= 10 or server.refused[refusal] % 1000 == 0:
+            log.warning(
+                "%s: refused a connection from %s: %s (%d so far)",
+                server.name,
+                client_address,
+                refusal.value,
+                server.refused[refusal],
+            )
+        self._bye(BYE_REFUSED[refusal])
 
     def _begin(self, client_address: str) -> None:
         """Start the session: its greeting goes out."""
@@ -294,6 +359,13 @@ class ImapConnection(asyncio.Protocol):
             client_address = header.source[0]
             self.peer = f"{header.source[0]}:{header.source[1]}"
         log.info("%s #%d %s via %s", self.server.name, self.cid, self.peer, balancer)
+        # the limit per address is the real client's
+        counted = self.server.counter.move(self._counted or "", client_address)
+        self._counted = None
+        if isinstance(counted, Refusal):
+            self._refuse(counted, client_address)
+            return
+        self._counted = counted
         self._begin(client_address)
         rest = buffer[used:]
         if rest and self.session is not None:
@@ -309,8 +381,11 @@ class ImapConnection(asyncio.Protocol):
                 self.transport.close()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        self.last_active = now = time.monotonic()
         self.bytes_in += len(data)
+        if not self._cmd_start:
+            self._cmd_start = now
+        self._cmd_bytes += len(data)
         if self._proxy_buffer is not None:
             self._proxy_data(data)
             return
@@ -333,10 +408,12 @@ class ImapConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # The client isn't reading what it is sent: stop reading what it sends.
         self._write_paused = True
+        self._write_paused_at = time.monotonic()
         self._pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._write_paused_at = 0.0
         if not self._busy:
             self._continue()
 
@@ -351,6 +428,9 @@ class ImapConnection(asyncio.Protocol):
         self._stop_idle()
         server = self.server
         server._connections.discard(self)
+        if self._counted is not None:
+            server.counter.release(self._counted)
+            self._counted = None
         # A connection that sent nothing (a balancer's or health page's probe, every
         # 500 ms) is logged only at DEBUG.
         log.log(
@@ -371,6 +451,8 @@ class ImapConnection(asyncio.Protocol):
 
     def _feed(self, data: bytes) -> None:
         assert self.session is not None  # input is fed only once the session has started
+        if not self._cmd_start:
+            self._cmd_start = time.monotonic()
         if self.compression is not None:
             try:
                 data = self.compression.inflate(data)
@@ -381,15 +463,22 @@ class ImapConnection(asyncio.Protocol):
             if not data:  # more compressed input is needed
                 self._continue()
                 return
+        # A command line at a time: the rest of a pipelined batch waits for the next
+        # turn (every session takes its turn), and for the client to read the answers
+        # so far (a client that pipelines and never reads can't make the server hold
+        # more than one command's answer).
+        if self.compression is None and b"{" not in data:
+            end = data.find(b"\n") + 1
+            if 0 < end < len(data):
+                self._batch, self._batch_at = data, end
+                data = data[:end]
+        self._step(data)
+
+    def _step(self, data: bytes) -> None:
+        assert self.session is not None
         if self.server.inline and _inline_ok(data) and getattr(self.session, "local_store", False):
             # The input of a session on a local store runs here (see the module's
-            # docstring), a command line at a time: the rest of a pipelined batch waits
-            # for the next turn of the loop, so that every session takes its turn.
-            if self.compression is None and b"{" not in data:
-                end = data.find(b"\n") + 1
-                if 0 < end < len(data):
-                    self._batch, self._batch_at = data, end
-                    data = data[:end]
+            # docstring).
             self._run_inline(data)
             return
         self._busy = True
@@ -405,6 +494,7 @@ class ImapConnection(asyncio.Protocol):
             self._fail()
             return
         self._handle(events)
+        self._progress(events)
         if self._batch:
             self._busy = True
             self.server._wait_turn(self)
@@ -423,7 +513,7 @@ class ImapConnection(asyncio.Protocol):
             self._batch_at = end
         else:
             end, self._batch, self._batch_at = len(batch), b"", 0
-        self._run_inline(batch[start:end])
+        self._step(batch[start:end])
 
     def _settle(self, future: asyncio.Future[list[Event]], what: str) -> list[Event] | None:
         """The events a worker-thread call of the session produced; None when the
@@ -445,7 +535,20 @@ class ImapConnection(asyncio.Protocol):
         if events is None:
             return
         self._handle(events)
+        self._progress(events)
         self._continue()
+
+    def _progress(self, events: list[Event]) -> None:
+        """After the session took input: the command deadline stops when no command is
+        left unfinished, and starts again when one was answered (or a literal's
+        continuation sent) and more of the input waits."""
+        session = self.session
+        if session is None or not getattr(session, "input_pending", False):
+            self._cmd_start = 0.0
+            self._cmd_bytes = 0
+        elif any(isinstance(event, Send) for event in events):
+            self._cmd_start = time.monotonic()
+            self._cmd_bytes = 0
 
     def _continue(self) -> None:
         """After the session finished a step: feed what arrived meanwhile, or read on."""
@@ -521,6 +624,9 @@ class ImapConnection(asyncio.Protocol):
         client sent after the command (`pending`, from the session's buffer) goes
         before what arrived meanwhile; `_feed` inflates both."""
         self.compression = DeflateStream()
+        if self._batch:  # the rest of the batch came after the command: compressed
+            pending += self._batch[self._batch_at :]
+            self._batch, self._batch_at = b"", 0
         if pending:
             self._pending = [pending, *(self._pending or [])]
             self._pending_size += len(pending)
@@ -536,6 +642,7 @@ class ImapConnection(asyncio.Protocol):
         self._tls_starting = True
         # Anything the client sent after STARTTLS, before the handshake, is dropped:
         # plaintext must not be taken as if it had come over TLS.
+        self._batch, self._batch_at = b"", 0
         self._pending = None
         self._pending_size = 0
         task = asyncio.ensure_future(self._upgrade(context))
@@ -551,7 +658,7 @@ class ImapConnection(asyncio.Protocol):
                 self,
                 context,
                 server_side=True,
-                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+                ssl_handshake_timeout=self.server.timeouts.tls_handshake,
                 ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
@@ -560,6 +667,7 @@ class ImapConnection(asyncio.Protocol):
             self._closing = True
             with contextlib.suppress(Exception):
                 self.transport.abort()
+            self.connection_lost(exc)  # the TLS layer had the connection: not called
             return
         if transport is None or self._lost:
             return
@@ -621,14 +729,43 @@ class ImapConnection(asyncio.Protocol):
     # -- time-out and shutdown ------------------------------------------------------------
 
     def check_timeout(self, now: float, timeout: float) -> None:
-        if self._busy or self._closing or self._tls_starting or now - self.last_active < timeout:
+        """Once a second (the server's sweep): end a connection past a deadline of its
+        state (`Timeouts`), or hand one silent for the idle time-out to its session."""
+        if self._lost:
             return
-        if self.session is None:  # still awaiting a PROXY header: its own timer ends it
+        timeouts = self.server.timeouts
+        if self._closing:  # BYE said: the client had its time to read it
+            if self._closed_at and now - self._closed_at > timeouts.close_linger:
+                self._abort("not reading after BYE")
+            return
+        if self._write_paused and now - self._write_paused_at > timeouts.send:
+            self._abort(f"reading nothing of what it is sent for {timeouts.send:g} s")
+            return
+        if self._busy or self._tls_starting:
+            return
+        session = self.session
+        if session is None:  # still awaiting a PROXY header: its own timer ends it
+            return
+        if self._cmd_start and now > deadline(
+            self._cmd_start, timeouts.command, self._cmd_bytes, timeouts.literal_rate
+        ):
+            log.info("%s #%d %s command time-out", self.server.name, self.cid, self.peer)
+            self._bye(BYE_COMMAND_TIMEOUT)
+            return
+        if (
+            getattr(session, "user", None) is None
+            and now - self.opened > timeouts.pre_authenticated
+            and session.wants_input
+        ):
+            log.info("%s #%d %s login time-out", self.server.name, self.cid, self.peer)
+            self._bye(BYE_LOGIN_TIMEOUT)
+            return
+        if now - self.last_active < timeout:
             return
         self.last_active = now  # one call per timeout period
         log.info("%s #%d %s idle time-out", self.server.name, self.cid, self.peer)
         try:
-            events = self.session.timed_out()
+            events = session.timed_out()
         except Exception:
             log.exception("%s #%d session error on time-out", self.server.name, self.cid)
             self._fail()
@@ -675,6 +812,7 @@ class ImapConnection(asyncio.Protocol):
         if self._closing:
             return
         self._closing = True
+        self._closed_at = time.monotonic()
         self._stop_idle()
         self._pending = None
         if self.transport is not None:
@@ -682,6 +820,13 @@ class ImapConnection(asyncio.Protocol):
 
     def _fail(self) -> None:
         self._bye(BYE_ERROR)
+
+    def _abort(self, why: str) -> None:
+        log.info("%s #%d %s dropped: %s", self.server.name, self.cid, self.peer, why)
+        self._closing = True
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.abort()
 
 
 class ImapServer:
@@ -703,6 +848,8 @@ class ImapServer:
         session_factory: SessionFactory | None = None,
         backlog: int = 1024,
         inline: bool = True,
+        connection_limits: ConnectionLimits | None = None,
+        timeouts: Timeouts | None = None,
     ) -> None:
         if session_factory is None or limits is None:
             from casarray.access.imap.session import ImapSession, Limits
@@ -714,6 +861,12 @@ class ImapServer:
         self.host = host
         self.ssl_context = ssl_context
         self.limits = limits
+        self.timeouts = timeouts or Timeouts()
+        # Connections per client address and in all (`connection_limits`, else
+        # Exchange's defaults), the total kept within the process's descriptors.
+        self.counter = ConnectionCounter()
+        self.set_connection_limits(connection_limits or DEFAULT_LIMITS)
+        self.refused: dict[Refusal, int] = dict.fromkeys(Refusal, 0)
         self.allow_plaintext = allow_plaintext
         self.poll_interval = poll_interval
         self.capabilities_extra = tuple(capabilities_extra)
@@ -737,6 +890,10 @@ class ImapServer:
         # Per local port, the balancers (addresses) that open each connection with a
         # PROXY protocol header naming the client (the runner keeps it current).
         self.proxy_sources: dict[int, frozenset[str]] = {}
+
+    def set_connection_limits(self, limits: ConnectionLimits) -> None:
+        """New limits for new connections (those open stay)."""
+        self.counter.limits = limits.within_fd_limit()
 
     # -- helpers for the connections ----------------------------------------------------
 
@@ -785,7 +942,9 @@ class ImapServer:
             for number, sock, implicit in wanted:
                 factory = functools.partial(ImapConnection, self, implicit)
                 context = self.ssl_context if implicit else None
-                handshake = TLS_HANDSHAKE_TIMEOUT if implicit else None
+                # (a connection of the implicit-TLS port is counted once its handshake
+                # is done; until then `tls_handshake` bounds it)
+                handshake = self.timeouts.tls_handshake if implicit else None
                 shutdown = TLS_SHUTDOWN_TIMEOUT if implicit else None
                 if sock is not None:  # a socket the caller bound
                     server = await loop.create_server(

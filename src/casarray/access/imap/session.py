@@ -297,6 +297,12 @@ class ImapSession:
     def idling(self) -> bool:
         return self._mode is _Mode.IDLE
 
+    @property
+    def input_pending(self) -> bool:
+        """A command has begun to arrive and isn't complete (its line, or a literal of
+        it): the server's command deadline runs meanwhile."""
+        return self._reader.in_command
+
     def greeting(self) -> list[Event]:
         try:
             fqdn = r.text(self._backend.server_fqdn)
