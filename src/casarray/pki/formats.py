@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
@@ -186,7 +187,34 @@ def _der(data: bytes) -> Bundle | None:
 
 
 def read_bundle(data: bytes, password: str | bytes | None = None) -> Bundle:
-    """The certificates and key in `data` (see the module docstring)."""
+    """The certificates and key in `data` (see the module docstring); PkiError naming
+    what is wrong with a file that holds none, or a certificate that can't be read."""
+    bundle = _read_bundle(data, password)
+    for cert in bundle.certificates:
+        _check_readable(cert)
+    return bundle
+
+
+def _check_readable(cert: x509.Certificate) -> None:
+    """cryptography reads a certificate's fields when they are first asked for: a
+    damaged one raises ValueError then, wherever that is. Each is read here, so that a
+    damaged certificate is refused at import with the field named."""
+    for what, read in (
+        ("subject", lambda: cert.subject),
+        ("issuer", lambda: cert.issuer),
+        ("extensions", lambda: cert.extensions),
+        ("public key", cert.public_key),
+        ("validity dates", lambda: (cert.not_valid_before_utc, cert.not_valid_after_utc)),
+    ):
+        try:
+            read()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise PkiError(
+                f"A certificate in the file is damaged: its {what} can't be read ({exc})."
+            ) from None
+
+
+def _read_bundle(data: bytes, password: str | bytes | None) -> Bundle:
     secret = password.encode() if isinstance(password, str) else password
     if not data or not data.strip():
         raise PkiError("The file is empty.")
