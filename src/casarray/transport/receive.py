@@ -22,6 +22,12 @@ handler's hooks; this module adds what Exchange's receive connectors do around i
 - DATA: loop detection, our Received header on top, the message committed to the
   queue (fsync'd) before `250 2.6.0 <id> Queued mail for delivery`; then delivery is
   woken.
+- The queue's disk filling up: MAIL is answered `452 4.3.1 Insufficient system storage`
+  (Postfix's answer, RFC 1870's for a SIZE there is no room for) while the queue's file
+  system has less than `queue_min_free` bytes (1 MB: room for delivery to record its
+  outcomes, as Exchange's back pressure keeps) plus the declared SIZE left, and DATA the
+  same when the queue's write finds no room after all (nothing is queued, and nothing
+  queued before is touched). Mail is taken again as soon as there is room.
 
 A connection from a balancer trusted for the port (the NLB cluster IP, when its port
 rule says -ProxyProtocol: `TransportConfig.proxy_sources`) must start with a PROXY
@@ -39,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import logging
 import socket
@@ -46,17 +53,25 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import MISSING, AuthResult, Envelope, Session
 
+from casarray.process.limits import ConnectionCounter, ConnectionLimits, Refusal, deadline
 from casarray.transport import policy, replies
 from casarray.transport.config import TLS, Connector, TransportConfig
 from casarray.transport.fast_smtp import FastSMTP
 from casarray.transport.headers import crlf, hop_count, received_header
 from casarray.transport.mailboxes import Authenticator, Recipients
-from casarray.transport.queue import NewMessage, NewRecipient, QueueError, QueueStore, new_queue_id
+from casarray.transport.queue import (
+    NewMessage,
+    NewRecipient,
+    QueueError,
+    QueueFull,
+    QueueStore,
+    new_queue_id,
+)
 from casarray.transport.tracking import TrackingLog, track_receive, track_submit
 
 log = logging.getLogger("casarray.transport")
@@ -79,8 +94,24 @@ def longest_line(raw: bytes) -> int:
 DATA_READ_LIMIT = 256 * 1024  # the stream's buffer during DATA
 IDENT = "casarray Microsoft ESMTP MAIL Service ready"
 BACKLOG = 1024
-SESSION_TIMEOUT = 300.0
+SESSION_TIMEOUT = 300.0  # Postfix's smtpd_timeout: from the last command, in all
+# A message's data may take longer than SESSION_TIMEOUT while it arrives at least this
+# fast (bytes a second); slower, it is cut (IIS's minBytesPerSecond).
+DATA_MIN_RATE = 240.0
+CLOSE_LINGER = 10.0  # seconds a client has to read a 421 before the connection is dropped
+# Exchange's MaxInboundConnection; Postfix's smtpd_client_connection_count_limit (50)
+# rather than Exchange 2010's MaxInboundConnectionPerSource (20), which a busy MTA's
+# parallel deliveries reach.
+DEFAULT_LIMITS = ConnectionLimits(per_address=50, total=5000)
+REFUSED = {
+    Refusal.ADDRESS: "421 4.7.0 {host} Too many connections from your address, closing "
+    "transmission channel",
+    Refusal.TOTAL: "421 4.3.2 {host} Too many connections, try again later, closing "
+    "transmission channel",
+}
+TIMED_OUT = "421 4.4.2 {host} Error: timeout exceeded"
 PROXY_TIMEOUT = 5.0  # seconds a trusted balancer has to send its PROXY header
+QUEUE_MIN_FREE = 1 << 20  # bytes the queue's disk keeps free: MAIL is refused below it
 
 
 @dataclass
@@ -97,6 +128,14 @@ class ReceiveContext:
     guard_factory: Callable[[], policy.SessionGuard] = policy.SessionGuard
     counters: dict[str, int] = field(default_factory=dict)
     tracking: TrackingLog | None = None  # the message tracking log (None: not kept)
+    # Connections per client address and in all, over every listener of the process.
+    connections: ConnectionCounter = field(
+        default_factory=lambda: ConnectionCounter(DEFAULT_LIMITS.within_fd_limit())
+    )
+    timeout: float = SESSION_TIMEOUT
+    data_min_rate: float = DATA_MIN_RATE
+    close_linger: float = CLOSE_LINGER
+    queue_min_free: int = QUEUE_MIN_FREE  # see the module docstring
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1
@@ -132,6 +171,9 @@ class TransportSMTP(FastSMTP):
         self._banner = ""
         self.local_address = ""
         self.proxied = False
+        self._counted: str | None = None  # the key context.connections counts it under
+        self._refusal: Refusal | None = None
+        self._linger: asyncio.TimerHandle | None = None
         super().__init__(
             _HANDLER,
             data_size_limit=None,
@@ -139,7 +181,7 @@ class TransportSMTP(FastSMTP):
             hostname=context.config.fqdn,
             ident=IDENT,
             tls_context=context.tls,
-            timeout=SESSION_TIMEOUT,
+            timeout=context.timeout,
             auth_require_tls=True,
             loop=asyncio.get_running_loop(),
         )
@@ -151,7 +193,17 @@ class TransportSMTP(FastSMTP):
             self.local_address, _ = _address_of(transport, "sockname")
             peer, _ = _address_of(transport, "peername")
             trusted = self.context.config.proxy_sources.get(self.configured_port, frozenset())
-            if peer in trusted:
+            proxied = peer in trusted
+            # counted from the accept on (a balancer's connection in the total only,
+            # until its PROXY header names the client: `count_client`)
+            counted = self.context.connections.admit(peer, exempt=proxied)
+            if isinstance(counted, Refusal):
+                self._refusal = counted
+            else:
+                self._counted = counted
+            if self._refusal is not None:
+                pass  # refused in _handle_client, before any connector is looked up
+            elif proxied:
                 # a balancer: the client's address comes in its PROXY header (handle_PROXY)
                 self.proxied = True
                 self._proxy_timeout = PROXY_TIMEOUT
@@ -189,7 +241,55 @@ class TransportSMTP(FastSMTP):
         if TLS not in connector.auth_mechanism:
             self.tls_context = None  # no STARTTLS without Tls in AuthMechanism
 
+    def count_client(self, client: str) -> bool:
+        """The balancer's PROXY header named `client`: counted as the client's
+        connection; False when that is over the limit (then refused)."""
+        counted = self.context.connections.move(self._counted or "", client)
+        self._counted = None
+        if isinstance(counted, Refusal):
+            self._refusal = counted
+            return False
+        self._counted = counted
+        return True
+
+    async def _refuse(self, refusal: Refusal) -> None:
+        assert self.session is not None
+        self.context.count("refused_" + refusal.name.lower())
+        log.info("%s: refused %r: %s", self.hostname, self.session.peer, refusal.value)
+        self._close_after_reply = True
+        self._raw_replies = True
+        await self.push(REFUSED[refusal].format(host=self.hostname))
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted is not None:
+            self.context.connections.release(self._counted)
+            self._counted = None
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        super().connection_lost(error)
+
+    def _timeout_cb(self) -> None:
+        """The client took too long (a command, or a message's data slower than
+        `data_min_rate`): 421 4.4.2 as Postfix says it, then the connection closes; a
+        client that doesn't read that either is dropped after `close_linger`."""
+        assert self.session is not None
+        log.info("%s: %r timed out", self.hostname, self.session.peer)
+        self.context.count("timed_out")
+        if self.transport is None:
+            return
+        transport = cast(asyncio.Transport, self.transport)
+        with contextlib.suppress(Exception):
+            transport.write(
+                replies.enhance(TIMED_OUT.format(host=self.hostname)).encode() + b"\r\n"
+            )
+        transport.close()
+        self._linger = self.loop.call_later(self.context.close_linger, transport.abort)
+
     async def _handle_client(self) -> None:
+        if self._refusal is not None:
+            await self._refuse(self._refusal)
+            return
         if self.connector is None and not self.proxied:
             assert self.session is not None
             log.info("%s: no receive connector serves %r", self.hostname, self.session.peer)
@@ -301,6 +401,8 @@ class TransportSMTP(FastSMTP):
         self, buffer: bytearray, limit: int | None
     ) -> tuple[bytes | None, bool]:
         too_much = False
+        started = self.loop.time()
+        received = 0
         while self.transport is not None:
             try:
                 chunk = await self._reader.readuntil(b".\r\n")
@@ -310,6 +412,10 @@ class TransportSMTP(FastSMTP):
                 raise
             except asyncio.LimitOverrunError as exc:  # no ".<CRLF>" in DATA_READ_LIMIT
                 chunk = await self._reader.read(exc.consumed)
+            # the session's deadline, moved on by what arrived at the minimum rate
+            received += len(chunk)
+            due = deadline(started, self.context.timeout, received, self.context.data_min_rate)
+            self._reset_timeout(max(0.001, due - self.loop.time()))
             buffer += chunk
             if chunk.endswith(b".\r\n"):
                 dot = len(buffer) - 3
@@ -419,6 +525,10 @@ class ReceiveHandler:
         if proxy_data.src_addr is not None and proxy_data.src_port is not None:
             client = str(proxy_data.src_addr)
             session.peer = (client, proxy_data.src_port)  # type: ignore[assignment]
+            if not server.count_client(client):  # over the client's connection limit
+                assert server._refusal is not None
+                await server._refuse(server._refusal)
+                return False
         if server.choose_connector(client) is None:
             log.info(
                 "%s: no receive connector serves %s (through a balancer)", server.hostname, client
@@ -463,6 +573,17 @@ class ReceiveHandler:
         refused = policy.check_mail(server.connector, size)
         if refused is not None:
             return str(refused)
+        context = server.context
+        free = context.queue.free_space()
+        if free is not None and free < context.queue_min_free + (size or 0):
+            context.count("insufficient_storage")
+            log.warning(
+                "%s: MAIL refused: %d bytes left for the queue (%s)",
+                context.config.server,
+                free,
+                replies.INSUFFICIENT_STORAGE,
+            )
+            return str(replies.INSUFFICIENT_STORAGE)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return str(replies.SENDER_OK)
@@ -541,6 +662,12 @@ class ReceiveHandler:
         )
         try:
             await asyncio.to_thread(context.queue.enqueue, message)
+        except QueueFull as exc:
+            context.count("insufficient_storage")
+            log.warning(
+                "%s: a message from %s can't be queued: %s", context.config.server, peer, exc
+            )
+            return str(replies.INSUFFICIENT_STORAGE)
         except QueueError as exc:
             log.error("%s: a message from %s can't be queued: %s", context.config.server, peer, exc)
             return str(replies.QUEUE_FAILED)
