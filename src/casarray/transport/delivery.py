@@ -6,15 +6,16 @@ database's store (created there with its default folders at first use, as at fir
 logon), the message gets `Return-Path` on top (our Received header is already there)
 and is appended to INBOX, and the delivery is recorded in the queue. A mailbox over its
 ProhibitSendReceiveQuota refuses it for good (`5.2.2`, as Exchange does). A temporary
-failure (the database dismounted, its store unreachable) leaves the recipient in
-Retry, due again after the server's MessageRetryInterval; a permanent one (no such
-mailbox any more) fails it. A recipient not delivered within MessageExpirationTimeout
-fails as expired (`5.4.7`). A recipient to relay (another domain) is sent on through
-the send connector that routes its domain (`relay`): the recipients of one message
-for one next hop in one SMTP transaction; a temporary failure retries after
-MessageRetryInterval, doubled after each failed attempt up to four times it. Relay
-runs in tasks and threads of its own (`RELAY_PARALLEL` sessions), so a slow next hop
-holds up neither local delivery nor the receive service.
+failure (the database dismounted, its store unreachable, its disk full: `452 4.3.1`)
+leaves the recipient in Retry, the message in the queue, due again after the server's
+MessageRetryInterval; a permanent one (no such mailbox any more) fails it. A recipient
+not delivered within MessageExpirationTimeout fails as expired (`5.4.7`). A recipient
+to relay (another domain) is sent on through the send connector that routes its domain
+(`relay`): the recipients of one message for one next hop in one SMTP transaction; a
+temporary failure retries after MessageRetryInterval, doubled after each failed
+attempt up to four times it. Relay runs in tasks and threads of its own
+(`RELAY_PARALLEL` sessions), so a slow next hop holds up neither local delivery nor
+the receive service.
 
 Every recipient that fails for good (here or in relay, or by Remove-Message -WithNDR)
 is recorded with a report due, and the loop queues the sender's delivery status
@@ -49,6 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from casarray.mailstore.interface import StorageFull
 from casarray.transport import dsn, relay
 from casarray.transport.config import TransportConfig
 from casarray.transport.headers import mentions_queue_id, return_path
@@ -334,7 +336,15 @@ class Deliverer:
         except QueueError:
             raise
         except Exception as exc:  # TemporaryFailure and any store error
-            error = f"451 4.3.0 {exc}" if not isinstance(exc, TemporaryFailure) else str(exc)
+            if isinstance(exc, StorageFull):  # the database's disk: deferred, never bounced
+                error = (
+                    "452 4.3.1 Insufficient system storage: no disk space left for the "
+                    f"mailbox database {exc.where}"
+                )
+            elif isinstance(exc, TemporaryFailure):
+                error = str(exc)
+            else:
+                error = f"451 4.3.0 {exc}"
             for n, recipient, body in going:
                 if n not in outcomes:
                     self.queue.retry(recipient.message_id, recipient.index, error, retry_at)

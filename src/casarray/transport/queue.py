@@ -30,6 +30,13 @@ database); Retry-Queue and Suspend-/Resume-Queue act on one queue's recipients
 (`retry_recipients`, `suspend_recipients`), and Remove-Message fails recipients only
 while no delivery has them (`fail_unless_in_flight`, one transaction).
 
+A disk with no room left refuses the write (SQLite's SQLITE_FULL, PostgreSQL's disk_full
+53100, ENOSPC or EDQUOT) and the transaction is rolled back: `QueueFull`, which the
+receive service answers `452 4.3.1 Insufficient system storage` (Postfix's answer).
+Nothing queued before is touched, and the next write works once there is room.
+`free_space` tells the receive service how much room the queue's file system has left
+(it refuses new mail before the queue runs out: see `receive`).
+
 `QueueStore` is the interface; `SqliteQueue` the store (one SQLite file under the
 server's folder, the default) and `queue_postgres.PostgresQueue` the same store in a
 PostgreSQL schema of its own (`--queue postgresql://...`: servers that keep nothing on
@@ -39,6 +46,7 @@ their disk); `queue_stores.open_queue` chooses by URL.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
@@ -80,6 +88,26 @@ class Connection(Protocol):
 
 class QueueError(CasarrayError):
     """The queue store refused or failed an operation."""
+
+
+class QueueFull(QueueError):
+    """The queue's disk (or PostgreSQL's) has no room for the write: refused and rolled
+    back, nothing queued before changed; it works again once there is space."""
+
+    category = "WriteError"
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a store error says the disk is full: SQLite's SQLITE_FULL, PostgreSQL's
+    SQLSTATE 53100 (disk_full), ENOSPC or EDQUOT."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    if isinstance(exc, OSError):
+        return exc.errno in _FULL_ERRNOS
+    return getattr(exc, "sqlstate", None) == "53100"
 
 
 @dataclass(frozen=True)
@@ -163,7 +191,12 @@ class QueueStore(Protocol):
     """A durable queue (SQLite today; PostgreSQL by URL in the same shape)."""
 
     def enqueue(self, message: NewMessage) -> str:
-        """Commit the message and its recipients (durable on return); its queue id."""
+        """Commit the message and its recipients (durable on return); its queue id.
+        QueueFull when the disk has no room for it (nothing changed)."""
+        ...
+
+    def free_space(self) -> int | None:
+        """Bytes left for the queue on its disk (None: not known, as on PostgreSQL)."""
         ...
 
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
@@ -414,11 +447,18 @@ class SqliteQueue:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # SQLite may have rolled back itself (a full disk): never let ROLLBACK's
+                # own error hide why, nor leave a failed COMMIT's transaction open
+                with contextlib.suppress(*self._ERRORS):
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except self._ERRORS as exc:
+            if is_disk_full(exc):
+                raise QueueFull(
+                    f"The queue database {self.where} has no disk space left: {exc}"
+                ) from exc
             raise QueueError(f"The queue database {self.where} failed: {exc}") from exc
 
     def _write_locked(
@@ -457,6 +497,14 @@ class SqliteQueue:
         if pending.error is not None:
             raise pending.error
         return pending.message_id
+
+    def free_space(self) -> int | None:
+        """Bytes left for the queue on its file system (None: not known)."""
+        try:
+            stat = os.statvfs(self.path.parent)
+        except OSError:
+            return None
+        return stat.f_bavail * stat.f_frsize
 
     def take_due(self, now: float, limit: int = 100) -> list[QueuedRecipient]:
         # NORMAL: survives a crash of the process (see the docstring)

@@ -143,6 +143,11 @@ class PostgresQueue(SqliteQueue):
     def _read_connection(self) -> Connection:
         return _PostgresConnection(self.url, self.schema, durable=False, lock_key=self._lock_key)
 
+    def free_space(self) -> int | None:
+        """Not known: the disk is the PostgreSQL server's (a full one answers 53100,
+        QueueFull)."""
+        return None
+
 
 def _libpq_url(url: str) -> str:
     """SQLAlchemy's `postgresql+psycopg://` form (the directory's) as libpq takes it."""

@@ -39,6 +39,7 @@ MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum messag
 LOOP = Reply(554, "5.4.6", "Routing loop detected: too many Received headers")
 LOOKUP_FAILED = Reply(451, "4.4.0", "The recipient can't be looked up now; try again later")
 QUEUE_FAILED = Reply(451, "4.3.0", "The message can't be queued now; try again later")
+INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage")  # the queue's disk
 AUTH_THROTTLED = Reply(454, "4.7.0", "Too many failed logins; try again later")
 TOO_MANY_AUTH_FAILURES = Reply(421, "4.7.0", "Too many failed authentication attempts")
 TOO_MANY_BAD_RECIPIENTS = Reply(421, "4.7.0", "Too many invalid recipients")
