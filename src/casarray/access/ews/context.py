@@ -36,6 +36,7 @@ from casarray.mailstore.interface import (
     MailstoreError,
     MessageNotFound,
     MessageTooLarge,
+    StorageFull,
 )
 
 if TYPE_CHECKING:
@@ -314,6 +315,12 @@ def run_store(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
 def store_error(exc: MailstoreError) -> EwsError:
     """The EWS error for a store error."""
     message = exc.message
+    if isinstance(exc, StorageFull):  # the database's disk: the server is short of room
+        return EwsError(
+            "ErrorInsufficientResources",
+            "The mailbox database has no disk space left (Not enough disk space); nothing "
+            "was changed. Try again later.",
+        )
     if isinstance(exc, DatabaseUnavailable):
         return EwsError("ErrorMailboxStoreUnavailable", message)
     if isinstance(exc, MessageNotFound):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from casarray.access.ews.context import EwsContext
+from casarray.access.ews.context import EwsContext, store_error
 from casarray.access.ews.operations import OPERATIONS
 from casarray.access.ews.soap import (
     NS_M,
@@ -25,6 +25,7 @@ from casarray.access.ews.soap import (
     parse_request,
 )
 from casarray.errors import CasarrayError
+from casarray.mailstore.interface import MailstoreError
 
 log = logging.getLogger("casarray.ews")
 
@@ -72,6 +73,9 @@ def answer(data: bytes, open_context: Callable[[SoapRequest], EwsContext]) -> tu
         return 200, envelope(handler(context, request.body))
     except EwsError as exc:
         return 200, envelope(error_response(op, exc))
+    except MailstoreError as exc:  # a store error no operation turned into its own
+        log.warning("EWS %s: %s", op, exc.message)
+        return 200, envelope(error_response(op, store_error(exc)))
     except CasarrayError as exc:
         log.warning("EWS %s: %s", op, exc.message)
         return 200, envelope(error_response(op, EwsError("ErrorInternalServerError", exc.message)))
