@@ -20,7 +20,7 @@ demo: setup
 	$(BIN)/casarray lab walkthrough
 
 test: setup check
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 # The inner loop: the tests that start no process and need no peer (a few minutes here).
 unit: setup
