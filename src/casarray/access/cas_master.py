@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from casarray.access.cas_process import (
     SERVICES,
+    WORKERS_ENV,
     ClientAccessProcess,
     RunOptions,
     certificate_names,
@@ -115,6 +116,8 @@ class ClientAccessMaster(ServiceProcess):
         )
         if self.options.allow_plaintext_login:
             log.warning("%s: LOGIN is allowed without TLS (--allow-plaintext-login)", self.name)
+        # the workers count their connections each against their share of the limits
+        os.environ[WORKERS_ENV] = str(self.options.processes)
         await self.pool.start()
         log.info(
             "%s: %d worker processes serve IMAP on %s:%d (STARTTLS) and %s:%d (TLS), "

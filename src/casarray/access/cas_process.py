@@ -64,6 +64,9 @@ STANDARD_PORTS = {"imap": 143, "imaps": 993, "http": 80, "https": 443}
 SUBMISSION_PORT = 587
 BACKLOG = 1024
 HTTP_START_TIMEOUT = 10.0
+# How many worker processes share the server's ports (set by the master for its
+# workers): each counts its own connections against its share of the limits.
+WORKERS_ENV = "CASARRAY_CAS_WORKERS"
 GC_THRESHOLD = 20_000  # allocations between two collections of young objects (default 700)
 
 
@@ -277,10 +280,23 @@ class ClientAccessProcess(ServiceProcess):
     def is_worker(self) -> bool:
         return self.options.worker_index is not None
 
+    @property
+    def workers(self) -> int:
+        """The worker processes of this server (1: this process serves alone); the
+        master tells its workers how many they are in WORKERS_ENV."""
+        if not self.is_worker:
+            return 1
+        try:
+            return max(1, int(os.environ.get(WORKERS_ENV, "1")))
+        except ValueError:
+            return 1
+
     async def start(self) -> None:
         from casarray.access import tls
         from casarray.access.imap.directory_backend import DirectoryBackend
+        from casarray.access.imap.server import DEFAULT_LIMITS as IMAP_LIMITS
         from casarray.access.imap.server import ImapServer
+        from casarray.process.limits import raise_fd_limit
 
         directory, name, address = await asyncio.to_thread(open_server, self.options)
         self.directory = directory
@@ -294,6 +310,7 @@ class ClientAccessProcess(ServiceProcess):
         }
         await self._follow_certificates(name)
         self.backend = DirectoryBackend(directory, name)
+        raise_fd_limit()  # as many connections as the machine allows this process
         self.imap = ImapServer(
             self.backend,
             name=name,
@@ -301,6 +318,8 @@ class ClientAccessProcess(ServiceProcess):
             ssl_context=self.tls[tls.IMAP].context,
             workers=self.options.threads,
             allow_plaintext=self.options.allow_plaintext_login,
+            # each worker process counts its own: its share of the server's limits
+            connection_limits=IMAP_LIMITS.per_worker(self.workers),
         )
         if self.options.allow_plaintext_login and not self.is_worker:
             log.warning("%s: LOGIN is allowed without TLS (--allow-plaintext-login)", name)
@@ -387,7 +406,9 @@ class ClientAccessProcess(ServiceProcess):
         from casarray.access.http import AppContext, ServicePorts, create_app, default_services
         from casarray.access.http.app import http_server
         from casarray.access.http.health_pages import HealthContext, health_routes, probe_imap
+        from casarray.access.http.limits import HttpLimits
         from casarray.access.tls import IIS
+        from casarray.process.limits import ConnectionCounter, raise_fd_limit
 
         assert self.directory is not None
         offset = advertised_offset(self.ports)
@@ -406,8 +427,13 @@ class ClientAccessProcess(ServiceProcess):
         health = self.health
         app = create_app(context, [*default_services(), lambda _: health_routes(health)])
         https = self.tls[IIS].context
+        # one count of connections for both ports, each worker its share
+        limits = HttpLimits()
+        counter = ConnectionCounter(
+            limits.connections.per_worker(self.workers).within_fd_limit(raise_fd_limit())
+        )
         for sock, ssl_context in ((plain, None), (tls_socket, https)):
-            server = http_server(app, ssl_context=ssl_context)
+            server = http_server(app, ssl_context=ssl_context, limits=limits, counter=counter)
             self.http.append(server)
             self._http_tasks.append(asyncio.ensure_future(server.serve(sockets=[sock])))
         deadline = time.monotonic() + HTTP_START_TIMEOUT

@@ -3,9 +3,13 @@
 Thin by design: each datagram is answered at once (`Responder.answer`) and the answer
 sent back to its source; over TCP (RFC 7766) every message has a two-byte length, a
 connection may carry several queries, answered in order, and is closed after
-`idle_timeout` seconds without a query. At most `max_connections` TCP connections
-are served at once (a new one beyond that is closed at once), and a connection whose
-client does not read its answers stops being read until it does.
+`idle_timeout` seconds without a complete query (a query sent a byte at a time is cut
+then too). At most `max_connections` TCP connections are served at once, and at most
+`max_per_address` from one client address (BIND's tcp-clients is 150 in all); a new one
+beyond either is closed at once (DNS has no refusal to say over TCP before a query).
+A connection whose client does not read its answers stops being read until it does,
+and is dropped (not closed politely: its buffer would wait for ever) at the idle
+time-out.
 
 `DnsServer.responder` may be replaced at any time (new zones): the next query is
 answered from the new one.
@@ -22,11 +26,13 @@ import time
 from typing import Any, cast
 
 from casarray.dns.handler import Responder, servfail
+from casarray.process.limits import ConnectionCounter, ConnectionLimits, Refusal
 
 log = logging.getLogger("casarray.dns")
 
 IDLE_TIMEOUT = 10.0  # seconds a TCP connection may stay without a query
 MAX_CONNECTIONS = 1000
+MAX_PER_ADDRESS = 100
 UDP_BUFFER = 4 << 20  # receive buffer asked for (the kernel may give less)
 
 
@@ -39,10 +45,15 @@ class DnsServer:
         *,
         idle_timeout: float = IDLE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_address: int = MAX_PER_ADDRESS,
     ) -> None:
         self.responder = responder
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.counter = ConnectionCounter(
+            ConnectionLimits(per_address=max_per_address, total=max_connections)
+        )
+        self.refused = 0
         self.connections: set[_TcpConnection] = set()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
@@ -110,16 +121,28 @@ class _TcpConnection(asyncio.Protocol):
         self.last_query = time.monotonic()
         self.timer: asyncio.TimerHandle | None = None
         self.paused = False
+        self.counted: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream server's transport (uvloop's has the methods, not the base class)
         self.transport = cast(asyncio.Transport, transport)
-        if len(self.server.connections) >= self.server.max_connections:
-            transport.close()
-            return
-        self.server.connections.add(self)
         peer = transport.get_extra_info("peername")
         self.client = str(peer[0]) if peer else ""
+        counted = self.server.counter.admit(self.client)
+        if isinstance(counted, Refusal):
+            self.server.refused += 1
+            if self.server.refused <= 10 or self.server.refused % 1000 == 0:
+                log.warning(
+                    "refused a TCP connection from %s: %s (%d so far)",
+                    self.client,
+                    counted.value,
+                    self.server.refused,
+                )
+            self.transport = None
+            transport.close()
+            return
+        self.counted = counted
+        self.server.connections.add(self)
         self._arm(self.server.idle_timeout)
 
     def _arm(self, delay: float) -> None:
@@ -128,7 +151,8 @@ class _TcpConnection(asyncio.Protocol):
     def _check_idle(self) -> None:
         idle = time.monotonic() - self.last_query  # a client that doesn't read is idle too
         if idle >= self.server.idle_timeout:
-            self.close()
+            if self.transport is not None:
+                self.transport.abort()
         else:
             self._arm(self.server.idle_timeout - idle)
 
@@ -164,6 +188,9 @@ class _TcpConnection(asyncio.Protocol):
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.counted is not None:
+            self.server.counter.release(self.counted)
+            self.counted = None
         self.server.connections.discard(self)
         if self.timer is not None:
             self.timer.cancel()

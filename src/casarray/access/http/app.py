@@ -26,6 +26,8 @@ from starlette.routing import BaseRoute
 from casarray.access.ews import http as ews_http
 from casarray.access.http import api, autoconfig, autodiscover, autodiscover_soap, owa
 from casarray.access.http.context import HTTP_PARSER, AppContext, RouteFactory
+from casarray.access.http.limits import HttpLimits, limited_protocol
+from casarray.process.limits import ConnectionCounter
 
 log = logging.getLogger("casarray.http")
 
@@ -69,7 +71,12 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 
 def http_server(
-    app: Starlette, *, ssl_context: ssl.SSLContext | None = None, **options: Any
+    app: Starlette,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: HttpLimits | None = None,
+    counter: ConnectionCounter | None = None,
+    **options: Any,
 ) -> uvicorn.Server:
     """A uvicorn server for `app`, to run inside the caller's event loop:
 
@@ -86,9 +93,18 @@ def http_server(
     must not pass plain HTTP off as HTTPS). With `ssl_context` the same context object
     is used for the server's life, so one whose `sni_callback` changes what it serves
     (`access.tls.TlsContexts`) applies to the next handshake; requests then have the
-    `https` scheme."""
+    `https` scheme.
+
+    The connections are limited and every state of one has a deadline
+    (`access.http.limits`: `limits`, its defaults when None), counted in `counter`
+    (shared by a Client Access server's HTTP and HTTPS; its own when None)."""
+    limits = limits or HttpLimits()
+    protocol: Any = HTTP_PARSER
+    if HTTP_PARSER == "httptools":
+        protocol = limited_protocol(limits, counter)
     settings: dict[str, Any] = {
-        "http": HTTP_PARSER,
+        "http": protocol,
+        "timeout_keep_alive": limits.keep_alive,
         "lifespan": "on",
         "log_config": None,
         "server_header": False,
