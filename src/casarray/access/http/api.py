@@ -87,6 +87,7 @@ from casarray.mailstore.interface import (
     MessageInfo,
     MessageNotFound,
     MessageTooLarge,
+    StorageFull,
 )
 from casarray.mailstore.provisioning import open_mailbox
 
@@ -167,6 +168,7 @@ _STORE_ERRORS: tuple[tuple[type[MailstoreError], str], ...] = (
     (InvalidFolderName, "invalid_folder_name"),
     (InvalidFlag, "invalid_flag"),
     (MessageTooLarge, "too_large"),
+    (StorageFull, "insufficient_storage"),
     (DatabaseUnavailable, "database_unavailable"),
 )
 

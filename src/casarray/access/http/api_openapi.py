@@ -100,6 +100,10 @@ ERRORS: dict[str, tuple[int, str]] = {
     "unsupported_media_type": (415, "The request body must be application/json (UTF-8)."),
     "throttled": (429, "Too many failed logins; retry after `Retry-After` seconds."),
     "database_unavailable": (503, "The user's mailbox database is dismounted or unreachable."),
+    "insufficient_storage": (
+        503,
+        "The user's mailbox database has no disk space left; nothing was changed: try again later.",
+    ),
     "no_endpoint": (503, "The user's mailbox database has no Client Access endpoint."),
     "directory_unavailable": (503, "The directory can't answer for this user now."),
     "transport_unavailable": (

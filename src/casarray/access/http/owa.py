@@ -42,6 +42,7 @@ Content-Security-Policy that allows no script at all.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
 import re
@@ -101,6 +102,7 @@ from casarray.mailstore.interface import (
     MailstoreError,
     MessageInfo,
     MessageNotFound,
+    StorageFull,
 )
 from casarray.mailstore.mime import fetch_section
 from casarray.mailstore.names import canonical
@@ -123,6 +125,21 @@ INBOX = "INBOX"
 
 WRONG_PASSWORD = "The user name or password you entered isn't correct. Try entering it again."
 STALE_FORM = "This sign-in page has expired. Please sign in again."
+# A disk filling up: the mailbox database's, the Hub Transport's queue's.
+DATABASE_FULL = (
+    "Your mailbox's database has no disk space left, so nothing was changed. Try again later."
+)
+QUEUE_FULL = (
+    "The message wasn't sent: the Hub Transport server has no disk space left for its "
+    "queue. Try again later."
+)
+_MAIL_SYSTEM_FULL = re.compile(r"\b4\.3\.1\b")  # RFC 3463: mail system full
+_SENT_NOTICES = {
+    "1": "Your message was sent.",
+    "2": "Your message was sent, but no copy was kept in Sent Items: your mailbox's "
+    "database has no disk space left.",
+    "3": "Your message was sent, but no copy could be kept in Sent Items.",
+}
 
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
@@ -452,6 +469,8 @@ class Owa:
         except MessageNotFound:
             message = "That message doesn't exist. It may have been moved or deleted."
             raise _Stop(self.error(request, 404, message, user=user)) from None
+        except StorageFull:
+            raise _Stop(self.error(request, 503, DATABASE_FULL, user=user)) from None
         except DatabaseUnavailable as exc:
             raise _Stop(self.error(request, 503, str(exc), user=user)) from None
         except MailstoreError as exc:
@@ -578,7 +597,7 @@ class Owa:
         folder = request.query_params.get("folder") or INBOX
         page = _int(request.query_params.get("page"), 1)
         view = await self._store(request, user, self._list, user.store, folder, page)
-        notice = "Your message was sent." if request.query_params.get("sent") == "1" else None
+        notice = _SENT_NOTICES.get(request.query_params.get("sent") or "")
         return self.render(request, "mailbox.html", user=user, notice=notice, **view)
 
     @staticmethod
@@ -636,7 +655,9 @@ class Owa:
         k = bisect.bisect_left(flags.uids, uid)
         flag_set = flags.flags[k] if k < len(flags.uids) and flags.uids[k] == uid else frozenset()
         if SEEN not in flag_set:
-            store.store_flags(folder.name, [uid], "add", [SEEN])
+            # on a full disk the message is shown all the same, left unread
+            with contextlib.suppress(StorageFull):
+                store.store_flags(folder.name, [uid], "add", [SEEN])
         headers = headers_of(cached.envelope)
         structure = parse_structure(cached.bodystructure)
 
@@ -844,7 +865,9 @@ class Owa:
         except sending.InvalidMessage as exc:
             return await again(400, exc.message)
         try:
-            await run_in_threadpool(sending.send, self.context, user.mailbox, user.store, outgoing)
+            sent = await run_in_threadpool(
+                sending.send, self.context, user.mailbox, user.store, outgoing
+            )
         except SubmissionError as exc:
             log.info(
                 "%s OWA %s: not sent: %s",
@@ -852,7 +875,14 @@ class Owa:
                 user.mailbox.primary_smtp_address,
                 exc.message,
             )
-            return await again(503 if exc.temporary else 400, exc.message)
+            message = exc.message
+            if exc.temporary and _MAIL_SYSTEM_FULL.search(message):  # RFC 3463 X.3.1
+                message = f"{QUEUE_FULL} ({message})"
+            return await again(503 if exc.temporary else 400, message)
+        if sent.folder is None:  # sent, but its copy couldn't be kept
+            return RedirectResponse(
+                _url("/owa", sent=2 if isinstance(sent.copy_error, StorageFull) else 3), 303
+            )
         return RedirectResponse(_url("/owa", sent=1), 303)
 
     # -- changing ---------------------------------------------------------------------

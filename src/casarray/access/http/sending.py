@@ -107,6 +107,7 @@ class Sent:
     folder: str | None
     uid: int | None
     uid_validity: int | None
+    copy_error: MailstoreError | None = None  # why no copy was kept (folder is None)
 
 
 # -- what the user wrote ------------------------------------------------------------------
@@ -386,7 +387,7 @@ def send(context: AppContext, mailbox: Mailbox, store: MailboxStore, outgoing: O
             submitted.queue_id,
             exc,
         )
-        return Sent(submitted.queue_id, submitted.server, message_id, None, None, None)
+        return Sent(submitted.queue_id, submitted.server, message_id, None, None, None, exc)
     log.info(
         "%s: %s sent %s to %d recipient(s) through %s (queue id %s)",
         context.server_name,
