@@ -5,8 +5,9 @@ what the directory holds now, so a server installed or an NLB cluster created ge
 process within a second, and one removed is stopped.
 
 - `DNS`: `casarray dns run`, ready when its status file (`run/dns.json`) names its pid;
-- each Client Access server, `CAS01`: `casarray server run CAS01 --processes 1`, ready
-  with `run/cas-cas01.json`;
+- each Client Access server, `CAS01`: `casarray server run CAS01 --processes 1` (or
+  the number $CASARRAY_LAB_CAS_PROCESSES says: a master and its workers), ready with
+  `run/cas-cas01.json`;
 - each Mailbox server, `MBX01`: `casarray mailbox run MBX01`, ready with
   `run/mailbox-mbx01.json`;
 - each NLB cluster, `bj-cas.lab.net`: `casarray balancer run bj-cas.lab.net`, ready
@@ -112,6 +113,7 @@ STARTING, RUNNING, RESTARTING, KILLED, STOPPING = (
 )
 STOP_TIMEOUT = 15.0
 TICK = 0.05
+CAS_PROCESSES_VARIABLE = "CASARRAY_LAB_CAS_PROCESSES"
 FOLLOW_INTERVAL = 0.2
 EVENTS = 50  # events kept in the state file
 LAB_LOG = "lab"  # logs/lab.log: the supervisor's own
@@ -135,6 +137,14 @@ class Role:
     # through the balancer's host, from these TCP port ranges
     reply_members: tuple[str, ...] = ()
     reply_ports: tuple[tuple[int, int], ...] = ()
+
+
+def cas_processes() -> str:
+    """How many processes each Client Access server runs: 1 (no master) unless
+    $CASARRAY_LAB_CAS_PROCESSES says more (a master and its workers, as `casarray server
+    run --processes N`; the soak kills either)."""
+    value = os.environ.get(CAS_PROCESSES_VARIABLE, "").strip()
+    return value if value.isdigit() and int(value) >= 1 else "1"
 
 
 def state_path(home: Path) -> Path:
@@ -170,7 +180,7 @@ def roles_of(directory: Directory, config: LabConfig) -> list[Role]:
     for server in directory.servers.get():
         if server.is_client_access_server:
             command = (*base, "server", "run", server.name, *url, "--port-offset", offset)
-            command += ("--processes", "1")
+            command += ("--processes", cas_processes())
             roles.append(
                 Role(
                     server.name,

@@ -1,0 +1,1 @@
+"""Tests of the soak's parts that need no lab (`casarray.lab.soak`)."""
