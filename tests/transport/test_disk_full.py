@@ -14,6 +14,7 @@ at the next attempt once there is room."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import smtplib
 import sqlite3
@@ -45,7 +46,7 @@ from casarray.transport.queue import (
 )
 from casarray.transport.receive import QUEUE_MIN_FREE, ReceiveContext, bind, serve
 from tests.small_disk import SmallDisk, small_disk
-from tests.transport.harness import Org, make_org
+from tests.transport.harness import Org, make_org, wait_for
 from tests.transport.test_delivery import BODY, CONFIG, Clock, enqueue
 from tests.transport.test_receive import FakeUsers
 
@@ -207,6 +208,47 @@ def test_delivery_to_a_full_database_is_deferred(
     finally:
         mailboxes.close()
         queue.close()
+
+
+@pytest.mark.root
+async def test_delivery_waits_for_room_in_the_queue(
+    tmp_path: Path, password_hash: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Taking a message for delivery is a write of the queue: with the queue's disk full
+    the delivery loop waits (saying so once, not every second) and delivers by itself
+    once there is room."""
+    org = make_org(tmp_path / "org", password_hash)
+    org.add_user("alice")
+    mailboxes = DirectoryMailboxes(org.directory)
+    try:
+        with small_disk(tmp_path / "queue", "4m") as disk:
+            queue = SqliteQueue(disk.path / "queue.db")
+            queue_id = enqueue(queue, NewRecipient("alice@lab.net"))
+            disk.fill()
+            task = asyncio.create_task(Deliverer(queue, mailboxes, lambda: CONFIG).run())
+            try:
+                seen = 0  # half-seconds since the loop said it waits (it looks each second)
+                for _ in range(40):
+                    await asyncio.sleep(0.5)
+                    seen += "delivery waits for room" in caplog.text
+                    if seen == 3:
+                        break
+                assert seen == 3, caplog.text
+                assert org.inbox("alice") == []
+                disk.free_up()
+                inbox = await asyncio.to_thread(wait_for, lambda: org.inbox("alice"))
+                assert len(inbox) == 1 and f"id {queue_id}".encode() in inbox[0]
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                queue.close()
+        assert caplog.text.count("delivery waits for room in the queue") == 1
+        assert "the queue has room again" in caplog.text
+    finally:
+        mailboxes.close()
+        org.directory.close()
+        close_all()
 
 
 # -- which store errors are a full disk ----------------------------------------------------

@@ -55,7 +55,14 @@ from casarray.transport import dsn, relay
 from casarray.transport.config import TransportConfig
 from casarray.transport.headers import mentions_queue_id, return_path
 from casarray.transport.mailboxes import Mailboxes, PermanentFailure, TemporaryFailure
-from casarray.transport.queue import LOCAL, QueuedMessage, QueuedRecipient, QueueError, QueueStore
+from casarray.transport.queue import (
+    LOCAL,
+    QueuedMessage,
+    QueuedRecipient,
+    QueueError,
+    QueueFull,
+    QueueStore,
+)
 from casarray.transport.tracking import (
     DEFER,
     DELIVER,
@@ -443,6 +450,7 @@ class Deliverer:
             if waiting:
                 log.info("%d recipient(s) waiting to be retried: retried now", waiting)
         last_recovery = 0.0
+        queue_full = False  # the queue's disk had no room for the last take_due
         gate = asyncio.Semaphore(PARALLEL)
         # relay waits on other servers (up to relay.TIMEOUT a command): in threads and
         # tasks of its own, so a slow next hop holds up neither local delivery nor the
@@ -498,9 +506,17 @@ class Deliverer:
                     log.exception("the delivery status notifications can't be queued now")
                 try:
                     due = await asyncio.to_thread(self.queue.take_due, self.clock(), BATCH)
+                except QueueFull as exc:  # its disk: said once, tried again each second
+                    if not queue_full:
+                        log.error("delivery waits for room in the queue: %s", exc)
+                    queue_full, due = True, []
                 except QueueError as exc:
                     log.error("the queue can't be read: %s", exc)
                     due = []
+                else:
+                    if queue_full:
+                        log.warning("the queue has room again: delivery goes on")
+                    queue_full = False
                 if due:
                     local = []
                     for group in by_mailbox(due):
