@@ -8,22 +8,27 @@ long version (1,000 faults); the report printed here has the same figures."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from casarray.lab.soak.run import SoakOptions, run_soak
 
-FAULTS = 30
+FAULTS = 24
 
 
 def test_nothing_acknowledged_is_lost_while_processes_die(tmp_path: Path) -> None:
+    started = time.monotonic()
     report = run_soak(
         SoakOptions(
             faults=FAULTS,
             minutes=1.5,
             seed=17,
             keep=tmp_path / "soak",
-            gap=(0.8, 2.2),
+            gap=(1.0, 2.4),
+            pace=0.6,
+            clients={"imap": 3, "smtp25": 1, "smtp587": 1, "ews": 1, "web": 1},
             quiet_timeout=60.0,
+            say=lambda text: print(f"[{time.monotonic() - started:5.1f} s] {text}"),
         )
     )
     text = report.to_text()
