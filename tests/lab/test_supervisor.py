@@ -20,11 +20,13 @@ from casarray.directory import Directory
 from casarray.lab.config import LabConfig
 from casarray.lab.control_socket import SupervisorError
 from casarray.lab.supervisor import (
+    CAS_PROCESSES_VARIABLE,
     KILLED,
     RESTARTING,
     RUNNING,
     LabSupervisor,
     Role,
+    cas_processes,
     read_state,
     roles_of,
 )
@@ -193,6 +195,17 @@ def test_roles_follow_the_directory(tmp_path: Path, bj: Directory) -> None:
     assert balancer.status_file == tmp_path / "run" / "balancer-bj-cas.lab.net.json"
     cas = roles["CAS01"].command
     assert cas[cas.index("--port-offset") + 1] == "0" and "--processes" in cas
+
+
+def test_client_access_processes_are_one_unless_the_variable_says_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(CAS_PROCESSES_VARIABLE, raising=False)
+    assert cas_processes() == "1"
+    monkeypatch.setenv(CAS_PROCESSES_VARIABLE, "2")  # a master and two workers (the soak)
+    assert cas_processes() == "2"
+    monkeypatch.setenv(CAS_PROCESSES_VARIABLE, "many")
+    assert cas_processes() == "1"
 
 
 def test_backoff_doubles_up_to_its_limit_and_starts_over_after_a_stable_run() -> None:
