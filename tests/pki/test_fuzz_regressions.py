@@ -52,3 +52,16 @@ def test_a_certificate_whose_names_are_damaged_is_refused_with_a_clear_error() -
         read_bundle(damaged)
     with pytest.raises(PkiError, match=r"damaged: its extensions can't be read"):
         read_bundle(base64.b64encode(damaged))  # Exchange's -FileData: Base64 text
+
+
+# A PKCS #7 ContentInfo of another type than signed data (id-data, "hi"): cryptography
+# refuses it with UnsupportedAlgorithm, which is no ValueError, and the import failed with it.
+PKCS7_DATA = bytes.fromhex("3011" + "06092a864886f70d010701" + "a004" + "04026869")
+
+
+def test_a_pkcs7_file_of_another_kind_than_signed_data_is_not_a_certificate() -> None:
+    with pytest.raises(PkiError, match=r"The file isn't a certificate"):
+        read_bundle(PKCS7_DATA)
+    pem = b"-----BEGIN PKCS7-----\n" + base64.encodebytes(PKCS7_DATA) + b"-----END PKCS7-----\n"
+    with pytest.raises(PkiError, match=r"The PEM block 'PKCS7' of the file is damaged"):
+        read_bundle(pem)

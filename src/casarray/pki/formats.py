@@ -157,7 +157,7 @@ def _pem(data: bytes, password: bytes | None) -> Bundle:
                 keys.append(_pem_key(block, password))
             elif label in _REQUEST_LABELS:
                 raise PkiError(REQUEST_NOT_CERTIFICATE)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:
             if isinstance(exc, PkiError):
                 raise
             raise PkiError(f"The PEM block '{label.decode()}' of the file is damaged.") from None
@@ -177,7 +177,7 @@ def _der(data: bytes) -> Bundle | None:
         pass
     try:
         return Bundle(tuple(_pkcs7(pkcs7.load_der_pkcs7_certificates, data)), None)
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):  # PKCS #7 of another kind than signed data
         pass
     try:
         x509.load_der_x509_csr(data)

@@ -158,7 +158,7 @@ def parse_request(data: bytes) -> SoapRequest:
         ) from None
     except ParseError as exc:
         raise SoapFault(f"The request is not well-formed XML: {exc}.") from None
-    except ValueError as exc:  # a NUL or an encoding expat can't read
+    except (ValueError, LookupError) as exc:  # a NUL, or an encoding expat can't read
         raise SoapFault(f"The request is not well-formed XML: {exc}.") from None
     if root.tag != s("Envelope"):
         if local_name(root.tag) == "Envelope":

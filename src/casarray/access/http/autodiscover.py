@@ -155,7 +155,7 @@ def parse_request(body: bytes) -> OutlookRequest:
         raise AutodiscoverError(
             INVALID_REQUEST, f"The request declares a DTD or entities ({type(exc).__name__})."
         ) from None
-    except (ET.ParseError, ValueError) as exc:
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: an encoding
         raise AutodiscoverError(
             INVALID_REQUEST, f"The request isn't well-formed XML: {exc}."
         ) from None

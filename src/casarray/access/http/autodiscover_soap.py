@@ -202,7 +202,7 @@ def parse_request(body: bytes) -> tuple[str, UserRequest]:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise SoapFault(f"The request declares a DTD or entities ({type(exc).__name__}).") from None
-    except (ET.ParseError, ValueError) as exc:
+    except (ET.ParseError, ValueError, LookupError) as exc:  # LookupError: an encoding
         raise SoapFault(f"The request isn't well-formed XML: {exc}.") from None
     envelope_ns = root.tag[1:].partition("}")[0] if root.tag.startswith("{") else ""
     if envelope_ns not in (SOAP11, SOAP12) or not root.tag.endswith("}Envelope"):
