@@ -96,6 +96,7 @@ class Pending:
     killed_at: float
     restarts: int
     check: Callable[[], dict[str, Any] | None]
+    undone: threading.Event  # set once the fault is undone (healed, started again)
 
 
 def cas_status(home: Path, target: str) -> dict[str, Any]:
@@ -147,7 +148,11 @@ class Chaos:
                 if said.get("pid") != entry["pid"]:
                     continue
                 for pid in said.get("processes", ()):
-                    if pid != entry["pid"] and self._seen_up(f"{entry['name']} worker", pid):
+                    if (
+                        pid != entry["pid"]
+                        and _alive(pid)
+                        and self._seen_up(f"{entry['name']} worker", pid)
+                    ):
                         out.append(Victim(kind, f"{entry['name']} worker", pid, entry["name"]))
             return out
         if kind in ("postgres",):
@@ -196,19 +201,23 @@ class Chaos:
         kind = victim.kind
         error = ""
         restarts = self._restarts(victim.worker_of or victim.name)
+        undone = threading.Event()
         try:
             if kind == "postgres":
                 victim.pid = self.lab.kill_postgres()
-                self._later(self.rng.uniform(1.0, 3.0), self.lab.start_postgres)
+                self._later(undone, self.rng.uniform(1.0, 3.0), self.lab.start_postgres)
             elif kind == "host":
                 self._command("kill-host", victim.name)
-                self._later(self.rng.uniform(2.0, 6.0), self._command, "start-host", victim.name)
+                delay = self.rng.uniform(2.0, 6.0)
+                self._later(undone, delay, self._command, "start-host", victim.name)
             elif kind == "partition":
                 self._command("partition", victim.name)
-                self._later(self.rng.uniform(2.0, 5.0), self._command, "heal", victim.name)
+                delay = self.rng.uniform(2.0, 5.0)
+                self._later(undone, delay, self._command, "heal", victim.name)
             else:
                 assert victim.pid is not None
                 os.kill(victim.pid, signal.SIGKILL)
+                undone.set()  # nothing to undo: the supervisor starts it again
         except (OSError, RuntimeError) as exc:
             error = str(exc)
         entry = self.history.record(
@@ -222,7 +231,9 @@ class Chaos:
         )
         if not error:
             self.injected += 1
-            self.pending.append(Pending(victim, time.monotonic(), restarts, self._checker(victim)))
+            self.pending.append(
+                Pending(victim, time.monotonic(), restarts, self._checker(victim), undone)
+            )
         return entry
 
     def _command(self, *args: str) -> None:
@@ -230,18 +241,20 @@ class Chaos:
         if getattr(done, "returncode", 0) != 0:
             raise RuntimeError(f"lab {' '.join(args)}: {done.stdout}{done.stderr}".strip())
 
-    def _later(self, delay: float, action: Callable[..., Any], *args: Any) -> None:
+    def _later(
+        self, undone: threading.Event, delay: float, action: Callable[..., Any], *args: Any
+    ) -> None:
         def run() -> None:
             time.sleep(delay)
             t0 = time.time()
+            what = f"{action.__name__} {' '.join(map(str, args))}".strip()
             try:
                 action(*args)
             except Exception as exc:
-                self.history.record(
-                    "chaos", "fault.undo", FAILED, t0, what=str(args), error=str(exc)
-                )
+                self.history.record("chaos", "fault.undo", FAILED, t0, what=what, error=str(exc))
             else:
-                self.history.record("chaos", "fault.undo", OK, t0, what=f"{action.__name__} {args}")
+                self.history.record("chaos", "fault.undo", OK, t0, what=what)
+            undone.set()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
@@ -295,7 +308,7 @@ class Chaos:
         for pending in self.pending:
             t0 = time.time()
             try:
-                back = pending.check()
+                back = pending.check() if pending.undone.is_set() else None
             except Exception:
                 back = None
             kind, name = pending.victim.kind, pending.victim.name

@@ -898,6 +898,7 @@ class ShellClient(threading.Thread):
         server: str = "MBX01",
         pace: float = 4.0,
         databases: int = 4,
+        affinity: str = "Single",  # the 143 rule's now
     ) -> None:
         super().__init__(name="shell", daemon=True)
         self.run_command = run
@@ -909,7 +910,7 @@ class ShellClient(threading.Thread):
         self.made: list[str] = []
         self.known: dict[str, Any] = {}  # setting -> the last value acknowledged
         self.settings: set[str] = set()
-        self.known[f"portrule:{cluster}:143:affinity"] = "Single"  # the default rule's
+        self.known[f"portrule:{cluster}:143:affinity"] = affinity
 
     def command(self, op: str, text: str, setting: str, value: Any) -> bool:
         self.settings.add(setting)

@@ -88,7 +88,17 @@ class SoakLab:
         return self.casarray("lab", *args, "--home", str(self.home), timeout=timeout)
 
     def shell(self, commands: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return self.casarray("shell", "-c", commands, timeout=timeout)
+        env = self.env
+        if self.hosts:  # the directory on PostgreSQL in DC01, through its socket
+            env = {**env, "CASARRAY_DIRECTORY": self.directory_url()}
+        return subprocess.run(
+            [sys.executable, "-m", "casarray", "shell", "-c", commands],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def up(self) -> str:
         args = ["up", "--detach", "--timeout", "180"]
@@ -121,8 +131,9 @@ class SoakLab:
         return dict(json.loads((self.home / "lab.json").read_text()))
 
     def directory_url(self) -> str:
-        config = self.config()
-        return str(config.get("hosts_directory") or config["directory"])
+        """The directory as this machine's own namespace reaches it (a lab on several
+        hosts: PostgreSQL's Unix socket; its processes use TCP, `hosts_directory`)."""
+        return str(self.config()["directory"])
 
     # -- PostgreSQL, in a lab on several hosts ---------------------------------------
 
@@ -184,7 +195,7 @@ def setup_single(lab: SoakLab, say: Callable[[str], None]) -> None:
         f"Get-MailboxDatabase -Server MBX01 | Set-MailboxDatabase -RpcClientAccessServer {ARRAY}"
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the array: {done.stdout}{done.stderr}")
+        raise RuntimeError(f"the array: {(done.stdout + done.stderr)[-2000:]}")
     if not wait(lambda: any(p["name"] == ARRAY for p in lab.state().get("processes", ())), 30):
         raise RuntimeError("the cluster's balancer never started")
     if not wait(lambda: all_running(lab), 60):
@@ -200,17 +211,36 @@ def setup_single(lab: SoakLab, say: Callable[[str], None]) -> None:
 
 
 def setup_hosts(lab: SoakLab, say: Callable[[str], None]) -> None:
-    """In a lab on several hosts: the NLB cluster on CAS01 and CAS02 and the array,
-    DB01 pointed at it (what the hosts tests make)."""
+    """In a lab on several hosts: NLB on CAS01 and CAS02 (the walkthrough's cluster:
+    Multicast, its port rules for 143, 993, 443 and 80, the lab's fast heartbeats),
+    the array, DB01 pointed at it."""
+    from casarray.lab.walkthrough import HOSTS_ADDRESSES, HOSTS_HEARTBEAT
+
+    rules = "; ".join(
+        f"Add-NlbClusterPortRule -HostName CAS01 -StartPort {port} -EndPort {port} "
+        "-Protocol Tcp -Affinity None"
+        for port in (143, 993, 443, 80)
+    )
     done = lab.shell(
+        "Install-WindowsFeature NLB -ComputerName CAS01; "
+        "Install-WindowsFeature NLB -ComputerName CAS02; "
+        f'New-NlbCluster -HostName CAS01 -InterfaceName "Ethernet" -ClusterName {ARRAY} '
+        f"-ClusterPrimaryIP {HOSTS_ADDRESSES['cluster_ip']} -SubnetMask 255.255.255.0 "
+        "-OperationMode Multicast; "
+        f"Set-NlbCluster -HostName CAS01 -HeartbeatPeriod {HOSTS_HEARTBEAT}; "
+        "Add-NlbClusterNode -HostName CAS01 -NewNodeName CAS02 -NewNodeInterface Ethernet; "
+        f"Remove-NlbClusterPortRule -HostName CAS01 -Port 0 -Force; {rules}; "
         f'New-ClientAccessArray -Name "BJ CAS Array" -Fqdn {ARRAY} -Site BJ; '
-        f"New-NlbCluster -ClusterName {ARRAY} -ClusterPrimaryIP 198.18.1.10 "
-        '-ClientAccessArray "BJ CAS Array" -OperationMode Multicast; '
-        f"Get-MailboxDatabase -Server MBX01 | Set-MailboxDatabase -RpcClientAccessServer {ARRAY}"
+        f"Get-MailboxDatabase -Server MBX01 | Set-MailboxDatabase -RpcClientAccessServer {ARRAY}",
+        timeout=180,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"the array: {done.stdout}{done.stderr}")
-    if not wait(lambda: all_running(lab), 90):
+        raise RuntimeError(f"the array: {(done.stdout + done.stderr)[-2000:]}")
+    if not wait(
+        lambda: any(p["name"] == "CAS02-nlb" for p in lab.state().get("processes", ())), 60
+    ):
+        raise RuntimeError("the hosts' NLB drivers never started")
+    if not wait(lambda: all_running(lab), 120):
         raise RuntimeError(f"not all running: {lab.state()}")
     say("The BJ array is up behind NLB on its hosts.")
 
@@ -310,6 +340,7 @@ def run_soak(options: SoakOptions) -> report.SoakReport:
             stop,
             seed=options.seed,
             pace=options.shell_pace,
+            affinity="None" if options.hosts else "Single",
         )
         shell.start()
         time.sleep(3)  # the clients log in first
