@@ -48,6 +48,7 @@ import binascii
 import contextlib
 import functools
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -91,6 +92,7 @@ def longest_line(raw: bytes) -> int:
     return max(map(len, raw.split(b"\r\n")))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DATA_READ_LIMIT = 256 * 1024  # the stream's buffer during DATA
 IDENT = "casarray Microsoft ESMTP MAIL Service ready"
 BACKLOG = 1024
@@ -301,6 +303,9 @@ class TransportSMTP(FastSMTP):
 
     async def push(self, status: str | bytes) -> None:
         if isinstance(status, str):
+            # aiosmtpd quotes what the client sent in some replies (`500 Error: command
+            # "X" not recognized`): a CR, LF or NUL of it must not reach the client
+            status = _CONTROL.sub("?", status)
             if not self._greeted and status.startswith("220 "):
                 self._greeted = True
                 if self._banner:  # the connector's Banner replaces "FQDN ident"
