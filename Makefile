@@ -69,6 +69,7 @@ format: setup
 
 bench: setup
 	$(MAKE) debian-packages DEBIAN_PACKAGES="$(BENCH_PACKAGES)"
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/directory.py
 
 clean:
