@@ -155,12 +155,20 @@ class Chaos:
                     ):
                         out.append(Victim(kind, f"{entry['name']} worker", pid, entry["name"]))
             return out
+        # a fault still to be undone (a partition not healed...) isn't doubled
+        undoing = {p.victim.name for p in self.pending if not p.undone.is_set()}
         if kind in ("postgres",):
-            return [Victim(kind, "PostgreSQL", None)] if self.lab.postgres_ok() else []
+            if "PostgreSQL" in undoing or not self.lab.postgres_ok():
+                return []
+            return [Victim(kind, "PostgreSQL", None)]
         if kind in ("host", "partition"):
             hosts = {self._host_of(p) for p in processes}
             down = {self._host_of(p) for p in processes if p.get("state") != "Running"}
-            return [Victim(kind, h, None) for h in HOSTS_TO_KILL if h in hosts and h not in down]
+            return [
+                Victim(kind, h, None)
+                for h in HOSTS_TO_KILL
+                if h in hosts and h not in down and h not in undoing
+            ]
         for entry in running:
             if KIND_OF.get(str(entry.get("kind"))) == kind and self._seen_up(
                 entry["name"], entry["pid"]

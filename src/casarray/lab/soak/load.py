@@ -497,10 +497,17 @@ class SmtpClient(Client):
         client = smtplib.SMTP(timeout=TIMEOUT)
         try:
             hosts = self.names.mail_hosts(self.config.domain)
-            host, address = self.rng.choice(hosts) if hosts else ("", "")
-            fields["server"] = address
-            code, text = client.connect(address, port)
-            client._host = host  # type: ignore[attr-defined]  # the name STARTTLS sends (SNI)
+            self.rng.shuffle(hosts)  # equal preference: any order; the next when refused
+            code, text = 0, b"no MX host"
+            for host, address in hosts:
+                fields["server"] = address
+                try:
+                    code, text = client.connect(address, port)
+                except OSError:
+                    client.close()
+                    continue
+                client._host = host  # type: ignore[attr-defined]  # the name STARTTLS sends
+                break
             if code != 220:
                 raise smtplib.SMTPResponseException(code, text)
             client.ehlo("soak.example.net")

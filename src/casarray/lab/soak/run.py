@@ -150,10 +150,41 @@ class SoakLab:
         os.kill(pid, signal.SIGKILL)
         return pid
 
+    def _orphans(self) -> list[int]:
+        """The server's processes left in DC01 (the postgres user's, in DC01's network
+        namespace) once its postmaster is gone: its backends, which hold the shared
+        memory, so that a new server refuses to start ("pre-existing shared memory
+        block is still in use") until they exit."""
+        import pwd
+
+        from casarray.lab.hosts.plan import DC, HostPlan
+
+        namespace = HostPlan.build(prefix=self.prefix).host(DC).namespace
+        try:
+            wanted = os.stat(f"/run/netns/{namespace}").st_ino
+            uid = pwd.getpwnam("postgres").pw_uid
+        except (OSError, KeyError):
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid and (entry / "ns" / "net").stat().st_ino == wanted:
+                    found.append(int(entry.name))
+        return found
+
     def start_postgres(self) -> None:
+        """Start the server again as the lab does (`LabPostgres.start`), once the killed
+        postmaster's backends are gone: they are killed as a service manager kills what
+        is left of a service whose main process died (systemd's control group)."""
         server = self._postgres()
         deadline = time.monotonic() + 30
-        while True:  # the backends still exit after the postmaster's kill
+        while True:
+            if not self.postgres_ok():
+                for pid in self._orphans():
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
             try:
                 server.start()
                 return
@@ -163,13 +194,14 @@ class SoakLab:
                 time.sleep(0.5)
 
     def postgres_ok(self) -> bool:
+        """Whether the postmaster the pid file names runs (a zombie does not)."""
         try:
             pid_file = self._postgres().data / "postmaster.pid"
             pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, 0)
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, ValueError, IndexError):
             return False
-        return True
+        return state not in ("Z", "X")
 
 
 def wait(predicate: Callable[[], Any], timeout: float, step: float = 0.5) -> Any:
@@ -363,6 +395,10 @@ def run_soak(options: SoakOptions) -> report.SoakReport:
             load_process.kill()
             load_process.wait(10)
         shell.join(90)
+        late = []
+        if options.hosts and not lab.postgres_ok():
+            late.append("PostgreSQL in DC01 isn't running at the end (started again to check)")
+            lab.start_postgres()
         drained = wait(lambda: queues_empty(lab), options.quiet_timeout, 1.0)
         status = lab.status()
         problems = [
@@ -371,6 +407,7 @@ def run_soak(options: SoakOptions) -> report.SoakReport:
             if p.get("state") != "Running"
         ]
         problems += [str(p) for p in status.get("problems", ()) if str(p) not in problems]
+        problems += late
         if not drained:
             say("The queues didn't drain in time.")
         observed = observe_lab(lab, users, sorted(shell.settings), folder)
