@@ -16,3 +16,13 @@ def test_a_reply_never_carries_a_control_character_the_client_sent() -> None:
     out = exchange(b"EHLO far.net\r\nDATA\r\x00FROM:\r\nQUIT\r\n")
     assert b'500 5.5.1 Error: command "DATA??FROM:" not recognized\r\n' in out
     assert re.fullmatch(rb"([2-5]\d\d[ -][^\r\n\x00]*\r\n)+", out), out
+
+
+def test_a_reply_quoting_bytes_that_are_not_utf8_is_sent() -> None:
+    # VRFY's reply quotes its argument, where aiosmtpd keeps a byte that isn't UTF-8 as a
+    # lone surrogate: encoding the reply failed, and the client got aiosmtpd's
+    # "500 Error: (UnicodeEncodeError)" with a traceback in the log
+    exchange = make_smtp_exchange()
+    out = exchange(b"VRFY [127.0.0.1\xd4\r\nQUIT\r\n")
+    assert b"502 5.5.1 Could not VRFY [127.0.0.1?\r\n" in out
+    assert out.endswith(b"221 2.0.0 Bye\r\n")

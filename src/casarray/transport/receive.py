@@ -313,7 +313,10 @@ class TransportSMTP(FastSMTP):
             if not self._raw_replies:
                 status = replies.enhance(status)
         try:
-            await super().push(status.encode("utf-8") if isinstance(status, str) else status)
+            # a byte of the client's that isn't UTF-8 (aiosmtpd keeps it as a lone
+            # surrogate) goes back as "?"
+            data = status.encode("utf-8", "replace") if isinstance(status, str) else status
+            await super().push(data)
         finally:
             if self._close_after_reply and self.transport is not None:
                 self.transport.close()
