@@ -65,3 +65,18 @@ def test_a_pkcs7_file_of_another_kind_than_signed_data_is_not_a_certificate() ->
     pem = b"-----BEGIN PKCS7-----\n" + base64.encodebytes(PKCS7_DATA) + b"-----END PKCS7-----\n"
     with pytest.raises(PkiError, match=r"The PEM block 'PKCS7' of the file is damaged"):
         read_bundle(pem)
+
+
+def test_a_certificate_of_an_unknown_version_is_refused_with_a_clear_error() -> None:
+    # X.509 knows versions 1 to 3 (0 to 2 in the file): cryptography's InvalidVersion for
+    # another is no ValueError, and the import failed with it
+    der = certificate_der()
+    version = bytes.fromhex("a003020102")  # [0] EXPLICIT INTEGER 2: version 3
+    assert der.count(version) == 1
+    damaged = der.replace(version, bytes.fromhex("a003020106"))
+    message = r"The certificate in the file is damaged: 6 is not a valid X509 version\."
+    with pytest.raises(PkiError, match=message):
+        read_bundle(damaged)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(damaged)
+    with pytest.raises(PkiError, match=message):
+        read_bundle(pem + b"-----END CERTIFICATE-----\n")

@@ -157,6 +157,8 @@ def _pem(data: bytes, password: bytes | None) -> Bundle:
                 keys.append(_pem_key(block, password))
             elif label in _REQUEST_LABELS:
                 raise PkiError(REQUEST_NOT_CERTIFICATE)
+        except x509.InvalidVersion as exc:  # no ValueError
+            raise PkiError(f"The certificate in the file is damaged: {exc}.") from None
         except (ValueError, UnsupportedAlgorithm) as exc:
             if isinstance(exc, PkiError):
                 raise
@@ -173,6 +175,8 @@ def _pem(data: bytes, password: bytes | None) -> Bundle:
 def _der(data: bytes) -> Bundle | None:
     try:
         return Bundle((x509.load_der_x509_certificate(data),), None)
+    except x509.InvalidVersion as exc:  # no ValueError
+        raise PkiError(f"The certificate in the file is damaged: {exc}.") from None
     except ValueError:
         pass
     try:
