@@ -290,6 +290,24 @@ def report(results: list[Figures]) -> None:
             print(f"\n{f.name}: {', '.join(f.crashes) or 'no input saved'} (log {f.log})")
             if f.log is not None:
                 print(_traceback_tail(f.log))
+            for crash in f.crashes:
+                print(f"without atheris: {confirm(crash)}")
+
+
+def confirm(path: str) -> str:
+    """The saved input run again without atheris, in a process of its own: whether it
+    still fails (and how long it took), or was an artifact of the instrumented run
+    (a slow moment under load for a timeout)."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--replay", path]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return "still running after 120 s: a hang"
+    seconds = time.monotonic() - started
+    last = (done.stdout.strip().splitlines() or ["(nothing printed)"])[-1]
+    verdict = "reproduced" if done.returncode else "not reproduced"
+    return f"{verdict} ({seconds:.1f} s with the set-up): {last}"
 
 
 def replay(paths: list[str]) -> int:
