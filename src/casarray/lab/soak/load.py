@@ -683,6 +683,7 @@ class EwsClient(Client):
         from exchangelib.protocol import BaseProtocol, FailFast, NoVerifyHTTPAdapter  # type: ignore[import-untyped]
 
         BaseProtocol.HTTP_ADAPTER_CLS = NoVerifyHTTPAdapter
+        BaseProtocol.TIMEOUT = int(TIMEOUT)  # not 120 s: a fault cuts a request now and then
         t0 = time.time()
         try:
             address = self.names.address(self.config.array)
@@ -706,13 +707,20 @@ class EwsClient(Client):
     def outcome(self, exc: Exception) -> str:
         """FAILED when the server answered with an error or nothing was sent; else
         UNKNOWN."""
-        from exchangelib.errors import ResponseMessageError  # type: ignore[import-untyped]
+        from exchangelib.errors import (  # type: ignore[import-untyped]
+            ErrorTimeoutExpired,
+            ResponseMessageError,
+        )
 
-        if isinstance(exc, ResponseMessageError):
-            return FAILED
         text = repr(exc)
         refused = ("NewConnectionError", "Connection refused", "ConnectTimeout", "No route")
         if any(word in text for word in refused):
+            return FAILED
+        # exchangelib's own ErrorTimeoutExpired wraps a connection cut or a read timeout
+        # ("Reraised from ..."): the request went, the answer didn't come
+        if isinstance(exc, ErrorTimeoutExpired) or "Reraised from" in text:
+            return UNKNOWN
+        if isinstance(exc, ResponseMessageError):
             return FAILED
         return UNKNOWN
 
