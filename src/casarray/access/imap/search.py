@@ -372,14 +372,15 @@ def evaluate(
 
 
 def _clipped_indexes(messages: SequenceSet, exists: int) -> set[int]:
-    """Sequence numbers in SEARCH: numbers beyond the mailbox match nothing."""
+    """Sequence numbers in SEARCH: numbers beyond the mailbox match nothing (`*` of an
+    empty mailbox, 0, included)."""
     out: set[int] = set()
     for lo, hi in messages.ranges:
         a = exists if lo == 0 else lo
         b = exists if hi == 0 else hi
         if a > b:
             a, b = b, a
-        out.update(range(a - 1, min(b, exists)))
+        out.update(range(max(a, 1) - 1, min(b, exists)))
     return out
 
 
