@@ -80,3 +80,14 @@ def test_a_certificate_of_an_unknown_version_is_refused_with_a_clear_error() -> 
     pem = b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(damaged)
     with pytest.raises(PkiError, match=message):
         read_bundle(pem + b"-----END CERTIFICATE-----\n")
+
+
+def test_a_pkcs7_file_with_a_certificate_of_an_unknown_version_is_refused() -> None:
+    from cryptography.hazmat.primitives.serialization import pkcs7
+
+    cert = x509.load_der_x509_certificate(certificate_der())
+    p7 = pkcs7.serialize_certificates([cert], serialization.Encoding.DER)
+    version = bytes.fromhex("a003020102")
+    assert p7.count(version) == 1
+    with pytest.raises(PkiError, match=r"damaged: 10 is not a valid X509 version\."):
+        read_bundle(p7.replace(version, bytes.fromhex("a00302010a")))

@@ -26,3 +26,11 @@ def test_a_reply_quoting_bytes_that_are_not_utf8_is_sent() -> None:
     out = exchange(b"VRFY [127.0.0.1\xd4\r\nQUIT\r\n")
     assert b"502 5.5.1 Could not VRFY [127.0.0.1?\r\n" in out
     assert out.endswith(b"221 2.0.0 Bye\r\n")
+
+
+def test_an_address_the_email_parser_fails_on_is_a_malformed_address() -> None:
+    # the standard library's address parser raised AttributeError on an address literal
+    # that runs into another address: aiosmtpd's "500 Error: (AttributeError)"
+    exchange = make_smtp_exchange()
+    out = exchange(b"EHLO far.net\r\nMAIL FROM:<x@far.net>\r\nRCPT TO:<a@[1b:<x@c>\r\nQUIT\r\n")
+    assert b"250 2.1.0 Sender OK\r\n553 5.1.3 Error: malformed address\r\n221 " in out

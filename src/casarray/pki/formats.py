@@ -181,6 +181,8 @@ def _der(data: bytes) -> Bundle | None:
         pass
     try:
         return Bundle(tuple(_pkcs7(pkcs7.load_der_pkcs7_certificates, data)), None)
+    except x509.InvalidVersion as exc:  # a certificate in it
+        raise PkiError(f"The certificate in the file is damaged: {exc}.") from None
     except (ValueError, UnsupportedAlgorithm):  # PKCS #7 of another kind than signed data
         pass
     try:

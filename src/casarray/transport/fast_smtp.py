@@ -13,8 +13,9 @@ mostly send) found two costs of aiosmtpd 1.4 that have nothing to do with SMTP:
   header parser (a quarter of a millisecond each): an address of the common form
   `<local@domain>` (dot-atoms only) is taken by a regular expression, with the same
   result; anything else (quoted local parts, address literals, UTF-8, the null sender)
-  still goes through aiosmtpd's parser, whose IndexError on some malformed addresses
-  (`a@`, `"`) becomes the syntax error it is instead of a 500 naming the exception.
+  still goes through aiosmtpd's parser, whose IndexError or AttributeError on some
+  malformed addresses (`a@`, `"`, `a@[1b:<x@c>`) becomes the syntax error it is instead
+  of a 500 naming the exception.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class FastSMTP(SMTP):
         if match is None:
             try:
                 return super()._getaddr(arg)
-            except (IndexError, ValueError):  # the email parser's own bugs ("a@", '"')
+            # the email parser's own bugs ("a@", '"', "a@[1b:<x@c>")
+            except (IndexError, ValueError, AttributeError):
                 return None, None
         address = match.group(1)
         if self.local_part_limit and len(address.rpartition("@")[0]) > self.local_part_limit:
