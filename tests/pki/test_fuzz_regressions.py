@@ -91,3 +91,14 @@ def test_a_pkcs7_file_with_a_certificate_of_an_unknown_version_is_refused() -> N
     assert p7.count(version) == 1
     with pytest.raises(PkiError, match=r"damaged: 10 is not a valid X509 version\."):
         read_bundle(p7.replace(version, bytes.fromhex("a00302010a")))
+
+
+def test_a_certificate_whose_name_has_an_attribute_of_the_wrong_type_is_refused() -> None:
+    # a common name as a BIT STRING: cryptography raises TypeError (no ValueError) when
+    # the subject is first read
+    der = certificate_der()
+    name = b"\x06\x03\x55\x04\x03\x0c\x0ebj-cas.lab.net"
+    assert der.count(name) == 2  # subject and issuer
+    damaged = der.replace(name, b"\x06\x03\x55\x04\x03\x03\x0e\x00j-cas.lab.net")
+    with pytest.raises(PkiError, match=r"damaged: its subject can't be read \(oid must be"):
+        read_bundle(damaged)

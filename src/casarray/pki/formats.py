@@ -214,7 +214,9 @@ def _check_readable(cert: x509.Certificate) -> None:
     ):
         try:
             read()
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        # TypeError: an attribute of a name in a type its OID never has (a BIT STRING
+        # common name, say)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise PkiError(
                 f"A certificate in the file is damaged: its {what} can't be read ({exc})."
             ) from None
