@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast as python_ast
 import asyncio
+import atexit
 import base64
 import contextlib
 import ipaddress
@@ -242,6 +243,7 @@ class ImapWorld:
         from casarray.mailstore.store import SqlDatabaseStore
 
         self.folder = tempfile.mkdtemp(prefix="casarray-fuzz-imap-")
+        atexit.register(self.close)
         self.database = SqlDatabaseStore(str(Path(self.folder) / "DB01.db"))
         self.runs = 0
         self.store: Any = None
@@ -1246,6 +1248,7 @@ class HttpWorld:
         from tests.conftest import build_bj
 
         self.folder = tempfile.mkdtemp(prefix="casarray-fuzz-http-")
+        atexit.register(shutil.rmtree, self.folder, True)
         os.environ["CASARRAY_HOME"] = self.folder
         directory = Directory.open(f"sqlite:///{self.folder}/directory.db")
         build_org(build_bj(directory), cheap_hash(PASSWORD))
