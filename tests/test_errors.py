@@ -16,6 +16,8 @@ CONTROL_FLOW = {
     "casarray.shell.cmdlet.StopUpstream",  # Select-Object -First stops the pipeline
     "casarray.shell.errors.TerminatingError",  # carries an error record already made
     "casarray.lab.walkthrough.StepFailed",  # ends the walkthrough at a failed step
+    "casarray.lab.soak.imap_wire.NotSent",  # a soak client's command never left: failed
+    "casarray.lab.soak.imap_wire.NoAnswer",  # it left and no answer came: unknown
 }
 
 
