@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from casarray.lab.soak.checker import Finding, failures, tally
+from casarray.lab.soak.checker import KINDS, Finding, failures, tally
 from casarray.lab.soak.history import FAILED, OK, UNKNOWN
 
 WRITES = (
@@ -38,17 +38,7 @@ WRITES = (
 )
 
 
-OTHER_KINDS = (
-    "resurrected",
-    "phantom",
-    "corrupt",
-    "flags",
-    "uid",
-    "atomic",
-    "directory",
-    "stuck",
-    "process",
-)
+OTHER_KINDS = KINDS[KINDS.index("resurrected") :]  # beyond lost and duplicated
 
 
 def family(op: str) -> str:
