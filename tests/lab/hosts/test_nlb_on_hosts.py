@@ -29,6 +29,7 @@ from casarray.lab.topology import build_seed_organization
 from tests.lab import required, tool
 from tests.lab.hosts.conftest import fresh_prefix
 
+TEST_TIMEOUT = 180  # a guard against a hang: 60 s is short for a whole lab on busy cores
 CLUSTER, CLUSTER_IP = "bj-cas.lab.net", "198.18.1.10"
 PERIOD_MS = 200
 

@@ -23,7 +23,7 @@ it; this table keeps the packets of the buckets the host owns and drops the rest
         ip daddr != @alive drop   the dead man's switch: a driver killed or stalled for
                                   `alive_timeout` takes no new connection, so it never
                                   answers for buckets the others took over (they wait
-                                  `tolerance` periods of silence, longer than that)
+                                  `tolerance` periods of silence, then converge)
         per rule and protocol: not a plain SYN -> drop; then
           meta mark set jhash <affinity key> mod <buckets> seed <S> meta mark @owned_<i> accept
           drop
@@ -84,9 +84,12 @@ def table_name(config: NlbHostConfig) -> str:
 
 
 def alive_timeout_ms(config: NlbHostConfig) -> int:
-    """How long the filter takes new connections after the driver's last refresh:
-    one period less than the others wait before they take this host's buckets."""
-    return max(1, round(max(1, config.tolerance - 1) * config.heartbeat_period * 1000))
+    """How long the filter takes new connections after the driver's last refresh (made
+    just before each heartbeat): as long as the others wait before they take this
+    host's buckets, which they then take only once they have converged, so the two
+    never overlap, and a driver starved of CPU on a busy host keeps its share as long
+    as the others let it."""
+    return max(1, round(config.tolerance * config.heartbeat_period * 1000))
 
 
 def render_alive(config: NlbHostConfig) -> str:
